@@ -1,0 +1,36 @@
+//! Stopping a run from outside: Ctrl-C, SIGTERM, or a caller that has seen enough.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+/// A handle that stops a run; cheap to clone and safe to use from a signal handler thread.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    token: CancellationToken,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl RunControl {
+    /// A control that has not been triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops sending; in-flight requests get a short grace period, then results are reported
+    /// as partial.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    /// True once [`RunControl::interrupt`] was called.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}

@@ -1,0 +1,104 @@
+//! Runs a validated plan.
+//!
+//! [`run`] starts one OS thread per shard, each with its own single-threaded tokio runtime,
+//! connections, slice of the schedule and histograms — no locks on the hot path. Every second
+//! each shard hands its interval stats to the collector on the calling thread, which merges
+//! them into the timeline, evaluates abort rules and tells the caller (the live view). At the
+//! end, the shards' per-stage totals are merged into the outcome.
+
+mod collector;
+mod control;
+mod shard;
+mod timeline;
+
+use std::time::{Duration, SystemTime};
+
+pub use control::RunControl;
+pub use timeline::{LagFigures, TimelineEntry, TimelineLatency};
+
+use crate::plan::Plan;
+use crate::stats::Stats;
+
+/// Why the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The duration or request count was reached.
+    Completed,
+    /// The user interrupted it (SIGINT/SIGTERM).
+    Interrupted,
+    /// An abort rule held; the text says which and with what value.
+    Aborted(String),
+}
+
+/// Everything a finished (or cut short) run measured.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Wall-clock time the run started.
+    pub started_at: SystemTime,
+    /// Time from the start until sending stopped (warmup included).
+    pub elapsed: Duration,
+    /// Time over which the statistics were collected (elapsed minus warmup).
+    pub measured: Duration,
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// Totals per stage (open model: one per rate stage; closed model: one).
+    pub stages: Vec<StageOutcome>,
+    /// All stages merged.
+    pub total: Stats,
+    /// One entry per second.
+    pub timeline: Vec<TimelineEntry>,
+    /// Requests still unanswered when the run ended (sent but never completed).
+    pub unfinished: u64,
+    /// The first few messages of `other` errors.
+    pub other_errors: Vec<String>,
+    /// The generator's own health.
+    pub generator: GeneratorHealth,
+}
+
+/// One stage's totals.
+#[derive(Debug)]
+pub struct StageOutcome {
+    /// Target rate of the stage (open model).
+    pub target_rate: Option<f64>,
+    /// Time the stage covered (after warmup).
+    pub measured: Duration,
+    /// Its stats.
+    pub stats: Stats,
+    /// Set when the run ended during or before this stage.
+    pub note: Option<String>,
+}
+
+/// How the generator itself fared: the basis for saying whether results understate the target.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratorHealth {
+    /// CPU seconds the pummel process used during the run.
+    pub cpu_seconds: f64,
+    /// Shards (threads) that ran.
+    pub threads: usize,
+    /// Schedule lag p99 (open model), milliseconds.
+    pub lag_p99_ms: Option<f64>,
+    /// Set when the generator, not the target, limited the run; the text says why.
+    pub bottleneck: Option<String>,
+}
+
+/// Why a run could not start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The plan is not consistent.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// A shard thread or runtime could not be created.
+    #[error("cannot start shard threads: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// Runs `plan` until it completes, the control stops it, or an abort rule holds.
+/// `on_second` sees every timeline entry as soon as it is complete.
+pub fn run(
+    plan: &Plan,
+    control: &RunControl,
+    on_second: impl FnMut(&TimelineEntry),
+) -> Result<RunOutcome, EngineError> {
+    plan.validate()?;
+    collector::run(plan, control, on_second)
+}

@@ -1,0 +1,422 @@
+//! One shard: a single-threaded runtime that owns its connections, its slice of the load and
+//! its own stats. Nothing here is shared with other threads except the report channel.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error_kind::ErrorKind;
+use crate::histogram::record;
+use crate::plan::{Load, OpenLoad, Plan};
+use crate::schedule::{Arrivals, share};
+use crate::stats::Stats;
+use crate::transport::{Connection, TransportError, connect};
+
+/// How long in-flight requests may finish after sending stopped.
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
+/// How many `other` error messages a shard keeps.
+const KEPT_MESSAGES: usize = 5;
+
+/// What a shard tells the collector.
+pub(crate) enum ShardReport {
+    /// The stats of one second (the last one may be shorter).
+    Second { shard: usize, second: u64, stats: Box<Stats>, in_flight: u64, connections: u64 },
+    /// The shard ended; its per-stage totals.
+    Finished {
+        shard: usize,
+        /// The stats since the last whole second, and the second they are reported under.
+        tail_second: u64,
+        tail: Box<Stats>,
+        connections: u64,
+        stages: Vec<Stats>,
+        unfinished: u64,
+        other_errors: Vec<String>,
+        /// When this shard stopped starting requests, from the common start.
+        sending_stopped: Duration,
+    },
+}
+
+/// Everything a shard needs to start; built by the collector.
+pub(crate) struct ShardSetup {
+    pub index: usize,
+    pub shards: usize,
+    pub plan: Arc<Plan>,
+    pub request: Arc<[u8]>,
+    pub start: std::time::Instant,
+    pub stop: CancellationToken,
+    pub reports: Sender<ShardReport>,
+}
+
+/// Runs the shard to its end on the current thread.
+pub(crate) fn run(setup: ShardSetup) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, drive(setup));
+    Ok(())
+}
+
+struct Shard {
+    index: usize,
+    plan: Arc<Plan>,
+    request: Arc<[u8]>,
+    head_request: bool,
+    start: Instant,
+    warmup_end: Instant,
+    /// Cancelled when no new request may start (deadline, abort or interrupt).
+    stop_sending: CancellationToken,
+    /// Requests this shard may still start (`-n`), if bounded.
+    permits: Cell<Option<u64>>,
+    stats: RefCell<ShardStats>,
+    in_flight: Cell<u64>,
+    connections: Cell<u64>,
+    next_addr: Cell<usize>,
+    /// The last whole second handed to the collector.
+    seconds_reported: Cell<u64>,
+}
+
+struct ShardStats {
+    interval: Stats,
+    stages: Vec<Stats>,
+    other_errors: Vec<String>,
+}
+
+async fn drive(setup: ShardSetup) {
+    let plan = setup.plan.clone();
+    let start = Instant::from_std(setup.start);
+    let stop_sending = setup.stop.child_token();
+    let shard = Rc::new(Shard {
+        index: setup.index,
+        head_request: plan.request.is_head(),
+        request: setup.request.clone(),
+        start,
+        warmup_end: start + plan.warmup,
+        stop_sending: stop_sending.clone(),
+        permits: Cell::new(plan.stop.requests.map(|n| share(n, setup.shards, setup.index))),
+        stats: RefCell::new(ShardStats {
+            interval: Stats::default(),
+            stages: (0..plan.stage_count()).map(|_| Stats::default()).collect(),
+            other_errors: Vec::new(),
+        }),
+        in_flight: Cell::new(0),
+        connections: Cell::new(0),
+        next_addr: Cell::new(setup.index),
+        seconds_reported: Cell::new(0),
+        plan,
+    });
+
+    tokio::time::sleep_until(start).await;
+    // The open model's dispatcher ends with its schedule; the slack only lets the last
+    // arrivals, which the millisecond timer wakes slightly late, still go out.
+    let slack = match shard.plan.load {
+        Load::Open(_) => Duration::from_millis(100),
+        Load::Closed(_) => Duration::ZERO,
+    };
+    let deadline = shard.plan.planned_duration().map(|d| start + d + slack);
+    let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));
+
+    let mut workers = JoinSet::new();
+    match &shard.plan.load {
+        Load::Closed(closed) => {
+            for _ in 0..share(closed.connections as u64, setup.shards, setup.index) {
+                workers.spawn_local(closed_loop(shard.clone()));
+            }
+        }
+        Load::Open(open) => {
+            workers.spawn_local(open_dispatcher(shard.clone(), open.clone(), setup.shards));
+        }
+    }
+
+    // Sending stops at the deadline, on abort/interrupt, or when every worker is done.
+    let all_done = async { while workers.join_next().await.is_some() {} };
+    tokio::pin!(all_done);
+    let deadline_sleep = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let workers_done = tokio::select! {
+        _ = &mut all_done => true,
+        _ = deadline_sleep => false,
+        _ = stop_sending.cancelled() => false,
+    };
+    stop_sending.cancel();
+    let sending_stopped = Instant::now().saturating_duration_since(start);
+    if !workers_done {
+        // In-flight requests may still complete; whatever is left after the grace is unfinished.
+        let _ = tokio::time::timeout(GRACE, &mut all_done).await;
+    }
+    ticker.abort();
+
+    let (last_stats, stages, other_errors) = {
+        let mut stats = shard.stats.borrow_mut();
+        let last = std::mem::take(&mut stats.interval);
+        (last, std::mem::take(&mut stats.stages), std::mem::take(&mut stats.other_errors))
+    };
+    // Everything since the last tick belongs to the next second, however far into it we are.
+    let _ = setup.reports.send(ShardReport::Finished {
+        shard: shard.index,
+        tail_second: shard.seconds_reported.get() + 1,
+        tail: Box::new(last_stats),
+        connections: shard.connections.get(),
+        stages,
+        unfinished: shard.in_flight.get(),
+        other_errors,
+        sending_stopped,
+    });
+}
+
+/// Hands the interval stats to the collector at every whole second since the start.
+async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
+    let mut second = 0;
+    loop {
+        second += 1;
+        tokio::time::sleep_until(shard.start + Duration::from_secs(second)).await;
+        let stats = std::mem::take(&mut shard.stats.borrow_mut().interval);
+        let report = ShardReport::Second {
+            shard: shard.index,
+            second,
+            stats: Box::new(stats),
+            in_flight: shard.in_flight.get(),
+            connections: shard.connections.get(),
+        };
+        if reports.send(report).is_err() {
+            return;
+        }
+        shard.seconds_reported.set(second);
+    }
+}
+
+impl Shard {
+    /// Takes one request permit; false when the request budget is spent or sending stopped.
+    fn take_permit(&self) -> bool {
+        if self.stop_sending.is_cancelled() {
+            return false;
+        }
+        match self.permits.get() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                self.permits.set(Some(n - 1));
+                true
+            }
+        }
+    }
+
+    /// Applies `f` to the interval stats and, outside the warmup, to the stage's totals.
+    fn record(&self, intended: Instant, f: impl Fn(&mut Stats)) {
+        let mut stats = self.stats.borrow_mut();
+        f(&mut stats.interval);
+        if intended >= self.warmup_end {
+            let stage = self.plan.stage_at(intended.saturating_duration_since(self.start));
+            if let Some(totals) = stats.stages.get_mut(stage) {
+                f(totals);
+            }
+        }
+    }
+
+    fn record_failure(&self, intended: Instant, error: &TransportError) {
+        self.record(intended, |s| s.record_failure(error.kind));
+        if error.kind == ErrorKind::Other {
+            let mut stats = self.stats.borrow_mut();
+            if stats.other_errors.len() < KEPT_MESSAGES {
+                stats.other_errors.push(error.detail.clone());
+            }
+        }
+    }
+
+    fn next_addr(&self) -> std::net::SocketAddr {
+        let addrs = &self.plan.target.addrs;
+        let i = self.next_addr.get();
+        self.next_addr.set(i.wrapping_add(1));
+        addrs[i % addrs.len()]
+    }
+
+    /// Sends one request whose intended start was `intended`, opening a connection if needed.
+    /// The request was already counted as sent and in flight by the caller.
+    async fn one_request(&self, conn: &mut Option<Connection>, intended: Instant) {
+        let c = match conn {
+            Some(c) => c,
+            None => match connect(self.next_addr(), self.plan.connect_timeout).await {
+                Ok((c, took)) => {
+                    self.connections.set(self.connections.get() + 1);
+                    self.record(intended, |s| {
+                        s.connections_opened += 1;
+                        record(&mut s.connect_time, took);
+                    });
+                    conn.insert(c)
+                }
+                Err(e) => {
+                    self.finish();
+                    self.record_failure(intended, &e);
+                    return;
+                }
+            },
+        };
+        let bytes_out = self.request.len() as u64;
+        let sent_at = Instant::now();
+        let exchange = async {
+            c.write_all(&self.request).await?;
+            self.record(intended, |s| s.bytes_out += bytes_out);
+            c.read_response(self.head_request).await
+        };
+        let result = tokio::time::timeout(self.plan.timeout, exchange).await;
+        let done = Instant::now();
+        self.finish();
+        let keep = match result {
+            Ok(Ok(info)) => {
+                let ok = self.plan.ok_status.contains(info.status);
+                self.record(intended, |s| {
+                    s.bytes_in += info.head_bytes + info.body_bytes;
+                    s.record_response(info.status, ok, done - intended, done - sent_at);
+                });
+                self.plan.keepalive && c.reusable(&info)
+            }
+            Ok(Err(e)) => {
+                self.record_failure(intended, &e);
+                false
+            }
+            Err(_elapsed) => {
+                let timeout = TransportError {
+                    kind: ErrorKind::Timeout,
+                    detail: format!("no complete response within {:?}", self.plan.timeout),
+                };
+                self.record_failure(intended, &timeout);
+                false
+            }
+        };
+        if !keep {
+            self.close(conn);
+        }
+    }
+
+    /// Counts a request as started.
+    fn start_request(&self, intended: Instant) {
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.record(intended, |s| s.sent += 1);
+    }
+
+    /// Counts a request as no longer in flight.
+    fn finish(&self) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+    }
+
+    fn close(&self, conn: &mut Option<Connection>) {
+        if conn.take().is_some() {
+            self.connections.set(self.connections.get().saturating_sub(1));
+        }
+    }
+}
+
+/// The closed model: send, wait for the response, send the next.
+async fn closed_loop(shard: Rc<Shard>) {
+    let mut conn = None;
+    while shard.take_permit() {
+        // The loop wants to send now: latency counts from here, including any reconnect.
+        let intended = Instant::now();
+        shard.start_request(intended);
+        shard.one_request(&mut conn, intended).await;
+    }
+    shard.close(&mut conn);
+}
+
+/// Requests waiting for a connection in the open model, with the connections serving them.
+struct OpenQueue {
+    /// Intended start times of requests waiting for a connection.
+    waiting: RefCell<VecDeque<Instant>>,
+    /// Wakes an idle worker.
+    wake: Notify,
+    /// Workers parked on `wake` that no one has woken yet.
+    idle_workers: Cell<usize>,
+    /// Workers (connections) in the pool.
+    workers: Cell<usize>,
+    /// Set when the schedule is exhausted.
+    dispatch_done: Cell<bool>,
+}
+
+/// The open model: starts requests on schedule, whether or not earlier ones came back.
+async fn open_dispatcher(shard: Rc<Shard>, open: OpenLoad, shards: usize) {
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let max_connections = share(open.max_connections as u64, shards, shard.index).max(1) as usize;
+    let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
+    let queue = Rc::new(OpenQueue {
+        waiting: RefCell::new(VecDeque::new()),
+        wake: Notify::new(),
+        idle_workers: Cell::new(0),
+        workers: Cell::new(0),
+        dispatch_done: Cell::new(false),
+    });
+    let mut workers = JoinSet::new();
+    let planned = shard.plan.planned_duration().unwrap_or(Duration::MAX);
+    for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
+        if offset >= planned {
+            break;
+        }
+        let intended = shard.start + offset;
+        if Instant::now() < intended {
+            tokio::select! {
+                () = tokio::time::sleep_until(intended) => {}
+                () = shard.stop_sending.cancelled() => break,
+            }
+        }
+        if !shard.take_permit() {
+            break;
+        }
+        let lag = Instant::now().saturating_duration_since(intended);
+        if max_inflight.is_some_and(|max| shard.in_flight.get() >= max) {
+            shard.record(intended, |s| {
+                s.dropped += 1;
+                record(&mut s.schedule_lag, lag);
+            });
+            continue;
+        }
+        shard.record(intended, |s| record(&mut s.schedule_lag, lag));
+        shard.start_request(intended);
+        queue.waiting.borrow_mut().push_back(intended);
+        // Hand the request to an idle connection, or open one more while the pool allows;
+        // otherwise it waits in the queue for the next free connection (and that wait counts).
+        if queue.idle_workers.get() > 0 {
+            queue.idle_workers.set(queue.idle_workers.get() - 1);
+            queue.wake.notify_one();
+        } else if queue.workers.get() < max_connections {
+            queue.workers.set(queue.workers.get() + 1);
+            workers.spawn_local(open_worker(shard.clone(), queue.clone()));
+        }
+    }
+    queue.dispatch_done.set(true);
+    queue.wake.notify_waiters();
+    while workers.join_next().await.is_some() {}
+}
+
+/// One connection of the open model's pool: serves queued requests until the queue is done.
+async fn open_worker(shard: Rc<Shard>, queue: Rc<OpenQueue>) {
+    let mut conn = None;
+    loop {
+        if shard.stop_sending.is_cancelled() {
+            break;
+        }
+        let next = queue.waiting.borrow_mut().pop_front();
+        match next {
+            Some(intended) => shard.one_request(&mut conn, intended).await,
+            None if queue.dispatch_done.get() => break,
+            None => {
+                // The dispatcher takes us off the idle count when it wakes us.
+                queue.idle_workers.set(queue.idle_workers.get() + 1);
+                tokio::select! {
+                    () = queue.wake.notified() => {}
+                    () = shard.stop_sending.cancelled() => {}
+                }
+            }
+        }
+    }
+    shard.close(&mut conn);
+}

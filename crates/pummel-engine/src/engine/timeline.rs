@@ -1,0 +1,110 @@
+//! One second of a run, as the live view, the per-second lines and the results file show it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::expr::Stat;
+use crate::stats::{Stats, histogram_stat_ms};
+
+/// What happened during one second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimelineEntry {
+    /// End of the second, counted from the run's start (1 = the first second).
+    pub second: u64,
+    /// True while the warmup lasts: these requests are excluded from the summary.
+    pub warmup: bool,
+    /// Target rate during this second (open model).
+    pub target_rate: Option<f64>,
+    /// Requests started.
+    pub sent: u64,
+    /// Requests finished.
+    pub completed: u64,
+    /// Finished with an accepted status.
+    pub ok: u64,
+    /// Finished with a failure.
+    pub failed: u64,
+    /// Failures by kind (only kinds that occurred).
+    pub errors: BTreeMap<String, u64>,
+    /// Requests that could not even be queued.
+    pub dropped: u64,
+    /// Requests started but not finished at the end of the second.
+    pub in_flight: u64,
+    /// Connections open at the end of the second.
+    pub connections: u64,
+    /// Response bytes received.
+    pub bytes_in: u64,
+    /// Request bytes written.
+    pub bytes_out: u64,
+    /// Latency figures of the requests that completed in this second.
+    pub latency_ms: Option<TimelineLatency>,
+    /// How late requests were dispatched versus plan (open model).
+    pub schedule_lag_ms: Option<LagFigures>,
+    /// CPU used by the pummel process, percent of one core.
+    pub cpu_percent: f64,
+}
+
+/// Latency percentiles of one second, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TimelineLatency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+/// Schedule lag of one second, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LagFigures {
+    /// 99th percentile.
+    pub p99: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+impl TimelineEntry {
+    /// Builds the entry for `second` from the merged interval stats and the gauges.
+    pub(crate) fn from_stats(second: u64, stats: &Stats, gauges: Gauges) -> Self {
+        let pct = |p| histogram_stat_ms(&stats.latency, &Stat::Percentile(p));
+        let latency_ms = pct(50.0).map(|p50| TimelineLatency {
+            p50,
+            p90: pct(90.0).unwrap_or(p50),
+            p99: pct(99.0).unwrap_or(p50),
+            max: histogram_stat_ms(&stats.latency, &Stat::Max).unwrap_or(p50),
+        });
+        let schedule_lag_ms = histogram_stat_ms(&stats.schedule_lag, &Stat::Percentile(99.0))
+            .map(|p99| LagFigures { p99, max: histogram_stat_ms(&stats.schedule_lag, &Stat::Max).unwrap_or(p99) });
+        TimelineEntry {
+            second,
+            warmup: gauges.warmup,
+            target_rate: gauges.target_rate,
+            sent: stats.sent,
+            completed: stats.completed,
+            ok: stats.ok,
+            failed: stats.failed,
+            errors: stats.errors.non_zero().map(|(k, n)| (k.name().to_string(), n)).collect(),
+            dropped: stats.dropped,
+            in_flight: gauges.in_flight,
+            connections: gauges.connections,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+            latency_ms,
+            schedule_lag_ms,
+            cpu_percent: gauges.cpu_percent,
+        }
+    }
+}
+
+/// Point-in-time values that are not sums over the second.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Gauges {
+    pub warmup: bool,
+    pub target_rate: Option<f64>,
+    pub in_flight: u64,
+    pub connections: u64,
+    pub cpu_percent: f64,
+}

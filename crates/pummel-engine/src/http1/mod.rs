@@ -1,0 +1,13 @@
+//! A sans-IO HTTP/1.1 client codec: requests rendered once, responses parsed incrementally.
+//!
+//! The engine owns the sockets and reads into one shared per-thread buffer, so a connection
+//! cannot own a large buffer. This module therefore never touches I/O: [`encode_request`]
+//! renders a request into bytes that are written unchanged for every request, and
+//! [`ResponseParser`] is a small, resumable state machine fed with whatever bytes each read
+//! returned, keeping only a partial response head (rare) and never the body unless asked.
+
+pub mod request;
+pub mod response;
+
+pub use request::{RequestError, USER_AGENT, encode_request};
+pub use response::{MAX_HEAD_BYTES, ParseError, Progress, ResponseInfo, ResponseParser};

@@ -1,0 +1,447 @@
+//! The validated plan: everything a run needs, checked before the engine sees it.
+//!
+//! The command line (and, later, plan files) produce a [`Plan`]; the engine only ever runs a
+//! validated `Plan`, so it never has to second-guess its input. A quick `pummel run URL` is a
+//! plan with one request and one load stage.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error_kind::ErrorKind;
+use crate::expr::{Expr, Metric};
+use crate::http1::encode_request;
+
+/// Everything a run needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Where requests go.
+    pub target: Target,
+    /// What is sent.
+    pub request: RequestSpec,
+    /// How load is offered over time.
+    pub load: Load,
+    /// When the run ends (whichever comes first).
+    pub stop: Stop,
+    /// Number of shards (OS threads, one single-threaded runtime each).
+    pub threads: usize,
+    /// Per-request time limit, from the write of the request to the end of the response.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Time limit for establishing a TCP connection.
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+    /// Reuse connections (HTTP keep-alive); when false, a new connection per request.
+    pub keepalive: bool,
+    /// Time at the start whose requests are excluded from the statistics.
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+    /// Which statuses count as success.
+    pub ok_status: StatusSet,
+    /// Pass/fail expressions evaluated at the end of the run.
+    #[serde(serialize_with = "exprs")]
+    pub thresholds: Vec<Expr>,
+    /// Expressions that end the run early when they hold over the sliding window.
+    #[serde(serialize_with = "exprs")]
+    pub abort_when: Vec<Expr>,
+    /// Length of the sliding window for abort rules.
+    #[serde(with = "secs")]
+    pub abort_window: Duration,
+}
+
+impl Plan {
+    /// Total scheduled length of the run, if it is bounded by time.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        let staged = match &self.load {
+            Load::Open(open) => Some(open.stages.iter().map(|s| s.duration).sum::<Duration>()),
+            Load::Closed(_) => None,
+        };
+        match (staged, self.stop.duration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The open-model stage that covers `offset` from the run's start (the last one after the end).
+    pub fn stage_at(&self, offset: Duration) -> usize {
+        match &self.load {
+            Load::Closed(_) => 0,
+            Load::Open(open) => {
+                let mut end = Duration::ZERO;
+                for (index, stage) in open.stages.iter().enumerate() {
+                    end += stage.duration;
+                    if offset < end {
+                        return index;
+                    }
+                }
+                open.stages.len().saturating_sub(1)
+            }
+        }
+    }
+
+    /// Number of stages whose statistics are kept apart.
+    pub fn stage_count(&self) -> usize {
+        match &self.load {
+            Load::Closed(_) => 1,
+            Load::Open(open) => open.stages.len().max(1),
+        }
+    }
+
+    /// Checks that the plan's parts agree with each other.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.threads == 0 {
+            return Err(PlanError::Invalid("threads must be at least 1".into()));
+        }
+        if self.stop.duration.is_none() && self.stop.requests.is_none() {
+            if let Load::Closed(_) = self.load {
+                return Err(PlanError::Invalid("a run needs a duration or a request count".into()));
+            }
+        }
+        if self.stop.requests == Some(0) {
+            return Err(PlanError::Invalid("the request count must be at least 1".into()));
+        }
+        if self.stop.duration == Some(Duration::ZERO) {
+            return Err(PlanError::Invalid("the duration must be longer than 0s".into()));
+        }
+        match &self.load {
+            Load::Closed(closed) if closed.connections == 0 => {
+                return Err(PlanError::Invalid("connections must be at least 1".into()));
+            }
+            Load::Open(open) => {
+                if open.stages.is_empty() {
+                    return Err(PlanError::Invalid("an open-model run needs a rate".into()));
+                }
+                if open.max_connections == 0 {
+                    return Err(PlanError::Invalid("connections must be at least 1".into()));
+                }
+                for stage in &open.stages {
+                    if !(stage.rate.is_finite() && stage.rate > 0.0) {
+                        return Err(PlanError::Invalid(format!(
+                            "rate must be a positive number of requests per second, not {}",
+                            stage.rate
+                        )));
+                    }
+                }
+                if open.max_inflight == Some(0) {
+                    return Err(PlanError::Invalid("--max-inflight must be at least 1".into()));
+                }
+            }
+            Load::Closed(_) => {}
+        }
+        for expr in self.thresholds.iter().chain(&self.abort_when) {
+            if let Metric::ErrorCount(name) = &expr.metric {
+                if !ErrorKind::ALL.iter().any(|k| k.name() == name) {
+                    let known: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+                    return Err(PlanError::Invalid(format!(
+                        "{}: unknown error kind {name:?} (known: {})",
+                        expr.text,
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(PlanError::Invalid("timeouts must be longer than 0s".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Why a plan cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The URL is not one pummel can load.
+    #[error("invalid URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// The host that was looked up.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// The request cannot be encoded (bad method or header).
+    #[error(transparent)]
+    Request(#[from] crate::http1::RequestError),
+    /// The parts of the plan disagree.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The scheme of the target URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain-text HTTP/1.1.
+    Http,
+}
+
+/// Where requests go: the URL as given, plus its addresses resolved once per run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// The URL as the user wrote it.
+    pub url: String,
+    /// Its scheme.
+    pub scheme: Scheme,
+    /// Host name or address, as in the URL.
+    pub host: String,
+    /// Port (explicit or the scheme's default).
+    pub port: u16,
+    /// Path and query sent in the request line.
+    pub path_and_query: String,
+    /// The `Host` header value.
+    pub host_header: String,
+    /// Addresses the host resolved to; connections go to the first, in turn over the others.
+    pub addrs: Vec<SocketAddr>,
+    /// How long the one DNS resolution of this run took.
+    #[serde(with = "secs")]
+    pub dns_time: Duration,
+}
+
+impl Target {
+    /// Parses an `http://` URL and resolves its host once.
+    pub fn resolve(url: &str) -> Result<Target, PlanError> {
+        let bad = |reason: &str| PlanError::Url { url: url.to_string(), reason: reason.to_string() };
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        let scheme = match parsed.scheme() {
+            "http" => Scheme::Http,
+            "https" => return Err(bad("https:// is not supported yet; use http://")),
+            other => return Err(bad(&format!("unsupported scheme {other:?}; use http://"))),
+        };
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(bad("it has no host")),
+        };
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let mut path_and_query = parsed.path().to_string();
+        if let Some(query) = parsed.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        let host_header = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => host.clone(),
+        };
+        let started = Instant::now();
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|source| PlanError::Resolve { host: host.clone(), source })?
+            .collect();
+        let dns_time = started.elapsed();
+        if addrs.is_empty() {
+            return Err(PlanError::Resolve {
+                host,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+            });
+        }
+        Ok(Target { url: url.to_string(), scheme, host, port, path_and_query, host_header, addrs, dns_time })
+    }
+}
+
+/// What each request sends.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSpec {
+    /// HTTP method.
+    pub method: String,
+    /// Extra headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Request body (empty for none).
+    #[serde(serialize_with = "body_len")]
+    pub body: Vec<u8>,
+}
+
+impl RequestSpec {
+    /// Renders the request bytes once; every request of the run writes them unchanged.
+    pub fn encode(&self, target: &Target, keepalive: bool) -> Result<Vec<u8>, PlanError> {
+        Ok(encode_request(
+            &self.method,
+            &target.path_and_query,
+            &target.host_header,
+            &self.headers,
+            &self.body,
+            keepalive,
+        )?)
+    }
+
+    /// True for HEAD requests, whose responses carry no body.
+    pub fn is_head(&self) -> bool {
+        self.method.eq_ignore_ascii_case("HEAD")
+    }
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "model", rename_all = "lowercase")]
+pub enum Load {
+    /// N loops, each sending the next request when the previous response arrived.
+    Closed(ClosedLoad),
+    /// Requests started on a schedule, whether or not earlier ones came back.
+    Open(OpenLoad),
+}
+
+/// The closed model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedLoad {
+    /// Number of concurrent loops, each with its own connection.
+    pub connections: usize,
+}
+
+/// The open model.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoad {
+    /// Rate stages, run one after the other.
+    pub stages: Vec<RateStage>,
+    /// How arrivals are spaced.
+    pub arrival: Arrival,
+    /// Upper bound of the connection pool; connections are opened on demand.
+    pub max_connections: usize,
+    /// Bound on requests waiting or in flight; beyond it a request is counted as dropped.
+    pub max_inflight: Option<usize>,
+}
+
+/// One step of an open-model run: a constant rate for a while.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateStage {
+    /// Requests per second.
+    pub rate: f64,
+    /// How long the stage lasts.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}
+
+/// How open-model arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// Evenly spaced, 1/rate apart.
+    Uniform,
+    /// Exponentially distributed gaps with mean 1/rate (a Poisson process).
+    Poisson,
+}
+
+/// When the run ends: whichever limit comes first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stop {
+    /// Wall-clock length of the run (warmup included).
+    #[serde(with = "opt_secs")]
+    pub duration: Option<Duration>,
+    /// Total number of requests to send.
+    pub requests: Option<u64>,
+}
+
+/// A set of HTTP status codes (e.g. `200-399,404`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusSet {
+    ranges: Vec<(u16, u16)>,
+}
+
+impl Default for StatusSet {
+    /// 100–399: what `--ok-status` means when it is not given.
+    fn default() -> Self {
+        StatusSet { ranges: vec![(100, 399)] }
+    }
+}
+
+impl StatusSet {
+    /// True when `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+impl std::str::FromStr for StatusSet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let parse_code = |part: &str| -> Result<u16, String> {
+            part.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=999).contains(c))
+                .ok_or_else(|| format!("{part:?} is not an HTTP status code (100-999)"))
+        };
+        let mut ranges = Vec::new();
+        for part in text.split(',') {
+            let range = match part.split_once('-') {
+                Some((lo, hi)) => (parse_code(lo)?, parse_code(hi)?),
+                None => {
+                    let code = parse_code(part)?;
+                    (code, code)
+                }
+            };
+            if range.0 > range.1 {
+                return Err(format!("{part:?} is an empty range"));
+            }
+            ranges.push(range);
+        }
+        Ok(StatusSet { ranges })
+    }
+}
+
+fn exprs<S: serde::Serializer>(exprs: &[Expr], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(exprs.iter().map(|e| e.text.as_str()))
+}
+
+fn body_len<S: serde::Serializer>(body: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(body.len() as u64)
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+mod opt_secs {
+    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_sets_parse_and_match() {
+        let set: StatusSet = "200-399,404".parse().unwrap();
+        assert!(set.contains(200) && set.contains(399) && set.contains(404));
+        assert!(!set.contains(400) && !set.contains(500));
+        assert!("abc".parse::<StatusSet>().is_err());
+        assert!("300-200".parse::<StatusSet>().is_err());
+        assert!(StatusSet::default().contains(302));
+        assert!(!StatusSet::default().contains(404));
+    }
+
+    #[test]
+    fn target_parses_loopback_urls() {
+        let t = Target::resolve("http://127.0.0.1:8090/a/b?x=1").unwrap();
+        assert_eq!(t.port, 8090);
+        assert_eq!(t.path_and_query, "/a/b?x=1");
+        assert_eq!(t.host_header, "127.0.0.1:8090");
+        assert_eq!(t.addrs, vec!["127.0.0.1:8090".parse().unwrap()]);
+        let t = Target::resolve("http://[::1]/").unwrap();
+        assert_eq!(t.port, 80);
+        assert_eq!(t.host_header, "[::1]");
+    }
+
+    #[test]
+    fn target_rejects_other_schemes() {
+        assert!(Target::resolve("ftp://127.0.0.1/").is_err());
+        assert!(Target::resolve("not a url").is_err());
+        assert!(Target::resolve("https://127.0.0.1/").is_err());
+    }
+}

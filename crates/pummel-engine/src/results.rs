@@ -1,0 +1,133 @@
+//! The results document: one JSON file that holds everything a run measured.
+//!
+//! It is the contract between a run and whatever reads it later (`report`, `compare`, merging
+//! segments from several machines): the summary, the plan, the per-second timeline and the
+//! final histograms in HdrHistogram's V2+DEFLATE interchange encoding, so percentiles can be
+//! recomputed and histograms merged exactly. `schema_version` changes whenever a field changes
+//! meaning; `schema/results.schema.json` describes the current one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{RunOutcome, TimelineEntry};
+use crate::histogram::to_base64;
+use crate::plan::Plan;
+use crate::stats::Stats;
+use crate::summary::Summary;
+
+/// The version of the results document's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The full results of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsDocument {
+    /// Shape version of this document.
+    pub schema_version: u32,
+    /// Version of pummel that wrote it.
+    pub pummel_version: String,
+    /// Start of the run, RFC 3339 UTC.
+    pub started_at: String,
+    /// The plan that ran, as pummel understood it.
+    pub plan: serde_json::Value,
+    /// The summary.
+    pub summary: Summary,
+    /// One entry per second.
+    pub timeline: Vec<TimelineEntry>,
+    /// Final histograms of the whole run (warmup excluded).
+    pub histograms: Histograms,
+    /// Final histograms per stage, in stage order.
+    pub stage_histograms: Vec<Histograms>,
+    /// The first messages of errors of kind `other`.
+    pub other_errors: Vec<String>,
+}
+
+/// Serialized histograms (HdrHistogram V2+DEFLATE, base64), microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Latency from the intended start.
+    pub latency: String,
+    /// Service time.
+    pub service_time: String,
+    /// Connect time.
+    pub connect_time: String,
+    /// Schedule lag.
+    pub schedule_lag: String,
+}
+
+impl Histograms {
+    fn of(stats: &Stats) -> Self {
+        Histograms {
+            latency: to_base64(&stats.latency),
+            service_time: to_base64(&stats.service_time),
+            connect_time: to_base64(&stats.connect_time),
+            schedule_lag: to_base64(&stats.schedule_lag),
+        }
+    }
+}
+
+/// Why the results could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a results document pummel can read.
+    #[error("{path} is not a pummel results file: {source}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: serde_json::Error,
+    },
+}
+
+impl ResultsDocument {
+    /// Assembles the document of a finished (or cut short) run.
+    pub fn new(plan: &Plan, outcome: &RunOutcome, summary: Summary) -> Self {
+        ResultsDocument {
+            schema_version: SCHEMA_VERSION,
+            pummel_version: crate::VERSION.to_string(),
+            started_at: humantime::format_rfc3339_millis(outcome.started_at).to_string(),
+            plan: serde_json::to_value(plan).unwrap_or(serde_json::Value::Null),
+            summary,
+            timeline: outcome.timeline.clone(),
+            histograms: Histograms::of(&outcome.total),
+            stage_histograms: outcome.stages.iter().map(|s| Histograms::of(&s.stats)).collect(),
+            other_errors: outcome.other_errors.clone(),
+        }
+    }
+
+    /// Writes the document atomically: to a temporary file beside `path`, then renamed over it,
+    /// so a reader never sees half a file even if pummel is killed while writing.
+    pub fn write_atomically(&self, path: &Path) -> Result<(), ResultsError> {
+        let io = |action, source| ResultsError::Io { action, path: path.to_path_buf(), source };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| io("serializing results for", e.into()))?;
+        let mut file = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+        file.write_all(&json).map_err(|e| io("writing", e))?;
+        file.sync_all().map_err(|e| io("syncing", e))?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(|e| io("renaming into place", e))
+    }
+
+    /// Reads a results document.
+    pub fn read(path: &Path) -> Result<Self, ResultsError> {
+        let bytes = std::fs::read(path).map_err(|source| ResultsError::Io {
+            action: "reading",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| ResultsError::Format { path: path.to_path_buf(), source })
+    }
+}

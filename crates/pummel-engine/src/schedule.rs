@@ -1,0 +1,152 @@
+//! When open-model requests start.
+//!
+//! The schedule is pure arithmetic: given rate stages, the arrival process and which shard is
+//! asking, it yields the intended start offsets (from the run's start) of that shard's requests.
+//! Shards interleave so that, together, they produce exactly the requested rate: with uniform
+//! arrivals, shard `i` of `n` takes every `n`-th slot starting at slot `i`, so the whole run sends
+//! `rate × duration` requests no matter how many shards share it. Poisson arrivals give each shard
+//! an independent Poisson process of `rate / n`, whose sum is a Poisson process of `rate`.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand_distr::{Distribution, Exp};
+
+use crate::plan::{Arrival, RateStage};
+
+/// The intended start times of one shard's open-model requests.
+#[derive(Debug)]
+pub struct Arrivals {
+    stages: Vec<RateStage>,
+    arrival: Arrival,
+    shard: u64,
+    shards: u64,
+    /// Index of the current stage.
+    stage: usize,
+    /// Start of the current stage, seconds from the run's start.
+    stage_start: f64,
+    /// Uniform: index of the next slot of this shard within the stage.
+    slot: u64,
+    /// Poisson: time of the previous arrival, seconds from the run's start.
+    last: f64,
+    rng: SmallRng,
+}
+
+impl Arrivals {
+    /// The arrivals of shard `shard` (0-based) out of `shards`.
+    pub fn new(stages: &[RateStage], arrival: Arrival, shard: usize, shards: usize, seed: u64) -> Self {
+        Arrivals {
+            stages: stages.to_vec(),
+            arrival,
+            shard: shard as u64,
+            shards: shards.max(1) as u64,
+            stage: 0,
+            stage_start: 0.0,
+            slot: 0,
+            last: 0.0,
+            rng: SmallRng::seed_from_u64(seed ^ (shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+    }
+
+    /// The index of the stage the last returned arrival belongs to.
+    pub fn current_stage(&self) -> usize {
+        self.stage
+    }
+
+    fn next_in_stage(&mut self, stage: &RateStage) -> Option<f64> {
+        let end = self.stage_start + stage.duration.as_secs_f64();
+        let at = match self.arrival {
+            Arrival::Uniform => {
+                let global_slot = self.slot * self.shards + self.shard;
+                self.slot += 1;
+                self.stage_start + global_slot as f64 / stage.rate
+            }
+            Arrival::Poisson => {
+                let per_shard = stage.rate / self.shards as f64;
+                let gap = Exp::new(per_shard).map(|e| e.sample(&mut self.rng)).unwrap_or(f64::INFINITY);
+                self.last += gap;
+                self.last
+            }
+        };
+        (at < end).then_some(at)
+    }
+}
+
+impl Iterator for Arrivals {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        while let Some(stage) = self.stages.get(self.stage).cloned() {
+            if let Some(at) = self.next_in_stage(&stage) {
+                return Some(Duration::from_secs_f64(at));
+            }
+            self.stage_start += stage.duration.as_secs_f64();
+            self.stage += 1;
+            self.slot = 0;
+            self.last = self.stage_start;
+        }
+        None
+    }
+}
+
+/// Splits `total` items over `parts` shares as evenly as possible; share `index` is returned.
+pub fn share(total: u64, parts: usize, index: usize) -> u64 {
+    let parts = parts.max(1) as u64;
+    let index = index as u64;
+    total / parts + u64::from(index < total % parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(rate: f64, secs: f64) -> RateStage {
+        RateStage { rate, duration: Duration::from_secs_f64(secs) }
+    }
+
+    #[test]
+    fn uniform_shards_together_send_rate_times_duration() {
+        for shards in 1..=5 {
+            let total: usize =
+                (0..shards).map(|i| Arrivals::new(&[stage(2000.0, 3.0)], Arrival::Uniform, i, shards, 1).count()).sum();
+            assert_eq!(total, 6000, "{shards} shards");
+        }
+    }
+
+    #[test]
+    fn uniform_arrivals_are_evenly_spaced_and_interleaved() {
+        let a: Vec<_> = Arrivals::new(&[stage(10.0, 1.0)], Arrival::Uniform, 0, 2, 1).collect();
+        let b: Vec<_> = Arrivals::new(&[stage(10.0, 1.0)], Arrival::Uniform, 1, 2, 1).collect();
+        assert_eq!(a.len(), 5);
+        assert_eq!(a[1] - a[0], Duration::from_millis(200));
+        assert_eq!(b[0], Duration::from_millis(100));
+    }
+
+    #[test]
+    fn stages_follow_each_other() {
+        let arrivals: Vec<_> =
+            Arrivals::new(&[stage(10.0, 1.0), stage(100.0, 1.0)], Arrival::Uniform, 0, 1, 1).collect();
+        assert_eq!(arrivals.len(), 110);
+        assert!(arrivals.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(arrivals[10], Duration::from_secs(1));
+    }
+
+    #[test]
+    fn poisson_averages_the_rate() {
+        let total: usize =
+            (0..2).map(|i| Arrivals::new(&[stage(5000.0, 4.0)], Arrival::Poisson, i, 2, 7).count()).sum();
+        // 20,000 expected; a Poisson count has sd ≈ 141, so ±2 % is more than 2.8 sd.
+        assert!((19_600..=20_400).contains(&total), "{total}");
+    }
+
+    #[test]
+    fn shares_add_up() {
+        for total in [0u64, 1, 7, 5000] {
+            for parts in 1..6 {
+                let sum: u64 = (0..parts).map(|i| share(total, parts, i)).sum();
+                assert_eq!(sum, total);
+            }
+        }
+    }
+}

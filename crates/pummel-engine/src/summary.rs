@@ -1,0 +1,294 @@
+//! The end-of-run summary: the figures users read, compare and gate CI on.
+//!
+//! Its JSON form is what `pummel run --json` prints and the `summary` of the results file;
+//! field names are part of pummel's public contract (see `schema/results.schema.json`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{RunOutcome, StopReason};
+use crate::expr::{Expr, MetricSource, Stat};
+use crate::histogram::LatencyHistogram;
+use crate::plan::{Load, Plan};
+use crate::stats::{Stats, histogram_stat_ms};
+
+/// The summary of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Version of pummel that ran it.
+    pub pummel_version: String,
+    /// True when the run did not go to its planned end (interrupted or aborted).
+    pub partial: bool,
+    /// Why an abort rule ended the run, if one did.
+    pub aborted: Option<String>,
+    /// True when the user interrupted the run.
+    pub interrupted: bool,
+    /// Seconds over which the statistics were collected (warmup excluded).
+    pub duration_s: f64,
+    /// Request counts.
+    pub requests: RequestCounts,
+    /// Offered and achieved rates.
+    pub rate: Rates,
+    /// Bytes moved.
+    pub bytes: Bytes,
+    /// Latency from the intended start (coordinated omission corrected), milliseconds.
+    pub latency_ms: Option<LatencyFigures>,
+    /// Service time, from the write of the request to the end of the response, milliseconds.
+    pub service_time_ms: Option<LatencyFigures>,
+    /// TCP connect times, milliseconds.
+    pub connect_ms: ConnectFigures,
+    /// Time of the run's one DNS resolution, milliseconds.
+    pub dns_ms: f64,
+    /// Failures by kind (only kinds that occurred).
+    pub errors: BTreeMap<String, u64>,
+    /// Responses by status code.
+    pub status: BTreeMap<String, u64>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdVerdict>,
+    /// The generator's own health.
+    pub generator: GeneratorFigures,
+    /// One row per load stage.
+    pub stages: Vec<StageSummary>,
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdVerdict {
+    /// The expression as written.
+    pub expr: String,
+    /// Whether it held.
+    pub pass: bool,
+    /// The measured value in the expression's normalised unit (ms, fraction, count), if any.
+    pub value: Option<f64>,
+    /// The measured value as shown to people (`241.3ms`, `1.20%`).
+    pub shown: Option<String>,
+}
+
+impl ThresholdVerdict {
+    /// Evaluates `expr` against `source`; a metric without data fails.
+    pub fn evaluate(expr: &Expr, source: &dyn MetricSource) -> Self {
+        let value = source.metric_value(&expr.metric);
+        ThresholdVerdict {
+            expr: expr.text.clone(),
+            pass: value.is_some_and(|v| expr.holds(v)),
+            value,
+            shown: value.map(|v| expr.format_value(v)),
+        }
+    }
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RequestCounts {
+    /// Started.
+    pub sent: u64,
+    /// Finished (ok or failed).
+    pub completed: u64,
+    /// Finished with an accepted status.
+    pub ok: u64,
+    /// Finished with a failure.
+    pub failed: u64,
+    /// Could not even be queued (open model, `--max-inflight`).
+    pub dropped: u64,
+    /// Started but still unanswered when the run ended.
+    pub unfinished: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+}
+
+/// Offered and achieved rates, requests per second.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    /// The mean target rate (open model).
+    pub target: Option<f64>,
+    /// Completed requests per second.
+    pub achieved: f64,
+}
+
+/// Bytes moved.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Bytes {
+    /// Response bytes received.
+    #[serde(rename = "in")]
+    pub received: u64,
+    /// Request bytes written.
+    #[serde(rename = "out")]
+    pub sent: u64,
+}
+
+/// Latency figures, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LatencyFigures {
+    /// Lowest.
+    pub min: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+impl LatencyFigures {
+    /// Reads the figures from a histogram; `None` when it is empty.
+    pub fn from_histogram(h: &LatencyHistogram) -> Option<Self> {
+        let get = |stat: Stat| histogram_stat_ms(h, &stat);
+        Some(LatencyFigures {
+            min: get(Stat::Min)?,
+            mean: get(Stat::Mean)?,
+            p50: get(Stat::Percentile(50.0))?,
+            p90: get(Stat::Percentile(90.0))?,
+            p95: get(Stat::Percentile(95.0))?,
+            p99: get(Stat::Percentile(99.0))?,
+            p999: get(Stat::Percentile(99.9))?,
+            max: get(Stat::Max)?,
+        })
+    }
+}
+
+/// Connect figures, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ConnectFigures {
+    /// Connections opened.
+    pub count: u64,
+    /// Mean connect time.
+    pub mean: Option<f64>,
+    /// 99th percentile connect time.
+    pub p99: Option<f64>,
+}
+
+/// The generator's health.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorFigures {
+    /// Shards (threads) that ran.
+    pub threads: usize,
+    /// CPU seconds pummel used.
+    pub cpu_seconds: f64,
+    /// Schedule lag p99, milliseconds (open model).
+    pub schedule_lag_p99_ms: Option<f64>,
+    /// Set when the generator limited the run.
+    pub bottleneck: Option<String>,
+}
+
+/// One stage's row: what users copy into their tables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageSummary {
+    /// Target rate (open model).
+    pub target_rate: Option<f64>,
+    /// Seconds measured.
+    pub duration_s: f64,
+    /// Completed requests per second.
+    pub achieved_rate: f64,
+    /// Completed requests.
+    pub completed: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+    /// Latency figures.
+    pub latency_ms: Option<LatencyFigures>,
+    /// The failure kind seen most, if any.
+    pub top_error: Option<String>,
+    /// Why the stage was cut short, if it was.
+    pub note: Option<String>,
+}
+
+impl Summary {
+    /// True when every threshold held.
+    pub fn thresholds_pass(&self) -> bool {
+        self.thresholds.iter().all(|t| t.pass)
+    }
+
+    /// Builds the summary of `outcome` and evaluates the plan's thresholds on its totals.
+    pub fn new(plan: &Plan, outcome: &RunOutcome) -> Summary {
+        let total = &outcome.total;
+        let (aborted, interrupted) = match &outcome.stop {
+            StopReason::Completed => (None, false),
+            StopReason::Interrupted => (None, true),
+            StopReason::Aborted(reason) => (Some(reason.clone()), false),
+        };
+        let target = match &plan.load {
+            Load::Open(open) => {
+                let secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
+                let requests: f64 = open.stages.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
+                (secs > 0.0).then(|| requests / secs)
+            }
+            Load::Closed(_) => None,
+        };
+        Summary {
+            pummel_version: crate::VERSION.to_string(),
+            partial: outcome.stop != StopReason::Completed,
+            aborted,
+            interrupted,
+            duration_s: outcome.measured.as_secs_f64(),
+            requests: RequestCounts {
+                sent: total.sent,
+                completed: total.completed,
+                ok: total.ok,
+                failed: total.failed,
+                dropped: total.dropped,
+                unfinished: outcome.unfinished,
+                error_rate: total.error_rate(),
+            },
+            rate: Rates { target, achieved: total.over(outcome.measured).achieved_rate() },
+            bytes: Bytes { received: total.bytes_in, sent: total.bytes_out },
+            latency_ms: LatencyFigures::from_histogram(&total.latency),
+            service_time_ms: LatencyFigures::from_histogram(&total.service_time),
+            connect_ms: ConnectFigures {
+                count: total.connections_opened,
+                mean: histogram_stat_ms(&total.connect_time, &Stat::Mean),
+                p99: histogram_stat_ms(&total.connect_time, &Stat::Percentile(99.0)),
+            },
+            dns_ms: plan.target.dns_time.as_secs_f64() * 1000.0,
+            errors: error_map(total),
+            status: total.status_counts().map(|(code, n)| (code.to_string(), n)).collect(),
+            thresholds: plan
+                .thresholds
+                .iter()
+                .map(|t| ThresholdVerdict::evaluate(t, &total.over(outcome.measured)))
+                .collect(),
+            generator: GeneratorFigures {
+                threads: outcome.generator.threads,
+                cpu_seconds: outcome.generator.cpu_seconds,
+                schedule_lag_p99_ms: outcome.generator.lag_p99_ms,
+                bottleneck: outcome.generator.bottleneck.clone(),
+            },
+            stages: outcome
+                .stages
+                .iter()
+                .map(|stage| StageSummary::new(stage.target_rate, stage.measured, &stage.stats, stage.note.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl StageSummary {
+    /// Builds one stage's row.
+    pub fn new(target_rate: Option<f64>, measured: Duration, stats: &Stats, note: Option<String>) -> Self {
+        StageSummary {
+            target_rate,
+            duration_s: measured.as_secs_f64(),
+            achieved_rate: stats.over(measured).achieved_rate(),
+            completed: stats.completed,
+            failed: stats.failed,
+            error_rate: stats.error_rate(),
+            latency_ms: LatencyFigures::from_histogram(&stats.latency),
+            top_error: stats.errors.non_zero().max_by_key(|&(_, n)| n).map(|(k, _)| k.name().to_string()),
+            note,
+        }
+    }
+}
+
+fn error_map(stats: &Stats) -> BTreeMap<String, u64> {
+    stats.errors.non_zero().map(|(k, n)| (k.name().to_string(), n)).collect()
+}

@@ -1,0 +1,144 @@
+//! Counters shared by every sink thread ([`SinkStats`]) and their plain copy ([`StatsSnapshot`]).
+//!
+//! Each counter is a relaxed atomic: the threads only ever add to them, and a reader wants
+//! recent totals, not a consistent cut across counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of a running sink, shared by all its threads.
+///
+/// Get it from [`SinkHandle::stats`](crate::SinkHandle::stats) and call
+/// [`SinkStats::snapshot`] whenever numbers are wanted (every second for a live view, or once
+/// at the end to check what a load test really delivered).
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    requests: AtomicU64,
+    responses: AtomicU64,
+    bad_requests: AtomicU64,
+    abandoned: AtomicU64,
+    open_connections: AtomicU64,
+    connections: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+/// The counters of a [`SinkStats`] at one moment, as plain numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Complete requests (head and body) read from clients.
+    pub requests: u64,
+    /// Final answers written in full (normal, `500` and `400` answers; not `100 Continue`).
+    pub responses: u64,
+    /// Requests answered `400 Bad Request` because they were not valid HTTP/1.1.
+    pub bad_requests: u64,
+    /// Requests dropped unanswered because their client closed the connection while the sink
+    /// held them for the delay (usually a client-side timeout).
+    pub abandoned: u64,
+    /// Client connections open right now.
+    pub open_connections: u64,
+    /// Client connections accepted since the start.
+    pub connections: u64,
+    /// Bytes read from clients.
+    pub bytes_in: u64,
+    /// Bytes written to clients.
+    pub bytes_out: u64,
+    /// Failed `accept` calls (for example out of file descriptors: raise `ulimit -n`).
+    pub accept_errors: u64,
+}
+
+impl SinkStats {
+    /// Reads every counter once and returns the numbers.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests.load(Relaxed),
+            responses: self.responses.load(Relaxed),
+            bad_requests: self.bad_requests.load(Relaxed),
+            abandoned: self.abandoned.load(Relaxed),
+            open_connections: self.open_connections.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn add_requests(&self, n: u64) {
+        if n > 0 {
+            self.requests.fetch_add(n, Relaxed);
+        }
+    }
+
+    pub(crate) fn add_bad_request(&self) {
+        self.bad_requests.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_abandoned(&self, n: u64) {
+        self.abandoned.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_bytes_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn add_bytes_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn add_responses(&self, n: u64) {
+        self.responses.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_accept_error(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a newly accepted connection; the returned guard counts it closed when dropped.
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> OpenConnection {
+        self.connections.fetch_add(1, Relaxed);
+        self.open_connections.fetch_add(1, Relaxed);
+        OpenConnection(Arc::clone(self))
+    }
+}
+
+/// Keeps a connection counted as open for as long as it lives (also when its task is dropped
+/// at shutdown).
+#[derive(Debug)]
+pub(crate) struct OpenConnection(Arc<SinkStats>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_connections_follow_the_guards() {
+        let stats = Arc::new(SinkStats::default());
+        let a = stats.connection_opened();
+        let b = stats.connection_opened();
+        assert_eq!(stats.snapshot().open_connections, 2);
+        drop(a);
+        assert_eq!(stats.snapshot().open_connections, 1);
+        drop(b);
+        let snap = stats.snapshot();
+        assert_eq!((snap.open_connections, snap.connections), (0, 2));
+    }
+
+    #[test]
+    fn written_counts_bytes_and_responses() {
+        let stats = SinkStats::default();
+        stats.add_bytes_out(100);
+        stats.add_responses(2);
+        stats.add_bytes_out(25);
+        stats.add_requests(3);
+        stats.add_bytes_in(7);
+        let snap = stats.snapshot();
+        assert_eq!((snap.bytes_out, snap.responses, snap.requests, snap.bytes_in), (125, 2, 3, 7));
+    }
+}

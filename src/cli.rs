@@ -1,0 +1,176 @@
+//! The command line as users type it (the "low" form, in ripgrep's terms). Turning it into a
+//! validated engine `Plan` happens in `commands::run`; nothing here is the engine's API.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// pummel: load and stress testing that is honest about latency.
+#[derive(Debug, Parser)]
+#[command(name = "pummel", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Documented in `--help` so scripts can rely on them.
+const EXIT_CODES: &str = "Exit codes: 0 pass, 1 thresholds failed, 2 bad usage, 3 could not start, 130 interrupted.";
+
+/// pummel's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load one URL (quick mode, in the style of wrk / hey / oha).
+    Run(Box<RunArgs>),
+    /// Serve HTTP as a test target: fast, with optional delays, errors and sizes.
+    Sink(SinkArgs),
+    /// Run a short stepped test against a built-in target: pummel's main job, nothing to set up.
+    Demo(DemoArgs),
+}
+
+/// Flags of `pummel run`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct RunArgs {
+    /// The URL to load (http:// only for now).
+    pub url: String,
+
+    /// HTTP method.
+    #[arg(short, long, default_value = "GET")]
+    pub method: String,
+    /// Request header 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(short, long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the request body from a file.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<PathBuf>,
+
+    /// How long to run (e.g. 30s, 2m). Default 10s unless -n is given.
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Total number of requests; the run stops at whichever of -d and -n comes first.
+    #[arg(short = 'n', long = "requests", value_name = "N")]
+    pub requests: Option<u64>,
+    /// Closed model: concurrent connections (default 50). Open model: pool upper bound (default 1000).
+    #[arg(short, long, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Open model: requests per second, started on schedule whether or not responses came back.
+    #[arg(short, long, value_name = "REQ/S")]
+    pub rate: Option<String>,
+    /// Spacing of open-model arrivals.
+    #[arg(long, value_enum, default_value_t = ArrivalArg::Uniform, requires = "rate")]
+    pub arrival: ArrivalArg,
+    /// Open model: most requests queued or in flight; beyond it a request is counted as dropped.
+    #[arg(long, value_name = "N", requires = "rate")]
+    pub max_inflight: Option<usize>,
+    /// Generator threads (default: the CPUs this process may use).
+    #[arg(short, long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Per-request timeout, from the write to the end of the response.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: String,
+    /// TCP connect timeout.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub connect_timeout: String,
+    /// A new connection per request.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Time at the start excluded from the statistics.
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub warmup: String,
+    /// Statuses that count as success, e.g. 200-399,404 (default 100-399).
+    #[arg(long, value_name = "SET")]
+    pub ok_status: Option<String>,
+    /// Pass/fail rule, e.g. 'p99<250ms', 'error_rate<1%' (repeatable). Exit 1 when one fails.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// End the run early when this holds over the sliding window, e.g. 'error_rate>50%'.
+    #[arg(long = "abort-when", value_name = "EXPR")]
+    pub abort_when: Vec<String>,
+    /// Length of the sliding window for --abort-when.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub abort_window: String,
+    /// Exit 3 without running when nothing answers at the target at the start.
+    #[arg(long)]
+    pub require_target: bool,
+
+    /// Write the full results document (JSON) here; also written when interrupted.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+/// How progress and the summary are shown.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct DisplayArgs {
+    /// Print the summary as JSON on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// One plain line per second instead of the live view.
+    #[arg(long)]
+    pub plain: bool,
+    /// Print only the end summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arrival processes, as typed on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ArrivalArg {
+    /// Evenly spaced.
+    Uniform,
+    /// Exponential gaps (a Poisson process).
+    Poisson,
+}
+
+/// Flags of `pummel sink`.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Address to listen on.
+    #[arg(short, long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
+    pub listen: String,
+    /// Delay before each response: 20ms, or a range 10ms..50ms (uniform).
+    #[arg(long, default_value = "0", value_name = "DURATION")]
+    pub delay: String,
+    /// Share of responses answered 500, e.g. 1%.
+    #[arg(long, default_value = "0%", value_name = "PERCENT")]
+    pub error_rate: String,
+    /// Status of normal responses.
+    #[arg(long, default_value_t = 200)]
+    pub status: u16,
+    /// Bytes of response body.
+    #[arg(long, default_value_t = 3, value_name = "BYTES")]
+    pub body_size: usize,
+    /// Send `Connection: close` on every answer and close.
+    #[arg(long)]
+    pub close: bool,
+    /// Print received requests, rate and open connections this often (0 = never).
+    #[arg(long, default_value = "0", value_name = "DURATION")]
+    pub stats: String,
+    /// Close clients idle for longer than this.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub idle_timeout: String,
+    /// Server threads.
+    #[arg(short, long, default_value_t = 1)]
+    pub threads: usize,
+    /// Stop by itself after this long (default: run until interrupted).
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+}
+
+/// Flags of `pummel demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the results document.
+    #[arg(short, long, default_value = "pummel-demo.json", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Seconds per step (three steps: 200, 1,000 and 5,000 req/s).
+    #[arg(long, default_value = "4s", value_name = "DURATION")]
+    pub step: String,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}

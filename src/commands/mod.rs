@@ -1,0 +1,91 @@
+//! The subcommands, and what they share: exit statuses, error categories, signal handling.
+
+pub mod demo;
+pub mod run;
+pub mod sink;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use pummel_engine::engine::RunControl;
+
+/// pummel's documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: the run passed.
+    Pass,
+    /// 1: a threshold failed or an abort rule ended the run.
+    ThresholdsFailed,
+    /// 2: bad usage (flags, expressions, URL).
+    Usage,
+    /// 3: the run could not start (nothing listening with --require-target, bind failed, ...).
+    CannotStart,
+    /// 130: interrupted by SIGINT/SIGTERM; results were written, marked partial.
+    Interrupted,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(match status {
+            ExitStatus::Pass => 0,
+            ExitStatus::ThresholdsFailed => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::CannotStart => 3,
+            ExitStatus::Interrupted => 130,
+        })
+    }
+}
+
+/// An error with the exit status it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    /// The status to exit with.
+    pub status: ExitStatus,
+    /// What went wrong, with context.
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// Bad flags or input: exit 2.
+    pub fn usage(error: anyhow::Error) -> Self {
+        CliError { status: ExitStatus::Usage, error }
+    }
+
+    /// The run could not start: exit 3.
+    pub fn cannot_start(error: anyhow::Error) -> Self {
+        CliError { status: ExitStatus::CannotStart, error }
+    }
+
+    /// Anything else that stops pummel (e.g. the results file cannot be written): exit 3.
+    pub fn internal(error: anyhow::Error) -> Self {
+        CliError { status: ExitStatus::CannotStart, error }
+    }
+}
+
+/// Prints to stdout, ignoring a closed pipe (`pummel run ... | head` must not panic).
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+static ACTIVE_RUN: OnceLock<RunControl> = OnceLock::new();
+
+/// Makes SIGINT/SIGTERM stop `control`'s run gracefully; a second signal exits at once.
+pub fn install_interrupt_handler(control: &RunControl) {
+    if ACTIVE_RUN.set(control.clone()).is_err() {
+        return;
+    }
+    let installed = ctrlc::set_handler(|| {
+        if let Some(control) = ACTIVE_RUN.get() {
+            if control.is_interrupted() {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: stopping, waiting up to 2 s for in-flight requests, writing results...");
+            control.interrupt();
+        }
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot handle Ctrl-C ({e}); an interrupted run will not write results");
+    }
+}

@@ -1,0 +1,210 @@
+//! `pummel run URL`: turns the flags into a validated plan, runs it, shows progress and the
+//! summary, writes the results file and picks the exit code.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use pummel_engine::duration::parse_duration;
+use pummel_engine::engine::{self, RunControl, RunOutcome, StopReason};
+use pummel_engine::expr::Expr;
+use pummel_engine::limits::raise_open_file_limit;
+use pummel_engine::plan::{Arrival, ClosedLoad, Load, OpenLoad, Plan, RateStage, RequestSpec, StatusSet, Stop, Target};
+use pummel_engine::results::ResultsDocument;
+use pummel_engine::summary::Summary;
+
+use super::{CliError, ExitStatus, install_interrupt_handler};
+use crate::cli::{ArrivalArg, DisplayArgs, RunArgs};
+use crate::output::progress::Progress;
+use crate::output::summary::summary_table;
+
+/// Default closed-model concurrency, as in hey/oha.
+const DEFAULT_CONNECTIONS: usize = 50;
+/// Default open-model pool bound.
+const DEFAULT_POOL: usize = 1000;
+/// Default run length when neither -d nor -n is given.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Runs `pummel run`.
+pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
+    let plan = build_plan(&args)?;
+    warn_about_limits(&plan, args.display);
+    if args.require_target {
+        check_target(&plan)?;
+    }
+    let control = RunControl::new();
+    install_interrupt_handler(&control);
+    let title = format!("{} {}", plan.request.method, plan.target.url);
+    let mut progress = Progress::new(args.display, title, plan.planned_duration());
+    let outcome =
+        engine::run(&plan, &control, |entry| progress.second(entry)).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    finish(&plan, &outcome, args.display, args.output.as_deref())
+}
+
+/// Prints the summary, writes the results, and maps the outcome to an exit status.
+pub fn finish(
+    plan: &Plan,
+    outcome: &RunOutcome,
+    display: DisplayArgs,
+    output: Option<&Path>,
+) -> Result<ExitStatus, CliError> {
+    let summary = Summary::new(plan, outcome);
+    if display.json {
+        let json = serde_json::to_string_pretty(&summary).map_err(|e| CliError::internal(e.into()))?;
+        super::print_stdout(&format!("{json}\n"));
+    } else {
+        super::print_stdout(&summary_table(&summary));
+    }
+    if let Some(path) = output {
+        ResultsDocument::new(plan, outcome, summary.clone())
+            .write_atomically(path)
+            .map_err(|e| CliError::internal(anyhow!(e)))?;
+        if !display.json && !display.quiet {
+            super::print_stdout(&format!(
+                "\nresults written to {}{}\n",
+                path.display(),
+                if summary.partial { " (partial)" } else { "" }
+            ));
+        }
+    }
+    Ok(match outcome.stop {
+        StopReason::Interrupted => ExitStatus::Interrupted,
+        StopReason::Aborted(_) => ExitStatus::ThresholdsFailed,
+        StopReason::Completed if !summary.thresholds_pass() => ExitStatus::ThresholdsFailed,
+        StopReason::Completed => ExitStatus::Pass,
+    })
+}
+
+/// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).
+fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
+    let duration_flag =
+        |name: &str, text: &str| parse_duration(text).map_err(|e| CliError::usage(anyhow!("{name}: {e}")));
+    let target = Target::resolve(&args.url).map_err(|e| match e {
+        pummel_engine::plan::PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
+        other => CliError::usage(anyhow!(other)),
+    })?;
+    let headers = args.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let body = match (&args.body, &args.body_file) {
+        (Some(text), _) => text.clone().into_bytes(),
+        (None, Some(path)) => std::fs::read(path)
+            .with_context(|| format!("--body-file: cannot read {}", path.display()))
+            .map_err(CliError::usage)?,
+        (None, None) => Vec::new(),
+    };
+    let duration = args.duration.as_deref().map(|d| duration_flag("--duration", d)).transpose()?;
+    let stop = Stop {
+        duration: match (duration, args.requests) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (d, _) => d,
+        },
+        requests: args.requests,
+    };
+    let load = match &args.rate {
+        None => Load::Closed(ClosedLoad { connections: args.connections.unwrap_or(DEFAULT_CONNECTIONS) }),
+        Some(rate_text) => {
+            let rate = parse_rate(rate_text)?;
+            // Without -d, an -n run at a fixed rate lasts as long as the requests take to send.
+            let length = stop
+                .duration
+                .or_else(|| stop.requests.map(|n| Duration::from_secs_f64((n as f64 / rate).ceil() + 1.0)))
+                .unwrap_or(DEFAULT_DURATION);
+            Load::Open(OpenLoad {
+                stages: vec![RateStage { rate, duration: length }],
+                arrival: match args.arrival {
+                    ArrivalArg::Uniform => Arrival::Uniform,
+                    ArrivalArg::Poisson => Arrival::Poisson,
+                },
+                max_connections: args.connections.unwrap_or(DEFAULT_POOL),
+                max_inflight: args.max_inflight,
+            })
+        }
+    };
+    let parse_exprs = |flag: &str, exprs: &[String]| {
+        exprs
+            .iter()
+            .map(|e| Expr::parse(e).map_err(|err| CliError::usage(anyhow!("{flag}: {err}"))))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let plan = Plan {
+        target,
+        request: RequestSpec { method: args.method.clone(), headers, body },
+        load,
+        stop,
+        threads: args.threads.unwrap_or_else(available_cpus),
+        timeout: duration_flag("--timeout", &args.timeout)?,
+        connect_timeout: duration_flag("--connect-timeout", &args.connect_timeout)?,
+        keepalive: !args.no_keepalive,
+        warmup: duration_flag("--warmup", &args.warmup)?,
+        ok_status: match &args.ok_status {
+            Some(text) => text.parse::<StatusSet>().map_err(|e| CliError::usage(anyhow!("--ok-status: {e}")))?,
+            None => StatusSet::default(),
+        },
+        thresholds: parse_exprs("--threshold", &args.thresholds)?,
+        abort_when: parse_exprs("--abort-when", &args.abort_when)?,
+        abort_window: duration_flag("--abort-window", &args.abort_window)?,
+    };
+    plan.validate().map_err(|e| CliError::usage(anyhow!(e)))?;
+    plan.request.encode(&plan.target, plan.keepalive).map_err(|e| CliError::usage(anyhow!(e)))?;
+    Ok(plan)
+}
+
+/// `Name: value` → (name, value).
+fn parse_header(text: &str) -> Result<(String, String), CliError> {
+    let (name, value) =
+        text.split_once(':').ok_or_else(|| CliError::usage(anyhow!("--header {text:?}: expected 'Name: value'")))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(CliError::usage(anyhow!("--header {text:?}: the header name is empty")));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// `2000`, `2000/s`, `120/m` → requests per second.
+pub fn parse_rate(text: &str) -> Result<f64, CliError> {
+    let (number, per) = match text.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "m")) => (n, 60.0),
+        Some(_) => return Err(CliError::usage(anyhow!("--rate {text:?}: use e.g. 2000, 2000/s or 120/m"))),
+        None => (text, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r / per),
+        _ => Err(CliError::usage(anyhow!("--rate {text:?}: expected a positive number of requests per second"))),
+    }
+}
+
+/// The CPUs this process may run on (affinity and cgroup aware, via the standard library).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Raises the open-file limit and says so when the requested connections cannot fit.
+pub fn warn_about_limits(plan: &Plan, display: DisplayArgs) {
+    let wanted = match &plan.load {
+        Load::Closed(c) => c.connections as u64,
+        Load::Open(o) => o.max_connections as u64,
+    };
+    match raise_open_file_limit() {
+        Ok(limits) => {
+            if limits.soft > limits.soft_before && !display.quiet && wanted + 64 > limits.soft_before {
+                eprintln!("note: raised the open-file limit from {} to {}", limits.soft_before, limits.soft);
+            }
+            if wanted > limits.connections_that_fit() {
+                eprintln!(
+                    "warning: {wanted} connections do not fit in the open-file limit {} (hard limit {}); \
+                     expect too_many_open_files. Fix: raise the hard limit (`ulimit -Hn`, /etc/security/limits.conf)",
+                    limits.soft, limits.hard
+                );
+            }
+        }
+        Err(e) => eprintln!("warning: could not read or raise the open-file limit: {e}"),
+    }
+}
+
+/// `--require-target`: one connection attempt before the run; exit 3 when nothing answers.
+fn check_target(plan: &Plan) -> Result<(), CliError> {
+    let addr = plan.target.addrs[0];
+    std::net::TcpStream::connect_timeout(&addr, plan.connect_timeout)
+        .map(|_| ())
+        .map_err(|e| CliError::cannot_start(anyhow!("nothing answers at {addr} ({}): {e}", plan.target.url)))
+}

@@ -1,0 +1,70 @@
+//! `pummel sink`: the built-in target as a standalone server.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use pummel_engine::duration::parse_duration;
+use pummel_engine::engine::RunControl;
+use pummel_sink::{Delay, SinkConfig};
+
+use super::{CliError, ExitStatus, install_interrupt_handler};
+use crate::cli::SinkArgs;
+
+/// Runs `pummel sink` until interrupted or `--duration` passes.
+pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
+    let usage = |e: anyhow::Error| CliError::usage(e);
+    let addr: SocketAddr = args
+        .listen
+        .to_socket_addrs()
+        .map_err(|e| usage(anyhow!("--listen {:?}: {e}", args.listen)))?
+        .next()
+        .ok_or_else(|| usage(anyhow!("--listen {:?}: no address", args.listen)))?;
+    let config = SinkConfig {
+        delay: args.delay.parse::<Delay>().map_err(|e| usage(anyhow!("--delay: {e}")))?,
+        error_rate: parse_fraction(&args.error_rate).map_err(|e| usage(anyhow!("--error-rate: {e}")))?,
+        status: args.status,
+        body_size: args.body_size,
+        close: args.close,
+        idle_timeout: parse_duration(&args.idle_timeout).map_err(|e| usage(anyhow!("--idle-timeout: {e}")))?,
+        threads: args.threads,
+    };
+    let stats_every = parse_duration(&args.stats).map_err(|e| usage(anyhow!("--stats: {e}")))?;
+    let stop_after =
+        args.duration.as_deref().map(parse_duration).transpose().map_err(|e| usage(anyhow!("--duration: {e}")))?;
+    pummel_engine::limits::raise_open_file_limit().ok();
+    let sink = pummel_sink::start(addr, config).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    eprintln!("pummel sink listening on http://{}", sink.local_addr());
+
+    let control = RunControl::new();
+    install_interrupt_handler(&control);
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut last_received = 0;
+    while !control.is_interrupted() && stop_after.is_none_or(|d| started.elapsed() < d) {
+        std::thread::sleep(Duration::from_millis(50));
+        if !stats_every.is_zero() && last_report.elapsed() >= stats_every {
+            let snapshot = sink.stats().snapshot();
+            let secs = last_report.elapsed().as_secs_f64();
+            let rate = (snapshot.requests - last_received) as f64 / secs;
+            println!(
+                "Received {} Rate {:.0} r/s open connections {}",
+                snapshot.requests, rate, snapshot.open_connections
+            );
+            last_received = snapshot.requests;
+            last_report = Instant::now();
+        }
+    }
+    sink.shutdown();
+    Ok(ExitStatus::Pass)
+}
+
+/// `1%`, `0.5%` or `0.01` → a fraction in 0..=1.
+fn parse_fraction(text: &str) -> anyhow::Result<f64> {
+    let value = match text.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| anyhow!("{text:?} is not a percentage (e.g. 1% or 0.01)"))?;
+    if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(anyhow!("{text:?} is outside 0%..100%")) }
+}

@@ -1,0 +1,37 @@
+//! The `pummel` binary: a thin layer of commands, terminal output and exit codes over the
+//! `pummel-engine` library and the `pummel-sink` server.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands::ExitStatus;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return if e.use_stderr() { ExitStatus::Usage.into() } else { ExitStatus::Pass.into() };
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(*args),
+        Command::Sink(args) => commands::sink::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            failure.status.into()
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Terminal output: per-second progress, the end summary, and number formatting.
+
+pub mod format;
+pub mod progress;
+pub mod summary;

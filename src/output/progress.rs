@@ -1,0 +1,160 @@
+//! Per-second progress: a live view redrawn in place on a terminal, one plain line per second
+//! otherwise (CI logs, pipes, `--plain`), nothing with `--quiet`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use pummel_engine::engine::TimelineEntry;
+
+use super::format::{ms, rate};
+use crate::cli::DisplayArgs;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Live,
+    Plain,
+    Quiet,
+}
+
+/// Prints progress for one run.
+pub struct Progress {
+    mode: Mode,
+    to_stderr: bool,
+    title: String,
+    planned: Option<Duration>,
+    /// Lines drawn by the last live frame, to move back over.
+    drawn: usize,
+    total_ok: u64,
+    total_failed: u64,
+}
+
+impl Progress {
+    /// Chooses the mode from the flags and whether the output is a terminal.
+    pub fn new(display: DisplayArgs, title: String, planned: Option<Duration>) -> Self {
+        // With --json, stdout is reserved for the summary document.
+        let to_stderr = display.json;
+        let is_tty = if to_stderr { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
+        let mode = if display.quiet {
+            Mode::Quiet
+        } else if display.plain || !is_tty {
+            Mode::Plain
+        } else {
+            Mode::Live
+        };
+        Progress { mode, to_stderr, title, planned, drawn: 0, total_ok: 0, total_failed: 0 }
+    }
+
+    /// Shows one completed second.
+    pub fn second(&mut self, entry: &TimelineEntry) {
+        self.total_ok += entry.ok;
+        self.total_failed += entry.failed;
+        let text = match self.mode {
+            Mode::Quiet => return,
+            Mode::Plain => format!("{}\n", plain_line(entry)),
+            Mode::Live => self.live_frame(entry),
+        };
+        self.write(&text);
+    }
+
+    /// Prints a line outside the per-second flow (e.g. a stage header or a warning).
+    pub fn note(&mut self, line: &str) {
+        if self.mode == Mode::Quiet {
+            return;
+        }
+        self.drawn = 0;
+        self.write(&format!("{line}\n"));
+    }
+
+    fn live_frame(&mut self, e: &TimelineEntry) -> String {
+        let mut out = String::new();
+        if self.drawn > 0 {
+            out.push_str(&format!("\x1b[{}A", self.drawn));
+        }
+        let elapsed = match self.planned {
+            Some(total) => format!("{}s / {}s", e.second, total.as_secs()),
+            None => format!("{}s", e.second),
+        };
+        let bar = self.planned.map(|t| progress_bar(e.second as f64 / t.as_secs_f64().max(1.0))).unwrap_or_default();
+        let target = e.target_rate.map(|t| format!(" / {}", rate(t))).unwrap_or_default();
+        let (p50, p99, max) = match &e.latency_ms {
+            Some(l) => (ms(l.p50), ms(l.p99), ms(l.max)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let errors = if e.errors.is_empty() {
+            "none".to_string()
+        } else {
+            e.errors.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" ")
+        };
+        let lag_warning = match &e.schedule_lag_ms {
+            Some(lag) if lag.p99 > 10.0 => {
+                format!("  ! generator is behind schedule (lag p99 {}): results understate the target", ms(lag.p99))
+            }
+            _ => String::new(),
+        };
+        let lines = [
+            format!("pummel  {}  {bar} {elapsed}{}", self.title, if e.warmup { "  (warmup)" } else { "" }),
+            format!(
+                "  rate     {}{target} req/s   ok {}  failed {}  dropped {}",
+                rate(e.completed as f64),
+                self.total_ok,
+                self.total_failed,
+                e.dropped
+            ),
+            format!("  latency  p50 {p50}   p99 {p99}   max {max}"),
+            format!("  conns    {}   in flight {}   cpu {:.0}%", e.connections, e.in_flight, e.cpu_percent),
+            format!("  errors   {errors}{lag_warning}"),
+        ];
+        for line in &lines {
+            out.push_str("\x1b[2K");
+            out.push_str(line);
+            out.push('\n');
+        }
+        self.drawn = lines.len();
+        out
+    }
+
+    fn write(&self, text: &str) {
+        // A closed pipe must not kill the run: its results still have to be written.
+        let _ = if self.to_stderr {
+            std::io::stderr().write_all(text.as_bytes())
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        };
+    }
+}
+
+/// `t=3s rate=2000/2000 ok=2000 err=0 p50=0.4ms p99=1.1ms conns=12`
+pub fn plain_line(e: &TimelineEntry) -> String {
+    let mut line = format!("t={}s rate={}", e.second, e.completed);
+    if let Some(target) = e.target_rate {
+        line.push_str(&format!("/{target:.0}"));
+    }
+    line.push_str(&format!(" ok={} err={}", e.ok, e.failed));
+    if let Some(l) = &e.latency_ms {
+        line.push_str(&format!(" p50={} p99={}", ms(l.p50), ms(l.p99)));
+    }
+    line.push_str(&format!(" conns={}", e.connections));
+    if e.dropped > 0 {
+        line.push_str(&format!(" dropped={}", e.dropped));
+    }
+    if let Some(lag) = &e.schedule_lag_ms {
+        if lag.p99 > 10.0 {
+            line.push_str(&format!(" lag_p99={} GENERATOR-BEHIND", ms(lag.p99)));
+        }
+    }
+    for (kind, n) in &e.errors {
+        line.push_str(&format!(" {kind}={n}"));
+    }
+    if e.warmup {
+        line.push_str(" (warmup)");
+    }
+    line
+}
+
+fn progress_bar(fraction: f64) -> String {
+    const WIDTH: usize = 20;
+    let filled = ((fraction.clamp(0.0, 1.0)) * WIDTH as f64).round() as usize;
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(WIDTH - filled))
+}

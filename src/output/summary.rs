@@ -1,0 +1,133 @@
+//! The end summary as a readable table, and the per-stage table users used to write by hand.
+
+use std::fmt::Write;
+
+use pummel_engine::error_kind::ErrorKind;
+use pummel_engine::summary::{LatencyFigures, Summary};
+
+use super::format::{bytes, ms, percent, rate, thousands};
+
+/// Renders the summary for a terminal.
+pub fn summary_table(s: &Summary) -> String {
+    let mut out = String::new();
+    let status = match (&s.aborted, s.interrupted) {
+        (Some(reason), _) => format!("ABORTED: {reason} — partial results"),
+        (None, true) => "INTERRUPTED — partial results".to_string(),
+        (None, false) => "complete".to_string(),
+    };
+    let _ = writeln!(out, "\nSummary ({:.1} s measured, {status})", s.duration_s);
+    let r = &s.requests;
+    let _ = writeln!(
+        out,
+        "  requests    sent {}  completed {}  ok {}  failed {} ({})  dropped {}{}",
+        thousands(r.sent),
+        thousands(r.completed),
+        thousands(r.ok),
+        thousands(r.failed),
+        percent(r.error_rate),
+        thousands(r.dropped),
+        if r.unfinished > 0 { format!("  unfinished {}", thousands(r.unfinished)) } else { String::new() }
+    );
+    let target = s.rate.target.map(|t| format!("  (target {} req/s)", rate(t))).unwrap_or_default();
+    let _ = writeln!(out, "  rate        {} req/s achieved{target}", rate(s.rate.achieved));
+    let secs = s.duration_s.max(1e-9);
+    let _ = writeln!(
+        out,
+        "  throughput  {}/s in, {}/s out",
+        bytes(s.bytes.received as f64 / secs),
+        bytes(s.bytes.sent as f64 / secs)
+    );
+    let _ = writeln!(
+        out,
+        "\n  {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"
+    );
+    latency_row(&mut out, "latency", s.latency_ms.as_ref());
+    latency_row(&mut out, "service time", s.service_time_ms.as_ref());
+    let connect = match (s.connect_ms.mean, s.connect_ms.p99) {
+        (Some(mean), Some(p99)) => {
+            format!("mean {}  p99 {}  ({} opened)", ms(mean), ms(p99), thousands(s.connect_ms.count))
+        }
+        _ => "no connection opened".to_string(),
+    };
+    let _ = writeln!(out, "  connect       {connect};  DNS {}", ms(s.dns_ms));
+    let _ = writeln!(out, "  (latency counts from each request's intended start, so waiting in line is included;");
+    let _ = writeln!(out, "   service time counts from the actual write. See README: \"Honest latency\".)");
+
+    let statuses = s.status.iter().map(|(code, n)| format!("{code}: {}", thousands(*n))).collect::<Vec<_>>();
+    let _ = writeln!(out, "\n  status      {}", if statuses.is_empty() { "none".into() } else { statuses.join("  ") });
+    if s.errors.is_empty() {
+        let _ = writeln!(out, "  errors      none");
+    } else {
+        let _ = writeln!(out, "  errors");
+        for (kind, n) in &s.errors {
+            let local = ErrorKind::ALL.iter().find(|k| k.name() == kind).and_then(|k| k.local_fix());
+            let _ = writeln!(out, "    {kind:<20} {:>10}", thousands(*n));
+            if let Some(fix) = local {
+                let _ = writeln!(out, "      local limit on the generator, not the target: {fix}");
+            }
+        }
+    }
+    if let Some(why) = &s.generator.bottleneck {
+        let _ = writeln!(out, "\n  ! generator: {why}");
+    }
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(out, "\n  thresholds");
+        for t in &s.thresholds {
+            let value = t.value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "no data".into());
+            let shown = t.shown.clone().unwrap_or(value);
+            let _ = writeln!(out, "    {}  {:<24} measured {}", if t.pass { "PASS" } else { "FAIL" }, t.expr, shown);
+        }
+    }
+    out
+}
+
+fn latency_row(out: &mut String, name: &str, figures: Option<&LatencyFigures>) {
+    match figures {
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "  {name:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                ms(l.min),
+                ms(l.mean),
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p95),
+                ms(l.p99),
+                ms(l.p999),
+                ms(l.max)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  {name:<13} no response received");
+        }
+    }
+}
+
+/// The per-stage table: rate, achieved, throughput, latency, error rate, note.
+pub fn stages_table(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| Target RPS | Achieved RPS | Throughput | Latency mean | p50 | p99 | Error rate | Note |");
+    let _ = writeln!(out, "|-----------:|-------------:|-----------:|-------------:|----:|----:|-----------:|------|");
+    for stage in &s.stages {
+        let target = stage.target_rate.map(rate).unwrap_or_else(|| "-".into());
+        let (mean, p50, p99) = match &stage.latency_ms {
+            Some(l) => (ms(l.mean), ms(l.p50), ms(l.p99)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let mut note = stage.note.clone().unwrap_or_default();
+        if let Some(kind) = &stage.top_error {
+            if note.is_empty() {
+                note = format!("mostly {kind}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "| {target} | {} | {} RPM | {mean} | {p50} | {p99} | {} | {note} |",
+            rate(stage.achieved_rate),
+            thousands((stage.achieved_rate * 60.0).round() as u64),
+            percent(stage.error_rate),
+        );
+    }
+    out
+}

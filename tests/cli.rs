@@ -1,0 +1,33 @@
+//! End-to-end tests of the `pummel` binary: each test runs the real binary against real servers
+//! on loopback (its own `pummel sink`, or a small misbehaving server in this process) and checks
+//! the numbers it reports, its results document and its exit codes.
+//!
+//! Rules every test keeps: traffic only to 127.0.0.1 on ports bound as port 0; every run and
+//! every wait has a time limit; child processes are killed on drop; runs last 1-3 s; tests whose
+//! assertions depend on timing hold `support::exclusive()` so they never share the CPU with
+//! another run (the others hold `support::shared()`).
+//!
+//! One file per subject, under `tests/cli/`; helpers under `tests/support/`.
+
+mod support;
+
+#[path = "cli/counts.rs"]
+mod counts;
+#[path = "cli/demo.rs"]
+mod demo;
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/generator.rs"]
+mod generator;
+#[path = "cli/interrupt.rs"]
+mod interrupt;
+#[path = "cli/latency.rs"]
+mod latency;
+#[path = "cli/rate.rs"]
+mod rate;
+#[path = "cli/results.rs"]
+mod results;
+#[path = "cli/sink.rs"]
+mod sink;
+#[path = "cli/thresholds.rs"]
+mod thresholds;

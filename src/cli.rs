@@ -26,6 +26,16 @@ pub enum Command {
     Sink(SinkArgs),
     /// Run a short stepped test against a built-in target: pummel's main job, nothing to set up.
     Demo(DemoArgs),
+    /// Find the highest rate the target sustains within its SLO, step by step.
+    FindLimit(Box<crate::commands::find_limit::FindLimitArgs>),
+    /// Turn a results file into an HTML report, markdown tables or a CSV timeline.
+    Report(crate::commands::report::ReportArgs),
+    /// Compare two results files metric by metric (a CI regression gate).
+    Compare(crate::commands::compare::CompareArgs),
+    /// Check the system limits a load test hits (open files, ports, backlog) and explain fixes.
+    Doctor(crate::commands::doctor::DoctorArgs),
+    /// Watch a process every second: fds vs its limit, CPU, memory, TCP sockets by state.
+    Watch(crate::commands::watch::WatchArgs),
 }
 
 /// Flags of `pummel run`.
@@ -35,18 +45,8 @@ pub struct RunArgs {
     /// The URL to load (http:// only for now).
     pub url: String,
 
-    /// HTTP method.
-    #[arg(short, long, default_value = "GET")]
-    pub method: String,
-    /// Request header 'Name: value' (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Request body.
-    #[arg(short, long, conflicts_with = "body_file")]
-    pub body: Option<String>,
-    /// Read the request body from a file.
-    #[arg(long, value_name = "PATH")]
-    pub body_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub request: RequestArgs,
 
     /// How long to run (e.g. 30s, 2m). Default 10s unless -n is given.
     #[arg(short, long, value_name = "DURATION")]
@@ -66,18 +66,8 @@ pub struct RunArgs {
     /// Open model: most requests queued or in flight; beyond it a request is counted as dropped.
     #[arg(long, value_name = "N", requires = "rate")]
     pub max_inflight: Option<usize>,
-    /// Generator threads (default: the CPUs this process may use).
-    #[arg(short, long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Per-request timeout, from the write to the end of the response.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub timeout: String,
-    /// TCP connect timeout.
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
-    pub connect_timeout: String,
-    /// A new connection per request.
-    #[arg(long)]
-    pub no_keepalive: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Time at the start excluded from the statistics.
     #[arg(long, default_value = "0s", value_name = "DURATION")]
     pub warmup: String,
@@ -102,6 +92,40 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// What each request sends; shared by `run` and `find-limit`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// HTTP method.
+    #[arg(short, long, default_value = "GET")]
+    pub method: String,
+    /// Request header 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(short, long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the request body from a file.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<PathBuf>,
+}
+
+/// How the generator connects; shared by `run` and `find-limit`.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Generator threads (default: the CPUs this process may use).
+    #[arg(short, long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Per-request timeout, from the write to the end of the response.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: String,
+    /// TCP connect timeout.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub connect_timeout: String,
+    /// A new connection per request.
+    #[arg(long)]
+    pub no_keepalive: bool,
 }
 
 /// How progress and the summary are shown.
@@ -154,6 +178,9 @@ pub struct SinkArgs {
     /// Close clients idle for longer than this.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub idle_timeout: String,
+    /// Answer 503 beyond this many requests per second (an overloaded server of known capacity).
+    #[arg(long, value_name = "REQ/S")]
+    pub capacity: Option<f64>,
     /// Server threads.
     #[arg(short, long, default_value_t = 1)]
     pub threads: usize,

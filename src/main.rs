@@ -26,6 +26,11 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(*args),
         Command::Sink(args) => commands::sink::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::FindLimit(args) => commands::find_limit::run(*args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Compare(args) => commands::compare::run(args),
+        Command::Doctor(args) => commands::doctor::run(args),
+        Command::Watch(args) => commands::watch::run(args),
     };
     match result {
         Ok(status) => status.into(),

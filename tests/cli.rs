@@ -17,6 +17,8 @@ mod counts;
 mod demo;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/find_limit.rs"]
+mod find_limit;
 #[path = "cli/generator.rs"]
 mod generator;
 #[path = "cli/interrupt.rs"]
@@ -25,9 +27,13 @@ mod interrupt;
 mod latency;
 #[path = "cli/rate.rs"]
 mod rate;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/results.rs"]
 mod results;
 #[path = "cli/sink.rs"]
 mod sink;
+#[path = "cli/system.rs"]
+mod system;
 #[path = "cli/thresholds.rs"]
 mod thresholds;

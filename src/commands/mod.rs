@@ -1,8 +1,13 @@
 //! The subcommands, and what they share: exit statuses, error categories, signal handling.
 
+pub mod compare;
 pub mod demo;
+pub mod doctor;
+pub mod find_limit;
+pub mod report;
 pub mod run;
 pub mod sink;
+pub mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -14,7 +14,7 @@ use pummel_engine::results::ResultsDocument;
 use pummel_engine::summary::Summary;
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
-use crate::cli::{ArrivalArg, DisplayArgs, RunArgs};
+use crate::cli::{ArrivalArg, ConnectionArgs, DisplayArgs, RequestArgs, RunArgs};
 use crate::output::progress::Progress;
 use crate::output::summary::summary_table;
 
@@ -77,20 +77,6 @@ pub fn finish(
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).
 fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
-    let duration_flag =
-        |name: &str, text: &str| parse_duration(text).map_err(|e| CliError::usage(anyhow!("{name}: {e}")));
-    let target = Target::resolve(&args.url).map_err(|e| match e {
-        pummel_engine::plan::PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
-        other => CliError::usage(anyhow!(other)),
-    })?;
-    let headers = args.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
-    let body = match (&args.body, &args.body_file) {
-        (Some(text), _) => text.clone().into_bytes(),
-        (None, Some(path)) => std::fs::read(path)
-            .with_context(|| format!("--body-file: cannot read {}", path.display()))
-            .map_err(CliError::usage)?,
-        (None, None) => Vec::new(),
-    };
     let duration = args.duration.as_deref().map(|d| duration_flag("--duration", d)).transpose()?;
     let stop = Stop {
         duration: match (duration, args.requests) {
@@ -110,42 +96,91 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
                 .unwrap_or(DEFAULT_DURATION);
             Load::Open(OpenLoad {
                 stages: vec![RateStage { rate, duration: length }],
-                arrival: match args.arrival {
-                    ArrivalArg::Uniform => Arrival::Uniform,
-                    ArrivalArg::Poisson => Arrival::Poisson,
-                },
+                arrival: arrival(args.arrival),
                 max_connections: args.connections.unwrap_or(DEFAULT_POOL),
                 max_inflight: args.max_inflight,
             })
         }
     };
-    let parse_exprs = |flag: &str, exprs: &[String]| {
-        exprs
-            .iter()
-            .map(|e| Expr::parse(e).map_err(|err| CliError::usage(anyhow!("{flag}: {err}"))))
-            .collect::<Result<Vec<_>, _>>()
+    let mut plan = base_plan(&args.url, &args.request, &args.connection, load, stop)?;
+    plan.warmup = duration_flag("--warmup", &args.warmup)?;
+    plan.ok_status = parse_ok_status(args.ok_status.as_deref())?;
+    plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
+    plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
+    plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
+    validate(&plan)?;
+    Ok(plan)
+}
+
+/// The parts of a plan that `run` and `find-limit` build the same way: target, request,
+/// connection settings; no thresholds, abort rules or warmup.
+pub fn base_plan(
+    url: &str,
+    request: &RequestArgs,
+    connection: &ConnectionArgs,
+    load: Load,
+    stop: Stop,
+) -> Result<Plan, CliError> {
+    let target = Target::resolve(url).map_err(|e| match e {
+        pummel_engine::plan::PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
+        other => CliError::usage(anyhow!(other)),
+    })?;
+    let headers = request.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let body = match (&request.body, &request.body_file) {
+        (Some(text), _) => text.clone().into_bytes(),
+        (None, Some(path)) => std::fs::read(path)
+            .with_context(|| format!("--body-file: cannot read {}", path.display()))
+            .map_err(CliError::usage)?,
+        (None, None) => Vec::new(),
     };
-    let plan = Plan {
+    Ok(Plan {
         target,
-        request: RequestSpec { method: args.method.clone(), headers, body },
+        request: RequestSpec { method: request.method.clone(), headers, body },
         load,
         stop,
-        threads: args.threads.unwrap_or_else(available_cpus),
-        timeout: duration_flag("--timeout", &args.timeout)?,
-        connect_timeout: duration_flag("--connect-timeout", &args.connect_timeout)?,
-        keepalive: !args.no_keepalive,
-        warmup: duration_flag("--warmup", &args.warmup)?,
-        ok_status: match &args.ok_status {
-            Some(text) => text.parse::<StatusSet>().map_err(|e| CliError::usage(anyhow!("--ok-status: {e}")))?,
-            None => StatusSet::default(),
-        },
-        thresholds: parse_exprs("--threshold", &args.thresholds)?,
-        abort_when: parse_exprs("--abort-when", &args.abort_when)?,
-        abort_window: duration_flag("--abort-window", &args.abort_window)?,
-    };
+        threads: connection.threads.unwrap_or_else(available_cpus),
+        timeout: duration_flag("--timeout", &connection.timeout)?,
+        connect_timeout: duration_flag("--connect-timeout", &connection.connect_timeout)?,
+        keepalive: !connection.no_keepalive,
+        warmup: Duration::ZERO,
+        ok_status: StatusSet::default(),
+        thresholds: Vec::new(),
+        abort_when: Vec::new(),
+        abort_window: Duration::from_secs(5),
+    })
+}
+
+/// Checks the plan as the engine will; a failure is a usage error.
+pub fn validate(plan: &Plan) -> Result<(), CliError> {
     plan.validate().map_err(|e| CliError::usage(anyhow!(e)))?;
     plan.request.encode(&plan.target, plan.keepalive).map_err(|e| CliError::usage(anyhow!(e)))?;
-    Ok(plan)
+    Ok(())
+}
+
+/// Parses a duration flag; a mistake names the flag.
+pub fn duration_flag(name: &str, text: &str) -> Result<Duration, CliError> {
+    parse_duration(text).map_err(|e| CliError::usage(anyhow!("{name}: {e}")))
+}
+
+/// Parses repeated threshold-grammar flags; a mistake names the flag and points at the error.
+pub fn parse_exprs(flag: &str, exprs: &[String]) -> Result<Vec<Expr>, CliError> {
+    exprs.iter().map(|e| Expr::parse(e).map_err(|err| CliError::usage(anyhow!("{flag}: {err}")))).collect()
+}
+
+/// `--ok-status`, or the default set.
+pub fn parse_ok_status(text: Option<&str>) -> Result<StatusSet, CliError> {
+    match text {
+        Some(text) => text.parse::<StatusSet>().map_err(|e| CliError::usage(anyhow!("--ok-status: {e}"))),
+        None => Ok(StatusSet::default()),
+    }
+}
+
+/// The engine's arrival process for the flag.
+pub fn arrival(arg: ArrivalArg) -> Arrival {
+    match arg {
+        ArrivalArg::Uniform => Arrival::Uniform,
+        ArrivalArg::Poisson => Arrival::Poisson,
+    }
 }
 
 /// `Name: value` → (name, value).

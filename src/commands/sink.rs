@@ -27,6 +27,7 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
         body_size: args.body_size,
         close: args.close,
         idle_timeout: parse_duration(&args.idle_timeout).map_err(|e| usage(anyhow!("--idle-timeout: {e}")))?,
+        capacity: args.capacity,
         threads: args.threads,
     };
     let stats_every = parse_duration(&args.stats).map_err(|e| usage(anyhow!("--stats: {e}")))?;

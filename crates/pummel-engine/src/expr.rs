@@ -50,6 +50,8 @@ pub enum Metric {
     ServiceTime(Stat),
     /// Failed requests over completed requests, a fraction in 0..=1.
     ErrorRate,
+    /// Share of probe requests that were OK, a fraction in 0..=1 (`--probe`).
+    ProbeOk,
     /// Achieved requests per second.
     Rate,
     /// Requests the schedule wanted to start but could not (count).
@@ -78,7 +80,7 @@ impl Metric {
     fn kind(&self) -> Kind {
         match self {
             Metric::Latency(_) | Metric::ServiceTime(_) => Kind::Duration,
-            Metric::ErrorRate => Kind::Fraction,
+            Metric::ErrorRate | Metric::ProbeOk => Kind::Fraction,
             Metric::Rate => Kind::Rate,
             _ => Kind::Count,
         }
@@ -103,6 +105,7 @@ impl fmt::Display for Metric {
             Metric::Latency(stat) => write!(f, "{stat}"),
             Metric::ServiceTime(stat) => write!(f, "service.{stat}"),
             Metric::ErrorRate => f.write_str("error_rate"),
+            Metric::ProbeOk => f.write_str("probe_ok"),
             Metric::Rate => f.write_str("rate"),
             Metric::Dropped => f.write_str("dropped"),
             Metric::Failed => f.write_str("failed"),
@@ -309,7 +312,7 @@ fn caret_pad(input: &str, position: usize) -> String {
 }
 
 const METRICS: &str = "p50, p99, p99.9, min, mean, max, latency.<stat>, service.<stat>, \
-                       error_rate, rate, dropped, failed, completed, sent or errors.<kind>";
+                       error_rate, probe_ok, rate, dropped, failed, completed, sent or errors.<kind>";
 const STATS: &str = "min, mean, max or a percentile such as p50, p99, p99.9";
 const OP_LIST: &str = "<, <=, >, >=, == or !=";
 
@@ -345,6 +348,7 @@ impl<'a> Parser<'a> {
         let metric = match name {
             "" => return Err(self.err(start, format!("missing metric (use {METRICS})"))),
             "error_rate" => Metric::ErrorRate,
+            "probe_ok" => Metric::ProbeOk,
             "rate" => Metric::Rate,
             "dropped" => Metric::Dropped,
             "failed" => Metric::Failed,
@@ -786,6 +790,7 @@ mod tests {
             stat.clone().prop_map(Metric::Latency),
             stat.prop_map(Metric::ServiceTime),
             Just(Metric::ErrorRate),
+            Just(Metric::ProbeOk),
             Just(Metric::Rate),
             Just(Metric::Dropped),
             Just(Metric::Failed),

@@ -12,6 +12,7 @@ pub mod duration;
 pub mod engine;
 pub mod error_kind;
 pub mod expr;
+pub mod find_limit;
 pub mod histogram;
 pub mod http1;
 pub mod limits;

@@ -4,7 +4,7 @@
 //! validated `Plan`, so it never has to second-guess its input. A quick `pummel run URL` is a
 //! plan with one request and one load stage.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -48,6 +48,10 @@ pub struct Plan {
     /// Length of the sliding window for abort rules.
     #[serde(with = "secs")]
     pub abort_window: Duration,
+    /// Local addresses connections are bound to, in turn (port chosen by the kernel); empty
+    /// lets the kernel choose. Several addresses lift the ~28k ephemeral-port ceiling of one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_addrs: Vec<IpAddr>,
 }
 
 impl Plan {
@@ -55,7 +59,7 @@ impl Plan {
     pub fn planned_duration(&self) -> Option<Duration> {
         let staged = match &self.load {
             Load::Open(open) => Some(open.stages.iter().map(|s| s.duration).sum::<Duration>()),
-            Load::Closed(_) => None,
+            Load::Closed(_) | Load::Hold(_) => None,
         };
         match (staged, self.stop.duration) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -66,7 +70,7 @@ impl Plan {
     /// The open-model stage that covers `offset` from the run's start (the last one after the end).
     pub fn stage_at(&self, offset: Duration) -> usize {
         match &self.load {
-            Load::Closed(_) => 0,
+            Load::Closed(_) | Load::Hold(_) => 0,
             Load::Open(open) => {
                 let mut end = Duration::ZERO;
                 for (index, stage) in open.stages.iter().enumerate() {
@@ -83,7 +87,7 @@ impl Plan {
     /// Number of stages whose statistics are kept apart.
     pub fn stage_count(&self) -> usize {
         match &self.load {
-            Load::Closed(_) => 1,
+            Load::Closed(_) | Load::Hold(_) => 1,
             Load::Open(open) => open.stages.len().max(1),
         }
     }
@@ -96,6 +100,9 @@ impl Plan {
         if self.stop.duration.is_none() && self.stop.requests.is_none() {
             if let Load::Closed(_) = self.load {
                 return Err(PlanError::Invalid("a run needs a duration or a request count".into()));
+            }
+            if let Load::Hold(_) = self.load {
+                return Err(PlanError::Invalid("hold needs a duration".into()));
             }
         }
         if self.stop.requests == Some(0) {
@@ -127,8 +134,10 @@ impl Plan {
                     return Err(PlanError::Invalid("--max-inflight must be at least 1".into()));
                 }
             }
+            Load::Hold(hold) => hold.validate()?,
             Load::Closed(_) => {}
         }
+        self.validate_source_addrs()?;
         for expr in self.thresholds.iter().chain(&self.abort_when) {
             if let Metric::ErrorCount(name) = &expr.metric {
                 if !ErrorKind::ALL.iter().any(|k| k.name() == name) {
@@ -143,6 +152,23 @@ impl Plan {
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(PlanError::Invalid("timeouts must be longer than 0s".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Source addresses must share the targets' address family, or no connection could be made.
+    fn validate_source_addrs(&self) -> Result<(), PlanError> {
+        let Some(first) = self.source_addrs.first() else { return Ok(()) };
+        if self.source_addrs.iter().any(|a| a.is_ipv4() != first.is_ipv4()) {
+            return Err(PlanError::Invalid("--source-addrs: mix of IPv4 and IPv6 addresses".into()));
+        }
+        if let Some(addr) = self.target.addrs.iter().find(|a| a.is_ipv4() != first.is_ipv4()) {
+            return Err(PlanError::Invalid(format!(
+                "--source-addrs are {} but the target address {addr} is not",
+                if first.is_ipv4() { "IPv4" } else { "IPv6" }
+            )));
         }
         Ok(())
     }
@@ -287,6 +313,70 @@ pub enum Load {
     Closed(ClosedLoad),
     /// Requests started on a schedule, whether or not earlier ones came back.
     Open(OpenLoad),
+    /// Many connections opened at a paced rate and held open until the end (`pummel hold`).
+    Hold(HoldLoad),
+}
+
+/// The hold model: open `connections` at `open_rate` and keep them, each in `mode`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldLoad {
+    /// Connections wanted (the sum over all shards).
+    pub connections: usize,
+    /// Connections opened per second at most (initial opens and re-opens alike), so the
+    /// target's accept backlog is not flooded.
+    pub open_rate: f64,
+    /// What each connection does while held.
+    pub mode: HoldMode,
+    /// Interval between the bytes of a slow request, or between WebSocket pings.
+    #[serde(with = "secs")]
+    pub drip: Duration,
+    /// Re-open a connection the target closed (or that failed to open), counting it again.
+    pub reopen: bool,
+}
+
+impl HoldLoad {
+    fn validate(&self) -> Result<(), PlanError> {
+        if self.connections == 0 {
+            return Err(PlanError::Invalid("connections must be at least 1".into()));
+        }
+        if !(self.open_rate.is_finite() && self.open_rate > 0.0) {
+            return Err(PlanError::Invalid(format!(
+                "the open rate must be a positive number of connections per second, not {}",
+                self.open_rate
+            )));
+        }
+        if self.drip.is_zero() {
+            return Err(PlanError::Invalid("--drip must be longer than 0s".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What a held connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HoldMode {
+    /// One request and its response, then an idle keep-alive connection.
+    Idle,
+    /// The request head sent a few bytes every `drip` and never finished (slow-client attack).
+    SlowRequest,
+    /// One request whose response the target holds; waited for until the run ends.
+    Pending,
+    /// A WebSocket upgrade, then a ping every `drip`.
+    #[serde(rename = "ws")]
+    WebSocket,
+}
+
+impl HoldMode {
+    /// The name used on the command line and in results (`idle`, `slow-request`, `pending`, `ws`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HoldMode::Idle => "idle",
+            HoldMode::SlowRequest => "slow-request",
+            HoldMode::Pending => "pending",
+            HoldMode::WebSocket => "ws",
+        }
+    }
 }
 
 /// The closed model.
@@ -396,7 +486,7 @@ fn body_len<S: serde::Serializer>(body: &[u8], s: S) -> Result<S::Ok, S::Error> 
     s.serialize_u64(body.len() as u64)
 }
 
-mod secs {
+pub(crate) mod secs {
     pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }

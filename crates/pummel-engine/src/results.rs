@@ -41,6 +41,55 @@ pub struct ResultsDocument {
     pub stage_histograms: Vec<Histograms>,
     /// The first messages of errors of kind `other`.
     pub other_errors: Vec<String>,
+    /// For `pummel find-limit`: the verdict of every step and the capacity found. The steps are
+    /// the stages of `summary.stages` (same order) and `stage_histograms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_limit: Option<FindLimitReport>,
+}
+
+/// What `pummel find-limit` concluded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FindLimitReport {
+    /// The service-level objectives every good step met (threshold grammar).
+    pub slo: Vec<String>,
+    /// Highest error rate a good step may have (fraction).
+    pub max_error_rate: f64,
+    /// One verdict per step, in the order run.
+    pub steps: Vec<StepVerdict>,
+    /// Highest target rate that was good, req/s.
+    pub capacity_rps: Option<f64>,
+    /// Lowest target rate that broke the SLO, req/s.
+    pub breaking_rps: Option<f64>,
+    /// True when the generator, not the target, limited the search.
+    pub generator_limited: bool,
+    /// The one-line verdict, as printed.
+    pub verdict: String,
+    /// The capacity-planning estimate, when `--peak` was given.
+    pub planning: Option<CapacityPlan>,
+}
+
+/// The verdict of one find-limit step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepVerdict {
+    /// Target rate of the step, req/s.
+    pub target_rate: f64,
+    /// True when every SLO held and the generator kept up.
+    pub good: bool,
+    /// Why the step is not good (the SLOs that failed, or the generator), if it is not.
+    pub reason: Option<String>,
+}
+
+/// How many instances a peak needs, assuming capacity scales linearly with instances.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CapacityPlan {
+    /// The expected peak, req/s.
+    pub peak_rps: f64,
+    /// Spare capacity kept on each instance (fraction).
+    pub headroom: f64,
+    /// Measured capacity of one instance, req/s.
+    pub per_instance_rps: f64,
+    /// Instances needed.
+    pub instances: u64,
 }
 
 /// Serialized histograms (HdrHistogram V2+DEFLATE, base64), microseconds.
@@ -103,6 +152,7 @@ impl ResultsDocument {
             histograms: Histograms::of(&outcome.total),
             stage_histograms: outcome.stages.iter().map(|s| Histograms::of(&s.stats)).collect(),
             other_errors: outcome.other_errors.clone(),
+            find_limit: None,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Connections opened successfully.
     pub connections_opened: u64,
+    /// Established connections the target closed (EOF or reset) — `pummel hold` counts them.
+    pub closed_by_peer: u64,
     /// Time from the intended start to the end of the response (coordinated-omission corrected).
     pub latency: LatencyHistogram,
     /// Time from the write of the request to the end of the response.
@@ -59,6 +61,7 @@ impl Default for Stats {
             bytes_in: 0,
             bytes_out: 0,
             connections_opened: 0,
+            closed_by_peer: 0,
             latency: new_histogram(),
             service_time: new_histogram(),
             connect_time: new_histogram(),
@@ -103,6 +106,7 @@ impl Stats {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.connections_opened += other.connections_opened;
+        self.closed_by_peer += other.closed_by_peer;
         merge(&mut self.latency, &other.latency);
         merge(&mut self.service_time, &other.service_time);
         merge(&mut self.connect_time, &other.connect_time);
@@ -166,6 +170,8 @@ impl MetricSource for StatsOver<'_> {
             Metric::Latency(stat) => histogram_stat_ms(&s.latency, stat),
             Metric::ServiceTime(stat) => histogram_stat_ms(&s.service_time, stat),
             Metric::ErrorRate => (s.completed > 0).then(|| s.error_rate()),
+            // Probes are not request stats; `summary::RunMetrics` answers them.
+            Metric::ProbeOk => None,
             Metric::Rate => Some(self.achieved_rate()),
             Metric::Dropped => Some(s.dropped as f64),
             Metric::Failed => Some(s.failed as f64),

@@ -42,6 +42,10 @@ pub struct SinkConfig {
     /// Close a client that sends nothing (and reads nothing the sink has to send) for this long.
     /// Default 60 s. Time spent holding a delayed request does not count as idle.
     pub idle_timeout: Duration,
+    /// Requests per second the sink accepts before it answers `503 Service Unavailable`, as an
+    /// overloaded server would (a token bucket with a 50 ms burst). `None`: no limit. Gives
+    /// tests and demos a target with a known capacity.
+    pub capacity: Option<f64>,
     /// How many OS threads serve connections, each running its own single-threaded tokio
     /// runtime (default 1). All threads accept from the same listening socket.
     pub threads: usize,
@@ -56,6 +60,7 @@ impl Default for SinkConfig {
             body_size: 3,
             close: false,
             idle_timeout: Duration::from_secs(60),
+            capacity: None,
             threads: 1,
         }
     }
@@ -68,6 +73,11 @@ impl SinkConfig {
     /// before it prints anything else.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let mut problems = Vec::new();
+        if let Some(capacity) = self.capacity {
+            if !(capacity.is_finite() && capacity > 0.0) {
+                problems.push(ConfigError::Capacity(capacity));
+            }
+        }
         if !(0.0..=1.0).contains(&self.error_rate) {
             // NaN fails `contains` too.
             problems.push(ConfigError::ErrorRate(self.error_rate));

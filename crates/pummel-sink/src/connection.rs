@@ -61,6 +61,38 @@ pub(crate) struct Shared {
     pub(crate) idle_timeout: Duration,
     /// The sink's counters.
     pub(crate) stats: Arc<SinkStats>,
+    /// Admits requests up to the configured capacity; the rest get `503`.
+    pub(crate) capacity: Option<std::sync::Mutex<TokenBucket>>,
+}
+
+/// A token bucket shared by all threads: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket refilled at `rate` per second, holding 50 ms worth (at least one token).
+    pub(crate) fn new(rate: f64) -> Self {
+        let burst = (rate * 0.05).max(1.0);
+        TokenBucket { rate, burst, tokens: burst, last: std::time::Instant::now() }
+    }
+
+    /// Takes a token if one is there.
+    pub(crate) fn admit(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Shared {
@@ -73,6 +105,7 @@ impl Shared {
             close: config.close,
             idle_timeout: config.idle_timeout,
             stats,
+            capacity: config.capacity.map(|rate| std::sync::Mutex::new(TokenBucket::new(rate))),
         }
     }
 }
@@ -386,7 +419,16 @@ fn reply(shared: &Shared, head: Head) -> Answer {
     } else {
         ConnMode::Default
     };
-    Answer::Reply { outcome: if error { Outcome::Error } else { Outcome::Normal }, mode, head_only: head.head_only }
+    let overloaded =
+        shared.capacity.as_ref().is_some_and(|bucket| bucket.lock().map(|mut b| !b.admit()).unwrap_or(false));
+    let outcome = if overloaded {
+        Outcome::Overloaded
+    } else if error {
+        Outcome::Error
+    } else {
+        Outcome::Normal
+    };
+    Answer::Reply { outcome, mode, head_only: head.head_only }
 }
 
 /// Runs `f` with this thread's scratch buffer (or with a fresh one in the unexpected case

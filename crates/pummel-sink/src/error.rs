@@ -35,6 +35,9 @@ pub enum SinkError {
 /// One invalid setting of a [`SinkConfig`](crate::SinkConfig).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// `capacity` is not a positive number of requests per second.
+    #[error("capacity must be a positive number of requests per second, got {0}")]
+    Capacity(f64),
     /// `error_rate` is not a fraction in `0..=1` (or is NaN).
     #[error("error_rate must be a fraction between 0 and 1, got {0}")]
     ErrorRate(f64),

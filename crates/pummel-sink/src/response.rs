@@ -11,6 +11,8 @@ pub(crate) enum Outcome {
     Normal,
     /// `500 Internal Server Error` (drawn with `error_rate`).
     Error,
+    /// `503 Service Unavailable`: the request came beyond the configured `capacity`.
+    Overloaded,
 }
 
 /// What an answer says about the connection.
@@ -58,13 +60,14 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 12\r\n\
     Content-Type: text/plain\r\nConnection: close\r\n\r\nbad request\n";
 const ERROR_BODY: &[u8] = b"error\n";
+const OVERLOADED_BODY: &[u8] = b"overloaded\n";
 const MODES: [ConnMode; 3] = [ConnMode::Default, ConnMode::KeepAlive, ConnMode::Close];
 
 /// All the answers of one sink configuration, pre-built.
 #[derive(Debug)]
 pub(crate) struct Responses {
     /// Heads indexed by `[outcome][mode]`.
-    heads: [[Box<[u8]>; 3]; 2],
+    heads: [[Box<[u8]>; 3]; 3],
     /// The body of normal answers.
     body: Box<[u8]>,
 }
@@ -81,6 +84,7 @@ impl Responses {
             heads: [
                 MODES.map(|mode| build_head(status, normal_length, mode)),
                 MODES.map(|mode| build_head(500, Some(ERROR_BODY.len()), mode)),
+                MODES.map(|mode| build_head(503, Some(OVERLOADED_BODY.len()), mode)),
             ],
             body,
         }
@@ -95,6 +99,7 @@ impl Responses {
                 let (row, body) = match outcome {
                     Outcome::Normal => (0, &self.body[..]),
                     Outcome::Error => (1, ERROR_BODY),
+                    Outcome::Overloaded => (2, OVERLOADED_BODY),
                 };
                 let column = match mode {
                     ConnMode::Default => 0,

@@ -287,6 +287,24 @@ fn error_rate_half_gives_a_mix() {
 }
 
 #[test]
+fn capacity_answers_503_beyond_the_rate() {
+    let sink = sink(SinkConfig { capacity: Some(100.0), ..SinkConfig::default() });
+    let mut client = Client::connect(sink.local_addr());
+    let started = Instant::now();
+    let statuses: Vec<u16> = (0..300).map(|_| client.get().status).collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted = statuses.iter().filter(|s| **s == 200).count() as f64;
+    let overloaded = statuses.iter().filter(|s| **s == 503).count() as f64;
+    assert_eq!(admitted + overloaded, 300.0);
+    // A burst of 5 (50 ms at 100/s) plus 100 a second while the client ran.
+    let allowed = 5.0 + 100.0 * elapsed + 1.0;
+    assert!(admitted <= allowed && admitted >= 5.0, "{admitted} admitted in {elapsed:.3}s");
+    let bad =
+        pummel_sink::start("127.0.0.1:0".parse().unwrap(), SinkConfig { capacity: Some(0.0), ..SinkConfig::default() });
+    assert!(matches!(bad, Err(SinkError::Config(_))));
+}
+
+#[test]
 fn configured_status_is_used() {
     let sink = sink(SinkConfig { status: 503, ..SinkConfig::default() });
     assert_eq!(Client::connect(sink.local_addr()).get().status, 503);

@@ -18,7 +18,11 @@ use crate::histogram::record;
 use crate::plan::{Load, OpenLoad, Plan};
 use crate::schedule::{Arrivals, share};
 use crate::stats::Stats;
-use crate::transport::{Connection, TransportError, connect};
+use crate::transport::{Connection, TransportError, connect_from};
+
+/// The hold model's driver (`pummel hold`); a child module so it shares the shard's state.
+#[path = "hold.rs"]
+mod hold;
 
 /// How long in-flight requests may finish after sending stopped.
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
@@ -78,6 +82,8 @@ struct Shard {
     in_flight: Cell<u64>,
     connections: Cell<u64>,
     next_addr: Cell<usize>,
+    /// Round-robin position in the plan's source addresses.
+    next_source: Cell<usize>,
     /// The last whole second handed to the collector.
     seconds_reported: Cell<u64>,
 }
@@ -108,6 +114,7 @@ async fn drive(setup: ShardSetup) {
         in_flight: Cell::new(0),
         connections: Cell::new(0),
         next_addr: Cell::new(setup.index),
+        next_source: Cell::new(setup.index),
         seconds_reported: Cell::new(0),
         plan,
     });
@@ -240,12 +247,20 @@ impl Shard {
         addrs[i % addrs.len()]
     }
 
+    /// The next local address to bind (`--source-addrs`), `None` to let the kernel choose.
+    fn next_source(&self) -> Option<std::net::IpAddr> {
+        let sources = &self.plan.source_addrs;
+        let i = self.next_source.get();
+        self.next_source.set(i.wrapping_add(1));
+        (!sources.is_empty()).then(|| sources[i % sources.len()])
+    }
+
     /// Sends one request whose intended start was `intended`, opening a connection if needed.
     /// The request was already counted as sent and in flight by the caller.
     async fn one_request(&self, conn: &mut Option<Connection>, intended: Instant) {
         let c = match conn {
             Some(c) => c,
-            None => match connect(self.next_addr(), self.plan.connect_timeout).await {
+            None => match connect_from(self.next_addr(), self.next_source(), self.plan.connect_timeout).await {
                 Ok((c, took)) => {
                     self.connections.set(self.connections.get() + 1);
                     self.record(intended, |s| {

@@ -32,6 +32,12 @@ pub struct TimelineEntry {
     pub in_flight: u64,
     /// Connections open at the end of the second.
     pub connections: u64,
+    /// Connections opened during the second.
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// Established connections the target closed during the second (`pummel hold`).
+    #[serde(default)]
+    pub closed_by_peer: u64,
     /// Response bytes received.
     pub bytes_in: u64,
     /// Request bytes written.
@@ -90,6 +96,8 @@ impl TimelineEntry {
             dropped: stats.dropped,
             in_flight: gauges.in_flight,
             connections: gauges.connections,
+            connections_opened: stats.connections_opened,
+            closed_by_peer: stats.closed_by_peer,
             bytes_in: stats.bytes_in,
             bytes_out: stats.bytes_out,
             latency_ms,

@@ -6,4 +6,4 @@
 
 mod tcp;
 
-pub use tcp::{Connection, TransportError, connect};
+pub use tcp::{Connection, TransportError, connect, connect_from};

@@ -46,6 +46,14 @@ impl TransportError {
         TransportError { kind, detail: error.to_string() }
     }
 
+    /// Binding to a source address failed: its ports are used up (`EADDRINUSE`), or anything
+    /// else (e.g. the address is not one of this machine's); the message names the address.
+    fn bind(error: &io::Error, source: std::net::IpAddr) -> Self {
+        // EADDRINUSE (98) from a port-0 bind: no ephemeral port left on this address.
+        let kind = if error.raw_os_error() == Some(98) { ErrorKind::NoLocalPorts } else { ErrorKind::Other };
+        TransportError { kind, detail: format!("cannot bind source address {source}: {error}") }
+    }
+
     fn parse(error: ParseError) -> Self {
         let kind = match error {
             ParseError::ClosedBeforeResponse | ParseError::ClosedMidResponse => ErrorKind::Reset,
@@ -66,10 +74,22 @@ pub struct Connection {
 
 /// Opens a TCP connection to `addr`; returns it with the time the handshake took.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(Connection, Duration), TransportError> {
+    connect_from(addr, None, timeout).await
+}
+
+/// As [`connect`], from the local address `source` (port chosen by the kernel) when given.
+pub async fn connect_from(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    timeout: Duration,
+) -> Result<(Connection, Duration), TransportError> {
     let started = Instant::now();
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))
         .map_err(|e| TransportError::io(&e, true))?;
     socket.set_tcp_nodelay(true).map_err(|e| TransportError::io(&e, true))?;
+    if let Some(ip) = source {
+        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0))).map_err(|e| TransportError::bind(&e, ip))?;
+    }
     match socket.connect(&SockAddr::from(addr)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
@@ -164,6 +184,26 @@ impl Connection {
                     }
                     return Ok(info);
                 }
+            }
+        }
+    }
+
+    /// Waits for bytes, reads once into the thread's scratch buffer and hands them to `f` (an
+    /// empty slice means the peer closed). For callers that look at raw bytes with no buffer of
+    /// their own: a held connection waiting for its close, a WebSocket reading frames.
+    pub async fn read_some<R>(&self, mut f: impl FnMut(&[u8]) -> R) -> Result<R, TransportError> {
+        loop {
+            let mut guard = self.socket.readable().await.map_err(|e| TransportError::io(&e, false))?;
+            let step = guard.try_io(|inner| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let n = inner.get_ref().read(scratch)?;
+                    Ok(f(&scratch[..n]))
+                })
+            });
+            match step {
+                Err(_would_block) => continue,
+                Ok(Err(e)) => return Err(TransportError::io(&e, false)),
+                Ok(Ok(value)) => return Ok(value),
             }
         }
     }

@@ -1,0 +1,541 @@
+//! Finding the breaking point: open-model steps at rising rates until the target breaks its
+//! SLO, then bisection down to the capacity.
+//!
+//! Each step is one engine run at a constant rate: a short settle (excluded from the step's
+//! statistics, like a warmup) and then `step` of measurement. A step is *good* when every SLO
+//! holds, the error rate stays under the limit, the target kept up with the offered rate and the
+//! generator was not the bottleneck. A step whose error rate passes `abort_step` over a short
+//! window is cut short, as load testers do when half the requests fail.
+//!
+//! The search either runs explicit steps, or grows geometrically from `start` by `factor`
+//! until a step breaks (never above `max_rate`), then bisects between the last good and first
+//! bad rate until they are within `precision` of each other.
+
+use std::time::Duration;
+
+use crate::engine::{self, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason, TimelineEntry};
+use crate::expr::{CmpOp, Expr, Metric};
+use crate::plan::{Load, Plan, RateStage, Stop};
+use crate::results::{CapacityPlan, FindLimitReport, StepVerdict};
+use crate::stats::Stats;
+use crate::summary::{StageSummary, ThresholdVerdict};
+
+/// Most steps a search runs, whatever the precision asks: a bound on the run's length.
+const MAX_STEPS: usize = 40;
+/// Window over which a failing step is judged for cutting short.
+const ABORT_WINDOW: Duration = Duration::from_secs(3);
+
+/// Which rates to try.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Search {
+    /// Exactly these rates, in this order (req/s).
+    Steps(Vec<f64>),
+    /// Geometric growth, then bisection.
+    Grow {
+        /// First rate (req/s).
+        start: f64,
+        /// Growth factor between steps (> 1).
+        factor: f64,
+        /// Bisection stops when (bad − good) / good ≤ precision.
+        precision: f64,
+        /// No step above this rate.
+        max_rate: f64,
+    },
+}
+
+/// Everything a capacity search needs.
+#[derive(Debug, Clone)]
+pub struct FindLimitSpec {
+    /// The plan each step starts from: target, request, connections, timeouts. Its load must be
+    /// the open model; its rate stages are replaced by each step's rate.
+    pub base: Plan,
+    /// Which rates to try.
+    pub search: Search,
+    /// Measured length of each step.
+    pub step: Duration,
+    /// Settle time before each step's measurement.
+    pub settle: Duration,
+    /// SLO expressions every good step meets (threshold grammar).
+    pub slo: Vec<Expr>,
+    /// Highest error rate of a good step (fraction).
+    pub max_error_rate: f64,
+    /// Error rate (fraction) over a 3 s window that cuts a step short.
+    pub abort_step: f64,
+    /// `(peak req/s, headroom fraction)` for the capacity-planning estimate.
+    pub planning: Option<(f64, f64)>,
+}
+
+/// Why a search could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum FindLimitError {
+    /// The settings do not make sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// A step could not start.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+}
+
+/// Sees the search as it goes: for the live view.
+pub trait StepObserver {
+    /// A step at `rate` req/s starts.
+    fn step_started(&mut self, index: usize, rate: f64);
+    /// A second of the current step completed (seconds count across the whole search).
+    fn second(&mut self, entry: &TimelineEntry);
+    /// A step ended with this verdict.
+    fn step_finished(&mut self, index: usize, row: &StageSummary, verdict: &StepVerdict);
+}
+
+/// What the search found, with everything measured.
+#[derive(Debug)]
+pub struct FindLimitOutcome {
+    /// A plan describing the steps that ran (one rate stage per step), for the results file.
+    pub plan: Plan,
+    /// All steps as one run: one stage per step, the timeline end to end.
+    pub outcome: RunOutcome,
+    /// The verdicts and the capacity.
+    pub report: FindLimitReport,
+}
+
+/// Runs the search. Stops early, with what it has, when `control` is interrupted.
+pub fn find_limit(
+    spec: &FindLimitSpec,
+    control: &RunControl,
+    observer: &mut dyn StepObserver,
+) -> Result<FindLimitOutcome, FindLimitError> {
+    check(spec)?;
+    let mut steps: Vec<Step> = Vec::new();
+    let mut run_step = |rate: f64, steps: &mut Vec<Step>| -> Result<bool, FindLimitError> {
+        let index = steps.len();
+        observer.step_started(index, rate);
+        let offset = steps.iter().map(|s| s.outcome.timeline.len() as u64).sum::<u64>();
+        let plan = step_plan(spec, rate);
+        let outcome = engine::run(&plan, control, |entry| {
+            let mut shifted = entry.clone();
+            shifted.second += offset;
+            observer.second(&shifted);
+        })?;
+        let step = judge(spec, rate, outcome);
+        observer.step_finished(index, &step.row, &step.verdict);
+        let good = step.verdict.good;
+        steps.push(step);
+        Ok(good)
+    };
+
+    match &spec.search {
+        Search::Steps(rates) => {
+            for &rate in rates {
+                if control.is_interrupted() {
+                    break;
+                }
+                run_step(rate, &mut steps)?;
+            }
+        }
+        Search::Grow { start, factor, precision, max_rate } => {
+            let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
+            let mut rate = start.min(*max_rate);
+            // Grow until a step breaks, the generator saturates, or max_rate held.
+            while !control.is_interrupted() && steps.len() < MAX_STEPS {
+                if run_step(rate, &mut steps)? {
+                    good = Some(rate);
+                    if rate >= *max_rate {
+                        break;
+                    }
+                    rate = (rate * factor).min(*max_rate);
+                } else {
+                    bad = Some(rate);
+                    break;
+                }
+            }
+            // The first step already broke: come down until one holds.
+            while good.is_none() && !generator_stopped(&steps) && !control.is_interrupted() && steps.len() < MAX_STEPS {
+                rate /= factor;
+                if rate < 1.0 {
+                    break;
+                }
+                if run_step(rate, &mut steps)? {
+                    good = Some(rate);
+                } else {
+                    bad = Some(rate);
+                }
+            }
+            // Bisect between the last good and the first bad rate.
+            while let (Some(g), Some(b)) = (good, bad) {
+                if (b - g) / g <= *precision
+                    || generator_stopped(&steps)
+                    || control.is_interrupted()
+                    || steps.len() >= MAX_STEPS
+                {
+                    break;
+                }
+                let mid = ((g + b) / 2.0).round().max(g + 1.0);
+                if mid >= b {
+                    break;
+                }
+                if run_step(mid, &mut steps)? {
+                    good = Some(mid);
+                } else {
+                    bad = Some(mid);
+                }
+            }
+        }
+    }
+    Ok(conclude(spec, steps, control.is_interrupted()))
+}
+
+/// One step that ran.
+struct Step {
+    rate: f64,
+    outcome: RunOutcome,
+    row: StageSummary,
+    verdict: StepVerdict,
+    generator_limited: bool,
+}
+
+fn generator_stopped(steps: &[Step]) -> bool {
+    steps.last().is_some_and(|s| s.generator_limited)
+}
+
+fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
+    let invalid = |m: &str| Err(FindLimitError::Invalid(m.to_string()));
+    if !matches!(spec.base.load, Load::Open(_)) {
+        return invalid("find-limit runs the open model: the base plan needs a rate");
+    }
+    if spec.step.is_zero() {
+        return invalid("--step must be longer than 0s");
+    }
+    if !(0.0..=1.0).contains(&spec.max_error_rate) || !(0.0..=1.0).contains(&spec.abort_step) {
+        return invalid("--max-error-rate and --abort-step must be between 0% and 100%");
+    }
+    match &spec.search {
+        Search::Steps(rates) if rates.is_empty() => invalid("--steps needs at least one rate"),
+        Search::Steps(rates) if rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) => {
+            invalid("every --steps rate must be a positive number")
+        }
+        Search::Grow { start, factor, precision, max_rate } => {
+            if !(start.is_finite() && *start > 0.0 && max_rate.is_finite() && *max_rate >= *start) {
+                invalid("--start must be positive and at most --max-rate")
+            } else if !(factor.is_finite() && *factor > 1.0) {
+                invalid("--factor must be greater than 1")
+            } else if !(precision.is_finite() && *precision > 0.0) {
+                invalid("--precision must be greater than 0%")
+            } else {
+                Ok(())
+            }
+        }
+        Search::Steps(_) => Ok(()),
+    }
+}
+
+fn step_plan(spec: &FindLimitSpec, rate: f64) -> Plan {
+    let mut plan = spec.base.clone();
+    if let Load::Open(open) = &mut plan.load {
+        open.stages = vec![RateStage { rate, duration: spec.settle + spec.step }];
+    }
+    plan.stop = Stop { duration: None, requests: None };
+    plan.warmup = spec.settle;
+    plan.thresholds = Vec::new();
+    plan.abort_window = ABORT_WINDOW.min(spec.step);
+    plan.abort_when = vec![Expr {
+        text: format!("error_rate>{}%", spec.abort_step * 100.0),
+        metric: Metric::ErrorRate,
+        op: CmpOp::Gt,
+        value: spec.abort_step,
+    }];
+    plan
+}
+
+/// Decides whether a step is good, and why not.
+fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
+    let stage = outcome.stages.first();
+    let (stats, measured) = match stage {
+        Some(s) => (s.stats.clone(), s.measured),
+        None => (Stats::default(), Duration::ZERO),
+    };
+    let view = stats.over(measured);
+    let mut reasons = Vec::new();
+    if let StopReason::Aborted(_) = &outcome.stop {
+        reasons.push(format!(
+            "ended after {:.0} s: {:.0} % failures",
+            outcome.elapsed.saturating_sub(spec.settle).as_secs_f64(),
+            stats.error_rate() * 100.0
+        ));
+    }
+    for slo in &spec.slo {
+        let verdict = ThresholdVerdict::evaluate(slo, &view);
+        if !verdict.pass {
+            reasons.push(format!("{} > SLO {}", verdict.shown.unwrap_or_else(|| "no data".into()), slo.text));
+        }
+    }
+    if stats.completed == 0 {
+        reasons.push("no request completed".to_string());
+    } else if stats.error_rate() > spec.max_error_rate {
+        reasons.push(format!(
+            "{:.1} % errors ({})",
+            stats.error_rate() * 100.0,
+            top_failure(&stats).unwrap_or_else(|| "failed".into())
+        ));
+    }
+    let achieved = view.achieved_rate();
+    if reasons.is_empty() && achieved < 0.95 * rate && outcome.generator.bottleneck.is_none() {
+        reasons.push(format!("achieved only {achieved:.0} of {rate:.0} req/s"));
+    }
+    let generator_limited = reasons.is_empty() && outcome.generator.bottleneck.is_some();
+    if let Some(why) = outcome.generator.bottleneck.as_ref().filter(|_| generator_limited) {
+        reasons.push(format!("generator: {why}"));
+    }
+    let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+    let row = StageSummary::new(Some(rate), measured, &stats, reason.clone());
+    let verdict = StepVerdict { target_rate: rate, good: reason.is_none(), reason };
+    Step { rate, outcome, row, verdict, generator_limited }
+}
+
+/// The failure that dominated: a status code for HTTP errors, else the error kind.
+fn top_failure(stats: &Stats) -> Option<String> {
+    let (kind, _) = stats.errors.non_zero().max_by_key(|&(_, n)| n)?;
+    if matches!(kind, crate::error_kind::ErrorKind::Status4xx | crate::error_kind::ErrorKind::Status5xx) {
+        let status = stats.status_counts().filter(|(code, _)| *code >= 400).max_by_key(|&(_, n)| n)?;
+        return Some(format!("status_{}", status.0));
+    }
+    Some(kind.name().to_string())
+}
+
+fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLimitOutcome {
+    let best_good = steps.iter().filter(|s| s.verdict.good).max_by(|a, b| a.rate.total_cmp(&b.rate));
+    let capacity = best_good.map(|s| s.rate);
+    let first_bad = steps
+        .iter()
+        .filter(|s| !s.verdict.good && !s.generator_limited && capacity.is_none_or(|c| s.rate > c))
+        .min_by(|a, b| a.rate.total_cmp(&b.rate));
+    let generator_limited = steps.iter().any(|s| s.generator_limited);
+    let describe = |s: &Step| {
+        let p99 = s.row.latency_ms.map(|l| format_ms(l.p99)).unwrap_or_else(|| "no latency".into());
+        (p99, s.row.error_rate * 100.0)
+    };
+    let mut verdict = match (best_good, first_bad) {
+        (Some(good), Some(bad)) => {
+            let (good_p99, good_err) = describe(good);
+            let (bad_p99, bad_err) = describe(bad);
+            let cause = top_failure(&bad.outcome.stages[0].stats).map(|c| format!(" ({c})")).unwrap_or_default();
+            format!(
+                "capacity ≈ {} req/s (p99 {good_p99}, {good_err:.1} % errors); breaks at {} req/s: p99 {bad_p99}, {bad_err:.1} % errors{cause}",
+                thousands(good.rate),
+                thousands(bad.rate)
+            )
+        }
+        (Some(good), None) if generator_limited => {
+            let limit = steps.iter().find(|s| s.generator_limited).map(|s| s.rate).unwrap_or(good.rate);
+            format!(
+                "the generator saturated at {} req/s before the target broke: capacity ≥ {} req/s (add threads or machines)",
+                thousands(limit),
+                thousands(good.rate)
+            )
+        }
+        (Some(good), None) => {
+            let (p99, err) = describe(good);
+            format!(
+                "never broke: {} req/s held (p99 {p99}, {err:.1} % errors); raise --max-rate to go further",
+                thousands(good.rate)
+            )
+        }
+        (None, Some(bad)) => {
+            let (p99, err) = describe(bad);
+            format!("broke at every rate tried, down to {} req/s (p99 {p99}, {err:.1} % errors)", thousands(bad.rate))
+        }
+        (None, None) if generator_limited => {
+            "the generator saturated before any step could be judged (add threads or machines)".to_string()
+        }
+        (None, None) => "no step completed".to_string(),
+    };
+    if interrupted {
+        verdict.push_str(" [interrupted: partial search]");
+    }
+    let planning = match (spec.planning, capacity) {
+        (Some((peak, headroom)), Some(per_instance)) => Some(CapacityPlan {
+            peak_rps: peak,
+            headroom,
+            per_instance_rps: per_instance,
+            instances: instances_needed(peak, per_instance, headroom),
+        }),
+        _ => None,
+    };
+    let report = FindLimitReport {
+        slo: spec.slo.iter().map(|e| e.text.clone()).collect(),
+        max_error_rate: spec.max_error_rate,
+        steps: steps.iter().map(|s| s.verdict.clone()).collect(),
+        capacity_rps: capacity,
+        breaking_rps: first_bad.map(|s| s.rate),
+        generator_limited,
+        verdict,
+        planning,
+    };
+    let plan = summary_plan(spec, &steps);
+    let outcome = combine(steps, interrupted);
+    FindLimitOutcome { plan, outcome, report }
+}
+
+/// The plan as it ran: one stage per step, each settle + step long.
+fn summary_plan(spec: &FindLimitSpec, steps: &[Step]) -> Plan {
+    let mut plan = spec.base.clone();
+    if let Load::Open(open) = &mut plan.load {
+        open.stages = steps
+            .iter()
+            .map(|s| RateStage { rate: s.rate, duration: s.outcome.elapsed.max(Duration::from_millis(1)) })
+            .collect();
+    }
+    plan.stop = Stop { duration: None, requests: None };
+    plan.warmup = Duration::ZERO;
+    plan.thresholds = spec.slo.clone();
+    plan
+}
+
+/// Joins the steps into one outcome: a stage per step and one continuous timeline.
+fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
+    let started_at = steps.first().map(|s| s.outcome.started_at).unwrap_or_else(std::time::SystemTime::now);
+    let mut total = Stats::default();
+    let mut timeline = Vec::new();
+    let mut stages = Vec::new();
+    let (mut elapsed, mut measured, mut unfinished) = (Duration::ZERO, Duration::ZERO, 0);
+    let mut other_errors = Vec::new();
+    let mut generator = GeneratorHealth::default();
+    for step in steps {
+        let offset = timeline.len() as u64;
+        let out = step.outcome;
+        timeline.extend(out.timeline.into_iter().map(|mut e| {
+            e.second += offset;
+            e
+        }));
+        elapsed += out.elapsed;
+        measured += out.measured;
+        unfinished += out.unfinished;
+        other_errors.extend(out.other_errors);
+        generator.cpu_seconds += out.generator.cpu_seconds;
+        generator.threads = generator.threads.max(out.generator.threads);
+        generator.lag_p99_ms = match (generator.lag_p99_ms, out.generator.lag_p99_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if generator.bottleneck.is_none() {
+            generator.bottleneck = out.generator.bottleneck.map(|b| format!("at {:.0} req/s: {b}", step.rate));
+        }
+        for stage in out.stages {
+            total.merge(&stage.stats);
+            stages.push(StageOutcome {
+                target_rate: stage.target_rate,
+                measured: stage.measured,
+                stats: stage.stats,
+                note: step.row.note.clone(),
+            });
+        }
+    }
+    other_errors.truncate(10);
+    RunOutcome {
+        started_at,
+        elapsed,
+        measured,
+        stop: if interrupted { StopReason::Interrupted } else { StopReason::Completed },
+        stages,
+        total,
+        timeline,
+        unfinished,
+        other_errors,
+        generator,
+    }
+}
+
+/// Instances needed for `peak` when each sustains `per_instance` and keeps `headroom` (a
+/// fraction) spare: `ceil(peak / (per_instance × (1 − headroom)))`, assuming linear scaling.
+pub fn instances_needed(peak: f64, per_instance: f64, headroom: f64) -> u64 {
+    let usable = per_instance * (1.0 - headroom.clamp(0.0, 0.99));
+    if usable <= 0.0 { 0 } else { (peak / usable).ceil() as u64 }
+}
+
+fn format_ms(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{:.0} µs", ms * 1000.0)
+    } else if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn thousands(rate: f64) -> String {
+    let digits = format!("{:.0}", rate.round());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(2300.0), "2,300");
+        assert_eq!(thousands(50000.4), "50,000");
+        assert_eq!(thousands(999.0), "999");
+    }
+
+    #[test]
+    fn planning_rounds_instances_up() {
+        // 50,000 / (2,300 × 0.7) = 31.06: 32 instances keep 30 % spare on each.
+        assert_eq!(instances_needed(50_000.0, 2_300.0, 0.3), 32);
+        assert_eq!(instances_needed(1_000.0, 1_000.0, 0.0), 1);
+        assert_eq!(instances_needed(1_000.0, 0.0, 0.3), 0);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let base = Plan {
+            target: crate::plan::Target::resolve("http://127.0.0.1:9/").unwrap(),
+            request: crate::plan::RequestSpec { method: "GET".into(), headers: vec![], body: vec![] },
+            load: Load::Closed(crate::plan::ClosedLoad { connections: 1 }),
+            stop: Stop { duration: None, requests: None },
+            threads: 1,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            keepalive: true,
+            warmup: Duration::ZERO,
+            ok_status: Default::default(),
+            thresholds: vec![],
+            abort_when: vec![],
+            abort_window: Duration::from_secs(1),
+        };
+        let spec = FindLimitSpec {
+            base,
+            search: Search::Steps(vec![10.0]),
+            step: Duration::from_secs(1),
+            settle: Duration::ZERO,
+            slo: vec![],
+            max_error_rate: 0.01,
+            abort_step: 0.5,
+            planning: None,
+        };
+        assert!(check(&spec).is_err(), "closed-model base");
+        let mut open = spec.clone();
+        open.base.load = Load::Open(crate::plan::OpenLoad {
+            stages: vec![],
+            arrival: crate::plan::Arrival::Uniform,
+            max_connections: 10,
+            max_inflight: None,
+        });
+        assert!(check(&open).is_ok());
+        for search in [
+            Search::Steps(vec![]),
+            Search::Steps(vec![0.0]),
+            Search::Grow { start: 10.0, factor: 1.0, precision: 0.05, max_rate: 100.0 },
+            Search::Grow { start: 200.0, factor: 2.0, precision: 0.05, max_rate: 100.0 },
+            Search::Grow { start: 10.0, factor: 2.0, precision: 0.0, max_rate: 100.0 },
+        ] {
+            let bad = FindLimitSpec { search: search.clone(), ..open.clone() };
+            assert!(check(&bad).is_err(), "{search:?}");
+        }
+    }
+}

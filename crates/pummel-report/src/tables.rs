@@ -1,0 +1,396 @@
+//! The report's tables, built once and rendered by both the page ([`crate::html`]) and the
+//! markdown ([`crate::markdown`]), so the two always show the same figures: latency, requests,
+//! connections and generator health, failures by kind, status codes, thresholds, and the
+//! per-stage or, for find-limit runs, per-step table users used to write by hand.
+
+use pummel_engine::error_kind::ErrorKind;
+use pummel_engine::results::{FindLimitReport, ResultsDocument};
+use pummel_engine::summary::{LatencyFigures, StageSummary};
+
+use crate::fmt;
+
+/// How a cell is coloured on the page (markdown ignores it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tone {
+    /// Normal text.
+    #[default]
+    Plain,
+    /// A good outcome (green).
+    Good,
+    /// A bad outcome (red).
+    Bad,
+    /// A caution (amber).
+    Warn,
+}
+
+/// One table cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// The text shown.
+    pub text: String,
+    /// Its colour.
+    pub tone: Tone,
+}
+
+impl Cell {
+    /// A cell in normal text.
+    pub fn plain(text: impl Into<String>) -> Cell {
+        Cell { text: text.into(), tone: Tone::Plain }
+    }
+
+    /// A coloured cell.
+    pub fn toned(text: impl Into<String>, tone: Tone) -> Cell {
+        Cell { text: text.into(), tone }
+    }
+}
+
+/// A titled table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// The heading above it (`Summary`, `Steps`).
+    pub title: String,
+    /// Column headings.
+    pub headers: Vec<String>,
+    /// Per column: right-aligned (numbers) or not.
+    pub numeric: Vec<bool>,
+    /// The rows, each as long as `headers`.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    fn new(title: &str, columns: &[(&str, bool)]) -> Table {
+        Table {
+            title: title.into(),
+            headers: columns.iter().map(|(h, _)| h.to_string()).collect(),
+            numeric: columns.iter().map(|(_, n)| *n).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<Cell>) {
+        self.rows.push(cells);
+    }
+
+    fn pair(&mut self, label: &str, value: impl Into<String>) {
+        self.rows.push(vec![Cell::plain(label), Cell::plain(value)]);
+    }
+}
+
+/// Every table of a report, in the order shown.
+pub fn all(doc: &ResultsDocument) -> Vec<Table> {
+    let mut tables = vec![latency(doc), requests(doc), generator(doc)];
+    tables.extend(failures(doc));
+    tables.extend(statuses(doc));
+    tables.extend(thresholds(doc));
+    match &doc.find_limit {
+        Some(report) => tables.push(steps(doc, report)),
+        None => tables.push(stages(doc)),
+    }
+    tables
+}
+
+/// Request counts, rates and bytes.
+pub fn requests(doc: &ResultsDocument) -> Table {
+    let s = &doc.summary;
+    let r = &s.requests;
+    let secs = s.duration_s.max(1e-9);
+    let mut t = Table::new("Requests", &[("figure", false), ("value", true)]);
+    t.pair("requests sent", fmt::thousands(r.sent));
+    t.pair("completed", fmt::thousands(r.completed));
+    t.pair("ok", fmt::thousands(r.ok));
+    t.row(vec![
+        Cell::plain("failed"),
+        Cell::toned(
+            format!("{} ({})", fmt::thousands(r.failed), fmt::percent(r.error_rate)),
+            if r.failed > 0 { Tone::Bad } else { Tone::Plain },
+        ),
+    ]);
+    t.row(vec![
+        Cell::plain("dropped (never sent)"),
+        Cell::toned(fmt::thousands(r.dropped), if r.dropped > 0 { Tone::Warn } else { Tone::Plain }),
+    ]);
+    t.pair("unfinished at the end", fmt::thousands(r.unfinished));
+    t.pair("target rate", fmt::or_dash(s.rate.target, |v| format!("{} req/s", fmt::rate(v))));
+    t.pair("achieved rate", format!("{} req/s", fmt::rate(s.rate.achieved)));
+    t.pair(
+        "received",
+        format!("{} ({}/s)", fmt::bytes(s.bytes.received as f64), fmt::bytes(s.bytes.received as f64 / secs)),
+    );
+    t.pair("sent", format!("{} ({}/s)", fmt::bytes(s.bytes.sent as f64), fmt::bytes(s.bytes.sent as f64 / secs)));
+    t
+}
+
+/// Connections, DNS, and the generator's own health (threads, CPU, lag, bottleneck).
+pub fn generator(doc: &ResultsDocument) -> Table {
+    let s = &doc.summary;
+    let mut t = Table::new("Connections and generator", &[("figure", false), ("value", true)]);
+    t.pair("connections opened", fmt::thousands(s.connect_ms.count));
+    t.pair(
+        "connect time mean / p99",
+        format!("{} / {}", fmt::or_dash(s.connect_ms.mean, fmt::ms), fmt::or_dash(s.connect_ms.p99, fmt::ms)),
+    );
+    t.pair("DNS lookup", fmt::ms(s.dns_ms));
+    t.pair("generator threads", s.generator.threads.to_string());
+    t.pair("generator CPU", format!("{:.2} s", s.generator.cpu_seconds));
+    t.pair("schedule lag p99", fmt::or_dash(s.generator.schedule_lag_p99_ms, fmt::ms));
+    t.row(vec![
+        Cell::plain("bottleneck"),
+        match &s.generator.bottleneck {
+            Some(b) => Cell::toned(format!("generator: {b}"), Tone::Warn),
+            None => Cell::toned("none: the generator kept up", Tone::Good),
+        },
+    ]);
+    t
+}
+
+const LATENCY_COLUMNS: [(&str, bool); 9] = [
+    ("", false),
+    ("min", true),
+    ("mean", true),
+    ("p50", true),
+    ("p90", true),
+    ("p95", true),
+    ("p99", true),
+    ("p99.9", true),
+    ("max", true),
+];
+
+/// Latency (from the intended start) and service time (from the send), one row each.
+pub fn latency(doc: &ResultsDocument) -> Table {
+    let mut t = Table::new("Latency", &LATENCY_COLUMNS);
+    let row = |name: &str, f: Option<LatencyFigures>| -> Vec<Cell> {
+        let mut cells = vec![Cell::plain(name)];
+        match f {
+            Some(f) => cells
+                .extend([f.min, f.mean, f.p50, f.p90, f.p95, f.p99, f.p999, f.max].map(|v| Cell::plain(fmt::ms(v)))),
+            None => cells.extend((0..8).map(|_| Cell::plain("—"))),
+        }
+        cells
+    };
+    t.row(row("latency (from intended start)", doc.summary.latency_ms));
+    t.row(row("service time (from send)", doc.summary.service_time_ms));
+    t
+}
+
+/// Failures by kind with their share of completed requests and what the kind means; `None`
+/// when nothing failed.
+pub fn failures(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.errors.is_empty() {
+        return None;
+    }
+    let mut t =
+        Table::new("Failures by kind", &[("kind", false), ("count", true), ("share", true), ("meaning", false)]);
+    let completed = s.requests.completed.max(1) as f64;
+    let mut kinds: Vec<(&String, &u64)> = s.errors.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (kind, n) in kinds {
+        t.row(vec![
+            Cell::toned(kind.clone(), Tone::Bad),
+            Cell::plain(fmt::thousands(*n)),
+            Cell::plain(fmt::percent(*n as f64 / completed)),
+            Cell::plain(meaning(kind)),
+        ]);
+    }
+    Some(t)
+}
+
+/// What an error kind means, with the fix when the generator's own machine ran out of
+/// something.
+pub fn meaning(kind: &str) -> String {
+    let known = ErrorKind::ALL.iter().find(|k| k.name() == kind);
+    let text = match known {
+        Some(ErrorKind::ConnectRefused) => "the target refused the connection (nothing listening, or backlog full)",
+        Some(ErrorKind::ConnectTimeout) => "no connection within --connect-timeout",
+        Some(ErrorKind::Timeout) => "no complete response within --timeout",
+        Some(ErrorKind::Reset) => "the peer closed the connection mid-request",
+        Some(ErrorKind::MalformedResponse) => "the answer was not valid HTTP/1.1",
+        Some(ErrorKind::TooManyOpenFiles) => "the generator ran out of file descriptors",
+        Some(ErrorKind::NoLocalPorts) => "the generator ran out of ephemeral ports",
+        Some(ErrorKind::Status4xx) => "4xx status not accepted by --ok-status",
+        Some(ErrorKind::Status5xx) => "5xx status: the server failed",
+        Some(ErrorKind::Other) => "another failure (first messages in the results file)",
+        None => "unknown kind",
+    };
+    match known.and_then(|k| k.local_fix()) {
+        Some(fix) => format!("{text}; fix: {fix}"),
+        None => text.to_string(),
+    }
+}
+
+/// Responses by status code; `None` when no response came back.
+pub fn statuses(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.status.is_empty() {
+        return None;
+    }
+    let mut t = Table::new("Responses by status", &[("status", false), ("count", true), ("share", true)]);
+    let total: u64 = s.status.values().sum();
+    for (code, n) in &s.status {
+        let tone = if code.starts_with('5') || code.starts_with('4') { Tone::Warn } else { Tone::Plain };
+        t.row(vec![
+            Cell::toned(code.clone(), tone),
+            Cell::plain(fmt::thousands(*n)),
+            Cell::plain(fmt::percent(*n as f64 / total.max(1) as f64)),
+        ]);
+    }
+    Some(t)
+}
+
+/// The thresholds and their verdicts; `None` when none was set.
+pub fn thresholds(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.thresholds.is_empty() {
+        return None;
+    }
+    // In a find-limit run, the SLO decided each step; its verdict on the whole run (all steps
+    // together, broken ones included) is shown for completeness, titled so.
+    let title = if doc.find_limit.is_some() { "Thresholds (whole run, all steps)" } else { "Thresholds" };
+    let mut t = Table::new(title, &[("threshold", false), ("measured", true), ("verdict", false)]);
+    for v in &s.thresholds {
+        t.row(vec![
+            Cell::plain(v.expr.clone()),
+            Cell::plain(v.shown.clone().unwrap_or_else(|| "no data".into())),
+            if v.pass { Cell::toned("pass", Tone::Good) } else { Cell::toned("FAIL", Tone::Bad) },
+        ]);
+    }
+    Some(t)
+}
+
+/// One row per load stage.
+pub fn stages(doc: &ResultsDocument) -> Table {
+    let mut t = Table::new(
+        "Stages",
+        &[
+            ("stage", true),
+            ("target rate", true),
+            ("measured", true),
+            ("achieved rate", true),
+            ("completed", true),
+            ("error rate", true),
+            ("mean", true),
+            ("p50", true),
+            ("p99", true),
+            ("max", true),
+            ("top error", false),
+            ("note", false),
+        ],
+    );
+    for (i, s) in doc.summary.stages.iter().enumerate() {
+        let l = s.latency_ms;
+        t.row(vec![
+            Cell::plain((i + 1).to_string()),
+            Cell::plain(fmt::or_dash(s.target_rate, |r| format!("{} req/s", fmt::rate(r)))),
+            Cell::plain(fmt::seconds(s.duration_s)),
+            Cell::plain(format!("{} req/s", fmt::rate(s.achieved_rate))),
+            Cell::plain(fmt::thousands(s.completed)),
+            error_rate_cell(s),
+            Cell::plain(fmt::or_dash(l.map(|l| l.mean), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.p50), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.p99), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.max), fmt::ms)),
+            Cell::plain(s.top_error.clone().unwrap_or_default()),
+            Cell::plain(s.note.clone().unwrap_or_default()),
+        ]);
+    }
+    t
+}
+
+fn error_rate_cell(s: &StageSummary) -> Cell {
+    Cell::toned(fmt::percent(s.error_rate), if s.failed > 0 { Tone::Bad } else { Tone::Plain })
+}
+
+/// The find-limit table, one row per step in the order run: target and achieved rate, the
+/// throughput of successful requests (`ok req/s`, `ok req/min`), latency, error rate, the note
+/// and the verdict with its reason.
+pub fn steps(doc: &ResultsDocument, report: &FindLimitReport) -> Table {
+    let mut t = Table::new(
+        "Steps",
+        &[
+            ("step", true),
+            ("target rate", true),
+            ("achieved rate", true),
+            ("ok req/s", true),
+            ("ok req/min", true),
+            ("mean", true),
+            ("p50", true),
+            ("p99", true),
+            ("error rate", true),
+            ("note", false),
+            ("verdict", false),
+        ],
+    );
+    for (i, (verdict, s)) in report.steps.iter().zip(&doc.summary.stages).enumerate() {
+        let ok_per_s =
+            if s.duration_s > 0.0 { s.completed.saturating_sub(s.failed) as f64 / s.duration_s } else { 0.0 };
+        let l = s.latency_ms;
+        let mut note = s.note.clone().unwrap_or_default();
+        if let Some(top) = &s.top_error {
+            if !note.contains(top.as_str()) {
+                note = if note.is_empty() { format!("mostly {top}") } else { format!("{note}; mostly {top}") };
+            }
+        }
+        let capacity = report.capacity_rps.is_some_and(|c| (c - verdict.target_rate).abs() < 1e-6);
+        // The reason is often the note already (find-limit writes it there): say it once.
+        let reason = verdict.reason.as_ref().filter(|r| !note.contains(r.as_str()));
+        let verdict_cell = match (verdict.good, reason) {
+            (true, _) if capacity => Cell::toned("good (capacity)", Tone::Good),
+            (true, _) => Cell::toned("good", Tone::Good),
+            (false, Some(reason)) => Cell::toned(format!("bad: {reason}"), Tone::Bad),
+            (false, None) => Cell::toned("bad", Tone::Bad),
+        };
+        t.row(vec![
+            Cell::plain((i + 1).to_string()),
+            Cell::plain(format!("{} req/s", fmt::rate(verdict.target_rate))),
+            Cell::plain(format!("{} req/s", fmt::rate(s.achieved_rate))),
+            Cell::plain(fmt::rate(ok_per_s)),
+            Cell::plain(fmt::rate(ok_per_s * 60.0)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.mean), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.p50), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.p99), fmt::ms)),
+            error_rate_cell(s),
+            Cell::plain(note),
+            verdict_cell,
+        ]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture;
+
+    #[test]
+    fn every_row_is_as_long_as_the_headers() {
+        for doc in [fixture::open_run(), fixture::find_limit_run()] {
+            for t in all(&doc) {
+                assert_eq!(t.numeric.len(), t.headers.len(), "{}", t.title);
+                for row in &t.rows {
+                    assert_eq!(row.len(), t.headers.len(), "{}", t.title);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failures_are_sorted_and_explained() {
+        let t = failures(&fixture::open_run()).unwrap();
+        assert_eq!(t.rows[0][0].text, "status_5xx");
+        assert_eq!(t.rows[1][0].text, "timeout");
+        assert!(meaning("no_local_ports").contains("ip_local_port_range"));
+    }
+
+    #[test]
+    fn step_table_has_throughput_per_minute_and_verdicts() {
+        let doc = fixture::find_limit_run();
+        let t = steps(&doc, doc.find_limit.as_ref().unwrap());
+        assert_eq!(t.rows.len(), 4);
+        assert_eq!(t.rows[0][3].text, "500");
+        assert_eq!(t.rows[0][4].text, "30,000");
+        assert_eq!(t.rows[2][10].text, "good (capacity)");
+        assert!(t.rows[3][10].text.starts_with("bad: p99"));
+        assert!(t.rows[3][9].text.contains("ended after 1 s"));
+        assert!(t.rows[3][9].text.contains("mostly status_5xx"));
+    }
+}

@@ -36,6 +36,8 @@ pub enum Command {
     Doctor(crate::commands::doctor::DoctorArgs),
     /// Watch a process every second: fds vs its limit, CPU, memory, TCP sockets by state.
     Watch(crate::commands::watch::WatchArgs),
+    /// Open many connections and hold them (idle, slow request, pending response, WebSocket).
+    Hold(Box<crate::commands::hold::HoldArgs>),
 }
 
 /// Flags of `pummel run`.
@@ -86,6 +88,8 @@ pub struct RunArgs {
     /// Exit 3 without running when nothing answers at the target at the start.
     #[arg(long)]
     pub require_target: bool,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
 
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]
@@ -126,6 +130,35 @@ pub struct ConnectionArgs {
     /// A new connection per request.
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Local addresses to connect from, in turn: a range 127.0.0.2-127.0.0.9 or a list a,b
+    /// (each address has its own ~28k ephemeral ports).
+    #[arg(long, value_name = "ADDRS")]
+    pub source_addrs: Option<String>,
+}
+
+/// Probes and target watch, beside the load; shared by `run` and `hold`.
+#[derive(Debug, Args, Default)]
+pub struct ObserveArgs {
+    /// Send one request to this URL every --probe-every on its own fresh connection and record
+    /// OK/NOK and its latency (repeatable).
+    #[arg(long = "probe", value_name = "URL")]
+    pub probes: Vec<String>,
+    /// Like --probe, and record the number at a JSON path of the body: 'URL#$.queue.size'.
+    #[arg(long = "probe-json", value_name = "URL#$.PATH")]
+    pub probe_json: Vec<String>,
+    /// Interval between two probes.
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub probe_every: String,
+    /// What makes a probe OK besides answering: 'body contains TEXT' or 'status 200'
+    /// (default: a status below 400).
+    #[arg(long, value_name = "CHECK")]
+    pub probe_expect: Option<String>,
+    /// Watch this process every second: fds vs its limit, CPU, memory, TCP sockets by state.
+    #[arg(long, value_name = "PID", conflicts_with = "watch_port")]
+    pub watch_pid: Option<u32>,
+    /// Watch the process listening on this TCP port.
+    #[arg(long, value_name = "PORT")]
+    pub watch_port: Option<u16>,
 }
 
 /// How progress and the summary are shown.
@@ -176,8 +209,11 @@ pub struct SinkArgs {
     #[arg(long, default_value = "0", value_name = "DURATION")]
     pub stats: String,
     /// Close clients idle for longer than this.
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    #[arg(long, visible_alias = "timeout", default_value = "60s", value_name = "DURATION")]
     pub idle_timeout: String,
+    /// Keep every request received (method, target, headers, body) in FILE, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Answer 503 beyond this many requests per second (an overloaded server of known capacity).
     #[arg(long, value_name = "REQ/S")]
     pub capacity: Option<f64>,

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => commands::compare::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Watch(args) => commands::watch::run(args),
+        Command::Hold(args) => commands::hold::run(*args),
     };
     match result {
         Ok(status) => status.into(),

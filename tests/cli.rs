@@ -21,10 +21,14 @@ mod errors;
 mod find_limit;
 #[path = "cli/generator.rs"]
 mod generator;
+#[path = "cli/hold.rs"]
+mod hold;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
 #[path = "cli/latency.rs"]
 mod latency;
+#[path = "cli/observe.rs"]
+mod observe;
 #[path = "cli/rate.rs"]
 mod rate;
 #[path = "cli/report.rs"]
@@ -33,6 +37,8 @@ mod report;
 mod results;
 #[path = "cli/sink.rs"]
 mod sink;
+#[path = "cli/sink_record.rs"]
+mod sink_record;
 #[path = "cli/system.rs"]
 mod system;
 #[path = "cli/thresholds.rs"]

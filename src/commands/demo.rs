@@ -90,6 +90,8 @@ fn demo_plan(url: &str, step: Duration) -> Result<Plan, CliError> {
         thresholds: vec![threshold],
         abort_when: Vec::new(),
         abort_window: Duration::from_secs(5),
+        source_addrs: Vec::new(),
+        observers: Default::default(),
     };
     plan.validate().map_err(|e| CliError::internal(anyhow!(e)))?;
     Ok(plan)

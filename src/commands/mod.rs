@@ -4,6 +4,7 @@ pub mod compare;
 pub mod demo;
 pub mod doctor;
 pub mod find_limit;
+pub mod hold;
 pub mod report;
 pub mod run;
 pub mod sink;

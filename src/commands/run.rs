@@ -9,12 +9,15 @@ use pummel_engine::duration::parse_duration;
 use pummel_engine::engine::{self, RunControl, RunOutcome, StopReason};
 use pummel_engine::expr::Expr;
 use pummel_engine::limits::raise_open_file_limit;
+use pummel_engine::observe::probe::{ProbeExpect, ProbeSpec};
+use pummel_engine::observe::{Observers, WatchTarget};
 use pummel_engine::plan::{Arrival, ClosedLoad, Load, OpenLoad, Plan, RateStage, RequestSpec, StatusSet, Stop, Target};
 use pummel_engine::results::ResultsDocument;
 use pummel_engine::summary::Summary;
+use pummel_system::doctor::{DoctorRequest, quick_check_with};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
-use crate::cli::{ArrivalArg, ConnectionArgs, DisplayArgs, RequestArgs, RunArgs};
+use crate::cli::{ArrivalArg, ConnectionArgs, DisplayArgs, ObserveArgs, RequestArgs, RunArgs};
 use crate::output::progress::Progress;
 use crate::output::summary::summary_table;
 
@@ -108,6 +111,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
+    plan.observers = observers(&args.observe, plan.timeout)?;
     validate(&plan)?;
     Ok(plan)
 }
@@ -147,7 +151,46 @@ pub fn base_plan(
         thresholds: Vec::new(),
         abort_when: Vec::new(),
         abort_window: Duration::from_secs(5),
+        source_addrs: super::hold::source_addrs_flag(connection.source_addrs.as_deref())?,
+        observers: Observers::default(),
     })
+}
+
+/// The probes and target watch asked for. A probe waits at most its interval or the request
+/// timeout, whichever is shorter, so a stalled target shows as one NOK a second.
+pub fn observers(args: &ObserveArgs, request_timeout: Duration) -> Result<Observers, CliError> {
+    let every = duration_flag("--probe-every", &args.probe_every)?;
+    if every < Duration::from_millis(100) {
+        return Err(CliError::usage(anyhow!("--probe-every must be at least 100ms")));
+    }
+    let expect = args
+        .probe_expect
+        .as_deref()
+        .map(|text| text.parse::<ProbeExpect>().map_err(|e| CliError::usage(anyhow!("--probe-expect: {e}"))))
+        .transpose()?;
+    let timeout = every.min(request_timeout);
+    let mut probes = Vec::new();
+    for url in &args.probes {
+        if url.contains('#') {
+            return Err(CliError::usage(anyhow!("--probe {url:?}: use --probe-json for URL#$.path")));
+        }
+        probes
+            .push(ProbeSpec::new(url, expect.clone(), timeout).map_err(|e| CliError::usage(anyhow!("--probe: {e}")))?);
+    }
+    for url in &args.probe_json {
+        if !url.contains('#') {
+            return Err(CliError::usage(anyhow!("--probe-json {url:?}: expected URL#$.path.to.number")));
+        }
+        let spec =
+            ProbeSpec::new(url, expect.clone(), timeout).map_err(|e| CliError::usage(anyhow!("--probe-json: {e}")))?;
+        probes.push(spec);
+    }
+    let watch = match (args.watch_pid, args.watch_port) {
+        (Some(pid), _) => Some(WatchTarget::Pid(pid)),
+        (None, Some(port)) => Some(WatchTarget::Port(port)),
+        (None, None) => None,
+    };
+    Ok(Observers { probes, probe_every: every, watch })
 }
 
 /// Checks the plan as the engine will; a failure is a usage error.
@@ -218,21 +261,24 @@ pub fn warn_about_limits(plan: &Plan, display: DisplayArgs) {
     let wanted = match &plan.load {
         Load::Closed(c) => c.connections as u64,
         Load::Open(o) => o.max_connections as u64,
+        Load::Hold(h) => h.connections as u64,
     };
     match raise_open_file_limit() {
         Ok(limits) => {
             if limits.soft > limits.soft_before && !display.quiet && wanted + 64 > limits.soft_before {
                 eprintln!("note: raised the open-file limit from {} to {}", limits.soft_before, limits.soft);
             }
-            if wanted > limits.connections_that_fit() {
-                eprintln!(
-                    "warning: {wanted} connections do not fit in the open-file limit {} (hard limit {}); \
-                     expect too_many_open_files. Fix: raise the hard limit (`ulimit -Hn`, /etc/security/limits.conf)",
-                    limits.soft, limits.hard
-                );
-            }
         }
         Err(e) => eprintln!("warning: could not read or raise the open-file limit: {e}"),
+    }
+    // Open files, ephemeral ports per address pair, backlog: one line when a limit will bite.
+    let request = DoctorRequest {
+        connections: Some(wanted),
+        pid: None,
+        address_pairs: (plan.source_addrs.len().max(1) * plan.target.addrs.len().max(1)) as u64,
+    };
+    if let Some(line) = quick_check_with(&request) {
+        eprintln!("warning: {line} (details: pummel doctor --connections {wanted})");
     }
 }
 

@@ -29,6 +29,7 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
         idle_timeout: parse_duration(&args.idle_timeout).map_err(|e| usage(anyhow!("--idle-timeout: {e}")))?,
         capacity: args.capacity,
         threads: args.threads,
+        record: args.record.clone(),
     };
     let stats_every = parse_duration(&args.stats).map_err(|e| usage(anyhow!("--stats: {e}")))?;
     let stop_after =
@@ -56,7 +57,20 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
             last_report = Instant::now();
         }
     }
-    sink.shutdown();
+    let stats = sink.stats();
+    // Flushes and closes the record file, if any, before the summary below is printed.
+    let closed = sink.close();
+    if let Some(path) = &args.record {
+        let snapshot = stats.snapshot();
+        eprintln!("pummel sink recorded {} requests to {}", snapshot.recorded, path.display());
+        closed.map_err(|e| CliError::internal(anyhow!(e)))?;
+        if snapshot.not_recorded > 0 {
+            eprintln!(
+                "warning: {} requests were not recorded: the record file's writer fell behind (a slow disk?)",
+                snapshot.not_recorded
+            );
+        }
+    }
     Ok(ExitStatus::Pass)
 }
 

@@ -45,8 +45,15 @@ impl Progress {
         Progress { mode, to_stderr, title, planned, drawn: 0, total_ok: 0, total_failed: 0 }
     }
 
-    /// Shows one completed second.
+    /// Shows one completed second, and any warning about the watched target.
     pub fn second(&mut self, entry: &TimelineEntry) {
+        self.show_second(entry);
+        for warning in entry.target.iter().flat_map(|t| &t.warnings) {
+            self.note(&format!("warning (target): {}", warning.text));
+        }
+    }
+
+    fn show_second(&mut self, entry: &TimelineEntry) {
         self.total_ok += entry.ok;
         self.total_failed += entry.failed;
         let text = match self.mode {
@@ -55,6 +62,44 @@ impl Progress {
             Mode::Live => self.live_frame(entry),
         };
         self.write(&text);
+    }
+
+    /// Shows one second of `pummel hold` as the caller's `line` (connections wanted,
+    /// established, opened, failed, closed by the target) plus the probe and target columns:
+    /// as is in plain mode, redrawn in place under the title in the live view.
+    pub fn hold_second(&mut self, entry: &TimelineEntry, line: &str) {
+        self.total_ok += entry.ok;
+        self.total_failed += entry.failed;
+        let mut line = line.to_string();
+        if let Some(probes) = probe_text(entry) {
+            line.push_str(&format!(" | probes {probes}"));
+        }
+        if let Some(target) = target_text(entry) {
+            line.push_str(&format!(" | target {target}"));
+        }
+        let text = match self.mode {
+            Mode::Quiet => String::new(),
+            Mode::Plain => format!("{line}\n"),
+            Mode::Live => {
+                let back = if self.drawn > 0 { format!("\x1b[{}A", self.drawn) } else { String::new() };
+                let elapsed = match self.planned {
+                    Some(total) => format!("{}s / {}s", entry.second, total.as_secs()),
+                    None => format!("{}s", entry.second),
+                };
+                let bar = self
+                    .planned
+                    .map(|t| progress_bar(entry.second as f64 / t.as_secs_f64().max(1.0)))
+                    .unwrap_or_default();
+                self.drawn = 2;
+                format!("{back}\x1b[2Kpummel  {}  {bar} {elapsed}\n\x1b[2K  {line}\n", self.title)
+            }
+        };
+        if !text.is_empty() {
+            self.write(&text);
+        }
+        for warning in entry.target.iter().flat_map(|t| &t.warnings) {
+            self.note(&format!("warning (target): {}", warning.text));
+        }
     }
 
     /// Prints a line outside the per-second flow (e.g. a stage header or a warning).
@@ -92,7 +137,7 @@ impl Progress {
             }
             _ => String::new(),
         };
-        let lines = [
+        let mut lines = vec![
             format!("pummel  {}  {bar} {elapsed}{}", self.title, if e.warmup { "  (warmup)" } else { "" }),
             format!(
                 "  rate     {}{target} req/s   ok {}  failed {}  dropped {}",
@@ -105,6 +150,12 @@ impl Progress {
             format!("  conns    {}   in flight {}   cpu {:.0}%", e.connections, e.in_flight, e.cpu_percent),
             format!("  errors   {errors}{lag_warning}"),
         ];
+        if let Some(probes) = probe_text(e) {
+            lines.push(format!("  probes   {probes}"));
+        }
+        if let Some(target) = target_text(e) {
+            lines.push(format!("  target   {target}"));
+        }
         for line in &lines {
             out.push_str("\x1b[2K");
             out.push_str(line);
@@ -150,7 +201,45 @@ pub fn plain_line(e: &TimelineEntry) -> String {
     if e.warmup {
         line.push_str(" (warmup)");
     }
+    if let Some(probes) = probe_text(e) {
+        line.push_str(&format!(" | probes {probes}"));
+    }
+    if let Some(target) = target_text(e) {
+        line.push_str(&format!(" | target {target}"));
+    }
     line
+}
+
+/// `/version OK 1.2ms, /stats NOK (connect: refused)`: the probes of one second.
+fn probe_text(e: &TimelineEntry) -> Option<String> {
+    if e.probes.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = e
+        .probes
+        .iter()
+        .map(|p| {
+            let path =
+                p.url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or(&p.url);
+            let verdict = if p.ok { "OK" } else { "NOK" };
+            let latency = p.latency_ms.map(|l| format!(" {}", ms(l))).unwrap_or_default();
+            let value = p.value.map(|v| format!(" value={v}")).unwrap_or_default();
+            let why = p.error.as_ref().filter(|_| !p.ok).map(|w| format!(" ({w})")).unwrap_or_default();
+            format!("{path} {verdict}{latency}{value}{why}")
+        })
+        .collect();
+    Some(parts.join(", "))
+}
+
+/// `pid 1234 fds=5021/8192 established=5010 close_wait=0 cpu=34%`: the watched target.
+fn target_text(e: &TimelineEntry) -> Option<String> {
+    let t = e.target.as_ref()?;
+    let limit = t.fd_soft_limit.map(|l| l.to_string()).unwrap_or_else(|| "unlimited".into());
+    let cpu = t.cpu_percent.map(|c| format!(" cpu={c:.0}%")).unwrap_or_default();
+    Some(format!(
+        "pid {} fds={}/{limit} established={} close_wait={} time_wait={}{cpu}",
+        t.pid, t.open_fds, t.tcp.established, t.tcp.close_wait, t.tcp.time_wait
+    ))
 }
 
 fn progress_bar(fraction: f64) -> String {

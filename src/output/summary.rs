@@ -71,6 +71,41 @@ pub fn summary_table(s: &Summary) -> String {
     if let Some(why) = &s.generator.bottleneck {
         let _ = writeln!(out, "\n  ! generator: {why}");
     }
+    if !s.probes.is_empty() {
+        let _ = writeln!(out, "\n  probes");
+        for p in &s.probes {
+            let latency = p
+                .latency_ms
+                .map(|l| format!("  p50 {}  p99 {}  max {}", ms(l.p50), ms(l.p99), ms(l.max)))
+                .unwrap_or_default();
+            let value = match (p.last_value, p.max_value) {
+                (Some(last), Some(max)) => format!("  value last {last} max {max}"),
+                _ => String::new(),
+            };
+            let ok = p.ok_rate.map(percent).unwrap_or_else(|| "-".into());
+            let _ = writeln!(out, "    {}  OK {}/{} ({ok}){latency}{value}", p.url, p.ok, p.sent);
+        }
+    }
+    if let Some(t) = &s.target {
+        let limit = t.fd_soft_limit.map(thousands).unwrap_or_else(|| "unlimited".into());
+        let _ = writeln!(out, "\n  target process {} ({}), {} samples", t.pid, t.name, t.samples);
+        let _ = writeln!(
+            out,
+            "    peak fds {} of limit {limit} (highest fd {}), established {}, close_wait {}, threads {}, rss {}",
+            thousands(t.peak_open_fds),
+            t.peak_max_fd.map(thousands).unwrap_or_else(|| "-".into()),
+            thousands(t.peak_established),
+            thousands(t.peak_close_wait),
+            t.peak_threads,
+            bytes(t.peak_rss_bytes as f64)
+        );
+        for warning in &t.warnings {
+            let _ = writeln!(out, "    warning: {warning}");
+        }
+        if let Some(gone) = &t.gone {
+            let _ = writeln!(out, "    the process went away: {gone}");
+        }
+    }
     if !s.thresholds.is_empty() {
         let _ = writeln!(out, "\n  thresholds");
         for t in &s.thresholds {

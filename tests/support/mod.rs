@@ -265,6 +265,16 @@ impl Sink {
     pub fn is_alive(&mut self) -> bool {
         self.process.is_alive()
     }
+
+    /// The sink's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`) to the sink process, by its PID.
+    pub fn signal(&self, name: &str) {
+        self.process.signal(name);
+    }
 }
 
 /// A fresh directory for one test, removed afterwards.

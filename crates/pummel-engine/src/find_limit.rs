@@ -385,7 +385,8 @@ fn summary_plan(spec: &FindLimitSpec, steps: &[Step]) -> Plan {
     }
     plan.stop = Stop { duration: None, requests: None };
     plan.warmup = Duration::ZERO;
-    plan.thresholds = spec.slo.clone();
+    // The SLO judges each step (see `find_limit.slo` in the results), not all steps merged.
+    plan.thresholds = Vec::new();
     plan
 }
 
@@ -440,6 +441,8 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         unfinished,
         other_errors,
         generator,
+        probes: Vec::new(),
+        target: None,
     }
 }
 
@@ -507,6 +510,8 @@ mod tests {
             thresholds: vec![],
             abort_when: vec![],
             abort_window: Duration::from_secs(1),
+            source_addrs: vec![],
+            observers: Default::default(),
         };
         let spec = FindLimitSpec {
             base,

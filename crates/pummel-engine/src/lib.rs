@@ -16,6 +16,7 @@ pub mod find_limit;
 pub mod histogram;
 pub mod http1;
 pub mod limits;
+pub mod observe;
 pub mod plan;
 pub mod results;
 pub mod schedule;

@@ -48,6 +48,8 @@ pub struct Plan {
     /// Length of the sliding window for abort rules.
     #[serde(with = "secs")]
     pub abort_window: Duration,
+    /// Probes and target watch running beside the load.
+    pub observers: crate::observe::Observers,
     /// Local addresses connections are bound to, in turn (port chosen by the kernel); empty
     /// lets the kernel choose. Several addresses lift the ~28k ephemeral-port ceiling of one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -478,6 +480,40 @@ impl std::str::FromStr for StatusSet {
     }
 }
 
+/// Most addresses `--source-addrs` may name: more would not fit in the fds of one machine.
+pub const MAX_SOURCE_ADDRS: u32 = 65_536;
+
+/// Parses `--source-addrs`: a comma list of addresses and inclusive IPv4 ranges, e.g.
+/// `127.0.0.2-127.0.0.9` or `10.0.0.1,10.0.0.5-10.0.0.6,::1`.
+pub fn parse_source_addrs(text: &str) -> Result<Vec<IpAddr>, String> {
+    let parse = |part: &str| -> Result<IpAddr, String> {
+        part.trim().parse::<IpAddr>().map_err(|_| format!("{:?} is not an IP address", part.trim()))
+    };
+    let mut addrs = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            None => addrs.push(parse(part)?),
+            Some((first, last)) => {
+                let (IpAddr::V4(first), IpAddr::V4(last)) = (parse(first)?, parse(last)?) else {
+                    return Err(format!("{part:?}: ranges are for IPv4 addresses; list IPv6 ones"));
+                };
+                let (lo, hi) = (u32::from(first), u32::from(last));
+                if lo > hi {
+                    return Err(format!("{part:?} is an empty range"));
+                }
+                if hi - lo >= MAX_SOURCE_ADDRS {
+                    return Err(format!("{part:?} has more than {MAX_SOURCE_ADDRS} addresses"));
+                }
+                addrs.extend((lo..=hi).map(|a| IpAddr::V4(a.into())));
+            }
+        }
+        if addrs.len() > MAX_SOURCE_ADDRS as usize {
+            return Err(format!("more than {MAX_SOURCE_ADDRS} addresses"));
+        }
+    }
+    Ok(addrs)
+}
+
 fn exprs<S: serde::Serializer>(exprs: &[Expr], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(exprs.iter().map(|e| e.text.as_str()))
 }
@@ -526,6 +562,19 @@ mod tests {
         let t = Target::resolve("http://[::1]/").unwrap();
         assert_eq!(t.port, 80);
         assert_eq!(t.host_header, "[::1]");
+    }
+
+    #[test]
+    fn source_addrs_parse_ranges_and_lists() {
+        let addrs = parse_source_addrs("127.0.0.2-127.0.0.4, 10.0.0.1,::1").unwrap();
+        let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "10.0.0.1", "::1"]);
+        assert_eq!(parse_source_addrs("127.0.0.255-127.0.1.1").unwrap().len(), 3);
+        assert!(parse_source_addrs("127.0.0.9-127.0.0.2").is_err());
+        assert!(parse_source_addrs("nope").is_err());
+        assert!(parse_source_addrs("").is_err());
+        assert!(parse_source_addrs("::1-::2").is_err());
+        assert!(parse_source_addrs("10.0.0.0-10.255.255.255").is_err());
     }
 
     #[test]

@@ -9,10 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{RunOutcome, StopReason};
-use crate::expr::{Expr, MetricSource, Stat};
+use crate::expr::{Expr, Metric, MetricSource, Stat};
 use crate::histogram::LatencyHistogram;
+use crate::observe::{ProbeTotals, TargetTotals};
 use crate::plan::{Load, Plan};
-use crate::stats::{Stats, histogram_stat_ms};
+use crate::stats::{Stats, StatsOver, histogram_stat_ms};
 
 /// The summary of a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,6 +52,73 @@ pub struct Summary {
     pub generator: GeneratorFigures,
     /// One row per load stage.
     pub stages: Vec<StageSummary>,
+    /// Each probe's figures (`--probe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeSummary>,
+    /// The watched target's figures (`--watch-pid`, `--watch-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetTotals>,
+}
+
+/// One probe's figures over the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeSummary {
+    /// The probe's URL.
+    pub url: String,
+    /// Probe requests sent.
+    pub sent: u64,
+    /// Those that were OK.
+    pub ok: u64,
+    /// ok / sent.
+    pub ok_rate: Option<f64>,
+    /// Latency of the answered probes, milliseconds.
+    pub latency_ms: Option<LatencyFigures>,
+    /// The last number read from the JSON body, if asked for.
+    pub last_value: Option<f64>,
+    /// The highest number read from the JSON body, if asked for.
+    pub max_value: Option<f64>,
+}
+
+impl ProbeSummary {
+    fn new(totals: &ProbeTotals) -> Self {
+        ProbeSummary {
+            url: totals.url.clone(),
+            sent: totals.sent,
+            ok: totals.ok,
+            ok_rate: totals.ok_rate(),
+            latency_ms: LatencyFigures::from_histogram(&totals.latency),
+            last_value: totals.last_value,
+            max_value: totals.max_value,
+        }
+    }
+}
+
+/// The figures thresholds read: the request stats, plus the probes.
+pub struct RunMetrics<'a> {
+    /// Request stats over the measured time.
+    pub stats: StatsOver<'a>,
+    /// Share of OK probes over all probes, if any ran.
+    pub probe_ok: Option<f64>,
+}
+
+impl<'a> RunMetrics<'a> {
+    /// The figures of `outcome`.
+    pub fn of(outcome: &'a RunOutcome) -> Self {
+        let (sent, ok) = outcome.probes.iter().fold((0, 0), |(s, o), p| (s + p.sent, o + p.ok));
+        RunMetrics {
+            stats: outcome.total.over(outcome.measured),
+            probe_ok: (sent > 0).then(|| ok as f64 / sent as f64),
+        }
+    }
+}
+
+impl MetricSource for RunMetrics<'_> {
+    fn metric_value(&self, metric: &Metric) -> Option<f64> {
+        match metric {
+            Metric::ProbeOk => self.probe_ok,
+            other => self.stats.metric_value(other),
+        }
+    }
 }
 
 /// One threshold's verdict.
@@ -223,7 +291,7 @@ impl Summary {
                 let requests: f64 = open.stages.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
                 (secs > 0.0).then(|| requests / secs)
             }
-            Load::Closed(_) => None,
+            Load::Closed(_) | Load::Hold(_) => None,
         };
         Summary {
             pummel_version: crate::VERSION.to_string(),
@@ -255,7 +323,7 @@ impl Summary {
             thresholds: plan
                 .thresholds
                 .iter()
-                .map(|t| ThresholdVerdict::evaluate(t, &total.over(outcome.measured)))
+                .map(|t| ThresholdVerdict::evaluate(t, &RunMetrics::of(outcome)))
                 .collect(),
             generator: GeneratorFigures {
                 threads: outcome.generator.threads,
@@ -268,6 +336,8 @@ impl Summary {
                 .iter()
                 .map(|stage| StageSummary::new(stage.target_rate, stage.measured, &stage.stats, stage.note.clone()))
                 .collect(),
+            probes: outcome.probes.iter().map(ProbeSummary::new).collect(),
+            target: outcome.target.clone(),
         }
     }
 }

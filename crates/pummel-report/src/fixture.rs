@@ -53,6 +53,8 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         latency_ms: Some(TimelineLatency { p50, p90: p50 * 1.6, p99: p50 * 1.8, max: p50 * 2.1 + second as f64 }),
         schedule_lag_ms: Some(LagFigures { p99: 1.5, max: 3.0 }),
         cpu_percent: 6.5,
+        probes: Vec::new(),
+        target: None,
     }
 }
 
@@ -112,6 +114,8 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         }],
         generator: GeneratorFigures { threads: 2, cpu_seconds: 0.7, schedule_lag_p99_ms: Some(1.5), bottleneck: None },
         stages,
+        probes: Vec::new(),
+        target: None,
     }
 }
 

@@ -3,7 +3,11 @@
 //! The sink throws bodies away, so the decoder never keeps bytes: it walks the input one state
 //! at a time (chunk-size line, data, CRLF, trailers) and only remembers where it is. That lets a
 //! body arrive in pieces of any size, split anywhere, with no buffer behind it. Every line it
-//! reads is bounded, so a client cannot make it wait on an endless line or grow memory.
+//! reads is bounded, so a client cannot make it wait on an endless line or grow memory. When
+//! the sink records bodies, [`Chunked::advance_with`] reports where the payload bytes are in
+//! the input, so the caller can copy them; the decoder itself still keeps nothing.
+
+use std::ops::Range;
 
 /// The longest chunk-size line accepted, extensions included.
 const MAX_SIZE_LINE: usize = 4096;
@@ -61,12 +65,23 @@ impl Chunked {
     /// On [`Progress::Done`] the count stops right after the body; on
     /// [`Progress::NeedMore`] it is the whole input.
     pub(crate) fn advance(&mut self, input: &[u8]) -> (usize, Progress) {
+        // An empty callback: this compiles to the same loop as a decoder without reporting.
+        self.advance_with(input, |_| {})
+    }
+
+    /// As [`advance`](Chunked::advance), and calls `on_data` with the range of `input` holding
+    /// each run of payload bytes consumed (chunk data only: no sizes, extensions, CRLFs or
+    /// trailers), in order. Used when the sink records bodies.
+    pub(crate) fn advance_with(&mut self, input: &[u8], mut on_data: impl FnMut(Range<usize>)) -> (usize, Progress) {
         let mut used = 0;
         while used < input.len() {
             if let Chunked::Data { remaining } = *self {
                 let available = (input.len() - used) as u64;
                 let take = remaining.min(available);
                 // `take` is at most `available`, which came from a usize.
+                if take > 0 {
+                    on_data(used..used + take as usize);
+                }
                 used += take as usize;
                 *self = if take == remaining { Chunked::DataCr } else { Chunked::Data { remaining: remaining - take } };
                 continue;
@@ -206,6 +221,28 @@ mod tests {
             trailers.extend_from_slice(b"X-A: 1234\r\n");
         }
         assert_eq!(decode(&trailers, 1000).1, Progress::Bad);
+    }
+
+    /// Feeds `body` in pieces of `piece` bytes and collects the payload it reports.
+    fn payload(body: &[u8], piece: usize) -> (Vec<u8>, Progress) {
+        let mut decoder = Chunked::new();
+        let mut data = Vec::new();
+        for chunk in body.chunks(piece) {
+            let (_, progress) = decoder.advance_with(chunk, |range| data.extend_from_slice(&chunk[range]));
+            if progress != Progress::NeedMore {
+                return (data, progress);
+            }
+        }
+        (data, Progress::NeedMore)
+    }
+
+    #[test]
+    fn reports_exactly_the_payload_split_anywhere() {
+        let body = b"5;name=value\r\nhello\r\n6 ; x\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\nGET /";
+        for piece in 1..=body.len() {
+            assert_eq!(payload(body, piece), (b"hello world".to_vec(), Progress::Done), "by {piece}");
+        }
+        assert_eq!(payload(b"0\r\n\r\n", 1), (Vec::new(), Progress::Done));
     }
 
     #[test]

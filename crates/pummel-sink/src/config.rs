@@ -3,6 +3,7 @@
 //! The CLI (or a test) fills a `SinkConfig`; [`start`](crate::start) validates it and reports every
 //! bad setting at once, so a user fixes them in one go.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::delay::Delay;
@@ -49,6 +50,11 @@ pub struct SinkConfig {
     /// How many OS threads serve connections, each running its own single-threaded tokio
     /// runtime (default 1). All threads accept from the same listening socket.
     pub threads: usize,
+    /// Keep every complete request received in this file, as JSON lines (method, target,
+    /// headers, and the body decoded from its framing, at most 1 MiB of it). The file is
+    /// created (or truncated) at start; a file that cannot be created stops the start. `None`
+    /// (the default): record nothing, at no cost.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for SinkConfig {
@@ -62,6 +68,7 @@ impl Default for SinkConfig {
             idle_timeout: Duration::from_secs(60),
             capacity: None,
             threads: 1,
+            record: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use crate::config::SinkConfig;
 use crate::delay::Delay;
+use crate::record::Recorder;
 use crate::request::{Event, Framer, Head};
 use crate::response::{Answer, ConnMode, Outcome, Responses};
 use crate::stats::{OpenConnection, SinkStats};
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<SinkStats>,
     /// Admits requests up to the configured capacity; the rest get `503`.
     pub(crate) capacity: Option<std::sync::Mutex<TokenBucket>>,
+    /// Where complete requests go when the sink records them (`None`: not recording).
+    pub(crate) recorder: Option<Recorder>,
 }
 
 /// A token bucket shared by all threads: `rate` tokens a second, at most `burst` saved up.
@@ -97,7 +100,7 @@ impl TokenBucket {
 
 impl Shared {
     /// Builds what connections share from a validated configuration.
-    pub(crate) fn new(config: &SinkConfig, stats: Arc<SinkStats>) -> Self {
+    pub(crate) fn new(config: &SinkConfig, stats: Arc<SinkStats>, recorder: Option<Recorder>) -> Self {
         Shared {
             responses: Responses::new(config.status, config.body_size),
             delay: config.delay,
@@ -106,6 +109,7 @@ impl Shared {
             idle_timeout: config.idle_timeout,
             stats,
             capacity: config.capacity.map(|rate| std::sync::Mutex::new(TokenBucket::new(rate))),
+            recorder,
         }
     }
 }
@@ -145,10 +149,11 @@ enum Read {
 /// Serves one accepted client until it closes, goes idle, sends bad input, or the sink stops
 /// (the task is then dropped, which closes the socket). `_open` keeps it counted as open.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, _open: OpenConnection) {
+    let framer = if shared.recorder.is_some() { Framer::recording() } else { Framer::new() };
     let mut connection = Connection {
         stream,
         shared,
-        framer: Framer::new(),
+        framer,
         partial: Vec::new(),
         queue: Vec::new(),
         closing: false,
@@ -257,6 +262,11 @@ impl Connection {
                 }
                 Event::Request(head) => {
                     requests += 1;
+                    if let Some(recorder) = &shared.recorder {
+                        if let Some(captured) = self.framer.take_captured() {
+                            recorder.record(captured);
+                        }
+                    }
                     reply(shared, head)
                 }
                 Event::Bad(_) => {

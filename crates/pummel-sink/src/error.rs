@@ -5,6 +5,7 @@
 //! [`SinkStats`](crate::SinkStats), a broken connection is simply closed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{MAX_BODY_SIZE, MAX_THREADS};
@@ -30,6 +31,25 @@ pub enum SinkError {
     /// A worker thread could not be spawned.
     #[error("could not spawn a sink thread")]
     Thread(#[source] std::io::Error),
+    /// The record file ([`SinkConfig::record`](crate::SinkConfig::record)) could not be created.
+    #[error("could not create the record file {}", path.display())]
+    Record {
+        /// The file asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the record file failed while the sink ran or shut down (disk full, ...), so it
+    /// misses requests; [`SinkHandle::close`](crate::SinkHandle::close) reports it.
+    #[error("could not write the record file {}", path.display())]
+    RecordWrite {
+        /// The record file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One invalid setting of a [`SinkConfig`](crate::SinkConfig).

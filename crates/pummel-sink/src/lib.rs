@@ -25,7 +25,8 @@
 //! Files, one job each: [`config`](SinkConfig) (settings and their validation), `delay` (the
 //! [`Delay`] type and its text form), `error` ([`SinkError`]), `stats` ([`SinkStats`]),
 //! `response` (pre-built answers), `request` and `chunked` (request framing), `connection` (one
-//! client), `server` ([`start`], threads and the listener).
+//! client), `record` (the record file: `SinkConfig::record`), `server` ([`start`], threads and
+//! the listener).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,6 +36,7 @@ mod config;
 mod connection;
 mod delay;
 mod error;
+mod record;
 mod request;
 mod response;
 mod server;

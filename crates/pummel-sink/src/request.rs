@@ -4,8 +4,14 @@
 //! head, a need for more bytes, or bad input — without keeping bodies: `Content-Length` bodies
 //! are counted down and chunked bodies go through the [`Chunked`] decoder. Only an incomplete
 //! head has to be kept by the caller (up to [`MAX_HEAD`] bytes).
+//!
+//! A framer made with [`Framer::recording`] also captures each request (method, target,
+//! headers, decoded body up to a cap) for the record file; the caller takes it with
+//! [`Framer::take_captured`] when the request is complete. A plain [`Framer::new`] captures and
+//! allocates nothing.
 
 use crate::chunked::{Chunked, Progress};
+use crate::record::Captured;
 
 /// The largest request head accepted (request line and headers). Bigger heads get a `400`.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -78,6 +84,8 @@ pub(crate) struct Framer {
     /// Bytes of the current incomplete head already searched for the end of the head, so that
     /// a client sending a head byte by byte costs linear time, not quadratic.
     scanned: usize,
+    /// The request being captured, when the sink records (`None`: nothing is captured).
+    capture: Option<Box<Captured>>,
 }
 
 #[derive(Debug)]
@@ -90,7 +98,18 @@ enum State {
 impl Framer {
     /// A framer waiting for the first request head.
     pub(crate) fn new() -> Self {
-        Framer { state: State::Head, scanned: 0 }
+        Framer { state: State::Head, scanned: 0, capture: None }
+    }
+
+    /// A framer that also captures each request for the record file.
+    pub(crate) fn recording() -> Self {
+        Framer { capture: Some(Box::default()), ..Framer::new() }
+    }
+
+    /// The request just framed (call it on [`Event::Request`]), leaving the capture empty for
+    /// the next one; `None` when this framer does not record.
+    pub(crate) fn take_captured(&mut self) -> Option<Captured> {
+        self.capture.as_deref_mut().map(std::mem::take)
     }
 
     /// Consumes bytes from `input` up to the next event; returns how many it used.
@@ -120,6 +139,9 @@ impl Framer {
                     let rest = &input[used..];
                     let take = (*remaining).min(rest.len() as u64);
                     *remaining -= take;
+                    if let Some(capture) = &mut self.capture {
+                        capture.push_body(&rest[..take as usize]);
+                    }
                     // `take` is at most `rest.len()`.
                     used += take as usize;
                     if *remaining > 0 {
@@ -130,7 +152,11 @@ impl Framer {
                     return (used, Event::Request(head));
                 }
                 State::Chunked { head, decoder } => {
-                    let (n, progress) = decoder.advance(&input[used..]);
+                    let rest = &input[used..];
+                    let (n, progress) = match &mut self.capture {
+                        None => decoder.advance(rest),
+                        Some(capture) => decoder.advance_with(rest, |data| capture.push_body(&rest[data])),
+                    };
                     used += n;
                     match progress {
                         Progress::NeedMore => return (used, Event::NeedMore),
@@ -159,7 +185,7 @@ impl Framer {
                 return Ok(None);
             }
         }
-        match parse_head(input)? {
+        match parse_head(input, self.capture.as_deref_mut())? {
             Some(found) => {
                 self.scanned = 0;
                 Ok(Some(found))
@@ -181,12 +207,19 @@ fn has_head_end(bytes: &[u8]) -> bool {
 }
 
 /// Parses one request head: `Ok(None)` when it is incomplete, with its length when complete.
-pub(crate) fn parse_head(input: &[u8]) -> Result<Option<(usize, Head)>, BadRequest> {
+/// A complete, valid head is also kept in `capture` when there is one.
+pub(crate) fn parse_head(input: &[u8], capture: Option<&mut Captured>) -> Result<Option<(usize, Head)>, BadRequest> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(input) {
         Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => Err(BadRequest::HeadTooLarge),
-        Ok(httparse::Status::Complete(len)) => interpret(&request).map(|head| Some((len, head))),
+        Ok(httparse::Status::Complete(len)) => {
+            let head = interpret(&request)?;
+            if let Some(capture) = capture {
+                capture.set_head(&request);
+            }
+            Ok(Some((len, head)))
+        }
         Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => Err(BadRequest::HeadTooLarge),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(BadRequest::TooManyHeaders),
@@ -260,7 +293,7 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<Option<(usize, Head)>, BadRequest> {
-        parse_head(text.as_bytes())
+        parse_head(text.as_bytes(), None)
     }
 
     fn complete(text: &str) -> Head {
@@ -376,6 +409,44 @@ mod tests {
                 .collect();
             assert_eq!(kinds, ["req", "req", "req", "ExpectsContinue", "req", "req-head"], "{piece}");
         }
+    }
+
+    #[test]
+    fn recording_framer_captures_heads_and_decoded_bodies_split_anywhere() {
+        let input = b"GET /1?a=b HTTP/1.1\r\nHost: x\r\n\r\n\
+            POST /2 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
+            POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n\
+            POST /4 HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi";
+        let want = [("GET", "/1?a=b", ""), ("POST", "/2", "hello"), ("POST", "/3", "abcde"), ("POST", "/4", "hi")];
+        for piece in 1..=input.len() {
+            let mut framer = Framer::recording();
+            let mut got = Vec::new();
+            let mut pending: Vec<u8> = Vec::new();
+            for chunk in input.chunks(piece) {
+                pending.extend_from_slice(chunk);
+                let mut pos = 0;
+                loop {
+                    let (n, event) = framer.advance(&pending[pos..]);
+                    pos += n;
+                    match event {
+                        Event::NeedMore => break,
+                        Event::Request(_) => got.push(framer.take_captured().unwrap()),
+                        Event::ExpectsContinue => {}
+                        Event::Bad(bad) => panic!("{bad:?}"),
+                    }
+                }
+                pending.drain(..pos);
+            }
+            let seen: Vec<_> = got
+                .iter()
+                .map(|c| (c.method.as_str(), c.target.as_str(), std::str::from_utf8(&c.body).unwrap()))
+                .collect();
+            assert_eq!(seen, want, "{piece}");
+            assert_eq!(got[0].headers, [("Host".to_string(), "x".to_string())]);
+            assert_eq!(got[2].headers[0].1, "chunked");
+            assert!(got.iter().all(|c| !c.truncated));
+        }
+        assert_eq!(Framer::new().take_captured(), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SinkConfig;
 use crate::connection::{self, Shared};
 use crate::error::SinkError;
+use crate::record::{self, RecordWriter};
 use crate::stats::SinkStats;
 
 /// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`), big enough that
@@ -34,17 +35,30 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(20);
 /// Starts the sink on its own threads; returns once it listens.
 ///
 /// The configuration is validated first (every problem is reported at once). Bind to port 0
-/// to get a free port, then ask [`SinkHandle::local_addr`] which one it is. The sink runs until
-/// the handle is shut down or dropped.
+/// to get a free port, then ask [`SinkHandle::local_addr`] which one it is. With
+/// [`SinkConfig::record`] the record file is created once the port is bound. The sink runs
+/// until the handle is shut down or dropped.
 pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkError> {
     config.validate().map_err(SinkError::Config)?;
     let listener = bind(addr)?;
     let local_addr = listener.local_addr().map_err(|source| SinkError::Bind { addr, source })?;
     let stats = Arc::new(SinkStats::default());
-    let shared = Arc::new(Shared::new(&config, Arc::clone(&stats)));
+    let (recorder, writer) = match &config.record {
+        Some(path) => {
+            let (recorder, writer) = record::open(path, &stats)?;
+            (Some(recorder), Some(writer))
+        }
+        None => (None, None),
+    };
+    let shared = Arc::new(Shared::new(&config, Arc::clone(&stats), recorder));
     // If anything below fails, dropping `handle` stops the threads already started.
-    let mut handle =
-        SinkHandle { local_addr, stats, stop: CancellationToken::new(), threads: Vec::with_capacity(config.threads) };
+    let mut handle = SinkHandle {
+        local_addr,
+        stats,
+        stop: CancellationToken::new(),
+        threads: Vec::with_capacity(config.threads),
+        writer,
+    };
     for index in 0..config.threads {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SinkError::Runtime)?;
         let listener = {
@@ -114,13 +128,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: Cancellat
     }
 }
 
-/// A running sink. Shut it down with [`SinkHandle::shutdown`], or just drop it.
+/// A running sink. Shut it down with [`SinkHandle::shutdown`] (or [`SinkHandle::close`] to
+/// hear about record file errors), or just drop it.
 #[derive(Debug)]
 pub struct SinkHandle {
     local_addr: SocketAddr,
     stats: Arc<SinkStats>,
     stop: CancellationToken,
     threads: Vec<JoinHandle<()>>,
+    /// The record file's writer thread, when the sink records.
+    writer: Option<RecordWriter>,
 }
 
 impl SinkHandle {
@@ -136,17 +153,36 @@ impl SinkHandle {
 
     /// Stops accepting, closes every connection (pending delayed requests are dropped
     /// unanswered) and joins the threads. It takes milliseconds: no connection is waited for.
+    /// A recording sink then writes what is still queued and flushes and closes the record
+    /// file before this returns (waiting at most a few seconds for a stuck disk).
     pub fn shutdown(self) {
         // `Drop` does the work.
+    }
+
+    /// As [`shutdown`](SinkHandle::shutdown), and says whether the record file was written in
+    /// full: [`SinkError::RecordWrite`] when writing it failed (then
+    /// [`not_recorded`](crate::StatsSnapshot::not_recorded) counts the requests it misses).
+    pub fn close(mut self) -> Result<(), SinkError> {
+        self.stop_threads();
+        self.writer.take().map_or(Ok(()), |mut writer| writer.close())
+    }
+
+    /// Stops the worker threads and waits for them, so that no connection records any more.
+    fn stop_threads(&mut self) {
+        self.stop.cancel();
+        for thread in self.threads.drain(..) {
+            // A worker that panicked has nothing more to clean up.
+            let _ = thread.join();
+        }
     }
 }
 
 impl Drop for SinkHandle {
     fn drop(&mut self) {
-        self.stop.cancel();
-        for thread in self.threads.drain(..) {
-            // A worker that panicked has nothing more to clean up.
-            let _ = thread.join();
+        self.stop_threads();
+        if let Some(mut writer) = self.writer.take() {
+            // Nobody to tell here; `close` reports it.
+            let _ = writer.close();
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct SinkStats {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     accept_errors: AtomicU64,
+    recorded: AtomicU64,
+    not_recorded: AtomicU64,
 }
 
 /// The counters of a [`SinkStats`] at one moment, as plain numbers.
@@ -46,6 +48,13 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// Failed `accept` calls (for example out of file descriptors: raise `ulimit -n`).
     pub accept_errors: u64,
+    /// Requests written to the record file (with [`SinkConfig::record`](crate::SinkConfig::record)).
+    /// A request counts once its line is in the writer's buffer; the file has it after the next
+    /// flush (within a second) and surely once the sink is shut down.
+    pub recorded: u64,
+    /// Requests a recording sink could not record: the writer was too far behind (a very slow
+    /// disk) or writing the file failed. Zero when all is well.
+    pub not_recorded: u64,
 }
 
 impl SinkStats {
@@ -61,6 +70,8 @@ impl SinkStats {
             bytes_in: self.bytes_in.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            recorded: self.recorded.load(Relaxed),
+            not_recorded: self.not_recorded.load(Relaxed),
         }
     }
 
@@ -92,6 +103,14 @@ impl SinkStats {
 
     pub(crate) fn add_accept_error(&self) {
         self.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_recorded(&self, n: u64) {
+        self.recorded.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_not_recorded(&self, n: u64) {
+        self.not_recorded.fetch_add(n, Relaxed);
     }
 
     /// Counts a newly accepted connection; the returned guard counts it closed when dropped.

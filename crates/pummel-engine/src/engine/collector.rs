@@ -12,6 +12,7 @@ use super::shard::{self, ShardReport, ShardSetup};
 use super::timeline::{Gauges, TimelineEntry};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
 use crate::expr::{MetricSource, Stat};
+use crate::observe;
 use crate::plan::{Load, Plan};
 use crate::stats::{Stats, histogram_stat_ms};
 
@@ -32,6 +33,8 @@ pub(super) fn run(
     mut on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
     let shards = effective_shards(plan);
+    let watch = plan.observers.open_watch()?;
+    let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
     let request: Arc<[u8]> = plan.request.encode(&plan.target, plan.keepalive)?.into();
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
@@ -138,6 +141,10 @@ pub(super) fn run(
             // tail is not worth a line of its own.
             let idle_tail = finished.iter().all(|f| *f) && entry.sent == 0 && entry.completed == 0;
             if !idle_tail {
+                let mut entry = entry;
+                if let Some(running) = observers.as_mut() {
+                    (entry.probes, entry.target) = running.take();
+                }
                 on_second(&entry);
                 timeline.push(entry);
             }
@@ -173,6 +180,7 @@ pub(super) fn run(
     let stages = stage_outcomes(plan, stage_totals, elapsed, &stop_reason);
     let cpu_seconds = cpu_at_start.elapsed().as_secs_f64();
     let generator = generator_health(plan, &total, &timeline, measured, cpu_seconds, shards);
+    let (probes, target) = observers.map(observe::Running::finish).unwrap_or_default();
     Ok(RunOutcome {
         started_at,
         elapsed,
@@ -184,6 +192,8 @@ pub(super) fn run(
         unfinished,
         other_errors,
         generator,
+        probes,
+        target,
     })
 }
 
@@ -192,6 +202,7 @@ fn effective_shards(plan: &Plan) -> usize {
     let connections = match &plan.load {
         Load::Closed(closed) => closed.connections,
         Load::Open(open) => open.max_connections,
+        Load::Hold(hold) => hold.connections,
     };
     plan.threads.min(connections).max(1)
 }
@@ -199,7 +210,7 @@ fn effective_shards(plan: &Plan) -> usize {
 fn target_rate_at(plan: &Plan, offset: Duration) -> Option<f64> {
     match &plan.load {
         Load::Open(open) => open.stages.get(plan.stage_at(offset)).map(|s| s.rate),
-        Load::Closed(_) => None,
+        Load::Closed(_) | Load::Hold(_) => None,
     }
 }
 
@@ -226,7 +237,7 @@ fn stage_outcomes(plan: &Plan, totals: Vec<Stats>, elapsed: Duration, stop: &Sto
         StopReason::Aborted(reason) => Some(format!("aborted: {reason}")),
     };
     match &plan.load {
-        Load::Closed(_) => vec![StageOutcome {
+        Load::Closed(_) | Load::Hold(_) => vec![StageOutcome {
             target_rate: None,
             measured: elapsed.saturating_sub(plan.warmup),
             stats: totals.into_iter().next().unwrap_or_default(),
@@ -288,7 +299,7 @@ fn generator_health(
             let planned_secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
             (planned_secs > 0.0).then(|| planned / planned_secs)
         }
-        Load::Closed(_) => None,
+        Load::Closed(_) | Load::Hold(_) => None,
     };
     let bottleneck = if let Some(lag) = lag_p99_ms.filter(|lag| *lag > 10.0) {
         Some(format!(

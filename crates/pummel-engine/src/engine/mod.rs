@@ -53,6 +53,10 @@ pub struct RunOutcome {
     pub other_errors: Vec<String>,
     /// The generator's own health.
     pub generator: GeneratorHealth,
+    /// Each probe's figures over the run.
+    pub probes: Vec<crate::observe::ProbeTotals>,
+    /// The watched target's figures over the run.
+    pub target: Option<crate::observe::TargetTotals>,
 }
 
 /// One stage's totals.
@@ -90,6 +94,9 @@ pub enum EngineError {
     /// A shard thread or runtime could not be created.
     #[error("cannot start shard threads: {0}")]
     Spawn(#[from] std::io::Error),
+    /// The process to watch cannot be found or read.
+    #[error("cannot watch the target: {0}")]
+    Watch(#[from] pummel_system::watch::WatchError),
 }
 
 /// Runs `plan` until it completes, the control stops it, or an abort rule holds.

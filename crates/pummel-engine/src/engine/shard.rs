@@ -124,7 +124,7 @@ async fn drive(setup: ShardSetup) {
     // arrivals, which the millisecond timer wakes slightly late, still go out.
     let slack = match shard.plan.load {
         Load::Open(_) => Duration::from_millis(100),
-        Load::Closed(_) => Duration::ZERO,
+        Load::Closed(_) | Load::Hold(_) => Duration::ZERO,
     };
     let deadline = shard.plan.planned_duration().map(|d| start + d + slack);
     let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));
@@ -138,6 +138,9 @@ async fn drive(setup: ShardSetup) {
         }
         Load::Open(open) => {
             workers.spawn_local(open_dispatcher(shard.clone(), open.clone(), setup.shards));
+        }
+        Load::Hold(held) => {
+            workers.spawn_local(hold::drive(shard.clone(), held.clone(), setup.shards));
         }
     }
 

@@ -48,6 +48,12 @@ pub struct TimelineEntry {
     pub schedule_lag_ms: Option<LagFigures>,
     /// CPU used by the pummel process, percent of one core.
     pub cpu_percent: f64,
+    /// Probe requests that completed during this second (`--probe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<crate::observe::probe::ProbeSample>,
+    /// The watched target process at the end of this second (`--watch-pid`, `--watch-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<pummel_system::watch::WatchSample>,
 }
 
 /// Latency percentiles of one second, milliseconds.
@@ -103,6 +109,8 @@ impl TimelineEntry {
             latency_ms,
             schedule_lag_ms,
             cpu_percent: gauges.cpu_percent,
+            probes: Vec::new(),
+            target: None,
         }
     }
 }

@@ -20,8 +20,10 @@ const EXIT_CODES: &str = "Exit codes: 0 pass, 1 thresholds failed, 2 bad usage, 
 /// pummel's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load one URL (quick mode, in the style of wrk / hey / oha).
+    /// Load one URL (quick mode, in the style of wrk / hey / oha), or run a plan file (PLAN.toml).
     Run(Box<RunArgs>),
+    /// Validate plan files without running them; every error with its file:line:col.
+    Check(crate::commands::check::CheckArgs),
     /// Serve HTTP as a test target: fast, with optional delays, errors and sizes.
     Sink(SinkArgs),
     /// Run a short stepped test against a built-in target: pummel's main job, nothing to set up.
@@ -44,8 +46,14 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct RunArgs {
-    /// The URL to load (http:// only for now).
+    /// The URL to load (http:// or https://), or a plan file ending in .toml.
     pub url: String,
+    /// Plan files: use this base URL instead of the plan's [target].base_url.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Plan files: set a [variables] value, e.g. -e users=100 (repeatable).
+    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
 
     #[command(flatten)]
     pub request: RequestArgs,
@@ -134,6 +142,51 @@ pub struct ConnectionArgs {
     /// (each address has its own ~28k ephemeral ports).
     #[arg(long, value_name = "ADDRS")]
     pub source_addrs: Option<String>,
+    /// https: accept any server certificate, unverified (self-signed test targets).
+    #[arg(long, help_heading = TLS_HEADING)]
+    pub insecure: bool,
+    /// https: trust the CA certificates of this PEM file instead of the system's.
+    #[arg(long, value_name = "PATH", help_heading = TLS_HEADING)]
+    pub cacert: Option<PathBuf>,
+    /// https: client certificate chain (PEM), sent when the server asks for one; needs --key.
+    #[arg(long, value_name = "PATH", requires = "key", help_heading = TLS_HEADING)]
+    pub cert: Option<PathBuf>,
+    /// https: the client certificate's private key (PEM); needs --cert.
+    #[arg(long, value_name = "PATH", requires = "cert", help_heading = TLS_HEADING)]
+    pub key: Option<PathBuf>,
+    /// https: server name sent in SNI and checked against the certificate (default: the URL's host).
+    #[arg(long, value_name = "NAME", help_heading = TLS_HEADING)]
+    pub sni: Option<String>,
+    /// https: allow only this TLS version (default: 1.2 and 1.3).
+    #[arg(long, value_enum, value_name = "VERSION", help_heading = TLS_HEADING)]
+    pub tls_version: Option<TlsVersionArg>,
+    /// https: resume TLS sessions on new connections; off makes every new connection (every
+    /// request with --no-keepalive) pay a full handshake.
+    #[arg(long, value_enum, default_value_t = OnOff::On, value_name = "ON|OFF", help_heading = TLS_HEADING)]
+    pub tls_resume: OnOff,
+}
+
+/// Where the TLS flags show in `--help`.
+const TLS_HEADING: &str = "TLS (https://)";
+
+/// `--tls-version`, as typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsVersionArg {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    Tls13,
+}
+
+/// An on/off switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// Probes and target watch, beside the load; shared by `run` and `hold`.
@@ -223,6 +276,19 @@ pub struct SinkArgs {
     /// Stop by itself after this long (default: run until interrupted).
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// Serve HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 made at start (signed by
+    /// a fresh CA; see --tls-cert-out) unless --cert/--key are given.
+    #[arg(long, help_heading = TLS_HEADING)]
+    pub tls: bool,
+    /// Write the PEM of the generated certificate's CA here, for clients' --cacert.
+    #[arg(long, value_name = "PATH", requires = "tls", conflicts_with = "cert", help_heading = TLS_HEADING)]
+    pub tls_cert_out: Option<PathBuf>,
+    /// Serve this PEM certificate chain instead of a generated one (implies --tls); needs --key.
+    #[arg(long, value_name = "PATH", requires = "key", help_heading = TLS_HEADING)]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "PATH", requires = "cert", help_heading = TLS_HEADING)]
+    pub key: Option<PathBuf>,
 }
 
 /// Flags of `pummel demo`.

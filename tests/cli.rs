@@ -29,6 +29,8 @@ mod interrupt;
 mod latency;
 #[path = "cli/observe.rs"]
 mod observe;
+#[path = "cli/plans.rs"]
+mod plans;
 #[path = "cli/rate.rs"]
 mod rate;
 #[path = "cli/report.rs"]
@@ -43,3 +45,5 @@ mod sink_record;
 mod system;
 #[path = "cli/thresholds.rs"]
 mod thresholds;
+#[path = "cli/tls.rs"]
+mod tls;

@@ -92,6 +92,7 @@ fn demo_plan(url: &str, step: Duration) -> Result<Plan, CliError> {
         abort_window: Duration::from_secs(5),
         source_addrs: Vec::new(),
         observers: Default::default(),
+        tls: Default::default(),
     };
     plan.validate().map_err(|e| CliError::internal(anyhow!(e)))?;
     Ok(plan)

@@ -23,8 +23,8 @@ use crate::output::progress::Progress;
 #[derive(Debug, Args)]
 #[command(after_help = "Exit codes: 0 pass, 1 thresholds failed, 2 bad usage, 3 could not start, 130 interrupted.")]
 pub struct HoldArgs {
-    /// The URLs to connect to (http://). Connections are spread over the addresses of all of
-    /// them; the request (path, Host header) is the first URL's.
+    /// The URLs to connect to (all http://, or all https://). Connections are spread over the
+    /// addresses of all of them; the request (path, Host header) is the first URL's.
     #[arg(required = true, num_args = 1.., value_name = "URL")]
     pub urls: Vec<String>,
 
@@ -137,6 +137,9 @@ fn build_plan(args: &HoldArgs) -> Result<Plan, CliError> {
             PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
             other => CliError::usage(anyhow!(other)),
         })?;
+        if more.scheme != plan.target.scheme {
+            return Err(usage(anyhow!("{url}: all URLs of a hold must be http://, or all https://")));
+        }
         for addr in more.addrs {
             if !plan.target.addrs.contains(&addr) {
                 plan.target.addrs.push(addr);

@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: exit statuses, error categories, signal handling.
 
+pub mod check;
 pub mod compare;
 pub mod demo;
 pub mod doctor;
@@ -7,6 +8,7 @@ pub mod find_limit;
 pub mod hold;
 pub mod report;
 pub mod run;
+pub mod run_plan;
 pub mod sink;
 pub mod watch;
 

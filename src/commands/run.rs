@@ -14,10 +14,11 @@ use pummel_engine::observe::{Observers, WatchTarget};
 use pummel_engine::plan::{Arrival, ClosedLoad, Load, OpenLoad, Plan, RateStage, RequestSpec, StatusSet, Stop, Target};
 use pummel_engine::results::ResultsDocument;
 use pummel_engine::summary::Summary;
+use pummel_engine::tls::{TlsSettings, TlsVersion};
 use pummel_system::doctor::{DoctorRequest, quick_check_with};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
-use crate::cli::{ArrivalArg, ConnectionArgs, DisplayArgs, ObserveArgs, RequestArgs, RunArgs};
+use crate::cli::{ArrivalArg, ConnectionArgs, DisplayArgs, ObserveArgs, OnOff, RequestArgs, RunArgs, TlsVersionArg};
 use crate::output::progress::Progress;
 use crate::output::summary::summary_table;
 
@@ -30,6 +31,9 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
 /// Runs `pummel run`.
 pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
+    if let Some(path) = super::run_plan::plan_path(&args)? {
+        return super::run_plan::run(&args, &path);
+    }
     let plan = build_plan(&args)?;
     warn_about_limits(&plan, args.display);
     if args.require_target {
@@ -153,7 +157,24 @@ pub fn base_plan(
         abort_window: Duration::from_secs(5),
         source_addrs: super::hold::source_addrs_flag(connection.source_addrs.as_deref())?,
         observers: Observers::default(),
+        tls: tls_settings(connection),
     })
+}
+
+/// The TLS flags as plan settings (checked, files read, by `validate`).
+pub fn tls_settings(connection: &ConnectionArgs) -> TlsSettings {
+    TlsSettings {
+        insecure: connection.insecure,
+        ca_cert: connection.cacert.clone(),
+        client_cert: connection.cert.clone(),
+        client_key: connection.key.clone(),
+        server_name: connection.sni.clone(),
+        version: connection.tls_version.map(|v| match v {
+            TlsVersionArg::Tls12 => TlsVersion::Tls12,
+            TlsVersionArg::Tls13 => TlsVersion::Tls13,
+        }),
+        resume: connection.tls_resume == OnOff::On,
+    }
 }
 
 /// The probes and target watch asked for. A probe waits at most its interval or the request
@@ -227,7 +248,7 @@ pub fn arrival(arg: ArrivalArg) -> Arrival {
 }
 
 /// `Name: value` → (name, value).
-fn parse_header(text: &str) -> Result<(String, String), CliError> {
+pub fn parse_header(text: &str) -> Result<(String, String), CliError> {
     let (name, value) =
         text.split_once(':').ok_or_else(|| CliError::usage(anyhow!("--header {text:?}: expected 'Name: value'")))?;
     let name = name.trim();
@@ -283,7 +304,7 @@ pub fn warn_about_limits(plan: &Plan, display: DisplayArgs) {
 }
 
 /// `--require-target`: one connection attempt before the run; exit 3 when nothing answers.
-fn check_target(plan: &Plan) -> Result<(), CliError> {
+pub fn check_target(plan: &Plan) -> Result<(), CliError> {
     let addr = plan.target.addrs[0];
     std::net::TcpStream::connect_timeout(&addr, plan.connect_timeout)
         .map(|_| ())

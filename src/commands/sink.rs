@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use pummel_engine::duration::parse_duration;
 use pummel_engine::engine::RunControl;
-use pummel_sink::{Delay, SinkConfig};
+use pummel_sink::{Delay, SinkConfig, SinkError, SinkTls};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
 use crate::cli::SinkArgs;
@@ -30,13 +30,30 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
         capacity: args.capacity,
         threads: args.threads,
         record: args.record.clone(),
+        tls: match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => Some(SinkTls::Files { cert: cert.clone(), key: key.clone() }),
+            _ if args.tls => Some(SinkTls::SelfSigned),
+            _ => None,
+        },
     };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let stats_every = parse_duration(&args.stats).map_err(|e| usage(anyhow!("--stats: {e}")))?;
     let stop_after =
         args.duration.as_deref().map(parse_duration).transpose().map_err(|e| usage(anyhow!("--duration: {e}")))?;
     pummel_engine::limits::raise_open_file_limit().ok();
-    let sink = pummel_sink::start(addr, config).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    eprintln!("pummel sink listening on http://{}", sink.local_addr());
+    let sink = pummel_sink::start(addr, config).map_err(|e| match e {
+        // A certificate file that cannot be read or used is a bad flag.
+        SinkError::Tls(_) => CliError::usage(anyhow!(e)),
+        other => CliError::cannot_start(anyhow!(other)),
+    })?;
+    if let (Some(path), Some(pem)) = (&args.tls_cert_out, sink.tls_ca_pem()) {
+        std::fs::write(path, pem)
+            .map_err(|e| CliError::cannot_start(anyhow!("--tls-cert-out: cannot write {}: {e}", path.display())))?;
+        eprintln!("pummel sink: CA certificate written to {} (use it with --cacert)", path.display());
+    }
+    // Tests and scripts wait for this line: it comes once the port is bound and the
+    // certificate written.
+    eprintln!("pummel sink listening on {scheme}://{}", sink.local_addr());
 
     let control = RunControl::new();
     install_interrupt_handler(&control);
@@ -49,8 +66,13 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
             let snapshot = sink.stats().snapshot();
             let secs = last_report.elapsed().as_secs_f64();
             let rate = (snapshot.requests - last_received) as f64 / secs;
+            let tls = if scheme == "https" {
+                format!(" TLS handshakes {} resumed {}", snapshot.tls_handshakes, snapshot.tls_resumed)
+            } else {
+                String::new()
+            };
             println!(
-                "Received {} Rate {:.0} r/s open connections {}",
+                "Received {} Rate {:.0} r/s open connections {}{tls}",
                 snapshot.requests, rate, snapshot.open_connections
             );
             last_received = snapshot.requests;
@@ -60,6 +82,13 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
     let stats = sink.stats();
     // Flushes and closes the record file, if any, before the summary below is printed.
     let closed = sink.close();
+    if scheme == "https" {
+        let snapshot = stats.snapshot();
+        eprintln!(
+            "pummel sink: {} requests, {} TLS handshakes ({} resumed)",
+            snapshot.requests, snapshot.tls_handshakes, snapshot.tls_resumed
+        );
+    }
     if let Some(path) = &args.record {
         let snapshot = stats.snapshot();
         eprintln!("pummel sink recorded {} requests to {}", snapshot.recorded, path.display());

@@ -51,6 +51,15 @@ pub fn summary_table(s: &Summary) -> String {
         _ => "no connection opened".to_string(),
     };
     let _ = writeln!(out, "  connect       {connect};  DNS {}", ms(s.dns_ms));
+    if let Some(tls) = &s.tls_ms {
+        let (mean, p99) = (tls.mean.map(ms).unwrap_or_default(), tls.p99.map(ms).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "  TLS           mean {mean}  p99 {p99}  ({} handshakes, {} resumed)",
+            thousands(tls.count),
+            thousands(tls.resumed)
+        );
+    }
     let _ = writeln!(out, "  (latency counts from each request's intended start, so waiting in line is included;");
     let _ = writeln!(out, "   service time counts from the actual write. See README: \"Honest latency\".)");
 

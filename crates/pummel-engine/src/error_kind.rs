@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Reset,
     /// The bytes that came back are not a valid HTTP/1.1 response.
     MalformedResponse,
+    /// TLS failed: the certificate was rejected, the handshake failed, stalled past
+    /// `--connect-timeout` or was cut off, or the server sent an alert.
+    TlsError,
     /// The generator ran out of file descriptors (local EMFILE/ENFILE).
     TooManyOpenFiles,
     /// The generator ran out of ephemeral ports (local EADDRNOTAVAIL).
@@ -39,12 +42,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order they are reported.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
         ErrorKind::Reset,
         ErrorKind::MalformedResponse,
+        ErrorKind::TlsError,
         ErrorKind::TooManyOpenFiles,
         ErrorKind::NoLocalPorts,
         ErrorKind::Status4xx,
@@ -68,6 +72,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Reset => "reset",
             ErrorKind::MalformedResponse => "malformed_response",
+            ErrorKind::TlsError => "tls_error",
             ErrorKind::TooManyOpenFiles => "too_many_open_files",
             ErrorKind::NoLocalPorts => "no_local_ports",
             ErrorKind::Status4xx => "status_4xx",

@@ -512,6 +512,7 @@ mod tests {
             abort_window: Duration::from_secs(1),
             source_addrs: vec![],
             observers: Default::default(),
+            tls: Default::default(),
         };
         let spec = FindLimitSpec {
             base,

@@ -22,6 +22,7 @@ pub mod results;
 pub mod schedule;
 pub mod stats;
 pub mod summary;
+pub mod tls;
 pub mod transport;
 
 /// The version written into every results document.

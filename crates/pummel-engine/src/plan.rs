@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::error_kind::ErrorKind;
 use crate::expr::{Expr, Metric};
 use crate::http1::encode_request;
+use crate::tls::{TlsClient, TlsConfigError, TlsSettings};
 
 /// Everything a run needs.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +55,10 @@ pub struct Plan {
     /// lets the kernel choose. Several addresses lift the ~28k ephemeral-port ceiling of one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source_addrs: Vec<IpAddr>,
+    /// How `https://` connections are made (verification, client certificate, SNI, version,
+    /// resumption); left at its default for `http://` targets.
+    #[serde(skip_serializing_if = "TlsSettings::is_default")]
+    pub tls: TlsSettings,
 }
 
 impl Plan {
@@ -140,6 +145,7 @@ impl Plan {
             Load::Closed(_) => {}
         }
         self.validate_source_addrs()?;
+        self.tls_client()?;
         for expr in self.thresholds.iter().chain(&self.abort_when) {
             if let Metric::ErrorCount(name) = &expr.metric {
                 if !ErrorKind::ALL.iter().any(|k| k.name() == name) {
@@ -160,6 +166,21 @@ impl Plan {
 }
 
 impl Plan {
+    /// The TLS client configuration of an `https://` target, built from `tls` (files read,
+    /// names checked); `None` for `http://`. TLS settings on an `http://` target are an
+    /// error rather than silently unused.
+    pub fn tls_client(&self) -> Result<Option<TlsClient>, PlanError> {
+        match self.target.scheme {
+            Scheme::Https => Ok(Some(TlsClient::new(&self.tls, &self.target.host)?)),
+            Scheme::Http if self.tls.is_default() => Ok(None),
+            Scheme::Http => Err(PlanError::Invalid(format!(
+                "TLS options (--insecure, --cacert, --cert/--key, --sni, --tls-version, --tls-resume) need an \
+                 https:// URL, not {}",
+                self.target.url
+            ))),
+        }
+    }
+
     /// Source addresses must share the targets' address family, or no connection could be made.
     fn validate_source_addrs(&self) -> Result<(), PlanError> {
         let Some(first) = self.source_addrs.first() else { return Ok(()) };
@@ -201,6 +222,9 @@ pub enum PlanError {
     /// The parts of the plan disagree.
     #[error("{0}")]
     Invalid(String),
+    /// The TLS settings cannot be used (an unreadable `--cacert`, a `--cert` without `--key`).
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
 }
 
 /// The scheme of the target URL.
@@ -209,6 +233,8 @@ pub enum PlanError {
 pub enum Scheme {
     /// Plain-text HTTP/1.1.
     Http,
+    /// HTTP/1.1 over TLS.
+    Https,
 }
 
 /// Where requests go: the URL as given, plus its addresses resolved once per run.
@@ -234,14 +260,14 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses an `http://` URL and resolves its host once.
+    /// Parses an `http://` or `https://` URL and resolves its host once.
     pub fn resolve(url: &str) -> Result<Target, PlanError> {
         let bad = |reason: &str| PlanError::Url { url: url.to_string(), reason: reason.to_string() };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         let scheme = match parsed.scheme() {
             "http" => Scheme::Http,
-            "https" => return Err(bad("https:// is not supported yet; use http://")),
-            other => return Err(bad(&format!("unsupported scheme {other:?}; use http://"))),
+            "https" => Scheme::Https,
+            other => return Err(bad(&format!("unsupported scheme {other:?}; use http:// or https://"))),
         };
         let host = match parsed.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
@@ -249,7 +275,10 @@ impl Target {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             None => return Err(bad("it has no host")),
         };
-        let port = parsed.port_or_known_default().unwrap_or(80);
+        let port = parsed.port_or_known_default().unwrap_or(match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        });
         let mut path_and_query = parsed.path().to_string();
         if let Some(query) = parsed.query() {
             path_and_query.push('?');
@@ -581,6 +610,13 @@ mod tests {
     fn target_rejects_other_schemes() {
         assert!(Target::resolve("ftp://127.0.0.1/").is_err());
         assert!(Target::resolve("not a url").is_err());
-        assert!(Target::resolve("https://127.0.0.1/").is_err());
+    }
+
+    #[test]
+    fn https_targets_default_to_port_443() {
+        let t = Target::resolve("https://127.0.0.1/x").unwrap();
+        assert_eq!((t.scheme, t.port, t.host_header.as_str()), (Scheme::Https, 443, "127.0.0.1"));
+        let t = Target::resolve("https://127.0.0.1:8443/").unwrap();
+        assert_eq!((t.port, t.host_header.as_str()), (8443, "127.0.0.1:8443"));
     }
 }

@@ -44,6 +44,10 @@ pub struct Stats {
     pub service_time: LatencyHistogram,
     /// Time to establish each TCP connection.
     pub connect_time: LatencyHistogram,
+    /// Time of each completed TLS handshake (`https://`), after the TCP connect.
+    pub tls_handshake_time: LatencyHistogram,
+    /// TLS handshakes that resumed a session (counted in `tls_handshake_time` too).
+    pub tls_resumed: u64,
     /// How late open-model requests were dispatched compared with their schedule.
     pub schedule_lag: LatencyHistogram,
     status: Box<[u64; STATUS_SLOTS]>,
@@ -65,6 +69,8 @@ impl Default for Stats {
             latency: new_histogram(),
             service_time: new_histogram(),
             connect_time: new_histogram(),
+            tls_handshake_time: new_histogram(),
+            tls_resumed: 0,
             schedule_lag: new_histogram(),
             status: Box::new([0; STATUS_SLOTS]),
         }
@@ -110,6 +116,8 @@ impl Stats {
         merge(&mut self.latency, &other.latency);
         merge(&mut self.service_time, &other.service_time);
         merge(&mut self.connect_time, &other.connect_time);
+        merge(&mut self.tls_handshake_time, &other.tls_handshake_time);
+        self.tls_resumed += other.tls_resumed;
         merge(&mut self.schedule_lag, &other.schedule_lag);
         for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
             *a += b;
@@ -205,6 +213,18 @@ mod tests {
         assert_eq!(b.status_counts().collect::<Vec<_>>(), vec![(200, 1), (503, 1)]);
         assert_eq!(b.latency.len(), 2);
         assert!((b.error_rate() - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tls_handshakes_merge_like_connects() {
+        let mut a = Stats::default();
+        record(&mut a.tls_handshake_time, Duration::from_micros(900));
+        a.tls_resumed += 1;
+        let mut b = Stats::default();
+        record(&mut b.tls_handshake_time, Duration::from_micros(1500));
+        b.merge(&a);
+        assert_eq!((b.tls_handshake_time.len(), b.tls_resumed), (2, 1));
+        assert!(b.connect_time.is_empty());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct Summary {
     pub service_time_ms: Option<LatencyFigures>,
     /// TCP connect times, milliseconds.
     pub connect_ms: ConnectFigures,
+    /// TLS handshake times, milliseconds (`https://`; absent when no handshake completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<TlsFigures>,
     /// Time of the run's one DNS resolution, milliseconds.
     pub dns_ms: f64,
     /// Failures by kind (only kinds that occurred).
@@ -235,6 +238,33 @@ pub struct ConnectFigures {
     pub p99: Option<f64>,
 }
 
+/// TLS handshake figures, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TlsFigures {
+    /// Handshakes completed (one per connection opened).
+    pub count: u64,
+    /// Mean handshake time.
+    pub mean: Option<f64>,
+    /// 99th percentile handshake time.
+    pub p99: Option<f64>,
+    /// Handshakes that resumed a session (abbreviated: no certificate exchange).
+    #[serde(default)]
+    pub resumed: u64,
+}
+
+impl TlsFigures {
+    /// The figures of `stats`; `None` when no TLS handshake completed.
+    pub fn of(stats: &Stats) -> Option<Self> {
+        let h = &stats.tls_handshake_time;
+        (!h.is_empty()).then(|| TlsFigures {
+            count: h.len(),
+            mean: histogram_stat_ms(h, &Stat::Mean),
+            p99: histogram_stat_ms(h, &Stat::Percentile(99.0)),
+            resumed: stats.tls_resumed,
+        })
+    }
+}
+
 /// The generator's health.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GeneratorFigures {
@@ -317,6 +347,7 @@ impl Summary {
                 mean: histogram_stat_ms(&total.connect_time, &Stat::Mean),
                 p99: histogram_stat_ms(&total.connect_time, &Stat::Percentile(99.0)),
             },
+            tls_ms: TlsFigures::of(total),
             dns_ms: plan.target.dns_time.as_secs_f64() * 1000.0,
             errors: error_map(total),
             status: total.status_counts().map(|(code, n)| (code.to_string(), n)).collect(),

@@ -103,6 +103,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         latency_ms: Some(figures(10.0)),
         service_time_ms: Some(figures(9.0)),
         connect_ms: ConnectFigures { count: 30, mean: Some(0.1), p99: Some(0.3) },
+        tls_ms: None,
         dns_ms: 0.0,
         status: [("200".to_string(), completed - failed), ("500".to_string(), failed)].into_iter().collect(),
         errors,

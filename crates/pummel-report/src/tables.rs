@@ -205,6 +205,7 @@ pub fn meaning(kind: &str) -> String {
         Some(ErrorKind::Timeout) => "no complete response within --timeout",
         Some(ErrorKind::Reset) => "the peer closed the connection mid-request",
         Some(ErrorKind::MalformedResponse) => "the answer was not valid HTTP/1.1",
+        Some(ErrorKind::TlsError) => "TLS failed: certificate rejected, handshake failed or stalled, or an alert",
         Some(ErrorKind::TooManyOpenFiles) => "the generator ran out of file descriptors",
         Some(ErrorKind::NoLocalPorts) => "the generator ran out of ephemeral ports",
         Some(ErrorKind::Status4xx) => "4xx status not accepted by --ok-status",

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::delay::Delay;
 use crate::error::ConfigError;
+use crate::tls::SinkTls;
 
 /// The most worker threads the sink accepts; more is almost surely a typo.
 pub(crate) const MAX_THREADS: usize = 1024;
@@ -55,6 +56,10 @@ pub struct SinkConfig {
     /// created (or truncated) at start; a file that cannot be created stops the start. `None`
     /// (the default): record nothing, at no cost.
     pub record: Option<PathBuf>,
+    /// Serve HTTPS (HTTP/1.1 over TLS 1.2 or 1.3) with this certificate instead of plain HTTP.
+    /// `None` (the default): plain HTTP. A certificate that cannot be made or read stops the
+    /// start.
+    pub tls: Option<SinkTls>,
 }
 
 impl Default for SinkConfig {
@@ -69,6 +74,7 @@ impl Default for SinkConfig {
             capacity: None,
             threads: 1,
             record: None,
+            tls: None,
         }
     }
 }

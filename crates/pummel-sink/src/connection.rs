@@ -16,7 +16,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
@@ -26,6 +25,7 @@ use crate::record::Recorder;
 use crate::request::{Event, Framer, Head};
 use crate::response::{Answer, ConnMode, Outcome, Responses};
 use crate::stats::{OpenConnection, SinkStats};
+use crate::stream::Stream;
 
 /// Bytes read per system call into the per-thread scratch buffer.
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) capacity: Option<std::sync::Mutex<TokenBucket>>,
     /// Where complete requests go when the sink records them (`None`: not recording).
     pub(crate) recorder: Option<Recorder>,
+    /// The TLS configuration when the sink serves HTTPS (`None`: plain HTTP).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A token bucket shared by all threads: `rate` tokens a second, at most `burst` saved up.
@@ -110,6 +112,7 @@ impl Shared {
             stats,
             capacity: config.capacity.map(|rate| std::sync::Mutex::new(TokenBucket::new(rate))),
             recorder,
+            tls: None,
         }
     }
 }
@@ -123,7 +126,7 @@ struct Queued {
 
 /// The state of one client connection.
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     shared: Arc<Shared>,
     framer: Framer,
     /// The start of a request head that has not fully arrived yet (usually empty, unallocated).
@@ -149,6 +152,7 @@ enum Read {
 /// Serves one accepted client until it closes, goes idle, sends bad input, or the sink stops
 /// (the task is then dropped, which closes the socket). `_open` keeps it counted as open.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, _open: OpenConnection) {
+    let Some(stream) = Stream::new(stream, shared.tls.as_ref(), &shared.stats) else { return };
     let framer = if shared.recorder.is_some() { Framer::recording() } else { Framer::new() };
     let mut connection = Connection {
         stream,
@@ -219,7 +223,7 @@ impl Connection {
             // straight to epoll instead of first paying a read that fails with EAGAIN. This
             // loses no wake-up: epoll is edge-triggered, so bytes that arrive later raise a new
             // event, and tokio never clears the sticky "peer closed" readiness.
-            let _ = self.stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            self.stream.clear_read_ready();
         }
         self.shared.stats.add_bytes_in(n);
         let data = &scratch[..n];
@@ -361,7 +365,7 @@ impl Connection {
     ///
     /// The buffer list is rebuilt on every call (it is cheap) rather than kept across the wait
     /// for the socket, so that a waiting connection's task stays small.
-    fn write_batch(&self, batch: std::ops::Range<usize>, written: &mut usize) -> io::Result<bool> {
+    fn write_batch(&mut self, batch: std::ops::Range<usize>, written: &mut usize) -> io::Result<bool> {
         let mut slices = [IoSlice::new(&[]); 2 * MAX_BATCH];
         let mut count = 0;
         for item in self.queue.get(batch).unwrap_or_default() {

@@ -40,6 +40,9 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate could not be generated or read, or does not match its key.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Writing the record file failed while the sink ran or shut down (disk full, ...), so it
     /// misses requests; [`SinkHandle::close`](crate::SinkHandle::close) reports it.
     #[error("could not write the record file {}", path.display())]

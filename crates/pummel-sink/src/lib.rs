@@ -25,8 +25,9 @@
 //! Files, one job each: [`config`](SinkConfig) (settings and their validation), `delay` (the
 //! [`Delay`] type and its text form), `error` ([`SinkError`]), `stats` ([`SinkStats`]),
 //! `response` (pre-built answers), `request` and `chunked` (request framing), `connection` (one
-//! client), `record` (the record file: `SinkConfig::record`), `server` ([`start`], threads and
-//! the listener).
+//! client), `stream` (plain TCP or TLS under a connection), `tls` ([`SinkTls`]: certificate
+//! and rustls configuration for HTTPS), `record` (the record file: `SinkConfig::record`),
+//! `server` ([`start`], threads and the listener).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -41,9 +42,12 @@ mod request;
 mod response;
 mod server;
 mod stats;
+mod stream;
+mod tls;
 
 pub use config::SinkConfig;
 pub use delay::{Delay, ParseDelayError};
 pub use error::{ConfigError, SinkError};
 pub use server::{SinkHandle, start};
 pub use stats::{SinkStats, StatsSnapshot};
+pub use tls::SinkTls;

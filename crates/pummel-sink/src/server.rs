@@ -24,6 +24,7 @@ use crate::connection::{self, Shared};
 use crate::error::SinkError;
 use crate::record::{self, RecordWriter};
 use crate::stats::SinkStats;
+use crate::tls;
 
 /// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`), big enough that
 /// a burst of thousands of connects is queued instead of refused.
@@ -50,7 +51,9 @@ pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkErr
         }
         None => (None, None),
     };
-    let shared = Arc::new(Shared::new(&config, Arc::clone(&stats), recorder));
+    let tls = config.tls.as_ref().map(tls::server).transpose()?;
+    let tls_ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
+    let shared = Arc::new(Shared { tls: tls.map(|t| t.config), ..Shared::new(&config, Arc::clone(&stats), recorder) });
     // If anything below fails, dropping `handle` stops the threads already started.
     let mut handle = SinkHandle {
         local_addr,
@@ -58,6 +61,7 @@ pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkErr
         stop: CancellationToken::new(),
         threads: Vec::with_capacity(config.threads),
         writer,
+        tls_ca_pem,
     };
     for index in 0..config.threads {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SinkError::Runtime)?;
@@ -138,12 +142,20 @@ pub struct SinkHandle {
     threads: Vec<JoinHandle<()>>,
     /// The record file's writer thread, when the sink records.
     writer: Option<RecordWriter>,
+    /// The PEM of the CA that signed a generated TLS certificate.
+    tls_ca_pem: Option<String>,
 }
 
 impl SinkHandle {
     /// The address the sink listens on, with the real port when it was started on port 0.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// With a generated TLS certificate ([`SinkTls::SelfSigned`](crate::SinkTls::SelfSigned)):
+    /// the PEM of the CA that signed it, for clients to trust (curl's or pummel's `--cacert`).
+    pub fn tls_ca_pem(&self) -> Option<&str> {
+        self.tls_ca_pem.as_deref()
     }
 
     /// The sink's live counters; keep the `Arc` to read them while the sink runs or after.

@@ -24,6 +24,8 @@ pub struct SinkStats {
     accept_errors: AtomicU64,
     recorded: AtomicU64,
     not_recorded: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
 }
 
 /// The counters of a [`SinkStats`] at one moment, as plain numbers.
@@ -55,6 +57,10 @@ pub struct StatsSnapshot {
     /// Requests a recording sink could not record: the writer was too far behind (a very slow
     /// disk) or writing the file failed. Zero when all is well.
     pub not_recorded: u64,
+    /// TLS handshakes completed (with [`SinkConfig::tls`](crate::SinkConfig::tls)).
+    pub tls_handshakes: u64,
+    /// Those of `tls_handshakes` that resumed a session (no certificate sent).
+    pub tls_resumed: u64,
 }
 
 impl SinkStats {
@@ -72,6 +78,8 @@ impl SinkStats {
             accept_errors: self.accept_errors.load(Relaxed),
             recorded: self.recorded.load(Relaxed),
             not_recorded: self.not_recorded.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_resumed: self.tls_resumed.load(Relaxed),
         }
     }
 
@@ -111,6 +119,13 @@ impl SinkStats {
 
     pub(crate) fn add_not_recorded(&self, n: u64) {
         self.not_recorded.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_tls_handshake(&self, resumed: bool) {
+        self.tls_handshakes.fetch_add(1, Relaxed);
+        if resumed {
+            self.tls_resumed.fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts a newly accepted connection; the returned guard counts it closed when dropped.

@@ -36,6 +36,7 @@ pub(super) fn run(
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
     let request: Arc<[u8]> = plan.request.encode(&plan.target, plan.keepalive)?.into();
+    let tls = plan.tls_client()?.map(Arc::new);
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
     let (reports_tx, reports) = mpsc::channel();
@@ -50,6 +51,7 @@ pub(super) fn run(
             shards,
             plan: plan_arc.clone(),
             request: request.clone(),
+            tls: tls.clone(),
             start,
             stop: stop.clone(),
             reports: reports_tx.clone(),

@@ -33,10 +33,9 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::Shard;
 use crate::error_kind::ErrorKind;
-use crate::histogram::record;
 use crate::plan::{HoldLoad, HoldMode};
 use crate::schedule::share;
-use crate::transport::{Connection, TransportError, connect_from};
+use crate::transport::{Connection, TransportError};
 
 /// Bytes of the request head written at each drip of a slow request.
 const DRIP_BYTES: usize = 2;
@@ -132,14 +131,8 @@ async fn slot(shard: Rc<Shard>, pacer: Rc<Pacer>, spec: Rc<Spec>) {
 /// or the run stops (the caller drops this future, which closes the connection).
 async fn hold_one(shard: &Shard, spec: &Spec, intended: Instant) {
     shard.start_request(intended);
-    let conn = match connect_from(shard.next_addr(), shard.next_source(), shard.plan.connect_timeout).await {
-        Ok((conn, took)) => {
-            shard.record(intended, |s| {
-                s.connections_opened += 1;
-                record(&mut s.connect_time, took);
-            });
-            conn
-        }
+    let conn = match shard.open(intended).await {
+        Ok(conn) => conn,
         Err(e) => {
             shard.finish();
             shard.record_failure(intended, &e);
@@ -542,6 +535,7 @@ mod tests {
             abort_window: Duration::from_secs(1),
             observers: Default::default(),
             source_addrs: vec![],
+            tls: Default::default(),
         }
     }
 

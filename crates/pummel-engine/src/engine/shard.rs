@@ -18,7 +18,8 @@ use crate::histogram::record;
 use crate::plan::{Load, OpenLoad, Plan};
 use crate::schedule::{Arrivals, share};
 use crate::stats::Stats;
-use crate::transport::{Connection, TransportError, connect_from};
+use crate::tls::TlsClient;
+use crate::transport::{Connection, Opened, TransportError, connect_from, open};
 
 /// The hold model's driver (`pummel hold`); a child module so it shares the shard's state.
 #[path = "hold.rs"]
@@ -54,6 +55,8 @@ pub(crate) struct ShardSetup {
     pub shards: usize,
     pub plan: Arc<Plan>,
     pub request: Arc<[u8]>,
+    /// The TLS client configuration of an `https://` run.
+    pub tls: Option<Arc<TlsClient>>,
     pub start: std::time::Instant,
     pub stop: CancellationToken,
     pub reports: Sender<ShardReport>,
@@ -72,6 +75,8 @@ struct Shard {
     plan: Arc<Plan>,
     request: Arc<[u8]>,
     head_request: bool,
+    /// This shard's TLS client (its own session cache), for `https://`.
+    tls: Option<TlsClient>,
     start: Instant,
     warmup_end: Instant,
     /// Cancelled when no new request may start (deadline, abort or interrupt).
@@ -102,6 +107,7 @@ async fn drive(setup: ShardSetup) {
         index: setup.index,
         head_request: plan.request.is_head(),
         request: setup.request.clone(),
+        tls: setup.tls.as_deref().map(TlsClient::for_shard),
         start,
         warmup_end: start + plan.warmup,
         stop_sending: stop_sending.clone(),
@@ -258,18 +264,38 @@ impl Shard {
         (!sources.is_empty()).then(|| sources[i % sources.len()])
     }
 
+    /// Opens a connection to the next address (TCP, then TLS for `https://`) and records its
+    /// connect and handshake times under the request that needed it.
+    async fn open(&self, intended: Instant) -> Result<Connection, TransportError> {
+        let (addr, source, timeout) = (self.next_addr(), self.next_source(), self.plan.connect_timeout);
+        let (connection, opened) = match &self.tls {
+            // Plain connections call the TCP connect directly, and TLS ones go through a boxed
+            // future: every connection's task stays as small as before TLS existed.
+            None => {
+                let (connection, connect) = connect_from(addr, source, timeout).await?;
+                (connection, Opened { connect, tls: None })
+            }
+            Some(tls) => Box::pin(open(addr, source, timeout, Some(tls))).await?,
+        };
+        self.record(intended, |s| {
+            s.connections_opened += 1;
+            record(&mut s.connect_time, opened.connect);
+            if let Some(tls) = &opened.tls {
+                record(&mut s.tls_handshake_time, tls.took);
+                s.tls_resumed += u64::from(tls.resumed);
+            }
+        });
+        Ok(connection)
+    }
+
     /// Sends one request whose intended start was `intended`, opening a connection if needed.
     /// The request was already counted as sent and in flight by the caller.
     async fn one_request(&self, conn: &mut Option<Connection>, intended: Instant) {
         let c = match conn {
             Some(c) => c,
-            None => match connect_from(self.next_addr(), self.next_source(), self.plan.connect_timeout).await {
-                Ok((c, took)) => {
+            None => match self.open(intended).await {
+                Ok(c) => {
                     self.connections.set(self.connections.get() + 1);
-                    self.record(intended, |s| {
-                        s.connections_opened += 1;
-                        record(&mut s.connect_time, took);
-                    });
                     conn.insert(c)
                 }
                 Err(e) => {

@@ -79,7 +79,15 @@ impl ProbeSpec {
             }
             None => (url_and_path, None),
         };
-        Ok(ProbeSpec { url: url.to_string(), target: Target::resolve(url)?, expect, json_path, timeout })
+        let target = Target::resolve(url)?;
+        if target.scheme != crate::plan::Scheme::Http {
+            // Probes use a blocking plain socket of their own (see the module doc).
+            return Err(PlanError::Url {
+                url: url.to_string(),
+                reason: "probes speak plain http:// only; probe an http:// endpoint of the target".into(),
+            });
+        }
+        Ok(ProbeSpec { url: url.to_string(), target, expect, json_path, timeout })
     }
 }
 
@@ -258,5 +266,11 @@ mod tests {
         let sample = probe_once(&spec);
         assert!(!sample.ok);
         assert!(sample.error.unwrap().contains("connect"));
+    }
+
+    #[test]
+    fn https_probes_are_refused_with_a_reason() {
+        let error = ProbeSpec::new("https://127.0.0.1:1/", None, Duration::from_secs(1)).unwrap_err().to_string();
+        assert!(error.contains("plain http:// only"), "{error}");
     }
 }

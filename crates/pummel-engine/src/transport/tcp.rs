@@ -9,6 +9,10 @@
 //!   after our read is kept);
 //! - responses are parsed from one 64 KiB scratch buffer per thread, so an idle connection
 //!   holds no read buffer at all (10,000 held connections must fit in a few KiB each).
+//!
+//! `https://` connections are the same `Connection` with a TLS session beside the socket (see
+//! `tls.rs`, which keeps both tricks); for plain ones the seam is an empty `Option` and one
+//! branch per call, no allocation or indirection per request.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -18,6 +22,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
+use super::tls::TlsSession;
 use crate::error_kind::ErrorKind;
 use crate::http1::{ParseError, Progress, ResponseInfo, ResponseParser};
 
@@ -26,8 +31,9 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 const EINPROGRESS: i32 = 115;
 
 thread_local! {
-    /// The read buffer shared by every connection of this thread (see the module doc).
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+    /// The read buffer shared by every connection of this thread (see the module doc); TLS
+    /// connections read their ciphertext into it too.
+    pub(super) static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
 }
 
 /// A failure of one request at the transport level.
@@ -41,7 +47,7 @@ pub struct TransportError {
 }
 
 impl TransportError {
-    fn io(error: &io::Error, connecting: bool) -> Self {
+    pub(super) fn io(error: &io::Error, connecting: bool) -> Self {
         let kind = if connecting { ErrorKind::from_connect_error(error) } else { ErrorKind::from_io_error(error) };
         TransportError { kind, detail: error.to_string() }
     }
@@ -54,7 +60,7 @@ impl TransportError {
         TransportError { kind, detail: format!("cannot bind source address {source}: {error}") }
     }
 
-    fn parse(error: ParseError) -> Self {
+    pub(super) fn parse(error: ParseError) -> Self {
         let kind = match error {
             ParseError::ClosedBeforeResponse | ParseError::ClosedMidResponse => ErrorKind::Reset,
             _ => ErrorKind::MalformedResponse,
@@ -63,13 +69,16 @@ impl TransportError {
     }
 }
 
-/// An open HTTP/1.1 connection.
+/// An open HTTP/1.1 connection, plain or over TLS.
 #[derive(Debug)]
 pub struct Connection {
-    socket: AsyncFd<std::net::TcpStream>,
+    pub(super) socket: AsyncFd<std::net::TcpStream>,
     parser: ResponseParser,
     /// Set when the peer sent more than the response we asked for: the connection is not reused.
     tainted: bool,
+    /// The TLS session of an `https://` connection; `None` (one word, nothing per request)
+    /// for plain ones, which take the branches below unchanged.
+    pub(super) tls: Option<Box<TlsSession>>,
 }
 
 /// Opens a TCP connection to `addr`; returns it with the time the handshake took.
@@ -109,7 +118,7 @@ pub async fn connect_from(
     if let Some(e) = socket.get_ref().take_error().map_err(|e| TransportError::io(&e, true))? {
         return Err(TransportError::io(&e, true));
     }
-    let connection = Connection { socket, parser: ResponseParser::new(), tainted: false };
+    let connection = Connection { socket, parser: ResponseParser::new(), tainted: false, tls: None };
     Ok((connection, started.elapsed()))
 }
 
@@ -134,6 +143,10 @@ enum ReadStep {
 impl Connection {
     /// Writes the whole request.
     pub async fn write_all(&self, mut bytes: &[u8]) -> Result<(), TransportError> {
+        if let Some(tls) = &self.tls {
+            // Boxed (see `tls.rs`): the plain path's future keeps its size.
+            return Box::pin(tls.write_all(&self.socket, bytes)).await;
+        }
         while !bytes.is_empty() {
             let mut guard = self.socket.writable().await.map_err(|e| TransportError::io(&e, false))?;
             match guard.try_io(|inner| inner.get_ref().write(bytes)) {
@@ -150,8 +163,11 @@ impl Connection {
 
     /// Reads one complete response. `head_request` tells that no body follows.
     pub async fn read_response(&mut self, head_request: bool) -> Result<ResponseInfo, TransportError> {
-        let Connection { socket, parser, tainted } = self;
+        let Connection { socket, parser, tainted, tls } = self;
         parser.start(head_request);
+        if let Some(tls) = tls {
+            return Box::pin(tls.read_response(socket, parser, tainted)).await;
+        }
         loop {
             let mut guard = socket.readable().await.map_err(|e| TransportError::io(&e, false))?;
             let step = guard.try_io(|inner| {
@@ -192,6 +208,9 @@ impl Connection {
     /// empty slice means the peer closed). For callers that look at raw bytes with no buffer of
     /// their own: a held connection waiting for its close, a WebSocket reading frames.
     pub async fn read_some<R>(&self, mut f: impl FnMut(&[u8]) -> R) -> Result<R, TransportError> {
+        if let Some(tls) = &self.tls {
+            return Box::pin(tls.read_some(&self.socket, f)).await;
+        }
         loop {
             let mut guard = self.socket.readable().await.map_err(|e| TransportError::io(&e, false))?;
             let step = guard.try_io(|inner| {

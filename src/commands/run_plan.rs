@@ -1,0 +1,194 @@
+//! `pummel run PLAN.toml`: loads and validates a plan file, lays the command line over it, and
+//! runs it through the same engine path as a quick `pummel run URL`.
+//!
+//! Flags override the plan (issue 3): `-d` sets the length (with stages: cuts the run short),
+//! `-n` the total request count, `-r` replaces the load model with a constant rate, `-c` sets
+//! the users (closed model) or the pool bound (open model), `-m`/`-H`/`-b` change the request,
+//! `--timeout`, `--connect-timeout`, `--ok-status`, `--arrival`, `--abort-window` and
+//! `--no-keepalive` replace the plan's values, `--threshold` and `--abort-when` add rules,
+//! `--base-url` replaces `[target].base_url`, and `-e KEY=VALUE` sets a `[variables]` value.
+//! Flags that have a default (`--timeout 30s`, `-m GET`, ...) override only when typed, so a plan's
+//! `timeout = "2s"` is not replaced by a default the user never asked for.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use clap::CommandFactory;
+use clap::parser::ValueSource;
+use pummel_engine::engine::{self, RunControl};
+use pummel_engine::plan::{Load, Plan, PlanError};
+use pummel_engine::summary::Summary;
+use pummel_plan::{LoadError, LoadSpec, Options, PlanSpec};
+
+use super::run::{self as quick, duration_flag, parse_exprs};
+use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
+use crate::cli::{Cli, RunArgs};
+use crate::output::progress::Progress;
+use crate::output::summary::stages_table;
+
+/// The plan file `run` was given, if its argument is one: not an `http(s)://` URL, and a
+/// path ending in `.toml`. With a URL, the plan-only flags are refused.
+pub fn plan_path(args: &RunArgs) -> Result<Option<PathBuf>, CliError> {
+    let arg = args.url.as_str();
+    let lower = arg.to_ascii_lowercase();
+    let is_url = lower.starts_with("http://") || lower.starts_with("https://");
+    if !is_url && lower.ends_with(".toml") {
+        return Ok(Some(PathBuf::from(arg)));
+    }
+    if args.base_url.is_some() {
+        return Err(CliError::usage(anyhow!("--base-url applies to plan files (PLAN.toml), not to a URL")));
+    }
+    if !args.vars.is_empty() {
+        return Err(CliError::usage(anyhow!("-e/--var applies to plan files (PLAN.toml), not to a URL")));
+    }
+    Ok(None)
+}
+
+/// Loads a plan, printing every error in it; a bad plan is a usage error (exit 2).
+pub fn load(path: &Path, options: &Options) -> Result<PlanSpec, CliError> {
+    pummel_plan::load_file(path, options).map_err(|e| match e {
+        LoadError::Read { .. } => CliError::usage(anyhow!(e)),
+        LoadError::Invalid(report) => {
+            eprint!("{report}");
+            let n = report.diagnostics.len();
+            CliError::usage(anyhow!("{}: {n} error{}; nothing was run", path.display(), if n == 1 { "" } else { "s" }))
+        }
+    })
+}
+
+/// Runs `pummel run PLAN.toml`.
+pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
+    let options = Options { base_url: args.base_url.clone() };
+    let mut spec = load(path, &options)?;
+    let typed = typed_flags();
+    apply_flags(&mut spec, args, &typed)?;
+    let plan = build_plan(&spec, args)?;
+
+    quick::warn_about_limits(&plan, args.display);
+    if args.require_target {
+        quick::check_target(&plan)?;
+    }
+    let control = RunControl::new();
+    install_interrupt_handler(&control);
+    let title = format!("{} ({}): {} {}", path.display(), spec.scenario.name, plan.request.method, plan.target.url);
+    let mut progress = Progress::new(args.display, title, plan.planned_duration());
+    let staged = plan.stage_count() > 1;
+    let mut last_rate = None;
+    let outcome = engine::run(&plan, &control, |entry| {
+        if staged && entry.target_rate != last_rate {
+            last_rate = entry.target_rate;
+            if let Some(rate) = entry.target_rate {
+                progress.note(&format!("-- stage: {rate:.0} req/s"));
+            }
+        }
+        progress.second(entry);
+    })
+    .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    let status = quick::finish(&plan, &outcome, args.display, args.output.as_deref())?;
+    if staged && !args.display.json && !args.display.quiet {
+        print_stdout(&format!("\nPer stage\n{}", stages_table(&Summary::new(&plan, &outcome))));
+    }
+    Ok(status)
+}
+
+/// Lays the command line over the plan file's values.
+fn apply_flags(spec: &mut PlanSpec, args: &RunArgs, typed: &HashSet<String>) -> Result<(), CliError> {
+    if let Some(base_url) = &args.base_url {
+        spec.target.base_url = Some(base_url.clone());
+    }
+    for var in &args.vars {
+        let (key, value) =
+            var.split_once('=').ok_or_else(|| CliError::usage(anyhow!("-e {var:?}: expected KEY=VALUE")))?;
+        if !pummel_plan::is_variable_name(key) {
+            return Err(CliError::usage(anyhow!("-e {var:?}: {key:?} is not a variable name (letters, digits, _)")));
+        }
+        spec.variables.insert(key.to_string(), value.to_string());
+    }
+    let scenario = &mut spec.scenario;
+    if let Some(d) = &args.duration {
+        scenario.duration = Some(duration_flag("--duration", d)?);
+    }
+    if let Some(n) = args.requests {
+        scenario.requests = Some(n);
+    }
+    if let Some(rate) = &args.rate {
+        // A constant rate lasts as long as the stages it replaces did, unless -d says otherwise.
+        if let (LoadSpec::Stages(stages), None) = (&scenario.load, scenario.duration) {
+            scenario.duration = Some(stages.iter().map(|s| s.duration).sum());
+        }
+        scenario.load = LoadSpec::Rate(quick::parse_rate(rate)?);
+    }
+    if let (Some(c), LoadSpec::Users(_)) = (args.connections, &scenario.load) {
+        scenario.load = LoadSpec::Users(c);
+    }
+    if typed.contains("arrival") {
+        scenario.arrival = quick::arrival(args.arrival);
+    }
+    let request = &mut scenario.request;
+    if typed.contains("method") {
+        request.method = args.request.method.clone();
+    }
+    for header in &args.request.headers {
+        let (name, value) = quick::parse_header(header)?;
+        request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        request.headers.push((name, value));
+    }
+    if let Some(body) = &args.request.body {
+        request.body = body.clone().into_bytes();
+    }
+    if let Some(file) = &args.request.body_file {
+        request.body = std::fs::read(file)
+            .map_err(|e| CliError::usage(anyhow!("--body-file: cannot read {}: {e}", file.display())))?;
+    }
+    let target = &mut spec.target;
+    if typed.contains("timeout") {
+        target.timeout = duration_flag("--timeout", &args.connection.timeout)?;
+    }
+    if typed.contains("connect_timeout") {
+        target.connect_timeout = duration_flag("--connect-timeout", &args.connection.connect_timeout)?;
+    }
+    if args.connection.no_keepalive {
+        target.keepalive = false;
+    }
+    if args.ok_status.is_some() {
+        target.ok_status = quick::parse_ok_status(args.ok_status.as_deref())?;
+    }
+    spec.thresholds.extend(parse_exprs("--threshold", &args.thresholds)?);
+    spec.abort_when.extend(parse_exprs("--abort-when", &args.abort_when)?);
+    if typed.contains("abort_window") {
+        spec.abort_window = duration_flag("--abort-window", &args.abort_window)?;
+    }
+    Ok(())
+}
+
+/// The engine plan: the spec resolved, plus what only the command line sets.
+fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
+    let threads = args.connection.threads.unwrap_or_else(quick::available_cpus);
+    let mut plan = spec.to_plan(threads).map_err(|e| match e {
+        PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
+        other => CliError::usage(anyhow!(other)),
+    })?;
+    if let Load::Open(open) = &mut plan.load {
+        if let Some(c) = args.connections {
+            open.max_connections = c;
+        }
+        open.max_inflight = args.max_inflight;
+    }
+    plan.warmup = duration_flag("--warmup", &args.warmup)?;
+    plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
+    plan.tls = quick::tls_settings(&args.connection);
+    plan.observers = quick::observers(&args.observe, plan.timeout)?;
+    quick::validate(&plan)?;
+    Ok(plan)
+}
+
+/// The `run` flags the user typed, by clap id: flags with defaults override the plan only then.
+fn typed_flags() -> HashSet<String> {
+    let Ok(matches) = Cli::command().try_get_matches_from(std::env::args_os()) else { return HashSet::new() };
+    let Some(run) = matches.subcommand_matches("run") else { return HashSet::new() };
+    run.ids()
+        .filter(|id| run.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}

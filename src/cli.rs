@@ -143,7 +143,7 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "ADDRS")]
     pub source_addrs: Option<String>,
     /// https: accept any server certificate, unverified (self-signed test targets).
-    #[arg(long, help_heading = TLS_HEADING)]
+    #[arg(long, conflicts_with = "cacert", help_heading = TLS_HEADING)]
     pub insecure: bool,
     /// https: trust the CA certificates of this PEM file instead of the system's.
     #[arg(long, value_name = "PATH", help_heading = TLS_HEADING)]

@@ -56,6 +56,10 @@ pub fn finish(
     output: Option<&Path>,
 ) -> Result<ExitStatus, CliError> {
     let summary = Summary::new(plan, outcome);
+    // A count of `tls_error`s does not say why; the reason usually does (unknown issuer, ...).
+    if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
+        eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));
+    }
     if display.json {
         let json = serde_json::to_string_pretty(&summary).map_err(|e| CliError::internal(e.into()))?;
         super::print_stdout(&format!("{json}\n"));

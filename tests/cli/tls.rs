@@ -104,8 +104,10 @@ fn an_unknown_issuer_is_a_tls_error_and_insecure_accepts_it() {
     let _load = support::shared();
     let sink = TlsSink::start();
     // The system's CAs do not know the sink's: every request fails, the run itself passes.
-    let summary = run(&sink.url(), &["-n", "20", "-c", "2"], 0);
-    assert_all_tls_errors(&summary, 20);
+    let out = support::run(&["run", &sink.url(), "-n", "20", "-c", "2", "--json", "-t", "1"], Duration::from_secs(30));
+    out.assert_code(0).assert_no_panic();
+    assert_all_tls_errors(&out.json(), 20);
+    assert!(out.stderr.contains("first TLS failure: invalid peer certificate: UnknownIssuer"), "{}", out.stderr);
     // With a threshold, the failures fail the run.
     run(&sink.url(), &["-n", "20", "-c", "2", "--threshold", "error_rate<1%"], 1);
 

@@ -129,6 +129,13 @@ pub fn generator(doc: &ResultsDocument) -> Table {
         "connect time mean / p99",
         format!("{} / {}", fmt::or_dash(s.connect_ms.mean, fmt::ms), fmt::or_dash(s.connect_ms.p99, fmt::ms)),
     );
+    if let Some(tls) = &s.tls_ms {
+        t.pair(
+            "TLS handshake mean / p99",
+            format!("{} / {}", fmt::or_dash(tls.mean, fmt::ms), fmt::or_dash(tls.p99, fmt::ms)),
+        );
+        t.pair("TLS handshakes (resumed)", format!("{} ({})", fmt::thousands(tls.count), fmt::thousands(tls.resumed)));
+    }
     t.pair("DNS lookup", fmt::ms(s.dns_ms));
     t.pair("generator threads", s.generator.threads.to_string());
     t.pair("generator CPU", format!("{:.2} s", s.generator.cpu_seconds));

@@ -49,7 +49,7 @@ pub struct RunOutcome {
     pub timeline: Vec<TimelineEntry>,
     /// Requests still unanswered when the run ended (sent but never completed).
     pub unfinished: u64,
-    /// The first few messages of `other` errors.
+    /// The first few messages of `other` errors, and of distinct `tls_error`s (`TLS: ...`).
     pub other_errors: Vec<String>,
     /// The generator's own health.
     pub generator: GeneratorHealth,

@@ -241,7 +241,14 @@ impl Shard {
 
     fn record_failure(&self, intended: Instant, error: &TransportError) {
         self.record(intended, |s| s.record_failure(error.kind));
-        if error.kind == ErrorKind::Other {
+        // `other` says nothing without its message; nor does `tls_error` (unknown issuer? wrong
+        // name? an alert?), whose messages repeat, so each distinct one is kept once.
+        let keep = match error.kind {
+            ErrorKind::Other => true,
+            ErrorKind::TlsError => !self.stats.borrow().other_errors.contains(&error.detail),
+            _ => false,
+        };
+        if keep {
             let mut stats = self.stats.borrow_mut();
             if stats.other_errors.len() < KEPT_MESSAGES {
                 stats.other_errors.push(error.detail.clone());

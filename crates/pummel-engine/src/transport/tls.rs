@@ -286,6 +286,10 @@ impl TlsSession {
         sink.pump(&mut self.inner.borrow_mut().conn)?;
         loop {
             if let Some(info) = sink.done.take() {
+                if sink.closed {
+                    // The server closed right behind the response: do not reuse the connection.
+                    *sink.tainted = true;
+                }
                 return Ok(info);
             }
             if sink.closed {

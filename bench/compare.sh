@@ -29,7 +29,9 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/pummel-bench.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT/"
 TARGET_PID=""
 
@@ -44,10 +46,7 @@ for tool in wrk taskset python3; do
 done
 [ -x /usr/bin/time ] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
 
-echo "building pummel (release)..." >&2
-(cd "$ROOT" && cargo build --release -q)
-PUMMEL="$ROOT/target/release/pummel"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+build_pummel
 
 start_target() {
     case "$TARGET" in
@@ -82,11 +81,7 @@ EOF
             ;;
         *) echo "unknown target $TARGET" >&2; exit 2 ;;
     esac
-    for _ in $(seq 50); do
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null; then return; fi
-        sleep 0.1
-    done
-    echo "target did not start" >&2; exit 3
+    wait_for_port "$PORT"
 }
 
 # measure NAME CMD... : runs CMD pinned to core 1 under /usr/bin/time; prints "name rps requests cpu rss_kib"

@@ -43,7 +43,8 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/pummel-bench-tls.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 PORT=$(free_port)
 PORT_NO_RESUME=$(free_port)
 URL="https://127.0.0.1:$PORT/"
@@ -63,10 +64,7 @@ done
 HAVE_OHA=0
 command -v oha >/dev/null && HAVE_OHA=1
 
-echo "building pummel (release)..." >&2
-(cd "$ROOT" && cargo build --release -q)
-PUMMEL="$ROOT/target/release/pummel"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+build_pummel
 
 # A CA and a server certificate it signed, ECDSA P-256, for 127.0.0.1 and localhost.
 make_certs() {
@@ -129,11 +127,7 @@ EOF
             ;;
         *) echo "unknown target $TARGET" >&2; exit 2 ;;
     esac
-    for _ in $(seq 50); do
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null; then return; fi
-        sleep 0.1
-    done
-    echo "target did not start" >&2; exit 3
+    wait_for_port "$PORT"
 }
 
 # measure NAME CMD... : runs CMD pinned to core 1 under /usr/bin/time; prints "name rps requests cpu"

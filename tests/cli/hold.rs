@@ -11,27 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, ChildGuard, Running};
+use crate::support::{self, ChildGuard};
 
 /// Where the nginx binary is expected (Debian/Ubuntu `nginx-light`).
 const NGINX: &str = "/usr/sbin/nginx";
-
-/// `pummel sink` on a free loopback port, with its process (for its PID and its stdout).
-fn start_sink(extra: &[&str]) -> (Running, SocketAddr) {
-    for _ in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
-        let listen = addr.to_string();
-        let mut args = vec!["sink", "--listen", listen.as_str()];
-        args.extend_from_slice(extra);
-        let mut process = support::spawn(&args, None);
-        let announced = process.wait_for_stderr(&format!("listening on http://{addr}"), Duration::from_secs(10));
-        if announced && process.is_alive() {
-            return (process, addr);
-        }
-        eprintln!("pummel sink did not come up on {addr}; trying another port");
-    }
-    panic!("could not start pummel sink");
-}
 
 /// nginx in the foreground, one process, on a free loopback port, with a config of its own in
 /// a temporary directory; killed (by PID) on drop.
@@ -140,7 +123,7 @@ fn hold_2000_idle(url: &str, target_pid: u32) {
 #[test]
 fn hold_holds_2000_idle_connections_to_the_sink() {
     let _load = support::exclusive();
-    let (sink, addr) = start_sink(&[]);
+    let (sink, addr) = support::spawn_sink(&[]);
     hold_2000_idle(&format!("http://{addr}/"), sink.pid());
 }
 
@@ -155,7 +138,7 @@ fn hold_holds_2000_idle_connections_to_nginx() {
 #[test]
 fn hold_pending_waits_for_answers_the_target_holds() {
     let _load = support::exclusive();
-    let (sink, addr) = start_sink(&["--delay", "5s"]);
+    let (sink, addr) = support::spawn_sink(&["--delay", "5s"]);
     let dir = support::temp_dir();
     let (results, results_arg) = support::path_in(&dir, "pending.json");
     let url = format!("http://{addr}/");
@@ -210,7 +193,7 @@ fn hold_pending_waits_for_answers_the_target_holds() {
 #[test]
 fn hold_slow_request_never_completes_a_request() {
     let _load = support::shared();
-    let (sink, addr) = start_sink(&["--stats", "500ms"]);
+    let (sink, addr) = support::spawn_sink(&["--stats", "500ms"]);
     let url = format!("http://{addr}/");
     let out = support::run(
         &["hold", &url, "--mode", "slow-request", "-c", "200", "--drip", "100ms", "-d", "3s", "--json"],
@@ -265,7 +248,7 @@ fn peers_of(port: u16) -> BTreeMap<Ipv4Addr, u64> {
 #[test]
 fn hold_source_addrs_spread_connections_over_local_addresses() {
     let _load = support::shared();
-    let (_sink, addr) = start_sink(&[]);
+    let (_sink, addr) = support::spawn_sink(&[]);
     let url = format!("http://{addr}/");
     let hold = support::spawn(
         &["hold", &url, "-c", "40", "-d", "3s", "--source-addrs", "127.0.0.2-127.0.0.3", "--plain"],
@@ -290,8 +273,8 @@ fn hold_source_addrs_spread_connections_over_local_addresses() {
 #[test]
 fn hold_spreads_connections_over_several_urls() {
     let _load = support::shared();
-    let (_first, first) = start_sink(&[]);
-    let (_second, second) = start_sink(&[]);
+    let (_first, first) = support::spawn_sink(&[]);
+    let (_second, second) = support::spawn_sink(&[]);
     let (first_url, second_url) = (format!("http://{first}/"), format!("http://{second}/"));
     let hold = support::spawn(&["hold", &first_url, &second_url, "-c", "40", "-d", "3s", "--plain"], None);
     let held = |port: u16| peers_of(port).values().sum::<u64>();
@@ -333,7 +316,7 @@ fn hold_30000_connections_with_two_source_addresses() {
         return;
     }
     let _load = support::exclusive();
-    let (_sink, addr) = start_sink(&[]);
+    let (_sink, addr) = support::spawn_sink(&[]);
     let dir = support::temp_dir();
     let (results, results_arg) = support::path_in(&dir, "30k.json");
     let url = format!("http://{addr}/");

@@ -2,37 +2,19 @@
 //! slow_listener flag) closes idle clients: checked with the real binaries on loopback.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{self, Running};
-
-/// Starts `pummel sink --listen 127.0.0.1:PORT extra...` as a [`Running`] process (so the test
-/// can interrupt it and wait for its exit), once it listens.
-fn start_sink(extra: &[&str]) -> (Running, SocketAddr) {
-    for _ in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
-        let listen = addr.to_string();
-        let mut args = vec!["sink", "--listen", listen.as_str()];
-        args.extend_from_slice(extra);
-        let mut process = support::spawn(&args, None);
-        let announced = process.wait_for_stderr(&format!("listening on http://{addr}"), Duration::from_secs(10));
-        if announced && support::wait_until_listening(addr, Duration::from_secs(5)) && process.is_alive() {
-            return (process, addr);
-        }
-        // The port was taken meanwhile: try another one (dropping `process` kills it by PID).
-    }
-    panic!("could not start pummel sink");
-}
+use crate::support;
 
 #[test]
 fn sink_records_every_request_a_run_sends() {
     let _load = support::shared();
     let dir = support::temp_dir();
     let (path, path_text) = support::path_in(&dir, "received.jsonl");
-    let (sink, addr) = start_sink(&["--record", &path_text]);
+    let (sink, addr) = support::spawn_sink(&["--record", &path_text]);
 
     let url = format!("http://{addr}/notify?x=1");
     let out = support::run(
@@ -80,7 +62,7 @@ fn sink_refuses_a_record_file_it_cannot_create() {
 #[test]
 fn sink_timeout_is_the_idle_timeout() {
     let _load = support::shared();
-    let (_sink, addr) = start_sink(&["--timeout", "300ms"]);
+    let (_sink, addr) = support::spawn_sink(&["--timeout", "300ms"]);
     let mut idle = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect to the sink");
     idle.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
     let start = Instant::now();

@@ -11,30 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{self, ChildGuard, PUMMEL, Running};
+use crate::support::{self, ChildGuard, PUMMEL};
 
 /// Connections the watch test holds to the sink.
 const HELD: u64 = 50;
 
 /// A PID no process has (above the kernel's pid_max).
 const NO_SUCH_PID: &str = "2147483647";
-
-/// `pummel sink` on a free loopback port, with its process (for its PID).
-fn start_sink(extra: &[&str]) -> (Running, SocketAddr) {
-    for _ in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
-        let listen = addr.to_string();
-        let mut args = vec!["sink", "--listen", listen.as_str()];
-        args.extend_from_slice(extra);
-        let mut process = support::spawn(&args, None);
-        let announced = process.wait_for_stderr(&format!("listening on http://{addr}"), Duration::from_secs(10));
-        if announced && process.is_alive() {
-            return (process, addr);
-        }
-        eprintln!("pummel sink did not come up on {addr}; trying another port");
-    }
-    panic!("could not start pummel sink");
-}
 
 /// Opens `count` keep-alive connections to `addr`, each with one request answered.
 fn hold_connections(addr: SocketAddr, count: u64) -> Vec<TcpStream> {
@@ -139,7 +122,7 @@ fn doctor_names_a_lowered_open_file_limit() {
 #[test]
 fn doctor_checks_a_target_process() {
     let _load = support::shared();
-    let (sink, _addr) = start_sink(&[]);
+    let (sink, _addr) = support::spawn_sink(&[]);
     let pid = sink.pid().to_string();
     let out = support::run(&["doctor", "--pid", &pid, "--json"], Duration::from_secs(20));
     out.assert_no_panic();
@@ -156,7 +139,7 @@ fn doctor_checks_a_target_process() {
 #[test]
 fn watch_sees_held_connections_by_pid_and_by_port() {
     let _load = support::shared();
-    let (sink, addr) = start_sink(&[]);
+    let (sink, addr) = support::spawn_sink(&[]);
     let held = hold_connections(addr, HELD);
     let pid = sink.pid().to_string();
 
@@ -208,7 +191,7 @@ fn watch_of_a_pid_that_does_not_exist_exits_3() {
 #[test]
 fn watch_ends_when_the_target_exits() {
     let _load = support::shared();
-    let (sink, _addr) = start_sink(&["--duration", "2s"]);
+    let (sink, _addr) = support::spawn_sink(&["--duration", "2s"]);
     let pid = sink.pid().to_string();
     let out = support::run(&["watch", "--pid", &pid, "--duration", "20s", "--json"], Duration::from_secs(20));
     out.assert_no_panic().assert_code(0);

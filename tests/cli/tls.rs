@@ -21,20 +21,10 @@ struct TlsSink {
 
 impl TlsSink {
     fn start() -> TlsSink {
-        for _ in 0..3 {
-            let dir = support::temp_dir();
-            let (_, ca) = support::path_in(&dir, "sink-ca.pem");
-            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let listen = addr.to_string();
-            let process = support::spawn(&["sink", "--listen", &listen, "--tls", "--tls-cert-out", &ca], None);
-            if process.wait_for_stderr(&format!("listening on https://{addr}"), Duration::from_secs(10))
-                && support::wait_until_listening(addr, Duration::from_secs(5))
-            {
-                return TlsSink { process, addr, ca, _dir: dir };
-            }
-            eprintln!("pummel sink --tls did not come up on {addr}; trying another port");
-        }
-        panic!("could not start pummel sink --tls");
+        let dir = support::temp_dir();
+        let (_, ca) = support::path_in(&dir, "sink-ca.pem");
+        let (process, addr) = support::spawn_sink(&["--tls", "--tls-cert-out", &ca]);
+        TlsSink { process, addr, ca, _dir: dir }
     }
 
     fn url(&self) -> String {

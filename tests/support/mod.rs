@@ -235,26 +235,35 @@ pub struct Sink {
     pub addr: SocketAddr,
 }
 
+/// Starts `pummel sink --listen 127.0.0.1:PORT extra...` and waits until it accepts; returns
+/// the process (for its PID, signals and output) and its address. With `--tls` in `extra` it
+/// waits for the `https://` announcement.
+pub fn spawn_sink(extra: &[&str]) -> (Running, SocketAddr) {
+    let scheme = if extra.contains(&"--tls") { "https" } else { "http" };
+    // The port is free when picked but could be taken before the sink binds it: retry.
+    for _ in 0..3 {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let listen = addr.to_string();
+        let mut args = vec!["sink", "--listen", listen.as_str()];
+        args.extend_from_slice(extra);
+        let mut process = spawn(&args, None);
+        // The sink says so once it has bound the port; if the bind fails it exits instead.
+        // (Only polling the port could find another test's server on a reused port.)
+        let announced = process.wait_for_stderr(&format!("listening on {scheme}://{addr}"), Duration::from_secs(10));
+        if announced && wait_until_listening(addr, Duration::from_secs(5)) && process.is_alive() {
+            return (process, addr);
+        }
+        eprintln!("pummel sink did not come up on {addr}; trying another port");
+        drop(process);
+    }
+    panic!("could not start pummel sink {}", extra.join(" "));
+}
+
 impl Sink {
     /// Starts `pummel sink --listen 127.0.0.1:PORT extra...` and waits until it accepts.
     pub fn start(extra: &[&str]) -> Sink {
-        // The port is free when picked but could be taken before the sink binds it: retry.
-        for _ in 0..3 {
-            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let listen = addr.to_string();
-            let mut args = vec!["sink", "--listen", listen.as_str()];
-            args.extend_from_slice(extra);
-            let mut process = spawn(&args, None);
-            // The sink says so once it has bound the port; if the bind fails it exits instead.
-            // (Only polling the port could find another test's server on a reused port.)
-            let announced = process.wait_for_stderr(&format!("listening on http://{addr}"), Duration::from_secs(10));
-            if announced && wait_until_listening(addr, Duration::from_secs(5)) && process.is_alive() {
-                return Sink { process, addr };
-            }
-            eprintln!("pummel sink did not come up on {addr}; trying another port");
-            drop(process);
-        }
-        panic!("could not start pummel sink");
+        let (process, addr) = spawn_sink(extra);
+        Sink { process, addr }
     }
 
     /// `http://127.0.0.1:PORT/path`.

@@ -17,14 +17,16 @@
 # For each run it prints req/s, the generator's CPU-seconds per 10,000 requests (user + sys,
 # from /usr/bin/time) and requests per generator CPU-second (what one saturated generator core
 # would do: the figure the goal compares when the target, not the generator, is the limit),
-# then pummel's ratios to h2load measured in this same invocation. pummel runs with --insecure
-# because h2load and oha do not verify certificates; "pummel-verified" adds verification
-# (--cacert) to show its cost. The full/resumed handshake cases need --target nginx (the sink
-# always offers resumption, which h2load would take).
+# then pummel's ratios to h2load and to oha measured in this same invocation (to oha: req/s and
+# CPU per request). pummel runs with --insecure because h2load and oha do not verify
+# certificates; "pummel-verified" adds verification (--cacert) to show its cost. The
+# full/resumed handshake cases need --target nginx (the sink always offers resumption, which
+# h2load would take).
 #
 # Usage: bench/tls.sh [--target nginx|sink] [--duration 8] [--rounds 2] [--handshakes 10000]
 # Needs: h2load (nghttp2-client), openssl, /usr/bin/time, taskset, python3; nginx for
-# --target nginx; oha when on PATH. Loopback only; every run is bounded.
+# --target nginx; oha (on PATH or in ~/.cargo/bin: `cargo install oha`; without it, its rows
+# are left out). Loopback only; every run is bounded.
 set -euo pipefail
 
 TARGET=nginx
@@ -61,8 +63,11 @@ for tool in h2load openssl taskset python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nghttp2-client openssl util-linux python3)" >&2; exit 2; }
 done
 [ -x /usr/bin/time ] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
+# oha: from PATH, else where `cargo install oha` puts it.
+OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
 HAVE_OHA=0
-command -v oha >/dev/null && HAVE_OHA=1
+[ -x "$OHA" ] && HAVE_OHA=1
+[ "$HAVE_OHA" = 1 ] || echo "oha not found (cargo install oha): its rows and ratios are left out" >&2
 
 build_pummel
 
@@ -168,7 +173,7 @@ for round in $(seq "$ROUNDS"); do
     measure pummel "$PUMMEL" run "$URL" -t 1 -c 50 -d "${DURATION}s" --insecure --json >> "$RESULTS"
     measure pummel-verified "$PUMMEL" run "$URL" -t 1 -c 50 -d "${DURATION}s" --cacert "$CA" --json >> "$RESULTS"
     if [ "$HAVE_OHA" = 1 ]; then
-        measure oha oha -z "${DURATION}s" -c 50 --insecure --no-tui --output-format json "$URL" >> "$RESULTS"
+        measure oha "$OHA" -z "${DURATION}s" -c 50 --insecure --no-tui --output-format json "$URL" >> "$RESULTS"
     fi
     if [ "$TARGET" = nginx ]; then
         echo "round $round: a new connection and full handshake per request, $HANDSHAKES requests" >&2
@@ -178,7 +183,7 @@ for round in $(seq "$ROUNDS"); do
         measure pummel-verified@full-hs "$PUMMEL" run "$URL_NO_RESUME" -t 1 -c 50 -n "$HANDSHAKES" --no-keepalive \
             --tls-resume off --cacert "$CA" --json >> "$RESULTS"
         if [ "$HAVE_OHA" = 1 ]; then
-            measure oha@full-hs oha -n "$HANDSHAKES" -c 50 --disable-keepalive --insecure --no-tui \
+            measure oha@full-hs "$OHA" -n "$HANDSHAKES" -c 50 --disable-keepalive --insecure --no-tui \
                 --output-format json "$URL_NO_RESUME" >> "$RESULTS"
         fi
         echo "round $round: a new connection per request, resumed sessions, $HANDSHAKES requests" >&2
@@ -186,7 +191,7 @@ for round in $(seq "$ROUNDS"); do
         measure pummel@resumed-hs "$PUMMEL" run "$URL" -t 1 -c 50 -n "$HANDSHAKES" --no-keepalive \
             --insecure --json >> "$RESULTS"
         if [ "$HAVE_OHA" = 1 ]; then
-            measure oha@resumed-hs oha -n "$HANDSHAKES" -c 50 --disable-keepalive --insecure --no-tui \
+            measure oha@resumed-hs "$OHA" -n "$HANDSHAKES" -c 50 --disable-keepalive --insecure --no-tui \
                 --output-format json "$URL" >> "$RESULTS"
         fi
     fi
@@ -204,15 +209,23 @@ def avg(name):
     cpu10k = sum(r[2] / max(r[1], 1) * 1e4 for r in runs) / len(runs)
     per_core = sum(r[1] / max(r[2], 1e-9) for r in runs) / len(runs)
     return rps, cpu10k, per_core
-print(f"{'tool':<26} {'runs':>4} {'req/s':>9} {'CPU-s/10k':>10} {'req/CPU-s':>10} {'req/s vs h2load':>16} {'req/CPU-s vs h2load':>20}")
+print(f"{'tool':<26} {'runs':>4} {'req/s':>9} {'CPU-s/10k':>10} {'req/CPU-s':>10} {'req/s vs h2load':>16} {'req/CPU-s vs h2load':>20}"
+      f" {'req/s vs oha':>13} {'CPU/req vs oha':>15}")
 for name in rows:
     rps, cpu10k, per_core = avg(name)
     case = name.split("@")[1] if "@" in name else None
-    base = "h2load" + (f"@{case}" if case else "")
-    ratio_rps = ratio_core = ""
+    suffix = f"@{case}" if case else ""
+    base, oha = "h2load" + suffix, "oha" + suffix
+    ratio_rps = ratio_core = oha_rps = oha_cpu = ""
     if base in rows and base != name:
         b = avg(base)
         ratio_rps, ratio_core = f"{rps / b[0]:.2f}x", f"{per_core / b[2]:.2f}x"
-    print(f"{name:<26} {len(rows[name]):>4} {rps:>9.0f} {cpu10k:>10.3f} {per_core:>10.0f} {ratio_rps:>16} {ratio_core:>20}")
+    if name.startswith("pummel") and oha in rows:
+        o = avg(oha)
+        # CPU per request: pummel's over oha's, below 1 means pummel spends less.
+        oha_rps, oha_cpu = f"{rps / o[0]:.2f}x", f"{cpu10k / o[1]:.2f}x"
+    print(f"{name:<26} {len(rows[name]):>4} {rps:>9.0f} {cpu10k:>10.3f} {per_core:>10.0f} {ratio_rps:>16} {ratio_core:>20}"
+          f" {oha_rps:>13} {oha_cpu:>15}")
 print("\nGoal: pummel >= 1.0x h2load's requests per generator core (req/CPU-s) in each case.")
+print("CPU/req vs oha: pummel's CPU per request over oha's (below 1.00x: pummel spends less).")
 EOF

@@ -25,7 +25,7 @@ pub enum Command {
     /// Validate plan files without running them; every error with its file:line:col.
     Check(crate::commands::check::CheckArgs),
     /// Serve HTTP as a test target: fast, with optional delays, errors and sizes.
-    Sink(SinkArgs),
+    Sink(Box<SinkArgs>),
     /// Run a short stepped test against a built-in target: pummel's main job, nothing to set up.
     Demo(DemoArgs),
     /// Find the highest rate the target sustains within its SLO, step by step.
@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Plan files: set a [variables] value, e.g. -e users=100 (repeatable).
     #[arg(short = 'e', long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
+    /// Plan files: print the first N rendered requests of each scenario and exit (default 5).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5")]
+    pub dry_run: Option<usize>,
 
     #[command(flatten)]
     pub request: RequestArgs,
@@ -76,6 +79,12 @@ pub struct RunArgs {
     /// Open model: most requests queued or in flight; beyond it a request is counted as dropped.
     #[arg(long, value_name = "N", requires = "rate")]
     pub max_inflight: Option<usize>,
+    /// Speak HTTP/2: prior knowledge (h2c) for http://, ALPN h2 for https://.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: concurrent streams per connection (closed model: -c connections x N streams).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "http2")]
+    pub streams: usize,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Time at the start excluded from the statistics.
@@ -121,6 +130,14 @@ pub struct RequestArgs {
     /// Read the request body from a file.
     #[arg(long, value_name = "PATH")]
     pub body_file: Option<PathBuf>,
+    /// Request body of SIZE random bytes (e.g. 64KiB, 1MiB, 1MB = 10^6), generated once and
+    /// sent by every request.
+    #[arg(long, value_name = "SIZE", conflicts_with_all = ["body", "body_file"])]
+    pub object_size: Option<String>,
+    /// Sign every request with AWS Signature V4 for REGION:SERVICE (e.g. us-east-1:s3); keys
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if set).
+    #[arg(long, value_name = "REGION:SERVICE")]
+    pub aws_sigv4: Option<String>,
 }
 
 /// How the generator connects; shared by `run` and `find-limit`.
@@ -276,6 +293,14 @@ pub struct SinkArgs {
     /// Stop by itself after this long (default: run until interrupted).
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// Hold each WebSocket message this long before echoing it back (WebSocket upgrades on any
+    /// path get an echo session; a text message `close` makes the sink close it).
+    #[arg(long, default_value = "0", value_name = "DURATION")]
+    pub ws_delay: String,
+    /// Answer with a JSON description of each request ({"id":N,"method":...,"path":...,
+    /// "query":...,"body_bytes":...}) and `X-Request-Id: N` instead of the fixed body.
+    #[arg(long)]
+    pub echo: bool,
     /// Serve HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 made at start (signed by
     /// a fresh CA; see --tls-cert-out) unless --cert/--key are given.
     #[arg(long, help_heading = TLS_HEADING)]

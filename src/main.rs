@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(*args),
         Command::Check(args) => commands::check::run(args),
-        Command::Sink(args) => commands::sink::run(args),
+        Command::Sink(args) => commands::sink::run(*args),
         Command::Demo(args) => commands::demo::run(args),
         Command::FindLimit(args) => commands::find_limit::run(*args),
         Command::Report(args) => commands::report::run(args),

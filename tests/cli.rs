@@ -19,10 +19,14 @@ mod demo;
 mod errors;
 #[path = "cli/find_limit.rs"]
 mod find_limit;
+#[path = "cli/flows.rs"]
+mod flows;
 #[path = "cli/generator.rs"]
 mod generator;
 #[path = "cli/hold.rs"]
 mod hold;
+#[path = "cli/http2.rs"]
+mod http2;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
 #[path = "cli/latency.rs"]
@@ -47,3 +51,5 @@ mod system;
 mod thresholds;
 #[path = "cli/tls.rs"]
 mod tls;
+#[path = "cli/ws_memory.rs"]
+mod ws_memory;

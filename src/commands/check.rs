@@ -26,7 +26,7 @@ pub struct CheckArgs {
 
 /// Runs `pummel check`.
 pub fn run(args: CheckArgs) -> Result<ExitStatus, CliError> {
-    let options = Options { base_url: args.base_url.clone() };
+    let options = Options { base_url: args.base_url.clone(), ..Options::default() };
     let mut failed = Vec::new();
     for path in &args.files {
         match pummel_plan::load_file(path, &options) {

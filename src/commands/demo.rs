@@ -74,7 +74,7 @@ fn demo_plan(url: &str, step: Duration) -> Result<Plan, CliError> {
         target,
         request: RequestSpec { method: "GET".into(), headers: Vec::new(), body: Vec::new() },
         load: Load::Open(OpenLoad {
-            stages: STEPS.iter().map(|&rate| RateStage { rate, duration: step }).collect(),
+            stages: STEPS.iter().map(|&rate| RateStage::level(rate, step)).collect(),
             arrival: Arrival::Uniform,
             max_connections: 1000,
             max_inflight: None,
@@ -93,6 +93,9 @@ fn demo_plan(url: &str, step: Duration) -> Result<Plan, CliError> {
         source_addrs: Vec::new(),
         observers: Default::default(),
         tls: Default::default(),
+        scenarios: None,
+        http2: None,
+        auth: None,
     };
     plan.validate().map_err(|e| CliError::internal(anyhow!(e)))?;
     Ok(plan)

@@ -77,6 +77,12 @@ pub struct FindLimitArgs {
     /// Spacing of arrivals.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Uniform)]
     pub arrival: ArrivalArg,
+    /// Speak HTTP/2: prior knowledge (h2c) for http://, ALPN h2 for https://.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: concurrent streams per connection; a new connection opens only when all are busy.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "http2")]
+    pub streams: usize,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
@@ -136,7 +142,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
 fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
     let load = Load::Open(OpenLoad {
         // Replaced by each step's rate; one placeholder stage keeps the plan valid.
-        stages: vec![RateStage { rate: 1.0, duration: Duration::from_secs(1) }],
+        stages: vec![RateStage::level(1.0, Duration::from_secs(1))],
         arrival: arrival(args.arrival),
         max_connections: args.connections,
         max_inflight: None,
@@ -144,6 +150,7 @@ fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
     let mut base =
         base_plan(&args.url, &args.request, &args.connection, load, Stop { duration: None, requests: None })?;
     base.ok_status = parse_ok_status(args.ok_status.as_deref())?;
+    base.http2 = args.http2.then_some(pummel_engine::plan::Http2Settings { streams: args.streams });
     validate(&base)?;
     let search = if args.steps.is_empty() {
         Search::Grow {

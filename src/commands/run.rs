@@ -11,8 +11,12 @@ use pummel_engine::expr::Expr;
 use pummel_engine::limits::raise_open_file_limit;
 use pummel_engine::observe::probe::{ProbeExpect, ProbeSpec};
 use pummel_engine::observe::{Observers, WatchTarget};
-use pummel_engine::plan::{Arrival, ClosedLoad, Load, OpenLoad, Plan, RateStage, RequestSpec, StatusSet, Stop, Target};
+use pummel_engine::payload::{parse_size, random_payload};
+use pummel_engine::plan::{
+    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, RateStage, RequestSpec, Scheme, StatusSet, Stop, Target,
+};
 use pummel_engine::results::ResultsDocument;
+use pummel_engine::sigv4::{Credentials, SigV4, parse_cli};
 use pummel_engine::summary::Summary;
 use pummel_engine::tls::{TlsSettings, TlsVersion};
 use pummel_system::doctor::{DoctorRequest, quick_check_with};
@@ -41,7 +45,17 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     }
     let control = RunControl::new();
     install_interrupt_handler(&control);
-    let title = format!("{} {}", plan.request.method, plan.target.url);
+    let mut title = format!("{} {}", plan.request.method, plan.target.url);
+    if let Some(http2) = &plan.http2 {
+        let how = match plan.target.scheme {
+            Scheme::Http => "h2c, prior knowledge",
+            Scheme::Https => "TLS, ALPN h2",
+        };
+        title.push_str(&format!(" (HTTP/2, {how}, {} streams per connection)", http2.streams));
+        if !args.display.quiet && !args.display.json {
+            eprintln!("pummel  {title}");
+        }
+    }
     let mut progress = Progress::new(args.display, title, plan.planned_duration());
     let outcome =
         engine::run(&plan, &control, |entry| progress.second(entry)).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
@@ -106,7 +120,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
                 .or_else(|| stop.requests.map(|n| Duration::from_secs_f64((n as f64 / rate).ceil() + 1.0)))
                 .unwrap_or(DEFAULT_DURATION);
             Load::Open(OpenLoad {
-                stages: vec![RateStage { rate, duration: length }],
+                stages: vec![RateStage::level(rate, length)],
                 arrival: arrival(args.arrival),
                 max_connections: args.connections.unwrap_or(DEFAULT_POOL),
                 max_inflight: args.max_inflight,
@@ -120,6 +134,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
+    plan.http2 = args.http2.then_some(Http2Settings { streams: args.streams });
     validate(&plan)?;
     Ok(plan)
 }
@@ -143,8 +158,15 @@ pub fn base_plan(
         (None, Some(path)) => std::fs::read(path)
             .with_context(|| format!("--body-file: cannot read {}", path.display()))
             .map_err(CliError::usage)?,
-        (None, None) => Vec::new(),
+        (None, None) => match &request.object_size {
+            Some(size) => {
+                let size = parse_size(size).map_err(|e| CliError::usage(anyhow!("--object-size: {e}")))?;
+                random_payload(size).bytes.to_vec()
+            }
+            None => Vec::new(),
+        },
     };
+    let auth = request.aws_sigv4.as_deref().map(sigv4_signer).transpose()?;
     Ok(Plan {
         target,
         request: RequestSpec { method: request.method.clone(), headers, body },
@@ -162,7 +184,18 @@ pub fn base_plan(
         source_addrs: super::hold::source_addrs_flag(connection.source_addrs.as_deref())?,
         observers: Observers::default(),
         tls: tls_settings(connection),
+        scenarios: None,
+        http2: None,
+        auth,
     })
+}
+
+/// `--aws-sigv4 REGION:SERVICE` with the keys from the standard AWS environment variables.
+pub fn sigv4_signer(spec: &str) -> Result<SigV4, CliError> {
+    let usage = |e: pummel_engine::sigv4::SigV4Error| CliError::usage(anyhow!("--aws-sigv4: {e}"));
+    let (region, service) = parse_cli(spec).map_err(usage)?;
+    let credentials = Credentials::from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY").map_err(usage)?;
+    Ok(SigV4 { region, service, credentials })
 }
 
 /// The TLS flags as plan settings (checked, files read, by `validate`).

@@ -10,8 +10,9 @@
 //! Flags that have a default (`--timeout 30s`, `-m GET`, ...) override only when typed, so a plan's
 //! `timeout = "2s"` is not replaced by a default the user never asked for.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::CommandFactory;
@@ -19,13 +20,14 @@ use clap::parser::ValueSource;
 use pummel_engine::engine::{self, RunControl};
 use pummel_engine::plan::{Load, Plan, PlanError};
 use pummel_engine::summary::Summary;
-use pummel_plan::{LoadError, LoadSpec, Options, PlanSpec};
+use pummel_engine::template::Template;
+use pummel_plan::{BodySpec, LoadError, LoadSpec, Options, PlanSpec};
 
 use super::run::{self as quick, duration_flag, parse_exprs};
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
 use crate::cli::{Cli, RunArgs};
 use crate::output::progress::Progress;
-use crate::output::summary::stages_table;
+use crate::output::summary::{flow_tables, stages_table};
 
 /// The plan file `run` was given, if its argument is one: not an `http(s)://` URL, and a
 /// path ending in `.toml`. With a URL, the plan-only flags are refused.
@@ -59,10 +61,17 @@ pub fn load(path: &Path, options: &Options) -> Result<PlanSpec, CliError> {
 
 /// Runs `pummel run PLAN.toml`.
 pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
-    let options = Options { base_url: args.base_url.clone() };
+    let mut options = Options { base_url: args.base_url.clone(), ..Options::default() };
+    options.vars = parse_vars(&args.vars)?;
+    options.object_size = args.request.object_size.clone();
     let mut spec = load(path, &options)?;
     let typed = typed_flags();
     apply_flags(&mut spec, args, &typed)?;
+    if let Some(n) = args.dry_run {
+        let text = spec.dry_run(n).map_err(|e| CliError::usage(anyhow!(e)))?;
+        print_stdout(&text);
+        return Ok(ExitStatus::Pass);
+    }
     let plan = build_plan(&spec, args)?;
 
     quick::warn_about_limits(&plan, args.display);
@@ -71,25 +80,48 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let control = RunControl::new();
     install_interrupt_handler(&control);
-    let title = format!("{} ({}): {} {}", path.display(), spec.scenario.name, plan.request.method, plan.target.url);
+    let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
+    let title = format!("{} ({}): {}", path.display(), names.join(", "), plan.target.url);
     let mut progress = Progress::new(args.display, title, plan.planned_duration());
     let staged = plan.stage_count() > 1;
     let mut last_rate = None;
     let outcome = engine::run(&plan, &control, |entry| {
-        if staged && entry.target_rate != last_rate {
-            last_rate = entry.target_rate;
-            if let Some(rate) = entry.target_rate {
-                progress.note(&format!("-- stage: {rate:.0} req/s"));
+        let level = entry.target_rate.map(|r| r.round());
+        if staged && level != last_rate {
+            last_rate = level;
+            if let Some(rate) = level {
+                progress.note(&format!("-- stage: {rate:.0} /s"));
             }
         }
         progress.second(entry);
     })
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    let summary = Summary::new(&plan, &outcome);
+    if !args.display.json && !args.display.quiet {
+        if let Some(tables) = flow_tables(&summary) {
+            print_stdout(&tables);
+        }
+    }
     let status = quick::finish(&plan, &outcome, args.display, args.output.as_deref())?;
-    if staged && !args.display.json && !args.display.quiet {
-        print_stdout(&format!("\nPer stage\n{}", stages_table(&Summary::new(&plan, &outcome))));
+    if staged && plan.scenarios.as_ref().is_some_and(|s| s.list.len() == 1) && !args.display.json && !args.display.quiet
+    {
+        print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
     Ok(status)
+}
+
+/// `-e KEY=VALUE` flags.
+fn parse_vars(vars: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for var in vars {
+        let (key, value) =
+            var.split_once('=').ok_or_else(|| CliError::usage(anyhow!("-e {var:?}: expected KEY=VALUE")))?;
+        if !pummel_plan::is_variable_name(key) {
+            return Err(CliError::usage(anyhow!("-e {var:?}: {key:?} is not a variable name (letters, digits, _)")));
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
 }
 
 /// Lays the command line over the plan file's values.
@@ -97,49 +129,61 @@ fn apply_flags(spec: &mut PlanSpec, args: &RunArgs, typed: &HashSet<String>) -> 
     if let Some(base_url) = &args.base_url {
         spec.target.base_url = Some(base_url.clone());
     }
-    for var in &args.vars {
-        let (key, value) =
-            var.split_once('=').ok_or_else(|| CliError::usage(anyhow!("-e {var:?}: expected KEY=VALUE")))?;
-        if !pummel_plan::is_variable_name(key) {
-            return Err(CliError::usage(anyhow!("-e {var:?}: {key:?} is not a variable name (letters, digits, _)")));
+    let one_scenario = spec.scenarios.len() == 1;
+    for scenario in &mut spec.scenarios {
+        if let Some(d) = &args.duration {
+            scenario.duration = Some(duration_flag("--duration", d)?);
         }
-        spec.variables.insert(key.to_string(), value.to_string());
-    }
-    let scenario = &mut spec.scenario;
-    if let Some(d) = &args.duration {
-        scenario.duration = Some(duration_flag("--duration", d)?);
-    }
-    if let Some(n) = args.requests {
-        scenario.requests = Some(n);
-    }
-    if let Some(rate) = &args.rate {
-        // A constant rate lasts as long as the stages it replaces did, unless -d says otherwise.
-        if let (LoadSpec::Stages(stages), None) = (&scenario.load, scenario.duration) {
-            scenario.duration = Some(stages.iter().map(|s| s.duration).sum());
+        if let Some(rate) = &args.rate {
+            if !one_scenario {
+                return Err(CliError::usage(anyhow!("-r replaces one scenario's load; this plan has several")));
+            }
+            // A constant rate lasts as long as the stages it replaces did, unless -d says otherwise.
+            if let (LoadSpec::Stages(stages), None) = (&scenario.load, scenario.duration) {
+                scenario.duration = Some(stages.iter().map(|s| s.duration).sum());
+            }
+            scenario.load = LoadSpec::Rate(quick::parse_rate(rate)?);
         }
-        scenario.load = LoadSpec::Rate(quick::parse_rate(rate)?);
+        if let (Some(c), LoadSpec::Users(_)) = (args.connections, &scenario.load) {
+            scenario.load = LoadSpec::Users(c);
+        }
+        if typed.contains("arrival") {
+            scenario.arrival = quick::arrival(args.arrival);
+        }
     }
-    if let (Some(c), LoadSpec::Users(_)) = (args.connections, &scenario.load) {
-        scenario.load = LoadSpec::Users(c);
+    let single_request = spec.requests().count() == 1;
+    let wants_single = typed.contains("method") || args.request.body.is_some() || args.request.body_file.is_some();
+    if wants_single && !single_request {
+        return Err(CliError::usage(anyhow!(
+            "-m, -b and --body-file change the plan's one request; this plan has {} requests",
+            spec.requests().count()
+        )));
     }
-    if typed.contains("arrival") {
-        scenario.arrival = quick::arrival(args.arrival);
-    }
-    let request = &mut scenario.request;
-    if typed.contains("method") {
-        request.method = args.request.method.clone();
-    }
+    let mut headers = Vec::new();
     for header in &args.request.headers {
         let (name, value) = quick::parse_header(header)?;
-        request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-        request.headers.push((name, value));
+        let template = Template::compile(&value).map_err(|e| CliError::usage(anyhow!("-H {header:?}: {e}")))?;
+        headers.push((name, template));
     }
-    if let Some(body) = &args.request.body {
-        request.body = body.clone().into_bytes();
-    }
-    if let Some(file) = &args.request.body_file {
-        request.body = std::fs::read(file)
-            .map_err(|e| CliError::usage(anyhow!("--body-file: cannot read {}: {e}", file.display())))?;
+    let body = match (&args.request.body, &args.request.body_file) {
+        (Some(body), _) => Some(body.clone().into_bytes()),
+        (None, Some(file)) => Some(
+            std::fs::read(file)
+                .map_err(|e| CliError::usage(anyhow!("--body-file: cannot read {}: {e}", file.display())))?,
+        ),
+        (None, None) => None,
+    };
+    for request in spec.requests_mut() {
+        if typed.contains("method") {
+            request.method = args.request.method.clone();
+        }
+        for (name, value) in &headers {
+            request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            request.headers.push((name.clone(), value.clone()));
+        }
+        if let Some(body) = &body {
+            request.body = BodySpec::Fixed(body.clone());
+        }
     }
     let target = &mut spec.target;
     if typed.contains("timeout") {
@@ -169,11 +213,28 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
         PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
         other => CliError::usage(anyhow!(other)),
     })?;
-    if let Load::Open(open) = &mut plan.load {
-        if let Some(c) = args.connections {
-            open.max_connections = c;
+    let pool = |load: &mut Load| {
+        if let Load::Open(open) = load {
+            if let Some(c) = args.connections {
+                open.max_connections = c;
+            }
+            open.max_inflight = args.max_inflight;
         }
-        open.max_inflight = args.max_inflight;
+    };
+    pool(&mut plan.load);
+    if let Some(scenarios) = plan.scenarios.as_mut().and_then(Arc::get_mut) {
+        scenarios.list.iter_mut().for_each(|s| pool(&mut s.load));
+    }
+    if let Some(n) = args.requests {
+        plan.stop.requests = Some(n);
+    }
+    if let Some(spec) = &args.request.aws_sigv4 {
+        plan.auth = Some(quick::sigv4_signer(spec)?);
+    }
+    if args.http2 {
+        return Err(CliError::usage(anyhow!(
+            "--http2 with a plan: set http_version = \"2\" (and streams) in [target]"
+        )));
     }
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;

@@ -35,6 +35,8 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
             _ if args.tls => Some(SinkTls::SelfSigned),
             _ => None,
         },
+        ws_delay: parse_duration(&args.ws_delay).map_err(|e| usage(anyhow!("--ws-delay: {e}")))?,
+        echo: args.echo,
     };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let stats_every = parse_duration(&args.stats).map_err(|e| usage(anyhow!("--stats: {e}")))?;
@@ -71,8 +73,16 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
             } else {
                 String::new()
             };
+            let ws = if snapshot.ws_sessions > 0 {
+                format!(
+                    " WebSocket sessions {} open {} messages in {} out {}",
+                    snapshot.ws_sessions, snapshot.ws_open, snapshot.ws_messages_in, snapshot.ws_messages_out
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "Received {} Rate {:.0} r/s open connections {}{tls}",
+                "Received {} Rate {:.0} r/s open connections {}{tls}{ws}",
                 snapshot.requests, rate, snapshot.open_connections
             );
             last_received = snapshot.requests;
@@ -82,11 +92,22 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
     let stats = sink.stats();
     // Flushes and closes the record file, if any, before the summary below is printed.
     let closed = sink.close();
+    if !stats_every.is_zero() {
+        let snapshot = stats.snapshot();
+        eprintln!("pummel sink: {} requests on {} connections", snapshot.requests, snapshot.connections);
+    }
     if scheme == "https" {
         let snapshot = stats.snapshot();
         eprintln!(
             "pummel sink: {} requests, {} TLS handshakes ({} resumed)",
             snapshot.requests, snapshot.tls_handshakes, snapshot.tls_resumed
+        );
+    }
+    let snapshot = stats.snapshot();
+    if snapshot.ws_sessions > 0 {
+        eprintln!(
+            "pummel sink: {} WebSocket sessions, {} messages received, {} echoed",
+            snapshot.ws_sessions, snapshot.ws_messages_in, snapshot.ws_messages_out
         );
     }
     if let Some(path) = &args.record {

@@ -175,3 +175,52 @@ pub fn stages_table(s: &Summary) -> String {
     }
     out
 }
+
+/// A plan file's tables: per request name, checks, branches; `None` for a quick run.
+pub fn flow_tables(s: &Summary) -> Option<String> {
+    if s.by_name.is_empty() && s.checks.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    if !s.by_name.is_empty() {
+        let _ = writeln!(out, "\nPer request");
+        let _ = writeln!(out, "| Name | Scenario | Sent | OK | Error rate | Rate | p50 | p99 | Errors |");
+        let _ = writeln!(out, "|------|----------|-----:|---:|-----------:|-----:|----:|----:|--------|");
+        // A name that never ran (an expect that always follows a send) is left out.
+        for n in s.by_name.iter().filter(|n| n.sent > 0 || n.completed > 0) {
+            let (p50, p99) = match &n.latency_ms {
+                Some(l) => (ms(l.p50), ms(l.p99)),
+                None => ("-".into(), "-".into()),
+            };
+            let errors: Vec<String> = n.errors.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {}/s | {p50} | {p99} | {} |",
+                n.name,
+                n.scenario,
+                thousands(n.sent),
+                thousands(n.ok),
+                percent(n.error_rate),
+                rate(n.rate),
+                errors.join(", ")
+            );
+        }
+    }
+    if !s.checks.is_empty() {
+        let _ = writeln!(out, "\nChecks");
+        let _ = writeln!(out, "| Check | Passed | Failed | Pass rate |");
+        let _ = writeln!(out, "|-------|-------:|-------:|----------:|");
+        for c in &s.checks {
+            let pass_rate = c.pass_rate.map(percent).unwrap_or_else(|| "-".into());
+            let _ = writeln!(out, "| {} | {} | {} | {pass_rate} |", c.name, thousands(c.passed), thousands(c.failed));
+        }
+    }
+    if !s.branches.is_empty() {
+        let _ = writeln!(out, "\nBranches taken");
+        for b in &s.branches {
+            let share = b.share.map(percent).unwrap_or_else(|| "-".into());
+            let _ = writeln!(out, "  {}: {} ({share})", b.name, thousands(b.taken));
+        }
+    }
+    Some(out)
+}

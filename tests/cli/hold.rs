@@ -369,3 +369,46 @@ fn hold_rejects_bad_usage_with_exit_2() {
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
 }
+
+/// `hold --mode ws` against the sink's WebSocket echo: 200 sessions upgraded, pinged and held
+/// for 3 s, seen on both sides (pummel's summary, the sink's own WebSocket counters).
+#[test]
+fn hold_ws_holds_200_websocket_sessions_to_the_sink() {
+    let _load = support::shared();
+    let (sink, addr) = support::spawn_sink(&["--stats", "500ms"]);
+    let url = format!("http://{addr}/ws");
+    let out = support::run(
+        &["hold", &url, "--mode", "ws", "-c", "200", "--drip", "500ms", "-d", "3s", "--json"],
+        Duration::from_secs(30),
+    );
+    out.assert_code(0).assert_no_panic();
+    sink.signal("INT");
+    let sink_out = sink.wait(Duration::from_secs(10));
+
+    let summary = out.json();
+    assert_eq!(support::count(&summary, "/requests/ok"), 200, "every upgrade answered 101");
+    assert_eq!(support::count(&summary, "/requests/failed"), 0);
+    // The sink's stats lines end with `WebSocket sessions N open M messages in I out O`.
+    let open: Vec<u64> = sink_out
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "WebSocket")?;
+            match &words[at..] {
+                ["WebSocket", "sessions", total, "open", open, ..] => {
+                    assert_eq!(*total, "200", "{line}");
+                    open.parse().ok()
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(!open.is_empty(), "the sink printed no WebSocket stats:\n{}", sink_out.stdout);
+    assert_eq!(open.iter().max(), Some(&200), "{}", sink_out.stdout);
+    assert!(
+        sink_out.stderr.contains("pummel sink: 200 WebSocket sessions"),
+        "the sink's summary:\n{}",
+        sink_out.stderr
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::plans::{example, example_plans, header, recorded, write_plan};
 use crate::support::{self, Sink, count, num};
 
-/// A plan with three mistakes on known lines, and one thing that does not run yet.
+/// A plan with four mistakes on known lines, and one thing that does not run yet.
 const BROKEN: &str = r#"[target]
 base_url = "http://127.0.0.1:8090"
 timout = "5s"
@@ -17,12 +17,16 @@ timout = "5s"
 rate = 100
 duration = "3x"
 flow = [
-  { request = { path = "/" } },
-  { think = "1s" },
+  { request = { path = "/items/{{ id }}" } },
+  { think = "5s..1s" },
 ]
 
 [thresholds]
 global = ["p99<250"]
+
+[[scenario]]
+stages = [ { users = 10, for = "1m" } ]
+flow = [ { request = { path = "/" } } ]
 "#;
 
 #[test]
@@ -45,8 +49,10 @@ fn a_broken_plan_gives_every_error_with_file_line_col_and_exit_2() {
     let expected = [
         format!("{plan}:3:1: error: unknown key `timout` in `target`"),
         format!("{plan}:7:12: error: duration: invalid duration \"3x\""),
-        format!("{plan}:10:5: error: `think` steps are not supported yet (planned: issue 3)"),
+        format!("{plan}:9:35: error: undefined variable `id` in the path"),
+        format!("{plan}:10:13: error: invalid think time \"5s..1s\""),
         format!("{plan}:14:19: error: invalid rule \"p99<250\""),
+        format!("{plan}:17:14: error: stages of `users` are not supported yet"),
     ];
 
     let out = support::run(&["check", &plan], Duration::from_secs(30));
@@ -59,7 +65,7 @@ fn a_broken_plan_gives_every_error_with_file_line_col_and_exit_2() {
         "no caret under the value:\n{}",
         out.stderr
     );
-    assert!(out.stderr.contains(&format!("{plan}: 4 errors")), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("{plan}: 6 errors")), "{}", out.stderr);
 
     // `run` refuses it the same way, before sending anything.
     let out = support::run(&["run", &plan, "--json"], Duration::from_secs(30));
@@ -67,7 +73,7 @@ fn a_broken_plan_gives_every_error_with_file_line_col_and_exit_2() {
     for line in &expected {
         assert!(out.stderr.contains(line.as_str()), "missing {line:?} in:\n{}", out.stderr);
     }
-    assert!(out.stderr.contains("4 errors; nothing was run"), "{}", out.stderr);
+    assert!(out.stderr.contains("6 errors; nothing was run"), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
 }
 

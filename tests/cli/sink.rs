@@ -44,3 +44,31 @@ fn sink_answers_garbage_with_400_and_keeps_serving() {
     assert_eq!(support::count(&out.json(), "/requests/ok"), 50);
     assert!(sink.is_alive());
 }
+
+/// `pummel sink --echo`: every answer describes its request as JSON, numbered from 1.
+#[test]
+fn sink_echo_describes_each_request() {
+    let _load = support::shared();
+    let sink = Sink::start(&["--echo"]);
+    let (answer, closed) = exchange(
+        &sink,
+        b"POST /items/42?a=1 HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc\
+          GET /next HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(closed, "Connection: close was not honoured: {answer:?}");
+    let parts: Vec<&str> = answer.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
+    assert_eq!(parts.len(), 2, "{answer:?}");
+    let mut ids = Vec::new();
+    for (part, expected) in parts.iter().zip([
+        serde_json::json!({"id":1,"method":"POST","path":"/items/42","query":"a=1","body_bytes":3}),
+        serde_json::json!({"id":2,"method":"GET","path":"/next","query":"","body_bytes":0}),
+    ]) {
+        let (head, body) = part.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with("200 OK") && head.contains("Content-Type: application/json"), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body, expected);
+        let id = head.lines().find_map(|l| l.strip_prefix("X-Request-Id: ")).expect("X-Request-Id");
+        ids.push(id.to_string());
+    }
+    assert_eq!(ids, ["1", "2"]);
+}

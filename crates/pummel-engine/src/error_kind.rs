@@ -36,13 +36,28 @@ pub enum ErrorKind {
     /// The response had a 5xx status not accepted by `--ok-status`.
     #[serde(rename = "status_5xx")]
     Status5xx,
+    /// HTTP/2: the server reset the stream (RST_STREAM) before the response was complete.
+    StreamReset,
+    /// HTTP/2: the server sent GOAWAY and the stream was not processed.
+    #[serde(rename = "goaway")]
+    GoAway,
+    /// WebSocket: the upgrade was refused or its answer was not a valid handshake.
+    WsHandshake,
+    /// WebSocket: the peer closed the session (or it broke) while the flow still used it.
+    WsClosed,
+    /// WebSocket: no matching message arrived within the `ws_expect` timeout.
+    WsExpectTimeout,
+    /// A plan check marked as failing the request (`check`, `fail = true`) did not pass.
+    CheckFailed,
+    /// A plan `extract` found nothing and had no `default`.
+    ExtractFailed,
     /// Any other failure; the first few messages are kept in the results.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in the order they are reported.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
@@ -53,6 +68,13 @@ impl ErrorKind {
         ErrorKind::NoLocalPorts,
         ErrorKind::Status4xx,
         ErrorKind::Status5xx,
+        ErrorKind::StreamReset,
+        ErrorKind::GoAway,
+        ErrorKind::WsHandshake,
+        ErrorKind::WsClosed,
+        ErrorKind::WsExpectTimeout,
+        ErrorKind::CheckFailed,
+        ErrorKind::ExtractFailed,
         ErrorKind::Other,
     ];
 
@@ -77,6 +99,13 @@ impl ErrorKind {
             ErrorKind::NoLocalPorts => "no_local_ports",
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::Status5xx => "status_5xx",
+            ErrorKind::StreamReset => "stream_reset",
+            ErrorKind::GoAway => "goaway",
+            ErrorKind::WsHandshake => "ws_handshake",
+            ErrorKind::WsClosed => "ws_closed",
+            ErrorKind::WsExpectTimeout => "ws_expect_timeout",
+            ErrorKind::CheckFailed => "check_failed",
+            ErrorKind::ExtractFailed => "extract_failed",
             ErrorKind::Other => "other",
         }
     }

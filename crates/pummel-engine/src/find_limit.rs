@@ -230,7 +230,7 @@ fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
 fn step_plan(spec: &FindLimitSpec, rate: f64) -> Plan {
     let mut plan = spec.base.clone();
     if let Load::Open(open) = &mut plan.load {
-        open.stages = vec![RateStage { rate, duration: spec.settle + spec.step }];
+        open.stages = vec![RateStage::level(rate, spec.settle + spec.step)];
     }
     plan.stop = Stop { duration: None, requests: None };
     plan.warmup = spec.settle;
@@ -378,10 +378,8 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
 fn summary_plan(spec: &FindLimitSpec, steps: &[Step]) -> Plan {
     let mut plan = spec.base.clone();
     if let Load::Open(open) = &mut plan.load {
-        open.stages = steps
-            .iter()
-            .map(|s| RateStage { rate: s.rate, duration: s.outcome.elapsed.max(Duration::from_millis(1)) })
-            .collect();
+        open.stages =
+            steps.iter().map(|s| RateStage::level(s.rate, s.outcome.elapsed.max(Duration::from_millis(1)))).collect();
     }
     plan.stop = Stop { duration: None, requests: None };
     plan.warmup = Duration::ZERO;
@@ -443,6 +441,7 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         generator,
         probes: Vec::new(),
         target: None,
+        flows: None,
     }
 }
 
@@ -513,6 +512,9 @@ mod tests {
             source_addrs: vec![],
             observers: Default::default(),
             tls: Default::default(),
+            scenarios: None,
+            http2: None,
+            auth: None,
         };
         let spec = FindLimitSpec {
             base,

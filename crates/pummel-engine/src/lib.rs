@@ -12,18 +12,25 @@ pub mod duration;
 pub mod engine;
 pub mod error_kind;
 pub mod expr;
+pub mod feeder;
 pub mod find_limit;
+pub mod flow;
 pub mod histogram;
 pub mod http1;
+pub mod inspect;
 pub mod limits;
 pub mod observe;
+pub mod payload;
 pub mod plan;
 pub mod results;
 pub mod schedule;
+pub mod sigv4;
 pub mod stats;
 pub mod summary;
+pub mod template;
 pub mod tls;
 pub mod transport;
+pub mod ws;
 
 /// The version written into every results document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

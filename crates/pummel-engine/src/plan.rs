@@ -59,11 +59,36 @@ pub struct Plan {
     /// resumption); left at its default for `http://` targets.
     #[serde(skip_serializing_if = "TlsSettings::is_default")]
     pub tls: TlsSettings,
+    /// The scenarios of a plan file (flows of templated requests, think times, blocks,
+    /// WebSocket steps), run instead of `request`; `None` for a quick run, whose flow is the
+    /// one fixed `request` under `load`. With one scenario, `load` is that scenario's (its
+    /// stages make the run's stage table and per-second target rate); with several, a closed
+    /// placeholder (no run-wide target rate, one stage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenarios: Option<std::sync::Arc<crate::flow::Scenarios>>,
+    /// Speak HTTP/2 instead of HTTP/1.1 (`--http2`): prior knowledge (h2c) for `http://`,
+    /// ALPN `h2` for `https://`, several concurrent streams per connection. `None`: HTTP/1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Http2Settings>,
+    /// Sign every request with AWS Signature Version 4 (`--aws-sigv4`, plan `auth.aws_sigv4`),
+    /// for object stores and other AWS APIs. Holds credentials, so it is never serialised.
+    #[serde(skip)]
+    pub auth: Option<crate::sigv4::SigV4>,
 }
 
 impl Plan {
     /// Total scheduled length of the run, if it is bounded by time.
     pub fn planned_duration(&self) -> Option<Duration> {
+        if let Some(scenarios) = &self.scenarios {
+            // The run lasts as long as its longest scenario; one bounded only by iterations
+            // has no planned length.
+            let lengths: Option<Vec<Duration>> = scenarios.list.iter().map(|s| s.planned_duration()).collect();
+            let longest = lengths.and_then(|l| l.into_iter().max());
+            return match (longest, self.stop.duration) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         let staged = match &self.load {
             Load::Open(open) => Some(open.stages.iter().map(|s| s.duration).sum::<Duration>()),
             Load::Closed(_) | Load::Hold(_) => None,
@@ -104,7 +129,8 @@ impl Plan {
         if self.threads == 0 {
             return Err(PlanError::Invalid("threads must be at least 1".into()));
         }
-        if self.stop.duration.is_none() && self.stop.requests.is_none() {
+        // A plan file's scenarios are bounded one by one (its validation sees to that).
+        if self.stop.duration.is_none() && self.stop.requests.is_none() && self.scenarios.is_none() {
             if let Load::Closed(_) = self.load {
                 return Err(PlanError::Invalid("a run needs a duration or a request count".into()));
             }
@@ -130,7 +156,10 @@ impl Plan {
                     return Err(PlanError::Invalid("connections must be at least 1".into()));
                 }
                 for stage in &open.stages {
-                    if !(stage.rate.is_finite() && stage.rate > 0.0) {
+                    // A ramp may start or end at 0; a level may not be 0.
+                    let peak = stage.rate.max(stage.ramp_from.unwrap_or(0.0));
+                    let finite = stage.rate.is_finite() && stage.ramp_from.is_none_or(f64::is_finite);
+                    if !(finite && stage.rate >= 0.0 && stage.ramp_from.is_none_or(|r| r >= 0.0) && peak > 0.0) {
                         return Err(PlanError::Invalid(format!(
                             "rate must be a positive number of requests per second, not {}",
                             stage.rate
@@ -144,7 +173,15 @@ impl Plan {
             Load::Hold(hold) => hold.validate()?,
             Load::Closed(_) => {}
         }
+        if self.auth.is_some() && (self.http2.is_some() || matches!(self.load, Load::Hold(_))) {
+            return Err(PlanError::Invalid(
+                "--aws-sigv4 signs HTTP/1.1 requests of run and find-limit; not --http2 or hold".into(),
+            ));
+        }
         self.validate_source_addrs()?;
+        if let Some(http2) = &self.http2 {
+            http2.validate(self)?;
+        }
         self.tls_client()?;
         for expr in self.thresholds.iter().chain(&self.abort_when) {
             if let Metric::ErrorCount(name) = &expr.metric {
@@ -410,6 +447,55 @@ impl HoldMode {
     }
 }
 
+/// HTTP/2 settings (`--http2`). The closed model's `connections` are HTTP/2 connections, each
+/// running `streams` request loops at once; the open model's pool holds connections of
+/// `streams` stream slots and opens another only when every slot of every open one is busy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Http2Settings {
+    /// Concurrent streams per connection (`--streams`, 1 to [`MAX_STREAMS`]). The server's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` may hold a connection to fewer; the rest then wait.
+    pub streams: usize,
+}
+
+/// Most streams per HTTP/2 connection `--streams` accepts (servers usually allow 100 to 256).
+pub const MAX_STREAMS: usize = 1000;
+
+impl Http2Settings {
+    fn validate(&self, plan: &Plan) -> Result<(), PlanError> {
+        if !(1..=MAX_STREAMS).contains(&self.streams) {
+            return Err(PlanError::Invalid(format!(
+                "--streams must be between 1 and {MAX_STREAMS}, not {}",
+                self.streams
+            )));
+        }
+        if !plan.keepalive {
+            return Err(PlanError::Invalid(
+                "--http2 keeps its connections open and multiplexes streams on them; drop --no-keepalive".into(),
+            ));
+        }
+        if matches!(plan.load, Load::Hold(_)) {
+            return Err(PlanError::Invalid("HTTP/2 is for run and find-limit, not for hold".into()));
+        }
+        if plan.scenarios.is_some() {
+            return Err(PlanError::Invalid("HTTP/2 does not run plan-file scenarios yet".into()));
+        }
+        if plan.auth.is_some() {
+            return Err(PlanError::Invalid("HTTP/2 does not sign requests (--aws-sigv4) yet".into()));
+        }
+        // What HTTP/1.1 accepts but HTTP/2's header encoding does not.
+        let request = &plan.request;
+        if http::Method::from_bytes(request.method.as_bytes()).is_err() {
+            return Err(PlanError::Invalid(format!("method {:?} cannot be sent over HTTP/2", request.method)));
+        }
+        for (name, value) in &request.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
+                return Err(PlanError::Invalid(format!("header {name:?} cannot be sent over HTTP/2")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The closed model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClosedLoad {
@@ -430,14 +516,40 @@ pub struct OpenLoad {
     pub max_inflight: Option<usize>,
 }
 
-/// One step of an open-model run: a constant rate for a while.
+/// One step of an open-model run: a constant rate for a while, or a linear ramp.
 #[derive(Debug, Clone, Serialize)]
 pub struct RateStage {
-    /// Requests per second.
+    /// Requests per second (at the end of a ramp).
     pub rate: f64,
     /// How long the stage lasts.
     #[serde(with = "secs")]
     pub duration: Duration,
+    /// For a linear ramp: the rate at the stage's start, rising or falling evenly to `rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_from: Option<f64>,
+}
+
+impl RateStage {
+    /// A constant rate for `duration`.
+    pub fn level(rate: f64, duration: Duration) -> RateStage {
+        RateStage { rate, duration, ramp_from: None }
+    }
+
+    /// The rate `offset` into the stage.
+    pub fn rate_at(&self, offset: Duration) -> f64 {
+        match self.ramp_from {
+            None => self.rate,
+            Some(from) => {
+                let t = (offset.as_secs_f64() / self.duration.as_secs_f64().max(1e-9)).clamp(0.0, 1.0);
+                from + (self.rate - from) * t
+            }
+        }
+    }
+
+    /// Requests the stage plans: rate × duration, averaged over a ramp.
+    pub fn planned_requests(&self) -> f64 {
+        (self.rate + self.ramp_from.unwrap_or(self.rate)) / 2.0 * self.duration.as_secs_f64()
+    }
 }
 
 /// How open-model arrivals are spaced.
@@ -506,6 +618,17 @@ impl std::str::FromStr for StatusSet {
             ranges.push(range);
         }
         Ok(StatusSet { ranges })
+    }
+}
+
+impl std::fmt::Display for StatusSet {
+    /// The set as `--ok-status` writes it: `200-299,404`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, &(lo, hi)) in self.ranges.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            if lo == hi { write!(f, "{sep}{lo}")? } else { write!(f, "{sep}{lo}-{hi}")? }
+        }
+        Ok(())
     }
 }
 

@@ -56,6 +56,9 @@ impl Arrivals {
 
     fn next_in_stage(&mut self, stage: &RateStage) -> Option<f64> {
         let end = self.stage_start + stage.duration.as_secs_f64();
+        if let Some(from) = stage.ramp_from {
+            return self.next_in_ramp(stage, from, end);
+        }
         let at = match self.arrival {
             Arrival::Uniform => {
                 let global_slot = self.slot * self.shards + self.shard;
@@ -73,6 +76,44 @@ impl Arrivals {
     }
 }
 
+impl Arrivals {
+    /// A linear ramp from `from` to `stage.rate` req/s: the expected count by time `t` into the
+    /// stage is `N(t) = from·t + (rate − from)·t²/(2T)`. Uniform arrivals put slot `k` where
+    /// `N(t) = k`; Poisson arrivals draw unit-rate gaps in count space and map them back through
+    /// the inverse of `N` (time rescaling), which gives exactly the ramp's varying intensity.
+    fn next_in_ramp(&mut self, stage: &RateStage, from: f64, end: f64) -> Option<f64> {
+        let length = stage.duration.as_secs_f64();
+        let count = match self.arrival {
+            Arrival::Uniform => {
+                let global_slot = self.slot * self.shards + self.shard;
+                self.slot += 1;
+                global_slot as f64
+            }
+            Arrival::Poisson => {
+                let gap = Exp::new(1.0).map(|e| e.sample(&mut self.rng)).unwrap_or(f64::INFINITY);
+                // `last` holds this shard's position in count space within the stage.
+                self.last += gap;
+                self.last * self.shards as f64
+            }
+        };
+        let slope = (stage.rate - from) / length.max(1e-9);
+        let t = if slope.abs() < 1e-12 {
+            if from <= 0.0 {
+                return None;
+            }
+            count / from
+        } else {
+            let discriminant = from * from + 2.0 * slope * count;
+            if discriminant < 0.0 {
+                return None;
+            }
+            (-from + discriminant.sqrt()) / slope
+        };
+        let at = self.stage_start + t;
+        (t >= 0.0 && at < end).then_some(at)
+    }
+}
+
 impl Iterator for Arrivals {
     type Item = Duration;
 
@@ -84,7 +125,9 @@ impl Iterator for Arrivals {
             self.stage_start += stage.duration.as_secs_f64();
             self.stage += 1;
             self.slot = 0;
-            self.last = self.stage_start;
+            // Levels keep Poisson time in `last`; ramps keep their count-space position.
+            let next_is_ramp = self.stages.get(self.stage).is_some_and(|s| s.ramp_from.is_some());
+            self.last = if next_is_ramp { 0.0 } else { self.stage_start };
         }
         None
     }
@@ -102,7 +145,7 @@ mod tests {
     use super::*;
 
     fn stage(rate: f64, secs: f64) -> RateStage {
-        RateStage { rate, duration: Duration::from_secs_f64(secs) }
+        RateStage::level(rate, Duration::from_secs_f64(secs))
     }
 
     #[test]
@@ -130,6 +173,31 @@ mod tests {
         assert_eq!(arrivals.len(), 110);
         assert!(arrivals.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(arrivals[10], Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_linear_ramp_sends_its_average_rate_rising_evenly() {
+        let ramp = RateStage { rate: 200.0, duration: Duration::from_secs(10), ramp_from: Some(0.0) };
+        for shards in 1..=3 {
+            let all: Vec<Vec<Duration>> = (0..shards)
+                .map(|i| Arrivals::new(std::slice::from_ref(&ramp), Arrival::Uniform, i, shards, 1).collect())
+                .collect();
+            let total: usize = all.iter().map(Vec::len).sum();
+            // (0 + 200) / 2 × 10 s = 1,000 requests.
+            assert!((999..=1001).contains(&total), "{shards} shards: {total}");
+        }
+        let arrivals: Vec<Duration> = Arrivals::new(std::slice::from_ref(&ramp), Arrival::Uniform, 0, 1, 1).collect();
+        let in_second = |s: u64| arrivals.iter().filter(|a| a.as_secs() == s).count() as f64;
+        // The rate at the middle of second s is 20·(s + 0.5).
+        for s in [0, 4, 9] {
+            assert!((in_second(s) - 20.0 * (s as f64 + 0.5)).abs() <= 1.0, "second {s}: {}", in_second(s));
+        }
+        let poisson: usize =
+            (0..2).map(|i| Arrivals::new(std::slice::from_ref(&ramp), Arrival::Poisson, i, 2, 5).count()).sum();
+        assert!((900..=1100).contains(&poisson), "{poisson}");
+        let down = RateStage { rate: 0.0, duration: Duration::from_secs(10), ramp_from: Some(100.0) };
+        let n = Arrivals::new(&[down], Arrival::Uniform, 0, 1, 1).count();
+        assert!((499..=501).contains(&n), "{n}");
     }
 
     #[test]

@@ -80,15 +80,30 @@ impl Default for Stats {
 impl Stats {
     /// Records a request that received a complete response.
     pub fn record_response(&mut self, status: u16, ok: bool, latency: Duration, service_time: Duration) {
+        let failure = (!ok).then(|| ErrorKind::from_status(status));
+        self.record_judged_response(Some(status), failure, latency, service_time);
+    }
+
+    /// Records a complete answer whose verdict was reached elsewhere: `failure` is why it
+    /// counts as failed (a status not accepted, a failed check), `None` when it succeeded.
+    /// `status` is `None` for answers without one (WebSocket messages).
+    pub fn record_judged_response(
+        &mut self,
+        status: Option<u16>,
+        failure: Option<ErrorKind>,
+        latency: Duration,
+        service_time: Duration,
+    ) {
         self.completed += 1;
-        if let Some(slot) = self.status.get_mut(usize::from(status)) {
+        if let Some(slot) = status.and_then(|s| self.status.get_mut(usize::from(s))) {
             *slot += 1;
         }
-        if ok {
-            self.ok += 1;
-        } else {
-            self.failed += 1;
-            self.errors.add(ErrorKind::from_status(status));
+        match failure {
+            None => self.ok += 1,
+            Some(kind) => {
+                self.failed += 1;
+                self.errors.add(kind);
+            }
         }
         record(&mut self.latency, latency);
         record(&mut self.service_time, service_time);

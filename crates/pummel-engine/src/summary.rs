@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{RunOutcome, StopReason};
 use crate::expr::{Expr, Metric, MetricSource, Stat};
+use crate::flow::{FlowTallies, Scenarios};
 use crate::histogram::LatencyHistogram;
 use crate::observe::{ProbeTotals, TargetTotals};
 use crate::plan::{Load, Plan};
@@ -61,6 +62,76 @@ pub struct Summary {
     /// The watched target's figures (`--watch-pid`, `--watch-port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetTotals>,
+    /// Plan files: figures per request name and WebSocket exchange.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_name: Vec<NamedSummary>,
+    /// Plan files: each check's passes and failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSummary>,
+    /// Plan files: how often each `choose` branch was taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<BranchSummary>,
+    /// Plan files: iterations started per scenario.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// One request name's (or WebSocket exchange's) figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NamedSummary {
+    /// The name (a request's `name`, or its method and path).
+    pub name: String,
+    /// The scenario it belongs to.
+    pub scenario: String,
+    /// `http` or `ws`.
+    pub kind: String,
+    /// Requests (or messages) started.
+    pub sent: u64,
+    /// Completed, successfully or not.
+    pub completed: u64,
+    /// Completed and accepted (status, checks, extraction).
+    pub ok: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+    /// Completed per second.
+    pub rate: f64,
+    /// Latency from the intended start.
+    pub latency_ms: Option<LatencyFigures>,
+    /// Failures by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// One check's tally.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckSummary {
+    /// Its name.
+    pub name: String,
+    /// Responses that passed it.
+    pub passed: u64,
+    /// Responses that failed it.
+    pub failed: u64,
+    /// passed / (passed + failed); `None` when it never ran.
+    pub pass_rate: Option<f64>,
+}
+
+/// How often a `choose` branch was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BranchSummary {
+    /// Its name.
+    pub name: String,
+    /// Times taken.
+    pub taken: u64,
+    /// Its share of all branch choices of the run (one `choose`: its split).
+    pub share: Option<f64>,
+}
+
+/// One scenario's iteration count.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioSummary {
+    /// Its name.
+    pub name: String,
+    /// Iterations of its flow started.
+    pub iterations: u64,
 }
 
 /// One probe's figures over the run.
@@ -318,12 +389,12 @@ impl Summary {
         let target = match &plan.load {
             Load::Open(open) => {
                 let secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-                let requests: f64 = open.stages.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
+                let requests: f64 = open.stages.iter().map(crate::plan::RateStage::planned_requests).sum();
                 (secs > 0.0).then(|| requests / secs)
             }
             Load::Closed(_) | Load::Hold(_) => None,
         };
-        Summary {
+        let mut summary = Summary {
             pummel_version: crate::VERSION.to_string(),
             partial: outcome.stop != StopReason::Completed,
             aborted,
@@ -369,6 +440,64 @@ impl Summary {
                 .collect(),
             probes: outcome.probes.iter().map(ProbeSummary::new).collect(),
             target: outcome.target.clone(),
+            by_name: Vec::new(),
+            checks: Vec::new(),
+            branches: Vec::new(),
+            scenarios: Vec::new(),
+        };
+        if let (Some(scenarios), Some(tallies)) = (plan.scenarios.as_deref(), outcome.flows.as_ref()) {
+            summary.add_flows(scenarios, tallies, outcome.measured);
+        }
+        summary
+    }
+
+    /// Adds a plan file's figures: per name (with its thresholds judged), checks, branches.
+    fn add_flows(&mut self, scenarios: &Scenarios, tallies: &FlowTallies, measured: Duration) {
+        for (index, named) in scenarios.names.iter().enumerate() {
+            let Some(stats) = tallies.named.get(index) else { continue };
+            self.by_name.push(NamedSummary {
+                name: named.name.clone(),
+                scenario: scenarios.list.get(named.scenario).map(|s| s.name.clone()).unwrap_or_default(),
+                kind: named.kind.to_string(),
+                sent: stats.sent,
+                completed: stats.completed,
+                ok: stats.ok,
+                error_rate: stats.error_rate(),
+                rate: stats.over(measured).achieved_rate(),
+                latency_ms: LatencyFigures::from_histogram(&stats.latency),
+                errors: error_map(stats),
+            });
+            for (name, exprs) in &scenarios.named_thresholds {
+                if name != &named.name {
+                    continue;
+                }
+                let metrics = RunMetrics { stats: stats.over(measured), probe_ok: None };
+                for expr in exprs {
+                    let mut verdict = ThresholdVerdict::evaluate(expr, &metrics);
+                    verdict.expr = format!("{name}: {}", verdict.expr);
+                    self.thresholds.push(verdict);
+                }
+            }
+        }
+        for (name, tally) in scenarios.checks.iter().zip(&tallies.checks) {
+            let runs = tally[0] + tally[1];
+            self.checks.push(CheckSummary {
+                name: name.clone(),
+                passed: tally[0],
+                failed: tally[1],
+                pass_rate: (runs > 0).then(|| tally[0] as f64 / runs as f64),
+            });
+        }
+        let all_taken: u64 = tallies.branches.iter().sum();
+        for (name, &taken) in scenarios.branches.iter().zip(&tallies.branches) {
+            self.branches.push(BranchSummary {
+                name: name.clone(),
+                taken,
+                share: (all_taken > 0).then(|| taken as f64 / all_taken as f64),
+            });
+        }
+        for (scenario, &iterations) in scenarios.list.iter().zip(&tallies.iterations) {
+            self.scenarios.push(ScenarioSummary { name: scenario.name.clone(), iterations });
         }
     }
 }

@@ -35,10 +35,13 @@ pub mod raw;
 pub mod spec;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, DiagnosticKind, Report};
-pub use spec::{LoadSpec, Location, PlanSpec, RequestStepSpec, ScenarioSpec, TargetSpec};
+pub use spec::{
+    BodySpec, FeederSpec, LoadSpec, Location, PlanSpec, RequestStepSpec, ScenarioSpec, StepSpec, TargetSpec,
+};
 
 /// What the caller knows beyond the file.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +49,13 @@ pub struct Options {
     /// A base URL given on the command line (`--base-url`): it replaces `[target].base_url`, so
     /// a file without one is still complete.
     pub base_url: Option<String>,
+    /// Variables set on the command line (`-e KEY=VALUE`): they replace `[variables]` values
+    /// and count as defined when templates are checked.
+    pub vars: BTreeMap<String, String>,
+    /// `--object-size`: replaces the size of every `random_body`.
+    pub object_size: Option<String>,
+    /// The folder relative feeder paths start from (the plan file's); the current one if unset.
+    pub plan_dir: Option<PathBuf>,
 }
 
 /// Why a plan file could not be loaded.
@@ -67,7 +77,11 @@ pub enum LoadError {
 /// Reads and validates the plan file at `path`; errors name the file as given.
 pub fn load_file(path: &Path, options: &Options) -> Result<PlanSpec, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read { path: path.to_path_buf(), error })?;
-    parse(&path.display().to_string(), &text, options).map_err(|report| LoadError::Invalid(Box::new(report)))
+    let mut options = options.clone();
+    if options.plan_dir.is_none() {
+        options.plan_dir = path.parent().map(Path::to_path_buf);
+    }
+    parse(&path.display().to_string(), &text, &options).map_err(|report| LoadError::Invalid(Box::new(report)))
 }
 
 /// Validates plan text; `name` starts each error's `name:line:col`.

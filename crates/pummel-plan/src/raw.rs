@@ -58,6 +58,34 @@ pub struct RawTarget {
     pub keepalive: Option<Spanned<bool>>,
     /// Statuses that count as success: `200`, or `"200-399,404"`.
     pub ok_status: Option<Spanned<StatusText>>,
+    /// `"1.1"` (default) or `"2"` (HTTP/2: prior knowledge for http://, ALPN for https://).
+    pub http_version: Option<Spanned<String>>,
+    /// Streams per HTTP/2 connection (with `http_version = "2"`).
+    pub streams: Option<Spanned<i64>>,
+    /// `auth = { aws_sigv4 = { region, service, access_key_env, secret_key_env } }`.
+    pub auth: Option<Spanned<RawAuth>>,
+}
+
+/// `auth`: how every request is signed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// AWS Signature Version 4 (S3 and other AWS APIs).
+    pub aws_sigv4: Option<Spanned<RawSigV4>>,
+}
+
+/// `aws_sigv4 = { region = "us-east-1", service = "s3", access_key_env, secret_key_env }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigV4 {
+    /// Region of the credential scope.
+    pub region: Option<Spanned<String>>,
+    /// Service of the credential scope (default `s3`).
+    pub service: Option<Spanned<String>>,
+    /// Environment variable holding the access key (default `AWS_ACCESS_KEY_ID`).
+    pub access_key_env: Option<Spanned<String>>,
+    /// Environment variable holding the secret key (default `AWS_SECRET_ACCESS_KEY`).
+    pub secret_key_env: Option<Spanned<String>>,
 }
 
 /// `[[scenario]]`: who does what, how often.
@@ -68,8 +96,9 @@ pub struct RawScenario {
     pub name: Option<Spanned<String>>,
     /// Open model: arrivals per second, `200` or `"120/m"`.
     pub rate: Option<Spanned<RateValue>>,
-    /// Closed model: concurrent virtual users, each looping over the flow.
-    pub users: Option<Spanned<i64>>,
+    /// Closed model: concurrent virtual users, each looping over the flow: `1000`, or a
+    /// template of `[variables]` such as `"{{ users }}"` (so `-e users=100` scales a plan).
+    pub users: Option<Spanned<CountValue>>,
     /// A load shape: levels of `rate` or `users`, ramps, holds.
     pub stages: Option<Spanned<RawList<RawStage>>>,
     /// Closed model: time over which the users are started, evenly.
@@ -153,6 +182,9 @@ pub struct RawRequest {
     pub json: Option<Spanned<toml::Value>>,
     /// A body URL-encoded as a form (Content-Type: application/x-www-form-urlencoded).
     pub form: Option<Spanned<RawMap<Scalar>>>,
+    /// A random body of this size (`1048576`, `"1MiB"`), generated once and sent by every
+    /// request (object-store uploads); `--object-size` overrides it.
+    pub random_body: Option<Spanned<Scalar>>,
     /// Name that groups this request's statistics (default `METHOD path`).
     pub name: Option<Spanned<String>>,
     /// Values taken from the response into per-user variables.
@@ -411,5 +443,37 @@ impl<'de> Deserialize<'de> for Scalar {
             }
         }
         deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// A count: a whole number (`1000`) or a template of `[variables]` (`"{{ users }}"`), rendered
+/// once at validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountValue {
+    /// As written.
+    Number(i64),
+    /// A template, e.g. `"{{ users }}"`.
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for CountValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+        impl Visitor<'_> for CountVisitor {
+            type Value = CountValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number like 1000 or a template like \"{{ users }}\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CountValue, E> {
+                Ok(CountValue::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CountValue, E> {
+                Ok(CountValue::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CountValue, E> {
+                Ok(CountValue::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(CountVisitor)
     }
 }

@@ -1,18 +1,30 @@
 //! The validated plan file (the "high" form, ripgrep's `HiArgs`): every duration parsed, every
-//! rule compiled, every conflict settled. Its fields are public so the command line can apply
-//! its overrides (`-d`, `-r`, `--threshold`, `-e`, `--base-url`, ...) before
-//! [`PlanSpec::to_plan`] resolves the target and builds the engine's [`Plan`].
-//!
-//! It holds only what the engine runs today: one scenario whose flow is one request.
+//! rule, template, JSONPath and regex compiled, every conflict settled. Its fields are public
+//! so the command line can apply its overrides (`-d`, `-r`, `--threshold`, `-e`, `-H`, ...)
+//! before [`PlanSpec::to_plan`] resolves the target and builds the engine's [`Plan`].
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pummel_engine::expr::Expr;
-use pummel_engine::observe::Observers;
-use pummel_engine::plan::{
-    Arrival, ClosedLoad, Load, OpenLoad, Plan, PlanError, RateStage, RequestSpec, StatusSet, Stop, Target,
+use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
+use pummel_engine::flow::{
+    Block, Body, Branch, CheckStep, Choice, Flow, NamedStats, RequestStep, Scenario, Scenarios, Step, Think,
+    WsCloseStep, WsConnectStep, WsExpectStep, WsMatcher, WsSendStep,
 };
+use pummel_engine::http1::encode_request;
+use pummel_engine::inspect::check::Check;
+use pummel_engine::inspect::extract::Extractor;
+use pummel_engine::observe::Observers;
+use pummel_engine::payload::random_payload;
+use pummel_engine::plan::{
+    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, PlanError, RateStage, RequestSpec, StatusSet, Stop,
+    Target,
+};
+use pummel_engine::sigv4::{Credentials, SigV4};
+use pummel_engine::template::{Globals, Template, Vars};
 
 /// Per-request timeout when the plan gives none (as `pummel run`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,22 +34,28 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_POOL: usize = 1000;
 /// Sliding window of abort rules when `[abort].window` is not given.
 pub const DEFAULT_ABORT_WINDOW: Duration = Duration::from_secs(5);
+/// How long `ws_expect` waits when the plan gives no `timeout`.
+pub const DEFAULT_WS_EXPECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A validated plan file.
 #[derive(Debug, Clone)]
 pub struct PlanSpec {
     /// `[target]`.
     pub target: TargetSpec,
-    /// The one scenario.
-    pub scenario: ScenarioSpec,
+    /// The scenarios, all run at once.
+    pub scenarios: Vec<ScenarioSpec>,
     /// Global thresholds, judged on the whole run.
     pub thresholds: Vec<Expr>,
+    /// Thresholds per request name (`"GET /api" = [...]`), judged on that name's statistics.
+    pub named_thresholds: Vec<(String, Vec<Expr>)>,
     /// Abort rules, judged every second over `abort_window`.
     pub abort_when: Vec<Expr>,
     /// Sliding window of the abort rules.
     pub abort_window: Duration,
-    /// `[variables]` (and `-e KEY=VALUE`), as text; kept for templates, which come later.
+    /// `[variables]` (and `-e KEY=VALUE`), visible to every template.
     pub variables: BTreeMap<String, String>,
+    /// `[feeders.NAME]`, checked to exist; opened when the plan is built.
+    pub feeders: Vec<FeederSpec>,
 }
 
 /// `[target]`, with defaults applied.
@@ -45,7 +63,7 @@ pub struct PlanSpec {
 pub struct TargetSpec {
     /// Joined with each request's path; `None` when every request has a full `url`.
     pub base_url: Option<String>,
-    /// Headers sent with every request.
+    /// Headers sent with every request (merged into each request at validation).
     pub headers: Vec<(String, String)>,
     /// Per-request time limit.
     pub timeout: Duration,
@@ -55,9 +73,44 @@ pub struct TargetSpec {
     pub keepalive: bool,
     /// Statuses that count as success.
     pub ok_status: StatusSet,
+    /// `http_version = "2"`: streams per connection; `None` for HTTP/1.1.
+    pub http2_streams: Option<usize>,
+    /// `auth.aws_sigv4`: every request signed.
+    pub sigv4: Option<SigV4Spec>,
 }
 
-/// One scenario: its load model, its length and its (one-request) flow.
+/// `auth.aws_sigv4`, with the names of the variables holding the keys (read when the plan runs,
+/// so `pummel check` needs no secrets).
+#[derive(Debug, Clone)]
+pub struct SigV4Spec {
+    /// Region of the credential scope.
+    pub region: String,
+    /// Service of the credential scope.
+    pub service: String,
+    /// Variable holding the access key.
+    pub access_key_env: String,
+    /// Variable holding the secret key.
+    pub secret_key_env: String,
+}
+
+/// One `[feeders.NAME]`.
+#[derive(Debug, Clone)]
+pub struct FeederSpec {
+    /// Its name in templates: `{{ NAME.column }}`.
+    pub name: String,
+    /// The file, relative paths resolved against the plan's folder.
+    pub path: PathBuf,
+    /// CSV or JSON lines.
+    pub format: FeederFormat,
+    /// Row order.
+    pub mode: FeederMode,
+    /// What happens after the last row.
+    pub when_exhausted: WhenExhausted,
+    /// Its columns, read at validation.
+    pub columns: Vec<String>,
+}
+
+/// One scenario: its load model, its length and its flow.
 #[derive(Debug, Clone)]
 pub struct ScenarioSpec {
     /// Its name.
@@ -66,33 +119,93 @@ pub struct ScenarioSpec {
     pub load: LoadSpec,
     /// Spacing of open-model arrivals.
     pub arrival: Arrival,
+    /// Closed model: time over which the users start.
+    pub ramp_up: Duration,
     /// `duration`: how long the scenario runs (with stages: a cap set from the command line).
     pub duration: Option<Duration>,
     /// `iterations`: per user in the closed model, in all in the open model.
     pub iterations: Option<u64>,
-    /// A total request count that replaces `iterations` (`-n`).
-    pub requests: Option<u64>,
-    /// The request each iteration sends.
-    pub request: RequestStepSpec,
+    /// The steps of each iteration.
+    pub flow: Vec<StepSpec>,
 }
 
 /// How a scenario offers load.
 #[derive(Debug, Clone)]
 pub enum LoadSpec {
-    /// Open model, one constant rate (req/s) for the scenario's duration.
+    /// Open model, one constant rate (iterations per second) for the scenario's duration.
     Rate(f64),
-    /// Open model, constant levels one after the other.
+    /// Open model, levels and linear ramps one after the other.
     Stages(Vec<RateStage>),
-    /// Closed model: this many users, each sending its next request when the last one returned.
+    /// Closed model: this many users, each starting its next iteration when the last one ended.
     Users(usize),
+}
+
+/// One validated step.
+#[derive(Debug, Clone)]
+pub enum StepSpec {
+    /// An HTTP request.
+    Request(Box<RequestStepSpec>),
+    /// A pause.
+    Think(Think),
+    /// `repeat` / `every` with a nested flow.
+    Block {
+        /// How many times.
+        repeat: Option<u64>,
+        /// Interval between starts.
+        every: Option<Duration>,
+        /// The nested steps.
+        flow: Vec<StepSpec>,
+    },
+    /// `choose`: weighted sub-flows.
+    Choose(Vec<BranchSpec>),
+    /// `ws_connect`.
+    WsConnect {
+        /// Statistics name.
+        name: String,
+        /// `ws://` or `wss://` URL.
+        url: String,
+        /// Upgrade request headers.
+        headers: Vec<(String, Template)>,
+    },
+    /// `ws_send`.
+    WsSend {
+        /// Statistics name of the exchange.
+        name: String,
+        /// The message.
+        text: Template,
+    },
+    /// `ws_expect`.
+    WsExpect {
+        /// Statistics name when no send comes before it.
+        name: String,
+        /// What the message must look like.
+        matcher: WsMatcher,
+        /// How long to wait.
+        timeout: Duration,
+        /// Values taken from the message.
+        extract: Vec<Extractor>,
+    },
+    /// `ws_close`.
+    WsClose(WsCloseStep),
+}
+
+/// One branch of `choose`.
+#[derive(Debug, Clone)]
+pub struct BranchSpec {
+    /// Relative weight.
+    pub weight: f64,
+    /// Its name in the results.
+    pub name: String,
+    /// Its steps.
+    pub flow: Vec<StepSpec>,
 }
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// Path and query, joined with the base URL.
+    /// Path and query (a template's text), joined with the base URL.
     Path(String),
-    /// A full URL (query included).
+    /// A full URL (query included); its path and query may hold templates.
     Url(String),
 }
 
@@ -105,50 +218,130 @@ pub struct RequestStepSpec {
     pub method: String,
     /// Path or URL, query parameters appended.
     pub location: Location,
-    /// `[target].headers` overlaid with the request's own, in file order.
-    pub headers: Vec<(String, String)>,
-    /// The body bytes (from `body`, `json` or `form`).
-    pub body: Vec<u8>,
+    /// `[target].headers` overlaid with the request's own, in file order; values are templates.
+    pub headers: Vec<(String, Template)>,
+    /// The body.
+    pub body: BodySpec,
+    /// Values taken from the response.
+    pub extract: Vec<Extractor>,
+    /// Checks on the response.
+    pub checks: Vec<Check>,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum BodySpec {
+    /// Fixed bytes (possibly empty).
+    Fixed(Vec<u8>),
+    /// A template rendered per request.
+    Template(Template),
+    /// `random_body`: a random payload of this many bytes, generated once and shared.
+    Random(usize),
+}
+
+impl RequestStepSpec {
+    /// The request's path (and query) template text, without the origin of a full URL.
+    pub fn path_text(&self) -> &str {
+        match &self.location {
+            Location::Path(path) => path,
+            Location::Url(url) => url_path(url),
+        }
+    }
 }
 
 impl PlanSpec {
-    /// The URL of the request: `base_url` + `path`, or its own `url`.
+    /// The URL connections go to: the base URL, or the first request's own URL.
+    pub fn origin(&self) -> Option<String> {
+        if let Some(base) = &self.target.base_url {
+            return Some(base.clone());
+        }
+        self.requests().find_map(|r| match &r.location {
+            Location::Url(url) => Some(url.clone()),
+            Location::Path(_) => None,
+        })
+    }
+
+    /// The URL of the first request: `base_url` + `path`, or its own `url`.
     pub fn url(&self) -> String {
-        match &self.scenario.request.location {
+        match self.requests().next() {
+            Some(request) => self.request_url(request),
+            None => self.target.base_url.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A request's full URL (template text for templated paths).
+    pub fn request_url(&self, request: &RequestStepSpec) -> String {
+        match &request.location {
             Location::Url(url) => url.clone(),
             Location::Path(path) => join_url(self.target.base_url.as_deref().unwrap_or(""), path),
         }
     }
 
-    /// Builds the engine's plan: resolves the target's host once (the only I/O here) and fills
-    /// in what the file leaves to defaults. `threads` is the number of shards.
+    /// Every request step of every scenario, in file order.
+    pub fn requests(&self) -> impl Iterator<Item = &RequestStepSpec> {
+        let mut all = Vec::new();
+        for scenario in &self.scenarios {
+            collect_requests(&scenario.flow, &mut all);
+        }
+        all.into_iter()
+    }
+
+    /// Every request step, mutably (for the command line's `-H`, `-m`, `-b`).
+    pub fn requests_mut(&mut self) -> Vec<&mut RequestStepSpec> {
+        let mut all = Vec::new();
+        for scenario in &mut self.scenarios {
+            collect_requests_mut(&mut scenario.flow, &mut all);
+        }
+        all
+    }
+
+    /// Builds the engine's plan: resolves the target's host once (the only I/O besides opening
+    /// the feeders' files) and fills in what the file leaves to defaults. `threads` is the
+    /// number of shards.
     pub fn to_plan(&self, threads: usize) -> Result<Plan, PlanError> {
-        let target = Target::resolve(&self.url())?;
-        let scenario = &self.scenario;
-        let load = match &scenario.load {
-            LoadSpec::Users(users) => Load::Closed(ClosedLoad { connections: *users }),
-            LoadSpec::Rate(rate) => {
-                // Without a duration, an iteration-bounded run lasts as long as sending takes.
-                let length = scenario
-                    .duration
-                    .or_else(|| {
-                        scenario.total_requests().map(|n| Duration::from_secs_f64((n as f64 / rate).ceil() + 1.0))
-                    })
-                    .unwrap_or(Duration::ZERO);
-                Load::Open(open(vec![RateStage { rate: *rate, duration: length }], scenario.arrival))
-            }
-            LoadSpec::Stages(stages) => Load::Open(open(stages.clone(), scenario.arrival)),
+        let origin = self.origin().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
+        let target = Target::resolve(&origin)?;
+        let mut builder =
+            Builder { spec: self, target: &target, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
+        let mut list = Vec::new();
+        for (index, scenario) in self.scenarios.iter().enumerate() {
+            let flow = builder.flow(&scenario.flow, index)?;
+            list.push(Scenario {
+                name: scenario.name.clone(),
+                load: scenario.engine_load(),
+                ramp_up: scenario.ramp_up,
+                iterations: scenario.iterations,
+                duration: scenario.duration,
+                flow,
+            });
+        }
+        let Builder { names, checks, branches, .. } = builder;
+        let mut feeders = Vec::new();
+        for feeder in &self.feeders {
+            let opened = Feeder::open(&feeder.name, &feeder.path, feeder.format, feeder.mode, feeder.when_exhausted)
+                .map_err(|e| PlanError::Invalid(format!("feeder {:?}: {e}", feeder.name)))?;
+            feeders.push(Arc::new(opened));
+        }
+        let scenarios = Scenarios {
+            list,
+            names,
+            checks,
+            branches,
+            globals: Arc::new(Globals::new(&self.variables)),
+            feeders,
+            named_thresholds: self.named_thresholds.clone(),
         };
-        let request = &scenario.request;
-        Ok(Plan {
+        let first = &self.scenarios[0];
+        let mut plan = Plan {
             target,
-            request: RequestSpec {
-                method: request.method.clone(),
-                headers: request.headers.clone(),
-                body: request.body.clone(),
+            request: RequestSpec { method: "GET".into(), headers: Vec::new(), body: Vec::new() },
+            // One scenario's shape makes the run's stages and target rate; several scenarios
+            // together have no single target rate, and no stages beyond the whole run.
+            load: match self.scenarios.as_slice() {
+                [only] => only.engine_load(),
+                _ => Load::Closed(ClosedLoad { connections: 1 }),
             },
-            load,
-            stop: Stop { duration: scenario.duration, requests: scenario.total_requests() },
+            stop: Stop { duration: None, requests: None },
             threads,
             timeout: self.target.timeout,
             connect_timeout: self.target.connect_timeout,
@@ -161,45 +354,347 @@ impl PlanSpec {
             observers: Observers::default(),
             source_addrs: Vec::new(),
             tls: Default::default(),
-        })
+            scenarios: None,
+            http2: None,
+            auth: None,
+        };
+        if let Some(sigv4) = &self.target.sigv4 {
+            let credentials = Credentials::from_env(&sigv4.access_key_env, &sigv4.secret_key_env)
+                .map_err(|e| PlanError::Invalid(format!("auth.aws_sigv4: {e}")))?;
+            plan.auth = Some(SigV4 { region: sigv4.region.clone(), service: sigv4.service.clone(), credentials });
+        }
+        if let Some(streams) = self.target.http2_streams {
+            // HTTP/2 runs the quick mode's driver: one fixed request, many streams.
+            let only = match (scenarios.list.as_slice(), plan.auth.is_none()) {
+                ([one], true) => match one.flow.steps.as_slice() {
+                    [Step::Request(r)] if r.fixed.is_some() && r.checks.is_empty() && r.extract.is_empty() => {
+                        Some(r.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(request) = only else {
+                return Err(PlanError::Invalid(
+                    "http_version = \"2\" runs plans of one scenario whose flow is one request without templates, \
+                     checks, extraction or signing; flows over HTTP/2 are not supported yet"
+                        .into(),
+                ));
+            };
+            let spec_request = self.requests().next().expect("one request step");
+            plan.request = RequestSpec {
+                method: spec_request.method.clone(),
+                headers: spec_request.headers.iter().map(|(n, v)| (n.clone(), v.text().to_string())).collect(),
+                body: match &spec_request.body {
+                    BodySpec::Fixed(bytes) => bytes.clone(),
+                    _ => Vec::new(),
+                },
+            };
+            plan.target.path_and_query = request.path.text().to_string();
+            plan.stop = Stop {
+                duration: first.duration,
+                requests: first.iterations.map(|n| match first.load {
+                    LoadSpec::Users(users) => n.saturating_mul(users as u64),
+                    _ => n,
+                }),
+            };
+            plan.http2 = Some(Http2Settings { streams });
+            return Ok(plan);
+        }
+        plan.scenarios = Some(Arc::new(scenarios));
+        Ok(plan)
     }
 
-    /// One line saying what the plan does, e.g.
-    /// `scenario "api": GET http://127.0.0.1:8090/api, rate 50 → 200 → 500 req/s over 9s`.
+    /// One line per scenario saying what it does, e.g.
+    /// `scenario "api": 3 steps (2 requests), rate 50 → 200 → 500 /s over 9s`.
     pub fn describe(&self) -> String {
-        let s = &self.scenario;
+        let lines: Vec<String> = self.scenarios.iter().map(|s| self.describe_scenario(s)).collect();
+        lines.join("\n")
+    }
+
+    fn describe_scenario(&self, s: &ScenarioSpec) -> String {
         let load = match &s.load {
-            LoadSpec::Rate(rate) => format!("{} req/s", number(*rate)),
+            LoadSpec::Rate(rate) => format!("{} iterations/s", number(*rate)),
             LoadSpec::Users(users) => format!("{users} users"),
             LoadSpec::Stages(stages) => {
-                let rates: Vec<String> = stages.iter().map(|st| number(st.rate)).collect();
+                let rates: Vec<String> = stages
+                    .iter()
+                    .map(|st| match st.ramp_from {
+                        Some(_) => format!("ramp to {}", number(st.rate)),
+                        None => number(st.rate),
+                    })
+                    .collect();
                 let total: Duration = stages.iter().map(|st| st.duration).sum();
-                format!("rate {} req/s over {}", rates.join(" → "), seconds(total))
+                format!("rate {} /s over {}", rates.join(" → "), seconds(total))
             }
         };
         let mut limits = Vec::new();
         if let Some(d) = s.duration {
             limits.push(format!("for {}", seconds(d)));
         }
-        if let Some(n) = s.total_requests() {
-            limits.push(format!("{n} requests at most"));
+        if let Some(n) = s.iterations {
+            limits
+                .push(format!("{n} iterations{}", if matches!(s.load, LoadSpec::Users(_)) { " per user" } else { "" }));
         }
         let limits = if limits.is_empty() { String::new() } else { format!(", {}", limits.join(", ")) };
-        format!("scenario {:?}: {} {}, {load}{limits}", s.name, s.request.method, self.url())
+        let mut requests = Vec::new();
+        collect_requests(&s.flow, &mut requests);
+        let what = match (count_steps(&s.flow), requests.first()) {
+            (1, Some(r)) => format!("{} {}", r.method, self.request_url(r)),
+            (steps, _) => format!("{steps} steps ({} requests)", requests.len()),
+        };
+        format!("scenario {:?}: {what}, {load}{limits}", s.name)
+    }
+
+    /// The first `n` requests each scenario would send, rendered as text (method, URL,
+    /// headers, body) for `--dry-run`. Values extracted from responses are shown as
+    /// `<name>`, since nothing is sent; feeders give their first rows.
+    pub fn dry_run(&self, n: usize) -> Result<String, PlanError> {
+        let globals = Arc::new(Globals::new(&self.variables));
+        let mut feeders = Vec::new();
+        for feeder in &self.feeders {
+            let opened = Feeder::open(&feeder.name, &feeder.path, feeder.format, feeder.mode, feeder.when_exhausted)
+                .map_err(|e| PlanError::Invalid(format!("feeder {:?}: {e}", feeder.name)))?;
+            feeders.push(opened);
+        }
+        let mut out = String::new();
+        for scenario in &self.scenarios {
+            out.push_str(&format!("# scenario {:?}\n", scenario.name));
+            let mut requests = Vec::new();
+            collect_requests(&scenario.flow, &mut requests);
+            if requests.is_empty() {
+                out.push_str("(no HTTP requests)\n\n");
+                continue;
+            }
+            let mut extracted = Vec::new();
+            for request in &requests {
+                extracted.extend(request.extract.iter().map(|e| e.variable.clone()));
+            }
+            let mut shown = 0;
+            let mut iteration = 0u64;
+            while shown < n {
+                let mut vars = Vars::new(globals.clone(), 0);
+                vars.set_iteration(iteration);
+                for name in &extracted {
+                    vars.set(name, format!("<{name}>"));
+                }
+                for feeder in &feeders {
+                    if let Ok(Some(row)) = feeder.next_row() {
+                        vars.set_row(feeder.name(), row);
+                    }
+                }
+                for request in &requests {
+                    if shown == n {
+                        break;
+                    }
+                    out.push_str(&self.render_text(request, &vars));
+                    out.push('\n');
+                    shown += 1;
+                }
+                iteration += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_text(&self, request: &RequestStepSpec, vars: &Vars) -> String {
+        let render = |t: &Template| t.render_to_string(vars).unwrap_or_else(|e| format!("<error: {e}>"));
+        let url = match Template::compile(&self.request_url(request)) {
+            Ok(t) => render(&t),
+            Err(e) => format!("<error: {}>", e.message),
+        };
+        let mut text = format!("{} {url}\n", request.method);
+        for (name, value) in &request.headers {
+            text.push_str(&format!("{name}: {}\n", render(value)));
+        }
+        match &request.body {
+            BodySpec::Fixed(bytes) if bytes.is_empty() => {}
+            BodySpec::Fixed(bytes) => text.push_str(&format!("\n{}\n", String::from_utf8_lossy(bytes))),
+            BodySpec::Template(t) => text.push_str(&format!("\n{}\n", render(t))),
+            BodySpec::Random(size) => text.push_str(&format!("\n<{size} random bytes>\n")),
+        }
+        text
     }
 }
 
 impl ScenarioSpec {
-    /// The total number of requests the run may send: `-n`, or `iterations` (times the users in
-    /// the closed model, where iterations count per user).
-    pub fn total_requests(&self) -> Option<u64> {
-        self.requests.or_else(|| {
-            self.iterations.map(|n| match self.load {
-                LoadSpec::Users(users) => n.saturating_mul(users as u64),
-                LoadSpec::Rate(_) | LoadSpec::Stages(_) => n,
-            })
+    /// The engine's load for this scenario.
+    fn engine_load(&self) -> Load {
+        match &self.load {
+            LoadSpec::Users(users) => Load::Closed(ClosedLoad { connections: *users }),
+            LoadSpec::Rate(rate) => {
+                // Without a duration, an iteration-bounded scenario lasts as long as starting them takes.
+                let length = self
+                    .duration
+                    .or_else(|| self.iterations.map(|n| Duration::from_secs_f64((n as f64 / rate).ceil() + 1.0)))
+                    .unwrap_or(Duration::ZERO);
+                Load::Open(open(vec![RateStage::level(*rate, length)], self.arrival))
+            }
+            LoadSpec::Stages(stages) => Load::Open(open(stages.clone(), self.arrival)),
+        }
+    }
+}
+
+/// Turns validated steps into the engine's flow, numbering names, checks and branches.
+struct Builder<'a> {
+    spec: &'a PlanSpec,
+    target: &'a Target,
+    names: Vec<NamedStats>,
+    checks: Vec<String>,
+    branches: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// The index of the statistics named `name` (shared by every step of that name).
+    fn name(&mut self, name: &str, scenario: usize, kind: &'static str) -> usize {
+        match self.names.iter().position(|n| n.name == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(NamedStats { name: name.to_string(), scenario, kind });
+                self.names.len() - 1
+            }
+        }
+    }
+
+    fn flow(&mut self, steps: &[StepSpec], scenario: usize) -> Result<Flow, PlanError> {
+        let mut flow = Flow::default();
+        for step in steps {
+            flow.steps.push(match step {
+                StepSpec::Request(request) => Step::Request(Arc::new(self.request(request, scenario)?)),
+                StepSpec::Think(think) => Step::Think(*think),
+                StepSpec::Block { repeat, every, flow } => {
+                    Step::Block(Arc::new(Block { repeat: *repeat, every: *every, flow: self.flow(flow, scenario)? }))
+                }
+                StepSpec::Choose(branches) => {
+                    let mut built = Vec::new();
+                    for branch in branches {
+                        self.branches.push(branch.name.clone());
+                        let id = self.branches.len() - 1;
+                        built.push(Branch {
+                            weight: branch.weight,
+                            name: branch.name.clone(),
+                            id,
+                            flow: self.flow(&branch.flow, scenario)?,
+                        });
+                    }
+                    Step::Choose(Arc::new(Choice { branches: built }))
+                }
+                StepSpec::WsConnect { name, url, headers } => Step::WsConnect(Arc::new(WsConnectStep {
+                    stats: self.name(name, scenario, "ws"),
+                    url: url.clone(),
+                    headers: headers.clone(),
+                })),
+                StepSpec::WsSend { name, text } => {
+                    Step::WsSend(Arc::new(WsSendStep { stats: self.name(name, scenario, "ws"), text: text.clone() }))
+                }
+                StepSpec::WsExpect { name, matcher, timeout, extract } => Step::WsExpect(Arc::new(WsExpectStep {
+                    stats: self.name(name, scenario, "ws"),
+                    matcher: matcher.clone(),
+                    timeout: *timeout,
+                    extract: extract.clone(),
+                })),
+                StepSpec::WsClose(close) => Step::WsClose(close.clone()),
+            });
+        }
+        Ok(flow)
+    }
+
+    fn request(&mut self, r: &RequestStepSpec, scenario: usize) -> Result<RequestStep, PlanError> {
+        if let Location::Url(url) = &r.location {
+            let own = Target::resolve(&without_templates(url))?;
+            if (own.scheme, own.host.as_str(), own.port)
+                != (self.target.scheme, self.target.host.as_str(), self.target.port)
+            {
+                return Err(PlanError::Invalid(format!(
+                    "request {:?} goes to {}, but the plan's requests go to {}: one plan sends to one host \
+                     (split the plan, or point base_url at it)",
+                    r.name, own.url, self.target.url
+                )));
+            }
+        }
+        // A base URL's own path (`http://host/api`) prefixes every request's path.
+        let wire_path = match &r.location {
+            Location::Path(path) => join_url(url_path(self.spec.target.base_url.as_deref().unwrap_or("")), path),
+            Location::Url(url) => url_path(url).to_string(),
+        };
+        let path = Template::compile(&wire_path)
+            .map_err(|e| PlanError::Invalid(format!("request {:?}: {}", r.name, e.message)))?;
+        let body = match &r.body {
+            BodySpec::Fixed(bytes) if bytes.is_empty() => Body::Empty,
+            BodySpec::Fixed(bytes) => Body::Fixed(Arc::from(bytes.as_slice())),
+            BodySpec::Template(t) => Body::Template(t.clone()),
+            BodySpec::Random(size) => Body::Payload(random_payload(*size)),
+        };
+        let mut checks = Vec::new();
+        for check in &r.checks {
+            self.checks.push(check.name.clone());
+            checks.push(CheckStep { id: self.checks.len() - 1, check: check.clone() });
+        }
+        // A request whose every part is fixed is encoded once, like a quick run's.
+        let fixed = match (&body, path.is_static() && r.headers.iter().all(|(_, v)| v.is_static())) {
+            (Body::Empty | Body::Fixed(_), true) => {
+                let headers: Vec<(String, String)> =
+                    r.headers.iter().map(|(n, v)| (n.clone(), v.text().to_string())).collect();
+                let bytes = match &body {
+                    Body::Fixed(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
+                let encoded = encode_request(
+                    &r.method,
+                    path.text(),
+                    &self.target.host_header,
+                    &headers,
+                    &bytes,
+                    self.spec.target.keepalive,
+                )?;
+                Some(Arc::from(encoded))
+            }
+            _ => None,
+        };
+        Ok(RequestStep {
+            stats: self.name(&r.name, scenario, "http"),
+            method: r.method.clone(),
+            path,
+            headers: r.headers.clone(),
+            body,
+            extract: r.extract.clone(),
+            checks,
+            fixed,
         })
     }
+}
+
+fn collect_requests<'a>(steps: &'a [StepSpec], out: &mut Vec<&'a RequestStepSpec>) {
+    for step in steps {
+        match step {
+            StepSpec::Request(r) => out.push(r),
+            StepSpec::Block { flow, .. } => collect_requests(flow, out),
+            StepSpec::Choose(branches) => branches.iter().for_each(|b| collect_requests(&b.flow, out)),
+            _ => {}
+        }
+    }
+}
+
+fn collect_requests_mut<'a>(steps: &'a mut [StepSpec], out: &mut Vec<&'a mut RequestStepSpec>) {
+    for step in steps {
+        match step {
+            StepSpec::Request(r) => out.push(r),
+            StepSpec::Block { flow, .. } => collect_requests_mut(flow, out),
+            StepSpec::Choose(branches) => branches.iter_mut().for_each(|b| collect_requests_mut(&mut b.flow, out)),
+            _ => {}
+        }
+    }
+}
+
+fn count_steps(steps: &[StepSpec]) -> usize {
+    steps
+        .iter()
+        .map(|step| match step {
+            StepSpec::Block { flow, .. } => 1 + count_steps(flow),
+            StepSpec::Choose(branches) => 1 + branches.iter().map(|b| count_steps(&b.flow)).sum::<usize>(),
+            _ => 1,
+        })
+        .sum()
 }
 
 fn open(stages: Vec<RateStage>, arrival: Arrival) -> OpenLoad {
@@ -210,6 +705,23 @@ fn open(stages: Vec<RateStage>, arrival: Arrival) -> OpenLoad {
 pub fn join_url(base: &str, path: &str) -> String {
     let base = base.trim_end_matches('/');
     if path.starts_with('/') { format!("{base}{path}") } else { format!("{base}/{path}") }
+}
+
+/// The path and query of a full URL (`/` when it has none).
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
+    match after_scheme.find('/') {
+        Some(i) => &after_scheme[i..],
+        None => "/",
+    }
+}
+
+/// A URL with its templates blanked, for resolving its origin.
+fn without_templates(url: &str) -> String {
+    match url.find("{{").or_else(|| url.find("{%")) {
+        Some(i) => url[..i].to_string(),
+        None => url.to_string(),
+    }
 }
 
 fn number(value: f64) -> String {
@@ -229,5 +741,12 @@ mod tests {
         assert_eq!(join_url("http://h:1", "/a"), "http://h:1/a");
         assert_eq!(join_url("http://h:1/", "/a"), "http://h:1/a");
         assert_eq!(join_url("http://h:1/api/", "v1?x=1"), "http://h:1/api/v1?x=1");
+    }
+
+    #[test]
+    fn paths_of_full_urls() {
+        assert_eq!(url_path("http://h:1/a/b?x=1"), "/a/b?x=1");
+        assert_eq!(url_path("http://h:1"), "/");
+        assert_eq!(without_templates("http://h:1/items/{{ id }}"), "http://h:1/items/");
     }
 }

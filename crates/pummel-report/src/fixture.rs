@@ -117,6 +117,10 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         stages,
         probes: Vec::new(),
         target: None,
+        by_name: Vec::new(),
+        checks: Vec::new(),
+        branches: Vec::new(),
+        scenarios: Vec::new(),
     }
 }
 

@@ -82,6 +82,8 @@ pub fn all(doc: &ResultsDocument) -> Vec<Table> {
     tables.extend(failures(doc));
     tables.extend(statuses(doc));
     tables.extend(thresholds(doc));
+    tables.extend(by_name(doc));
+    tables.extend(checks(doc));
     match &doc.find_limit {
         Some(report) => tables.push(steps(doc, report)),
         None => tables.push(stages(doc)),
@@ -217,6 +219,13 @@ pub fn meaning(kind: &str) -> String {
         Some(ErrorKind::NoLocalPorts) => "the generator ran out of ephemeral ports",
         Some(ErrorKind::Status4xx) => "4xx status not accepted by --ok-status",
         Some(ErrorKind::Status5xx) => "5xx status: the server failed",
+        Some(ErrorKind::StreamReset) => "HTTP/2: the server reset the stream",
+        Some(ErrorKind::GoAway) => "HTTP/2: the server sent GOAWAY before handling the stream",
+        Some(ErrorKind::WsHandshake) => "WebSocket upgrade refused or invalid",
+        Some(ErrorKind::WsClosed) => "WebSocket session closed by the peer while still in use",
+        Some(ErrorKind::WsExpectTimeout) => "no matching WebSocket message within the ws_expect timeout",
+        Some(ErrorKind::CheckFailed) => "a plan check (fail = true) did not pass",
+        Some(ErrorKind::ExtractFailed) => "a plan extract found nothing and had no default",
         Some(ErrorKind::Other) => "another failure (first messages in the results file)",
         None => "unknown kind",
     };
@@ -260,6 +269,62 @@ pub fn thresholds(doc: &ResultsDocument) -> Option<Table> {
             Cell::plain(v.expr.clone()),
             Cell::plain(v.shown.clone().unwrap_or_else(|| "no data".into())),
             if v.pass { Cell::toned("pass", Tone::Good) } else { Cell::toned("FAIL", Tone::Bad) },
+        ]);
+    }
+    Some(t)
+}
+
+/// A plan file's figures per request name and WebSocket exchange.
+pub fn by_name(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.by_name.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        "Per request name",
+        &[
+            ("name", false),
+            ("scenario", false),
+            ("sent", true),
+            ("ok", true),
+            ("error rate", true),
+            ("rate", true),
+            ("p50", true),
+            ("p99", true),
+        ],
+    );
+    for n in s.by_name.iter().filter(|n| n.sent > 0 || n.completed > 0) {
+        let (p50, p99) = match &n.latency_ms {
+            Some(l) => (fmt::ms(l.p50), fmt::ms(l.p99)),
+            None => ("-".into(), "-".into()),
+        };
+        t.row(vec![
+            Cell::plain(n.name.clone()),
+            Cell::plain(n.scenario.clone()),
+            Cell::plain(fmt::thousands(n.sent)),
+            Cell::plain(fmt::thousands(n.ok)),
+            Cell::toned(fmt::percent(n.error_rate), if n.error_rate > 0.0 { Tone::Bad } else { Tone::Plain }),
+            Cell::plain(format!("{}/s", fmt::rate(n.rate))),
+            Cell::plain(p50),
+            Cell::plain(p99),
+        ]);
+    }
+    Some(t)
+}
+
+/// A plan file's checks with their pass rates.
+pub fn checks(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.checks.is_empty() {
+        return None;
+    }
+    let mut t = Table::new("Checks", &[("check", false), ("passed", true), ("failed", true), ("pass rate", true)]);
+    for c in &s.checks {
+        t.row(vec![
+            Cell::plain(c.name.clone()),
+            Cell::plain(fmt::thousands(c.passed)),
+            Cell::toned(fmt::thousands(c.failed), if c.failed > 0 { Tone::Bad } else { Tone::Plain }),
+            Cell::plain(c.pass_rate.map(fmt::percent).unwrap_or_else(|| "-".into())),
         ]);
     }
     Some(t)

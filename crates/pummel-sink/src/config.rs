@@ -60,6 +60,13 @@ pub struct SinkConfig {
     /// `None` (the default): plain HTTP. A certificate that cannot be made or read stops the
     /// start.
     pub tls: Option<SinkTls>,
+    /// How long a WebSocket session holds each message before echoing it back, counted from
+    /// its arrival (default 0: at once). Lets tests provoke `ws_expect` timeouts.
+    pub ws_delay: Duration,
+    /// Answer every request with a small JSON body describing it (`{"id":N,"method":...,
+    /// "path":...,"query":...,"body_bytes":...}`, `N` counting from 1) and `X-Request-Id: N`,
+    /// instead of the fixed body. Off by default: the fixed answers are the fast path.
+    pub echo: bool,
 }
 
 impl Default for SinkConfig {
@@ -75,6 +82,8 @@ impl Default for SinkConfig {
             threads: 1,
             record: None,
             tls: None,
+            ws_delay: Duration::ZERO,
+            echo: false,
         }
     }
 }

@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) recorder: Option<Recorder>,
     /// The TLS configuration when the sink serves HTTPS (`None`: plain HTTP).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long WebSocket sessions hold each message before echoing it.
+    pub(crate) ws_delay: Duration,
+    /// Answers that describe the request (`--echo`); `None`: the fixed answers.
+    pub(crate) echo: Option<crate::echo::Echo>,
 }
 
 /// A token bucket shared by all threads: `rate` tokens a second, at most `burst` saved up.
@@ -113,6 +117,8 @@ impl Shared {
             capacity: config.capacity.map(|rate| std::sync::Mutex::new(TokenBucket::new(rate))),
             recorder,
             tls: None,
+            ws_delay: config.ws_delay,
+            echo: config.echo.then(|| crate::echo::Echo::new(config.status)),
         }
     }
 }
@@ -122,6 +128,8 @@ impl Shared {
 struct Queued {
     answer: Answer,
     due: Option<Instant>,
+    /// Written from the connection's `echoes` instead of the pre-built answers (`--echo`).
+    echo: bool,
 }
 
 /// The state of one client connection.
@@ -137,6 +145,13 @@ struct Connection {
     closing: bool,
     /// When the client last sent something or the sink last answered, for the idle timeout.
     last_active: Instant,
+    /// The client opened with the HTTP/2 preface (kept in `partial`): `h2` serves it.
+    http2: bool,
+    /// The client asked for a WebSocket: `ws` serves the connection once the answers queued
+    /// before are written.
+    upgrade: Option<Box<crate::ws::Upgrade>>,
+    /// The bytes of the queued echo answers (`--echo`), in queue order; empty otherwise.
+    echoes: Vec<Box<[u8]>>,
 }
 
 /// What one read found.
@@ -153,7 +168,7 @@ enum Read {
 /// (the task is then dropped, which closes the socket). `_open` keeps it counted as open.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, _open: OpenConnection) {
     let Some(stream) = Stream::new(stream, shared.tls.as_ref(), &shared.stats) else { return };
-    let framer = if shared.recorder.is_some() { Framer::recording() } else { Framer::new() };
+    let framer = if shared.recorder.is_some() || shared.echo.is_some() { Framer::recording() } else { Framer::new() };
     let mut connection = Connection {
         stream,
         shared,
@@ -162,9 +177,17 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, _open: OpenCon
         queue: Vec::new(),
         closing: false,
         last_active: Instant::now(),
+        http2: false,
+        upgrade: None,
+        echoes: Vec::new(),
     };
     // An I/O error means the client went away or misbehaved: closing is all there is to do.
     let _ = connection.run().await;
+    if connection.http2 {
+        crate::h2::serve(connection.stream, connection.partial, connection.shared).await;
+    } else if let Some(upgrade) = connection.upgrade.take() {
+        crate::ws::serve(connection.stream, connection.shared, *upgrade).await;
+    }
 }
 
 impl Connection {
@@ -197,6 +220,9 @@ impl Connection {
             }
             self.answer().await?;
             self.last_active = Instant::now();
+            if self.upgrade.is_some() {
+                return Ok(());
+            }
             if self.closing {
                 self.linger().await;
                 return Ok(());
@@ -227,6 +253,12 @@ impl Connection {
         }
         self.shared.stats.add_bytes_in(n);
         let data = &scratch[..n];
+        if self.partial.is_empty() && self.queue.is_empty() && crate::h2::is_preface(data) {
+            // An HTTP/2 client (prior knowledge, or ALPN h2 over TLS): handed over, as an end.
+            self.http2 = true;
+            self.partial.extend_from_slice(data);
+            return Ok(Read::Eof);
+        }
         if self.partial.is_empty() {
             let used = self.frame(data);
             if !self.closing {
@@ -256,22 +288,47 @@ impl Connection {
         let mut requests = 0;
         let mut now = None;
         while !self.closing {
+            let start = used;
             let (n, event) = self.framer.advance(data.get(used..).unwrap_or_default());
             used += n;
+            let mut echo = false;
             let answer = match event {
                 Event::NeedMore => break,
                 Event::ExpectsContinue => {
-                    self.queue.push(Queued { answer: Answer::Continue, due: None });
+                    self.queue.push(Queued { answer: Answer::Continue, due: None, echo: false });
                     continue;
                 }
                 Event::Request(head) => {
                     requests += 1;
-                    if let Some(recorder) = &shared.recorder {
-                        if let Some(captured) = self.framer.take_captured() {
-                            recorder.record(captured);
-                        }
+                    // `Some` only when recording or echoing.
+                    let captured = self.framer.take_captured();
+                    let upgrade = if head.upgrade && head.body == crate::request::Body::None {
+                        // A body-less head is all of `start..used`.
+                        crate::ws::upgrade(
+                            data.get(start..used).unwrap_or_default(),
+                            data.get(used..).unwrap_or_default(),
+                        )
+                    } else {
+                        None
+                    };
+                    let answer = reply(shared, head);
+                    if let (Some(echoes), Some(captured), Answer::Reply { outcome: Outcome::Normal, mode, .. }, None) =
+                        (&shared.echo, &captured, answer, &upgrade)
+                    {
+                        self.echoes.push(echoes.answer(captured, &head, mode));
+                        echo = true;
                     }
-                    reply(shared, head)
+                    if let (Some(recorder), Some(captured)) = (&shared.recorder, captured) {
+                        recorder.record(captured);
+                    }
+                    if let Some(upgrade) = upgrade {
+                        // The rest of the input is the start of the WebSocket session.
+                        self.upgrade = Some(Box::new(upgrade));
+                        self.closing = true;
+                        used = data.len();
+                        break;
+                    }
+                    answer
                 }
                 Event::Bad(_) => {
                     shared.stats.add_bad_request();
@@ -284,7 +341,7 @@ impl Connection {
                 Some(after(*now.get_or_insert_with(Instant::now), shared.delay.sample()))
             };
             self.closing = answer.closes();
-            self.queue.push(Queued { answer, due });
+            self.queue.push(Queued { answer, due, echo });
         }
         shared.stats.add_requests(requests);
         used
@@ -313,6 +370,10 @@ impl Connection {
             }
             let finals = self.queue[next..end].iter().filter(|item| item.answer.is_final()).count();
             self.shared.stats.add_responses(finals as u64);
+            let echoed = self.queue[next..end].iter().filter(|item| item.echo).count();
+            if echoed > 0 {
+                self.echoes.drain(..echoed.min(self.echoes.len()));
+            }
             next = end;
         }
         self.queue.clear();
@@ -368,8 +429,13 @@ impl Connection {
     fn write_batch(&mut self, batch: std::ops::Range<usize>, written: &mut usize) -> io::Result<bool> {
         let mut slices = [IoSlice::new(&[]); 2 * MAX_BATCH];
         let mut count = 0;
+        let mut echoes = self.echoes.iter();
         for item in self.queue.get(batch).unwrap_or_default() {
-            let (head, body) = self.shared.responses.bytes(item.answer);
+            let (head, body) = if item.echo {
+                (echoes.next().map_or(&[][..], |answer| &answer[..]), &[][..])
+            } else {
+                self.shared.responses.bytes(item.answer)
+            };
             for part in [head, body] {
                 if !part.is_empty() && count < slices.len() {
                     slices[count] = IoSlice::new(part);

@@ -27,6 +27,8 @@
 //! `response` (pre-built answers), `request` and `chunked` (request framing), `connection` (one
 //! client), `stream` (plain TCP or TLS under a connection), `tls` ([`SinkTls`]: certificate
 //! and rustls configuration for HTTPS), `record` (the record file: `SinkConfig::record`),
+//! `ws` and `ws_io` (the WebSocket echo on upgraded connections, through tokio-tungstenite),
+//! `echo` (answers describing the request: `SinkConfig::echo`),
 //! `server` ([`start`], threads and the listener).
 
 #![forbid(unsafe_code)]
@@ -36,7 +38,9 @@ mod chunked;
 mod config;
 mod connection;
 mod delay;
+mod echo;
 mod error;
+mod h2;
 mod record;
 mod request;
 mod response;
@@ -44,6 +48,8 @@ mod server;
 mod stats;
 mod stream;
 mod tls;
+mod ws;
+mod ws_io;
 
 pub use config::SinkConfig;
 pub use delay::{Delay, ParseDelayError};

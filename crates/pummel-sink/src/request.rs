@@ -31,6 +31,8 @@ pub(crate) struct Head {
     pub expect_continue: bool,
     /// How the body is framed.
     pub body: Body,
+    /// The client asks to switch to WebSocket (`Upgrade: websocket`); `ws` checks the rest.
+    pub upgrade: bool,
 }
 
 /// How a request body is framed.
@@ -235,6 +237,7 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, BadRequest> {
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut expect = false;
+    let mut upgrade = false;
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -256,6 +259,8 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, BadRequest> {
             }
         } else if name.eq_ignore_ascii_case("expect") {
             expect |= trim(header.value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade |= header.value.split(|&b| b == b',').any(|token| trim(token).eq_ignore_ascii_case(b"websocket"));
         }
     }
     if chunked && length.is_some() {
@@ -272,6 +277,7 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, BadRequest> {
         head_only: request.method == Some("HEAD"),
         expect_continue: expect && !http10 && body != Body::None,
         body,
+        upgrade,
     })
 }
 

@@ -128,7 +128,7 @@ fn build_head(status: u16, length: Option<usize>, mode: ConnMode) -> Box<[u8]> {
 }
 
 /// The usual reason phrase of a status code (clients ignore it; people reading traces do not).
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",

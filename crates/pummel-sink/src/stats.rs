@@ -26,6 +26,10 @@ pub struct SinkStats {
     not_recorded: AtomicU64,
     tls_handshakes: AtomicU64,
     tls_resumed: AtomicU64,
+    ws_sessions: AtomicU64,
+    ws_open: AtomicU64,
+    ws_messages_in: AtomicU64,
+    ws_messages_out: AtomicU64,
 }
 
 /// The counters of a [`SinkStats`] at one moment, as plain numbers.
@@ -61,6 +65,14 @@ pub struct StatsSnapshot {
     pub tls_handshakes: u64,
     /// Those of `tls_handshakes` that resumed a session (no certificate sent).
     pub tls_resumed: u64,
+    /// WebSocket sessions accepted (upgrades answered `101`) since the start.
+    pub ws_sessions: u64,
+    /// WebSocket sessions open right now.
+    pub ws_open: u64,
+    /// WebSocket text and binary messages received.
+    pub ws_messages_in: u64,
+    /// WebSocket messages echoed back.
+    pub ws_messages_out: u64,
 }
 
 impl SinkStats {
@@ -80,6 +92,10 @@ impl SinkStats {
             not_recorded: self.not_recorded.load(Relaxed),
             tls_handshakes: self.tls_handshakes.load(Relaxed),
             tls_resumed: self.tls_resumed.load(Relaxed),
+            ws_sessions: self.ws_sessions.load(Relaxed),
+            ws_open: self.ws_open.load(Relaxed),
+            ws_messages_in: self.ws_messages_in.load(Relaxed),
+            ws_messages_out: self.ws_messages_out.load(Relaxed),
         }
     }
 
@@ -128,6 +144,21 @@ impl SinkStats {
         }
     }
 
+    pub(crate) fn add_ws_messages_in(&self, n: u64) {
+        self.ws_messages_in.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_ws_messages_out(&self, n: u64) {
+        self.ws_messages_out.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a new WebSocket session; the returned guard counts it closed when dropped.
+    pub(crate) fn ws_session_opened(self: &Arc<Self>) -> OpenWsSession {
+        self.ws_sessions.fetch_add(1, Relaxed);
+        self.ws_open.fetch_add(1, Relaxed);
+        OpenWsSession(Arc::clone(self))
+    }
+
     /// Counts a newly accepted connection; the returned guard counts it closed when dropped.
     pub(crate) fn connection_opened(self: &Arc<Self>) -> OpenConnection {
         self.connections.fetch_add(1, Relaxed);
@@ -144,6 +175,16 @@ pub(crate) struct OpenConnection(Arc<SinkStats>);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.open_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Keeps a WebSocket session counted as open for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct OpenWsSession(Arc<SinkStats>);
+
+impl Drop for OpenWsSession {
+    fn drop(&mut self) {
+        self.0.ws_open.fetch_sub(1, Relaxed);
     }
 }
 

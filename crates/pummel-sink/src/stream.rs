@@ -31,8 +31,8 @@ pub(crate) enum Stream {
 
 /// TLS over a TCP stream.
 pub(crate) struct TlsStream {
-    tcp: TcpStream,
-    conn: ServerConnection,
+    pub(crate) tcp: TcpStream,
+    pub(crate) conn: ServerConnection,
     /// Where handshakes are counted.
     stats: Arc<SinkStats>,
 }

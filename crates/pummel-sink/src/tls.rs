@@ -7,7 +7,7 @@
 //! ([`SinkHandle::tls_ca_pem`](crate::SinkHandle::tls_ca_pem)) verifies the sink like any
 //! server. Keys are ECDSA P-256, the cheapest common choice to sign handshakes with.
 //!
-//! The configuration offers TLS 1.2 and 1.3 with `http/1.1` as ALPN protocol, and resumes
+//! The configuration offers TLS 1.2 and 1.3 with `h2` and `http/1.1` as ALPN protocols, and resumes
 //! sessions: stateless tickets (TLS 1.3 and 1.2) from aws-lc-rs' ticketer, plus rustls'
 //! default session-ID cache for TLS 1.2 clients without tickets.
 
@@ -61,7 +61,8 @@ pub(crate) fn server(tls: &SinkTls) -> Result<TlsServer, SinkError> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| tls_error(format!("the certificate and key do not go together: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // h2 first, as servers usually prefer it; HTTP/1.1 clients offer only http/1.1.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(tls_error)?;
     Ok(TlsServer { config: Arc::new(config), ca_pem })
 }

@@ -12,8 +12,9 @@ use super::shard::{self, ShardReport, ShardSetup};
 use super::timeline::{Gauges, TimelineEntry};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
 use crate::expr::{MetricSource, Stat};
+use crate::flow::{FlowTallies, Scenarios};
 use crate::observe;
-use crate::plan::{Load, Plan};
+use crate::plan::{Load, Plan, RateStage};
 use crate::stats::{Stats, histogram_stat_ms};
 
 /// Delay between spawning the shards and their common start, so they all begin together.
@@ -32,10 +33,24 @@ pub(super) fn run(
     control: &RunControl,
     mut on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
+    // Signed requests are built one by one: a quick run then goes through the flow executor
+    // as a one-scenario plan (same load, same request).
+    let signed;
+    let plan = match (&plan.auth, &plan.scenarios, &plan.load) {
+        (Some(_), None, Load::Closed(_) | Load::Open(_)) => {
+            signed = Plan { scenarios: Some(Arc::new(Scenarios::of_quick_plan(plan))), ..plan.clone() };
+            &signed
+        }
+        _ => plan,
+    };
     let shards = effective_shards(plan);
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
-    let request: Arc<[u8]> = plan.request.encode(&plan.target, plan.keepalive)?.into();
+    // A plan file's requests are built by their steps; a quick run's one request once, here.
+    let request: Arc<[u8]> = match plan.scenarios {
+        Some(_) => Arc::from(&[][..]),
+        None => plan.request.encode(&plan.target, plan.keepalive)?.into(),
+    };
     let tls = plan.tls_client()?.map(Arc::new);
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
@@ -78,6 +93,7 @@ pub(super) fn run(
     let mut next_second = 1u64;
     let mut unfinished = 0;
     let mut other_errors = Vec::new();
+    let mut flows = plan.scenarios.as_deref().map(FlowTallies::for_scenarios);
     let mut aborted: Option<String> = None;
     let mut cpu_last = Duration::ZERO;
     let mut elapsed = Duration::ZERO;
@@ -97,6 +113,7 @@ pub(super) fn run(
                 tail,
                 connections,
                 stages,
+                flows: shard_flows,
                 unfinished: left,
                 other_errors: messages,
                 sending_stopped,
@@ -110,6 +127,9 @@ pub(super) fn run(
                 unfinished += left;
                 for (total, stage) in stage_totals.iter_mut().zip(&stages) {
                     total.merge(stage);
+                }
+                if let Some(flows) = flows.as_mut() {
+                    flows.merge(&shard_flows);
                 }
                 for message in messages {
                     if other_errors.len() < 10 {
@@ -196,6 +216,7 @@ pub(super) fn run(
         generator,
         probes,
         target,
+        flows,
     })
 }
 
@@ -211,7 +232,11 @@ fn effective_shards(plan: &Plan) -> usize {
 
 fn target_rate_at(plan: &Plan, offset: Duration) -> Option<f64> {
     match &plan.load {
-        Load::Open(open) => open.stages.get(plan.stage_at(offset)).map(|s| s.rate),
+        Load::Open(open) => {
+            let index = plan.stage_at(offset);
+            let stage_start: Duration = open.stages.iter().take(index).map(|s| s.duration).sum();
+            open.stages.get(index).map(|s| s.rate_at(offset.saturating_sub(stage_start)))
+        }
         Load::Closed(_) | Load::Hold(_) => None,
     }
 }
@@ -297,7 +322,7 @@ fn generator_health(
     let achieved = total.over(measured).achieved_rate();
     let target = match &plan.load {
         Load::Open(open) => {
-            let planned: f64 = open.stages.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
+            let planned: f64 = open.stages.iter().map(RateStage::planned_requests).sum();
             let planned_secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
             (planned_secs > 0.0).then(|| planned / planned_secs)
         }

@@ -131,7 +131,7 @@ async fn slot(shard: Rc<Shard>, pacer: Rc<Pacer>, spec: Rc<Spec>) {
 /// or the run stops (the caller drops this future, which closes the connection).
 async fn hold_one(shard: &Shard, spec: &Spec, intended: Instant) {
     shard.start_request(intended);
-    let conn = match shard.open(intended).await {
+    let conn = match shard.open(None, intended).await {
         Ok(conn) => conn,
         Err(e) => {
             shard.finish();
@@ -536,6 +536,9 @@ mod tests {
             observers: Default::default(),
             source_addrs: vec![],
             tls: Default::default(),
+            scenarios: None,
+            http2: None,
+            auth: None,
         }
     }
 

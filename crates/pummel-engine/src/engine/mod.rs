@@ -57,6 +57,8 @@ pub struct RunOutcome {
     pub probes: Vec<crate::observe::ProbeTotals>,
     /// The watched target's figures over the run.
     pub target: Option<crate::observe::TargetTotals>,
+    /// A plan file's tallies: statistics per request name, checks, branches, iterations.
+    pub flows: Option<crate::flow::FlowTallies>,
 }
 
 /// One stage's totals.

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_kind::ErrorKind;
+use crate::flow::FlowTallies;
 use crate::histogram::record;
 use crate::plan::{Load, OpenLoad, Plan};
 use crate::schedule::{Arrivals, share};
@@ -24,6 +25,12 @@ use crate::transport::{Connection, Opened, TransportError, connect_from, open};
 /// The hold model's driver (`pummel hold`); a child module so it shares the shard's state.
 #[path = "hold.rs"]
 mod hold;
+/// The HTTP/2 driver (`run --http2`), closed and open model; a child module like `hold`.
+#[path = "h2.rs"]
+mod http2;
+/// Plan-file scenarios: virtual users walking their flows; a child module like `hold`.
+#[path = "users.rs"]
+mod users;
 
 /// How long in-flight requests may finish after sending stopped.
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
@@ -42,6 +49,8 @@ pub(crate) enum ShardReport {
         tail: Box<Stats>,
         connections: u64,
         stages: Vec<Stats>,
+        /// Plan-file tallies (per request name, check, branch and scenario).
+        flows: FlowTallies,
         unfinished: u64,
         other_errors: Vec<String>,
         /// When this shard stopped starting requests, from the common start.
@@ -96,6 +105,8 @@ struct Shard {
 struct ShardStats {
     interval: Stats,
     stages: Vec<Stats>,
+    /// Plan-file tallies; empty for a quick run.
+    flows: FlowTallies,
     other_errors: Vec<String>,
 }
 
@@ -115,6 +126,7 @@ async fn drive(setup: ShardSetup) {
         stats: RefCell::new(ShardStats {
             interval: Stats::default(),
             stages: (0..plan.stage_count()).map(|_| Stats::default()).collect(),
+            flows: plan.scenarios.as_deref().map(FlowTallies::for_scenarios).unwrap_or_default(),
             other_errors: Vec::new(),
         }),
         in_flight: Cell::new(0),
@@ -136,16 +148,23 @@ async fn drive(setup: ShardSetup) {
     let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));
 
     let mut workers = JoinSet::new();
-    match &shard.plan.load {
-        Load::Closed(closed) => {
+    match (&shard.plan.load, shard.plan.scenarios.clone()) {
+        (_, Some(scenarios)) => {
+            workers.spawn_local(users::drive(shard.clone(), scenarios, setup.shards));
+        }
+        (_, None) if shard.plan.http2.is_some() => {
+            workers.spawn_local(http2::drive(shard.clone(), setup.shards));
+        }
+        (Load::Closed(closed), None) => {
             for _ in 0..share(closed.connections as u64, setup.shards, setup.index) {
                 workers.spawn_local(closed_loop(shard.clone()));
             }
         }
-        Load::Open(open) => {
-            workers.spawn_local(open_dispatcher(shard.clone(), open.clone(), setup.shards));
+        (Load::Open(open), None) => {
+            let stop = shard.stop_sending.clone();
+            workers.spawn_local(open_dispatcher(shard.clone(), open.clone(), setup.shards, stop, None));
         }
-        Load::Hold(held) => {
+        (Load::Hold(held), None) => {
             workers.spawn_local(hold::drive(shard.clone(), held.clone(), setup.shards));
         }
     }
@@ -172,10 +191,11 @@ async fn drive(setup: ShardSetup) {
     }
     ticker.abort();
 
-    let (last_stats, stages, other_errors) = {
+    let (last_stats, stages, flows, other_errors) = {
         let mut stats = shard.stats.borrow_mut();
         let last = std::mem::take(&mut stats.interval);
-        (last, std::mem::take(&mut stats.stages), std::mem::take(&mut stats.other_errors))
+        let stages = std::mem::take(&mut stats.stages);
+        (last, stages, std::mem::take(&mut stats.flows), std::mem::take(&mut stats.other_errors))
     };
     // Everything since the last tick belongs to the next second, however far into it we are.
     let _ = setup.reports.send(ShardReport::Finished {
@@ -184,6 +204,7 @@ async fn drive(setup: ShardSetup) {
         tail: Box::new(last_stats),
         connections: shard.connections.get(),
         stages,
+        flows,
         unfinished: shard.in_flight.get(),
         other_errors,
         sending_stopped,
@@ -229,6 +250,11 @@ impl Shard {
 
     /// Applies `f` to the interval stats and, outside the warmup, to the stage's totals.
     fn record(&self, intended: Instant, f: impl Fn(&mut Stats)) {
+        self.record_in(None, intended, f);
+    }
+
+    /// As [`record`](Self::record), and also to the totals of the plan-file statistics `name`.
+    fn record_in(&self, name: Option<usize>, intended: Instant, f: impl Fn(&mut Stats)) {
         let mut stats = self.stats.borrow_mut();
         f(&mut stats.interval);
         if intended >= self.warmup_end {
@@ -236,11 +262,18 @@ impl Shard {
             if let Some(totals) = stats.stages.get_mut(stage) {
                 f(totals);
             }
+            if let Some(named) = name.and_then(|n| stats.flows.named.get_mut(n)) {
+                f(named);
+            }
         }
     }
 
     fn record_failure(&self, intended: Instant, error: &TransportError) {
-        self.record(intended, |s| s.record_failure(error.kind));
+        self.record_failure_in(None, intended, error);
+    }
+
+    fn record_failure_in(&self, name: Option<usize>, intended: Instant, error: &TransportError) {
+        self.record_in(name, intended, |s| s.record_failure(error.kind));
         // `other` says nothing without its message; nor does `tls_error` (unknown issuer? wrong
         // name? an alert?), whose messages repeat, so each distinct one is kept once.
         let keep = match error.kind {
@@ -253,6 +286,14 @@ impl Shard {
             if stats.other_errors.len() < KEPT_MESSAGES {
                 stats.other_errors.push(error.detail.clone());
             }
+        }
+    }
+
+    /// Keeps a message about a failure that is not a request's (a feeder that cannot be read).
+    fn note_error(&self, message: String) {
+        let mut stats = self.stats.borrow_mut();
+        if stats.other_errors.len() < KEPT_MESSAGES && !stats.other_errors.contains(&message) {
+            stats.other_errors.push(message);
         }
     }
 
@@ -273,7 +314,7 @@ impl Shard {
 
     /// Opens a connection to the next address (TCP, then TLS for `https://`) and records its
     /// connect and handshake times under the request that needed it.
-    async fn open(&self, intended: Instant) -> Result<Connection, TransportError> {
+    async fn open(&self, name: Option<usize>, intended: Instant) -> Result<Connection, TransportError> {
         let (addr, source, timeout) = (self.next_addr(), self.next_source(), self.plan.connect_timeout);
         let (connection, opened) = match &self.tls {
             // Plain connections call the TCP connect directly, and TLS ones go through a boxed
@@ -284,7 +325,7 @@ impl Shard {
             }
             Some(tls) => Box::pin(open(addr, source, timeout, Some(tls))).await?,
         };
-        self.record(intended, |s| {
+        self.record_in(name, intended, |s| {
             s.connections_opened += 1;
             record(&mut s.connect_time, opened.connect);
             if let Some(tls) = &opened.tls {
@@ -300,7 +341,7 @@ impl Shard {
     async fn one_request(&self, conn: &mut Option<Connection>, intended: Instant) {
         let c = match conn {
             Some(c) => c,
-            None => match self.open(intended).await {
+            None => match self.open(None, intended).await {
                 Ok(c) => {
                     self.connections.set(self.connections.get() + 1);
                     conn.insert(c)
@@ -351,8 +392,13 @@ impl Shard {
 
     /// Counts a request as started.
     fn start_request(&self, intended: Instant) {
+        self.start_request_in(None, intended);
+    }
+
+    /// Counts a request as started, also under the plan-file statistics `name`.
+    fn start_request_in(&self, name: Option<usize>, intended: Instant) {
         self.in_flight.set(self.in_flight.get() + 1);
-        self.record(intended, |s| s.sent += 1);
+        self.record_in(name, intended, |s| s.sent += 1);
     }
 
     /// Counts a request as no longer in flight.
@@ -393,8 +439,16 @@ struct OpenQueue {
     dispatch_done: Cell<bool>,
 }
 
-/// The open model: starts requests on schedule, whether or not earlier ones came back.
-async fn open_dispatcher(shard: Rc<Shard>, open: OpenLoad, shards: usize) {
+/// The open model: starts requests on schedule, whether or not earlier ones came back. With
+/// `flow` (a plan-file scenario), each arrival starts an iteration of the scenario's flow
+/// instead of one request; `stop` ends the dispatching (the scenario's or the shard's).
+async fn open_dispatcher(
+    shard: Rc<Shard>,
+    open: OpenLoad,
+    shards: usize,
+    stop: CancellationToken,
+    flow: Option<Rc<users::ScenarioRun>>,
+) {
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let max_connections = share(open.max_connections as u64, shards, shard.index).max(1) as usize;
@@ -407,7 +461,11 @@ async fn open_dispatcher(shard: Rc<Shard>, open: OpenLoad, shards: usize) {
         dispatch_done: Cell::new(false),
     });
     let mut workers = JoinSet::new();
-    let planned = shard.plan.planned_duration().unwrap_or(Duration::MAX);
+    let planned = match &flow {
+        Some(run) => run.planned(),
+        None => shard.plan.planned_duration(),
+    }
+    .unwrap_or(Duration::MAX);
     for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
         if offset >= planned {
             break;
@@ -416,22 +474,28 @@ async fn open_dispatcher(shard: Rc<Shard>, open: OpenLoad, shards: usize) {
         if Instant::now() < intended {
             tokio::select! {
                 () = tokio::time::sleep_until(intended) => {}
-                () = shard.stop_sending.cancelled() => break,
+                () = stop.cancelled() => break,
             }
         }
-        if !shard.take_permit() {
-            break;
-        }
         let lag = Instant::now().saturating_duration_since(intended);
-        if max_inflight.is_some_and(|max| shard.in_flight.get() >= max) {
+        if let Some(run) = &flow {
+            // An arrival is an iteration; its requests count themselves as they are sent.
+            if !run.take_iteration() {
+                break;
+            }
+            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
+        } else if !shard.take_permit() {
+            break;
+        } else if max_inflight.is_some_and(|max| shard.in_flight.get() >= max) {
             shard.record(intended, |s| {
                 s.dropped += 1;
                 record(&mut s.schedule_lag, lag);
             });
             continue;
+        } else {
+            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
+            shard.start_request(intended);
         }
-        shard.record(intended, |s| record(&mut s.schedule_lag, lag));
-        shard.start_request(intended);
         queue.waiting.borrow_mut().push_back(intended);
         // Hand the request to an idle connection, or open one more while the pool allows;
         // otherwise it waits in the queue for the next free connection (and that wait counts).
@@ -440,7 +504,7 @@ async fn open_dispatcher(shard: Rc<Shard>, open: OpenLoad, shards: usize) {
             queue.wake.notify_one();
         } else if queue.workers.get() < max_connections {
             queue.workers.set(queue.workers.get() + 1);
-            workers.spawn_local(open_worker(shard.clone(), queue.clone()));
+            workers.spawn_local(open_worker(shard.clone(), queue.clone(), stop.clone(), flow.clone()));
         }
     }
     queue.dispatch_done.set(true);
@@ -448,26 +512,39 @@ async fn open_dispatcher(shard: Rc<Shard>, open: OpenLoad, shards: usize) {
     while workers.join_next().await.is_some() {}
 }
 
-/// One connection of the open model's pool: serves queued requests until the queue is done.
-async fn open_worker(shard: Rc<Shard>, queue: Rc<OpenQueue>) {
+/// One connection of the open model's pool: serves queued requests (or, for a plan-file
+/// scenario, runs queued iterations as a user of its own) until the queue is done.
+async fn open_worker(
+    shard: Rc<Shard>,
+    queue: Rc<OpenQueue>,
+    stop: CancellationToken,
+    flow: Option<Rc<users::ScenarioRun>>,
+) {
     let mut conn = None;
+    let mut user = flow.as_ref().map(|run| users::User::new(&shard, run));
     loop {
-        if shard.stop_sending.is_cancelled() {
+        if stop.is_cancelled() {
             break;
         }
         let next = queue.waiting.borrow_mut().pop_front();
         match next {
-            Some(intended) => shard.one_request(&mut conn, intended).await,
+            Some(intended) => match (&flow, &mut user) {
+                (Some(run), Some(user)) => users::arrival(&shard, run, user, intended).await,
+                _ => shard.one_request(&mut conn, intended).await,
+            },
             None if queue.dispatch_done.get() => break,
             None => {
                 // The dispatcher takes us off the idle count when it wakes us.
                 queue.idle_workers.set(queue.idle_workers.get() + 1);
                 tokio::select! {
                     () = queue.wake.notified() => {}
-                    () = shard.stop_sending.cancelled() => {}
+                    () = stop.cancelled() => {}
                 }
             }
         }
     }
     shard.close(&mut conn);
+    if let Some(user) = &mut user {
+        user.leave(&shard);
+    }
 }

@@ -9,5 +9,5 @@
 pub mod request;
 pub mod response;
 
-pub use request::{RequestError, USER_AGENT, encode_request};
+pub use request::{RequestError, USER_AGENT, encode_head, encode_request};
 pub use response::{MAX_HEAD_BYTES, ParseError, Progress, ResponseInfo, ResponseParser};

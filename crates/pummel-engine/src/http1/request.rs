@@ -64,6 +64,23 @@ pub fn encode_request(
     body: &[u8],
     keep_alive: bool,
 ) -> Result<Vec<u8>, RequestError> {
+    let mut out = encode_head(method, path_and_query, host_header, headers, body.len(), keep_alive)?;
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Renders the head of a request whose body of `body_len` bytes is written separately, as
+/// [`encode_request`] does (same headers added, same validation). Plan requests are rendered
+/// per request; writing a large body (an object-store payload) after its head spares copying
+/// it into every request's bytes.
+pub fn encode_head(
+    method: &str,
+    path_and_query: &str,
+    host_header: &str,
+    headers: &[(String, String)],
+    body_len: usize,
+    keep_alive: bool,
+) -> Result<Vec<u8>, RequestError> {
     if !is_token(method) {
         return Err(RequestError::InvalidMethod(method.to_owned()));
     }
@@ -79,7 +96,7 @@ pub fn encode_request(
     let given = |wanted: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(wanted));
 
     let user_len: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-    let mut out = Vec::with_capacity(128 + method.len() + path_and_query.len() + user_len + body.len());
+    let mut out = Vec::with_capacity(128 + method.len() + path_and_query.len() + user_len + body_len.min(64 * 1024));
     for part in [method, " ", path_and_query, " HTTP/1.1\r\n"] {
         out.extend_from_slice(part.as_bytes());
     }
@@ -90,9 +107,9 @@ pub fn encode_request(
     if !given("user-agent") {
         push_header(&mut out, "User-Agent", USER_AGENT);
     }
-    let wants_length = !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH");
+    let wants_length = body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH");
     if wants_length && !given("content-length") && !given("transfer-encoding") {
-        push_header(&mut out, "Content-Length", &body.len().to_string());
+        push_header(&mut out, "Content-Length", &body_len.to_string());
     }
     if !keep_alive && !given("connection") {
         push_header(&mut out, "Connection", "close");
@@ -101,7 +118,6 @@ pub fn encode_request(
         push_header(&mut out, name, value);
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
     Ok(out)
 }
 

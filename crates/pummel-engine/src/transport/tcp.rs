@@ -227,8 +227,34 @@ impl Connection {
         }
     }
 
+    /// Keeps the head (`headers`) and up to `body_limit` bytes of the body of each response
+    /// read from now on, for checks and extraction; off (nothing kept) by default.
+    pub fn capture(&mut self, headers: bool, body_limit: usize) {
+        self.parser.capture_headers(headers);
+        self.parser.capture_body(body_limit);
+    }
+
+    /// The body bytes of the last response kept by [`capture`](Self::capture).
+    pub fn captured_body(&self) -> &[u8] {
+        self.parser.body()
+    }
+
+    /// The header fields of the last response kept by [`capture`](Self::capture), in order.
+    pub fn captured_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.parser.headers()
+    }
+
     /// True when the connection can carry another request after `info`.
     pub fn reusable(&self, info: &ResponseInfo) -> bool {
         info.keep_alive && !self.tainted
+    }
+
+    /// The plain TCP socket, taken out of the runtime's registration (to hand it to another
+    /// protocol stack, e.g. HTTP/2 on tokio's `TcpStream`); `None` for a TLS connection.
+    pub fn into_std(self) -> Option<std::net::TcpStream> {
+        if self.tls.is_some() {
+            return None;
+        }
+        Some(self.socket.into_inner())
     }
 }

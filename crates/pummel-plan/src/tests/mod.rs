@@ -1,5 +1,6 @@
 //! Unit tests of plan loading: `format` shows every key of the format is read (and what the
 //! validated form holds), `errors` shows each kind of mistake at its line:col (snapshots).
+//! `fixtures/` holds the small data files the feeder tests read.
 
 mod errors;
 mod format;

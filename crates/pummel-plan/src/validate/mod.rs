@@ -1,18 +1,14 @@
-//! Raw form → validated form: parses every duration, rate, rule, URL and header, settles
-//! defaults and conflicts, and reports every mistake with its position, all at once.
-//!
-//! What the engine cannot run yet (several scenarios, multi-step flows, think times, templates,
-//! extraction, checks, feeders, WebSocket steps, per-name thresholds, ramps) is part of the
-//! format (see [`crate::raw`]) but rejected here with "… is not supported yet (planned: issue 3)"
-//! at the key's position; nothing the file says is ever silently ignored.
+//! Raw form → validated form: parses every duration, rate, rule, URL, header, template,
+//! JSONPath and regex, settles defaults and conflicts, and reports every mistake with its
+//! position, all at once.
 //!
 //! This file holds the walk over the top-level tables and the helpers every part uses;
-//! `scenario.rs` checks load models, `request.rs` flows and requests.
+//! `scenario.rs` checks load models, `request.rs` flows, steps and requests.
 
 mod request;
 mod scenario;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -26,11 +22,16 @@ use toml::Spanned;
 use crate::Options;
 use crate::de::KeyIndex;
 use crate::diag::{Diagnostic, DiagnosticKind};
-use crate::raw::{DurationText, ExprText, RawList, RawMap, RawPlan, RawTarget};
-use crate::spec::{DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, PlanSpec, ScenarioSpec, TargetSpec};
+use crate::raw::{DurationText, ExprText, RawList, RawMap, RawPlan, RawStep, RawTarget};
+use crate::spec::{
+    DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, FeederSpec, PlanSpec, ScenarioSpec, SigV4Spec,
+    StepSpec, TargetSpec,
+};
+use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
+use pummel_engine::template::BUILTIN_VARIABLES;
 
-/// Where "not supported yet" errors say the work is planned.
-const PLANNED: &str = "(planned: issue 3)";
+/// What "not supported" errors add: the format has it, this version does not run it.
+const PLANNED: &str = "(the format reserves it; this version does not run it)";
 
 /// Validates `raw`; the spec when the file is valid, and every diagnostic found.
 pub(crate) fn validate(
@@ -39,15 +40,42 @@ pub(crate) fn validate(
     source: &str,
     options: &Options,
 ) -> (Option<PlanSpec>, Vec<Diagnostic>) {
-    let mut v = Validator { source, keys, options, diagnostics: Vec::new() };
+    let mut v = Validator {
+        source,
+        keys,
+        options,
+        diagnostics: Vec::new(),
+        defined: BTreeSet::new(),
+        variables: BTreeMap::new(),
+    };
+    let mut variables = v.variables(raw);
+    variables.extend(options.vars.clone());
+    v.variables = variables.clone();
+    let feeders = v.feeders(raw);
+    // Names templates may read: built-ins, variables, feeders, and every extracted value.
+    v.defined.extend(BUILTIN_VARIABLES.iter().map(|s| s.to_string()));
+    v.defined.extend(variables.keys().cloned());
+    v.defined.extend(raw.feeders.iter().flat_map(|f| f.get_ref().keys().map(|k| k.get_ref().clone())));
+    for scenario in &raw.scenario {
+        if let Some(flow) = &scenario.get_ref().flow {
+            extracted_names(flow.get_ref(), &mut v.defined);
+        }
+    }
     let target = v.target(raw.target.as_ref());
-    let scenario = v.scenarios(&raw.scenario, &target);
-    let thresholds = v.thresholds(raw);
+    let scenarios = v.scenarios(&raw.scenario, &target);
+    let (thresholds, named_thresholds) = v.thresholds(raw, scenarios.as_deref().unwrap_or(&[]));
     let (abort_when, abort_window) = v.abort(raw);
-    let variables = v.variables(raw);
-    v.feeders(raw);
-    let spec = match (v.diagnostics.is_empty(), scenario) {
-        (true, Some(scenario)) => Some(PlanSpec { target, scenario, thresholds, abort_when, abort_window, variables }),
+    let spec = match (v.diagnostics.is_empty(), scenarios) {
+        (true, Some(scenarios)) => Some(PlanSpec {
+            target,
+            scenarios,
+            thresholds,
+            named_thresholds,
+            abort_when,
+            abort_window,
+            variables,
+            feeders,
+        }),
         _ => None,
     };
     (spec, v.diagnostics)
@@ -59,6 +87,10 @@ pub(crate) struct Validator<'a> {
     keys: &'a KeyIndex,
     options: &'a Options,
     diagnostics: Vec<Diagnostic>,
+    /// Names templates may read.
+    defined: BTreeSet<String>,
+    /// `[variables]` and `-e` values, for values rendered at validation (`users = "{{ users }}"`).
+    variables: BTreeMap<String, String>,
 }
 
 impl Validator<'_> {
@@ -111,29 +143,37 @@ impl Validator<'_> {
         self.source.get(value.span()).unwrap_or("")
     }
 
-    /// Rejects `{{ ... }}` / `{% ... %}` templates in a string, at the template; true when
-    /// there was one (the value's other checks are then skipped).
-    fn template(&mut self, value: &Spanned<String>, what: &str) -> bool {
-        self.template_in(&value.span(), value.get_ref(), what)
+    /// A template rendered once, now, with the plan's variables only (load-model values).
+    fn render_with_variables(&mut self, span: Range<usize>, text: &str, what: &str) -> Option<String> {
+        let template = match pummel_engine::template::Template::compile(text) {
+            Ok(t) => t,
+            Err(e) => {
+                self.push(Diagnostic::new(DiagnosticKind::Invalid, span, format!("{what}: {}", e.message)));
+                return None;
+            }
+        };
+        let globals = std::sync::Arc::new(pummel_engine::template::Globals::new(&self.variables));
+        match template.render_to_string(&pummel_engine::template::Vars::new(globals, 0)) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                self.push(
+                    Diagnostic::new(DiagnosticKind::Invalid, span, format!("{what}: {e}"))
+                        .with_help("load-model values may use [variables] and -e values only"),
+                );
+                None
+            }
+        }
     }
 
-    fn template_in(&mut self, span: &Range<usize>, text: &str, what: &str) -> bool {
-        let Some(pos) = ["{{", "{%", "{#"].iter().filter_map(|open| text.find(open)).min() else { return false };
-        let start = self.offset_in(span, text, pos);
-        self.push(
-            Diagnostic::new(
-                DiagnosticKind::NotSupported,
-                start..start + 2,
-                format!("templates ({{{{ ... }}}}) in {what} are not supported yet {PLANNED}"),
-            )
-            .with_help("write the value out; templates arrive with the next version of plans"),
-        );
-        true
-    }
-
-    /// A duration longer than zero.
+    /// A duration longer than zero; `"{{ name }}"` takes it from the plan's variables.
     fn duration(&mut self, value: &Spanned<DurationText>, what: &str) -> Option<Duration> {
-        match parse_duration(&value.get_ref().0) {
+        let written = &value.get_ref().0;
+        let text = if written.contains("{{") {
+            self.render_with_variables(value.span(), written, what)?
+        } else {
+            written.clone()
+        };
+        match parse_duration(&text) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
                 self.push(
@@ -248,12 +288,11 @@ impl Validator<'_> {
         entries.sort_by_key(|(k, _)| k.span().start);
         let mut headers = Vec::new();
         for (name, value) in entries {
-            if self.template(value, "header values") {
-                continue;
-            }
-            let pair = (name.get_ref().clone(), value.get_ref().clone());
+            let Some(template) = self.compile_template(value, "a header value") else { continue };
+            let sample = if template.is_static() { value.get_ref().clone() } else { "x".to_string() };
+            let pair = (name.get_ref().clone(), sample);
             match encode_request("GET", "/", "h", std::slice::from_ref(&pair), b"", true) {
-                Ok(_) => headers.push(pair),
+                Ok(_) => headers.push((name.get_ref().clone(), value.get_ref().clone())),
                 Err(RequestError::InvalidHeaderName(_)) => self.push(Diagnostic::new(
                     DiagnosticKind::Invalid,
                     name.span(),
@@ -269,9 +308,6 @@ impl Validator<'_> {
         let empty = RawTarget::default();
         let t = raw.map_or(&empty, |t| t.get_ref());
         let base_url = t.base_url.as_ref().and_then(|u| {
-            if self.template(u, "base_url") {
-                return None;
-            }
             let parsed = self.url(u, "base_url")?;
             if parsed.query().is_some() || parsed.fragment().is_some() {
                 self.push(
@@ -300,48 +336,127 @@ impl Validator<'_> {
             }),
         };
         let keepalive = t.keepalive.as_ref().is_none_or(|k| *k.get_ref());
-        TargetSpec { base_url, headers, timeout, connect_timeout, keepalive, ok_status }
+        let http2_streams = self.http_version(t);
+        let sigv4 = t.auth.as_ref().and_then(|a| self.auth(a));
+        TargetSpec { base_url, headers, timeout, connect_timeout, keepalive, ok_status, http2_streams, sigv4 }
     }
 
-    fn scenarios(&mut self, list: &RawList<crate::raw::RawScenario>, target: &TargetSpec) -> Option<ScenarioSpec> {
+    /// `http_version = "1.1" | "2"` and `streams`: the streams per connection for HTTP/2.
+    fn http_version(&mut self, t: &RawTarget) -> Option<usize> {
+        let version = t.http_version.as_ref().map(|v| (v, v.get_ref().as_str()));
+        let http2 = match version {
+            None | Some((_, "1.1")) => false,
+            Some((_, "2")) => true,
+            Some((v, other)) => {
+                self.push(
+                    Diagnostic::new(DiagnosticKind::Invalid, v.span(), format!("unknown http_version {other:?}"))
+                        .with_help("expected \"1.1\" or \"2\""),
+                );
+                false
+            }
+        };
+        let streams = t.streams.as_ref().and_then(|n| self.count(n, "streams"));
+        if let (Some(n), false) = (&t.streams, http2) {
+            let span = self.key(n);
+            self.push(Diagnostic::new(DiagnosticKind::Conflict, span, "`streams` needs http_version = \"2\""));
+        }
+        if streams.is_some_and(|n| n > pummel_engine::plan::MAX_STREAMS as u64) {
+            if let Some(n) = &t.streams {
+                self.push(Diagnostic::new(
+                    DiagnosticKind::Invalid,
+                    n.span(),
+                    format!("at most {} streams per connection", pummel_engine::plan::MAX_STREAMS),
+                ));
+            }
+        }
+        http2.then(|| streams.unwrap_or(1) as usize)
+    }
+
+    /// `auth = { aws_sigv4 = { region, service, access_key_env, secret_key_env } }`.
+    fn auth(&mut self, auth: &Spanned<crate::raw::RawAuth>) -> Option<SigV4Spec> {
+        let Some(sigv4) = &auth.get_ref().aws_sigv4 else {
+            self.push(
+                Diagnostic::new(DiagnosticKind::Missing, auth.span(), "`auth` names no scheme")
+                    .with_help("expected auth = { aws_sigv4 = { region = \"us-east-1\", service = \"s3\" } }"),
+            );
+            return None;
+        };
+        let s = sigv4.get_ref();
+        let Some(region) = &s.region else {
+            self.push(
+                Diagnostic::new(DiagnosticKind::Missing, sigv4.span(), "aws_sigv4 has no `region`")
+                    .with_help("expected region = \"us-east-1\""),
+            );
+            return None;
+        };
+        let text = |v: &Option<Spanned<String>>, default: &str| {
+            v.as_ref().map_or(default.to_string(), |v| v.get_ref().clone())
+        };
+        Some(SigV4Spec {
+            region: region.get_ref().clone(),
+            service: text(&s.service, "s3"),
+            access_key_env: text(&s.access_key_env, "AWS_ACCESS_KEY_ID"),
+            secret_key_env: text(&s.secret_key_env, "AWS_SECRET_ACCESS_KEY"),
+        })
+    }
+
+    fn scenarios(&mut self, list: &RawList<crate::raw::RawScenario>, target: &TargetSpec) -> Option<Vec<ScenarioSpec>> {
         if list.is_empty() {
             self.push(Diagnostic::new(DiagnosticKind::Missing, 0..0, "the plan has no [[scenario]]").with_help(
                 "add one: [[scenario]] with rate = 200, duration = \"30s\", flow = [ { request = { path = \"/\" } } ]",
             ));
             return None;
         }
-        let mut first = None;
+        let mut scenarios = Vec::new();
+        let mut ok = true;
         for (index, raw) in list.iter().enumerate() {
-            let spec = self.scenario(raw, index, target);
-            if index == 0 {
-                first = spec;
-            } else {
-                self.not_supported(raw, "several [[scenario]] in one plan are").help =
-                    Some("this version runs one scenario per plan; keep the others in separate files".into());
+            match self.scenario(raw, index, target) {
+                Some(spec) => {
+                    if let Some(earlier) = scenarios.iter().find(|s: &&ScenarioSpec| s.name == spec.name) {
+                        let span = raw.get_ref().name.as_ref().map_or(raw.span(), |n| n.span());
+                        self.push(Diagnostic::new(
+                            DiagnosticKind::Conflict,
+                            span,
+                            format!("two scenarios are named {:?}", earlier.name),
+                        ));
+                        ok = false;
+                    }
+                    scenarios.push(spec);
+                }
+                None => ok = false,
             }
         }
-        first
+        ok.then_some(scenarios)
     }
 
-    fn thresholds(&mut self, raw: &RawPlan) -> Vec<Expr> {
-        let Some(table) = &raw.thresholds else { return Vec::new() };
+    /// `global = [...]` and per request name; a name no request has is an error (a typo would
+    /// otherwise make a threshold that can never fail).
+    fn thresholds(&mut self, raw: &RawPlan, scenarios: &[ScenarioSpec]) -> (Vec<Expr>, Vec<(String, Vec<Expr>)>) {
+        let Some(table) = &raw.thresholds else { return (Vec::new(), Vec::new()) };
         let mut global = Vec::new();
+        let mut named = Vec::new();
+        let mut known: Vec<String> = Vec::new();
+        for scenario in scenarios {
+            step_names(&scenario.flow, &mut known);
+        }
         for (name, list) in table.get_ref() {
             let exprs = self.exprs(list);
             if name.get_ref() == "global" {
                 global = exprs;
+            } else if scenarios.is_empty() || known.contains(name.get_ref()) {
+                named.push((name.get_ref().clone(), exprs));
             } else {
                 self.push(
                     Diagnostic::new(
-                        DiagnosticKind::NotSupported,
+                        DiagnosticKind::Invalid,
                         name.span(),
-                        format!("thresholds per request name ({:?}) are not supported yet {PLANNED}", name.get_ref()),
+                        format!("no request or exchange is named {:?}", name.get_ref()),
                     )
-                    .with_help("put run-wide rules under global = [\"p99<250ms\"]"),
+                    .with_help(format!("names in this plan: {}", known.join(", "))),
                 );
             }
         }
-        global
+        (global, named)
     }
 
     fn abort(&mut self, raw: &RawPlan) -> (Vec<Expr>, Duration) {
@@ -388,14 +503,145 @@ impl Validator<'_> {
         variables
     }
 
-    fn feeders(&mut self, raw: &RawPlan) {
-        let Some(feeders) = &raw.feeders else { return };
-        for name in feeders.get_ref().keys() {
-            self.push(Diagnostic::new(
-                DiagnosticKind::NotSupported,
-                name.span(),
-                format!("feeders ({:?}) are not supported yet {PLANNED}", name.get_ref()),
-            ));
+    /// `[feeders.NAME]`: the file must exist and be readable; its columns are read now.
+    fn feeders(&mut self, raw: &RawPlan) -> Vec<FeederSpec> {
+        let Some(feeders) = &raw.feeders else { return Vec::new() };
+        let mut out = Vec::new();
+        for (name, feeder) in feeders.get_ref() {
+            if !crate::is_variable_name(name.get_ref()) {
+                self.push(Diagnostic::new(
+                    DiagnosticKind::Invalid,
+                    name.span(),
+                    format!("invalid feeder name {:?}: letters, digits and _ only", name.get_ref()),
+                ));
+                continue;
+            }
+            let f = feeder.get_ref();
+            let Some(file) = &f.file else {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Missing,
+                        feeder.span(),
+                        format!("feeder {:?} has no `file`", name.get_ref()),
+                    )
+                    .with_help("expected file = \"users.csv\" (relative to the plan file)"),
+                );
+                continue;
+            };
+            let path = match &self.options.plan_dir {
+                Some(dir) if std::path::Path::new(file.get_ref()).is_relative() => dir.join(file.get_ref()),
+                _ => std::path::PathBuf::from(file.get_ref()),
+            };
+            let format = match &f.format {
+                None => match FeederFormat::from_path(&path) {
+                    Some(format) => format,
+                    None => {
+                        self.push(
+                            Diagnostic::new(
+                                DiagnosticKind::Missing,
+                                file.span(),
+                                "cannot tell the format from the file name",
+                            )
+                            .with_help("add format = \"csv\" or \"jsonl\""),
+                        );
+                        continue;
+                    }
+                },
+                Some(text) => match text.get_ref().as_str() {
+                    "csv" => FeederFormat::Csv,
+                    "jsonl" | "ndjson" => FeederFormat::JsonLines,
+                    other => {
+                        self.push(
+                            Diagnostic::new(DiagnosticKind::Invalid, text.span(), format!("unknown format {other:?}"))
+                                .with_help("expected \"csv\" or \"jsonl\""),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let mode = match f.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                None | Some((_, "sequential")) => FeederMode::Sequential,
+                Some((_, "random")) => FeederMode::Random,
+                Some((_, "unique")) => FeederMode::Unique,
+                Some((m, other)) => {
+                    self.push(
+                        Diagnostic::new(DiagnosticKind::Invalid, m.span(), format!("unknown mode {other:?}"))
+                            .with_help("expected \"sequential\", \"random\" or \"unique\""),
+                    );
+                    continue;
+                }
+            };
+            let when_exhausted = match f.when_exhausted.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                None | Some((_, "wrap")) => WhenExhausted::Wrap,
+                Some((_, "end")) => WhenExhausted::End,
+                Some((m, other)) => {
+                    self.push(
+                        Diagnostic::new(DiagnosticKind::Invalid, m.span(), format!("unknown when_exhausted {other:?}"))
+                            .with_help("expected \"wrap\" (start over) or \"end\" (users stop)"),
+                    );
+                    continue;
+                }
+            };
+            match Feeder::open(name.get_ref(), &path, format, mode, when_exhausted) {
+                Ok(opened) => out.push(FeederSpec {
+                    name: name.get_ref().clone(),
+                    path,
+                    format,
+                    mode,
+                    when_exhausted,
+                    columns: opened.columns().to_vec(),
+                }),
+                Err(e) => self.push(Diagnostic::new(
+                    DiagnosticKind::Invalid,
+                    file.span(),
+                    format!("feeder {:?}: {e}", name.get_ref()),
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// Every variable an `extract` of this flow (or a nested one) defines.
+fn extracted_names(flow: &[Spanned<RawStep>], into: &mut BTreeSet<String>) {
+    for step in flow {
+        let s = step.get_ref();
+        if let Some(extract) = s.request.as_ref().and_then(|r| r.get_ref().extract.as_ref()) {
+            into.extend(extract.get_ref().keys().map(|k| k.get_ref().clone()));
+        }
+        if let Some(nested) = &s.flow {
+            extracted_names(nested.get_ref(), into);
+        }
+        for branch in s.choose.iter().flat_map(|c| c.get_ref()) {
+            if let Some(nested) = &branch.get_ref().flow {
+                extracted_names(nested.get_ref(), into);
+            }
+        }
+    }
+}
+
+/// The statistics names of a validated flow's requests and WebSocket steps.
+fn step_names(flow: &[StepSpec], into: &mut Vec<String>) {
+    for step in flow {
+        let name = match step {
+            StepSpec::Request(r) => Some(&r.name),
+            StepSpec::WsConnect { name, .. } | StepSpec::WsSend { name, .. } | StepSpec::WsExpect { name, .. } => {
+                Some(name)
+            }
+            StepSpec::Block { flow, .. } => {
+                step_names(flow, into);
+                None
+            }
+            StepSpec::Choose(branches) => {
+                branches.iter().for_each(|b| step_names(&b.flow, into));
+                None
+            }
+            StepSpec::Think(_) | StepSpec::WsClose(_) => None,
+        };
+        if let Some(name) = name {
+            if !into.contains(name) {
+                into.push(name.clone());
+            }
         }
     }
 }

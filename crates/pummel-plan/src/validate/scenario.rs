@@ -1,9 +1,9 @@
 //! One `[[scenario]]`: its load model (`rate`, `users` or `stages`), its length (`duration`,
 //! `iterations`), its arrival process, and its flow (checked in `request.rs`).
 //!
-//! Runs today: a constant `rate`, `stages` of constant rate levels (`{ rate, for }`, and
-//! `{ hold }` after a level), and `users` (the closed model). Ramps (`ramp`, `ramp_up`) and
-//! stages of users need engine support that comes later and are rejected at their key.
+//! Load models: a constant `rate`, `stages` of rate levels (`{ rate, for }`), linear ramps
+//! (`{ rate, ramp }`, optionally followed by `for` at the new rate) and holds (`{ hold }`), and
+//! `users` (the closed model) with `ramp_up`. Stages of users are rejected at their key.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::Validator;
 use crate::diag::{Diagnostic, DiagnosticKind};
-use crate::raw::{RateValue, RawScenario, RawStage};
+use crate::raw::{CountValue, RateValue, RawScenario, RawStage};
 use crate::spec::{LoadSpec, ScenarioSpec, TargetSpec};
 
 const MODEL_HELP: &str = "a scenario has one load model: rate = 200 (open), users = 20 (closed) or stages = [ { rate = 50, for = \"30s\" }, ... ]";
@@ -39,10 +39,23 @@ impl Validator<'_> {
             None => format!("scenario {}", index + 1),
         };
         let load = self.load(raw);
-        if let Some(ramp_up) = &s.ramp_up {
-            self.not_supported(ramp_up, "`ramp_up` (starting users gradually) is").help =
-                Some("remove it: all users start at once in this version".into());
-        }
+        let ramp_up = match &s.ramp_up {
+            None => Duration::ZERO,
+            Some(ramp_up) => {
+                if s.users.is_none() {
+                    let span = self.key(ramp_up);
+                    self.push(
+                        Diagnostic::new(
+                            DiagnosticKind::Conflict,
+                            span,
+                            "`ramp_up` applies to `users` (the closed model)",
+                        )
+                        .with_help("with rates, ramp with stages: stages = [ { rate = 500, ramp = \"1m\" } ]"),
+                    );
+                }
+                self.duration(ramp_up, "ramp_up").unwrap_or(Duration::ZERO)
+            }
+        };
         let arrival = match &s.arrival {
             None => Arrival::Uniform,
             Some(a) => {
@@ -93,7 +106,20 @@ impl Validator<'_> {
                     .with_help("add duration = \"30s\" or iterations = 1000"),
             );
         }
-        let request = match &s.flow {
+        if s.duration.is_none() && s.stages.is_none() {
+            if let Some(every) = s.flow.as_ref().and_then(|f| unbounded_every(f.get_ref())) {
+                let span = self.key(every);
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Missing,
+                        span,
+                        format!("this `every` runs until scenario {name:?} ends, and it has no `duration`"),
+                    )
+                    .with_help("give the scenario duration = \"10m\", or the block repeat = N"),
+                );
+            }
+        }
+        let flow = match &s.flow {
             Some(flow) => self.flow(flow, target),
             None => {
                 self.push(
@@ -103,7 +129,7 @@ impl Validator<'_> {
                 None
             }
         };
-        Some(ScenarioSpec { name, load: load?, arrival, duration, iterations, requests: None, request: request? })
+        Some(ScenarioSpec { name, load: load?, arrival, ramp_up, duration, iterations, flow: flow? })
     }
 
     /// The one load model of a scenario.
@@ -126,7 +152,7 @@ impl Validator<'_> {
         }
         // Each value given is checked, also when they conflict, so all mistakes show at once.
         let rate = s.rate.as_ref().map(|r| self.rate(r));
-        let users = s.users.as_ref().map(|u| self.count(u, "users"));
+        let users = s.users.as_ref().map(|u| self.users(u));
         let stages = s.stages.as_ref().map(|st| self.stages(st));
         if given.len() > 1 {
             let mut sorted = given.clone();
@@ -151,11 +177,36 @@ impl Validator<'_> {
         }
     }
 
-    /// A positive rate: `200`, `0.5`, `"2000/s"`, `"120/m"`.
+    /// `users = 1000` or `users = "{{ users }}"` (rendered with the plan's variables).
+    fn users(&mut self, value: &Spanned<CountValue>) -> Option<u64> {
+        let text = match value.get_ref() {
+            CountValue::Number(n) => return self.count(&Spanned::new(value.span(), *n), "users"),
+            CountValue::Text(text) => self.render_with_variables(value.span(), text, "users")?,
+        };
+        match text.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Invalid,
+                        value.span(),
+                        format!("users must be a whole number of at least 1, not {text:?}"),
+                    )
+                    .with_help("expected users = 1000 or users = \"{{ users }}\" with users = 1000 in [variables]"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A positive rate: `200`, `0.5`, `"2000/s"`, `"120/m"`, `"{{ rate }}"`.
     fn rate(&mut self, value: &Spanned<RateValue>) -> Option<f64> {
+        let rendered;
         let rate = match value.get_ref() {
             RateValue::Number(n) => Some(*n),
             RateValue::Text(text) => {
+                rendered = self.render_with_variables(value.span(), text, "the rate")?;
+                let text = &rendered;
                 let (number, per) = match text.split_once('/') {
                     Some((n, "s")) => (n, 1.0),
                     Some((n, "m")) => (n, 60.0),
@@ -198,12 +249,25 @@ impl Validator<'_> {
         for (index, stage) in list.get_ref().iter().enumerate() {
             let first = index == 0;
             match self.stage(stage, first) {
-                // A hold extends the level before it: one level, one row of statistics.
-                Some(Stage::Hold(duration)) => match stages.last_mut() {
-                    Some(last) if ok => last.duration += duration,
+                // A hold keeps the level before it (the end of a ramp): a level of its own.
+                Some(Stage::Hold(duration)) => match stages.last() {
+                    Some(last) if ok && last.ramp_from.is_some() => stages.push(RateStage::level(last.rate, duration)),
+                    Some(_) if ok => {
+                        if let Some(last) = stages.last_mut() {
+                            last.duration += duration;
+                        }
+                    }
                     _ => ok = false,
                 },
                 Some(Stage::Level(level)) => stages.push(level),
+                Some(Stage::Ramp { rate, over, then_for }) => {
+                    // A ramp starts from the previous level (0 before the first stage).
+                    let from = stages.last().map_or(0.0, |s| s.rate);
+                    stages.push(RateStage { rate, duration: over, ramp_from: Some(from) });
+                    if let Some(d) = then_for {
+                        stages.push(RateStage::level(rate, d));
+                    }
+                }
                 None => ok = false,
             }
         }
@@ -245,13 +309,24 @@ impl Validator<'_> {
         }
         if let Some(users) = &st.users {
             self.not_supported(users, "stages of `users` are").help =
-                Some("use users = N with duration, or stages of rate".into());
+                Some("use users = N with ramp_up = \"30s\" and duration, or stages of rate".into());
             return None;
         }
         if let Some(ramp) = &st.ramp {
-            self.not_supported(ramp, "ramps between stages (`ramp`) are").help =
-                Some("use levels for now: { rate = 200, for = \"30s\" }".into());
-            return None;
+            let over = self.duration(ramp, "ramp");
+            let then_for = match &st.hold_for {
+                Some(d) => Some(self.duration(d, "for")?),
+                None => None,
+            };
+            let Some(rate) = &st.rate else {
+                self.push(
+                    Diagnostic::new(DiagnosticKind::Missing, raw.span(), "this ramp has no target `rate`")
+                        .with_help("expected { rate = 500, ramp = \"1m\" } (then optionally for = \"2m\" at 500)"),
+                );
+                return None;
+            };
+            let rate = self.rate(rate);
+            return Some(Stage::Ramp { rate: rate?, over: over?, then_for });
         }
         let Some(rate) = &st.rate else {
             self.push(
@@ -268,12 +343,30 @@ impl Validator<'_> {
             return None;
         };
         let duration: Duration = self.duration(hold_for, "for")?;
-        Some(Stage::Level(RateStage { rate: rate?, duration }))
+        Some(Stage::Level(RateStage::level(rate?, duration)))
     }
 }
 
-/// A valid stage: a new level, or more time at the previous one.
+/// A valid stage: a new level, a linear ramp to a new rate, or more time at the previous one.
 enum Stage {
     Level(RateStage),
+    Ramp { rate: f64, over: Duration, then_for: Option<Duration> },
     Hold(Duration),
+}
+
+/// The first `every` block without `repeat` in a flow (nested ones included): it never ends.
+fn unbounded_every(flow: &[Spanned<crate::raw::RawStep>]) -> Option<&Spanned<crate::raw::DurationText>> {
+    for step in flow {
+        let s = step.get_ref();
+        if let (Some(every), None) = (&s.every, &s.repeat) {
+            return Some(every);
+        }
+        let nested = s.flow.iter().map(|f| f.get_ref());
+        let branches =
+            s.choose.iter().flat_map(|c| c.get_ref()).filter_map(|b| b.get_ref().flow.as_ref().map(|f| f.get_ref()));
+        if let Some(found) = nested.chain(branches).find_map(|f| unbounded_every(f)) {
+            return Some(found);
+        }
+    }
+    None
 }

@@ -2,7 +2,8 @@
 //!
 //! Rows: achieved rate, latency p50, p90, p99, max and mean, service-time p99 and error rate
 //! over the whole run, then, when both runs have the same number of stages (more than one),
-//! rate, p50, p99 and error rate per stage. Each row has the base and new values, the change in
+//! rate, p50, p99 and error rate per stage, and for plan files the same four per request name
+//! that both runs have. Each row has the base and new values, the change in
 //! percent, the tolerance, and a verdict:
 //!
 //! - **same** when the change is within the noise of the two runs (see [`noise`]): for rate and
@@ -20,7 +21,7 @@ pub mod noise;
 pub mod render;
 
 use pummel_engine::results::ResultsDocument;
-use pummel_engine::summary::{StageSummary, Summary};
+use pummel_engine::summary::{NamedSummary, StageSummary, Summary};
 use serde::{Serialize, Serializer};
 
 use crate::fmt;
@@ -153,6 +154,20 @@ impl Metric {
         }
     }
 
+    fn of_named(self, s: &NamedSummary) -> Option<f64> {
+        let l = s.latency_ms;
+        match self {
+            Metric::Rate => Some(s.rate),
+            Metric::P50 => l.map(|l| l.p50),
+            Metric::P90 => l.map(|l| l.p90),
+            Metric::P99 => l.map(|l| l.p99),
+            Metric::Max => l.map(|l| l.max),
+            Metric::Mean => l.map(|l| l.mean),
+            Metric::ServiceP99 => None,
+            Metric::ErrorRate => (s.completed > 0).then_some(s.error_rate),
+        }
+    }
+
     /// The relative per-second spread that applies to this metric (not the error rate).
     fn spread(self, n: &Noise) -> f64 {
         match self {
@@ -230,6 +245,9 @@ impl Tolerance {
 pub struct Row {
     /// 1-based stage number, or `None` for the whole run.
     pub stage: Option<usize>,
+    /// The request name of a plan file's per-name row; `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// What is compared.
     pub metric: Metric,
     /// The row's label: `latency p99`, `stage 2 (1,000 req/s) latency p99`.
@@ -327,6 +345,15 @@ impl Comparison {
         } else if bs.len() != ns.len() {
             notes.push(format!("the runs have {} and {} stages: per-stage rows left out", bs.len(), ns.len()));
         }
+        for b in &base.summary.by_name {
+            let Some(n) = new.summary.by_name.iter().find(|n| n.name == b.name) else { continue };
+            rows.extend(Metric::PER_STAGE.iter().filter_map(|m| {
+                let label = format!("{} {}", b.name, m.label());
+                let mut row = row(*m, None, label, m.of_named(b), m.of_named(n), &base_info.noise, &new_info.noise)?;
+                row.name = Some(b.name.clone());
+                Some(row)
+            }));
+        }
         if base_info.target != new_info.target {
             notes.push(format!("different targets: {} vs {}", base_info.target, new_info.target));
         }
@@ -343,7 +370,7 @@ impl Comparison {
 
     /// The whole-run row of `metric`; `None` when neither run has the figure.
     pub fn run_row(&self, metric: Metric) -> Option<&Row> {
-        self.rows.iter().find(|r| r.stage.is_none() && r.metric == metric)
+        self.rows.iter().find(|r| r.stage.is_none() && r.name.is_none() && r.metric == metric)
     }
 }
 
@@ -386,7 +413,7 @@ fn row(
             }
         }
     };
-    Some(Row { stage, metric, label, base, new, change, change_pct, tolerance, verdict })
+    Some(Row { stage, name: None, metric, label, base, new, change, change_pct, tolerance, verdict })
 }
 
 /// (new − base) / base in percent: 0 when both are 0, ±∞ when only base is 0.

@@ -1,0 +1,718 @@
+//! Plan-file scenarios: virtual users walking their flows.
+//!
+//! Closed model: each user of a scenario is one task that runs the flow again and again
+//! (`iterations` times, or until the scenario ends), keeping its connection, its WebSocket
+//! session and its variables across steps and iterations. Open model: the shard's open
+//! dispatcher starts an iteration per arrival on a pool of workers, each of which is a user
+//! whose variables start over at every arrival.
+//!
+//! Latency follows the quick mode's rule: it counts from when the user wanted to send. That is
+//! the arrival for an iteration's first request in the open model, the tick of an `every`
+//! block for the block's first request, and the moment the previous step ended otherwise — so a
+//! slow target that delays a user's schedule shows up in its latency instead of being omitted.
+//!
+//! A user is small: its task, its variables, an idle connection (see `hold`) and an optional
+//! WebSocket session. Waiting (think times, `every` ticks) is a timer; a held WebSocket session
+//! is kept alive while the user waits, and a session the peer closes is counted then.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::{Shard, open_dispatcher};
+use crate::error_kind::ErrorKind;
+use crate::flow::{Body, Flow, RequestStep, Scenario, Scenarios, Step, WsExpectStep, WsMatcher};
+use crate::histogram::record;
+use crate::http1::encode_head;
+use crate::inspect::check::json_equals;
+use crate::inspect::{JsonBody, ResponseView};
+use crate::plan::Load;
+use crate::schedule::share;
+use crate::template::Vars;
+use crate::transport::{Connection, TransportError};
+use crate::ws::{WsSession, WsTarget};
+
+/// Most body bytes kept for checks and extraction.
+const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// One scenario as a shard runs it.
+pub(super) struct ScenarioRun {
+    /// Index in [`Scenarios::list`].
+    index: usize,
+    scenarios: Arc<Scenarios>,
+    /// Cancelled when the scenario may start nothing more (its end, or the run's).
+    stop: CancellationToken,
+    /// Open model: iterations this shard may still start, if bounded.
+    iterations_left: Cell<Option<u64>>,
+    /// Open model: arrivals so far, numbering the users of this shard.
+    arrivals: Cell<u64>,
+    shards: u64,
+    shard: u64,
+}
+
+impl ScenarioRun {
+    fn scenario(&self) -> &Scenario {
+        &self.scenarios.list[self.index]
+    }
+
+    /// The scenario's planned length (open model), for the dispatcher.
+    pub(super) fn planned(&self) -> Option<Duration> {
+        self.scenario().planned_duration()
+    }
+
+    /// Takes one iteration of the open model's budget; false when it is spent.
+    pub(super) fn take_iteration(&self) -> bool {
+        match self.iterations_left.get() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                self.iterations_left.set(Some(n - 1));
+                true
+            }
+        }
+    }
+}
+
+/// Runs every scenario of the plan on this shard until each ends.
+pub(super) async fn drive(shard: Rc<Shard>, scenarios: Arc<Scenarios>, shards: usize) {
+    let mut running = JoinSet::new();
+    for index in 0..scenarios.list.len() {
+        let scenario = &scenarios.list[index];
+        let iterations_left = match scenario.load {
+            Load::Open(_) => scenario.iterations.map(|n| share(n, shards, shard.index)),
+            Load::Closed(_) | Load::Hold(_) => None,
+        };
+        let run = Rc::new(ScenarioRun {
+            index,
+            scenarios: scenarios.clone(),
+            stop: shard.stop_sending.child_token(),
+            iterations_left: Cell::new(iterations_left),
+            arrivals: Cell::new(0),
+            shards: shards as u64,
+            shard: shard.index as u64,
+        });
+        running.spawn_local(run_scenario(shard.clone(), run));
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Runs one scenario's users (or dispatcher) until they finish or the scenario's time is up.
+async fn run_scenario(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
+    let mut users = JoinSet::new();
+    match &run.scenario().load {
+        Load::Closed(closed) => {
+            let total = closed.connections as u64;
+            let ramp_up = run.scenario().ramp_up;
+            // User k of the scenario lives on shard k mod shards and starts k/total into the ramp-up.
+            for k in (run.shard..total).step_by(run.shards as usize) {
+                let start = shard.start + ramp_up.mul_f64(k as f64 / total as f64);
+                users.spawn_local(closed_user(shard.clone(), run.clone(), k, start));
+            }
+        }
+        Load::Open(open) => {
+            let stop = run.stop.clone();
+            users.spawn_local(open_dispatcher(
+                shard.clone(),
+                open.clone(),
+                run.shards as usize,
+                stop,
+                Some(run.clone()),
+            ));
+        }
+        Load::Hold(_) => {}
+    }
+    let all_done = async { while users.join_next().await.is_some() {} };
+    tokio::pin!(all_done);
+    // The scenario's time is its duration, or its stages' length (open model).
+    let deadline = run.scenario().planned_duration().map(|d| shard.start + d);
+    tokio::select! {
+        () = &mut all_done => {}
+        () = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => {
+            // Users finish the request in flight; the shard's grace bounds the wait.
+            run.stop.cancel();
+            all_done.await;
+        }
+    }
+    run.stop.cancel();
+}
+
+/// A closed-model user: iterations back to back until its budget, the feeders or the time end.
+async fn closed_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, id: u64, start: Instant) {
+    if Instant::now() < start {
+        tokio::select! {
+            () = sleep_until(start) => {}
+            () = run.stop.cancelled() => return,
+        }
+    }
+    let mut user = User::new(&shard, &run);
+    user.vars = Vars::new(run.scenarios.globals.clone(), id);
+    let iterations = run.scenario().iterations;
+    let mut iteration = 0;
+    while iterations.is_none_or(|n| iteration < n) && !run.stop.is_cancelled() {
+        if !user.begin_iteration(&shard, &run, iteration) {
+            break;
+        }
+        let mut intended = None;
+        if !walk(&shard, &run, &mut user, &run.scenario().flow, &mut intended).await {
+            break;
+        }
+        iteration += 1;
+    }
+    user.leave(&shard);
+}
+
+/// An open-model arrival: one iteration of the flow by `user`, a new user each time.
+pub(super) async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut User, intended: Instant) {
+    let n = run.arrivals.get();
+    run.arrivals.set(n + 1);
+    let id = n * run.shards + run.shard;
+    user.vars = Vars::new(run.scenarios.globals.clone(), id);
+    user.close_ws(shard, false);
+    if !user.begin_iteration(shard, run, 0) {
+        run.stop.cancel();
+        return;
+    }
+    let mut first = Some(intended);
+    walk(shard, run, user, &run.scenario().flow, &mut first).await;
+}
+
+/// A virtual user's state between steps.
+pub(super) struct User {
+    vars: Vars,
+    conn: Option<Connection>,
+    /// The WebSocket session, with the statistics its handshake was counted under.
+    ws: Option<(Box<WsSession>, usize)>,
+    /// The last message sent on the session and not yet answered.
+    sent: Option<SentMessage>,
+    rng: SmallRng,
+}
+
+/// A WebSocket message waiting for its `ws_expect`.
+struct SentMessage {
+    stats: usize,
+    intended: Instant,
+    sent_at: Instant,
+    /// The message, kept only when a JSON-RPC id must be matched.
+    text: Option<String>,
+}
+
+impl User {
+    pub(super) fn new(shard: &Shard, run: &ScenarioRun) -> User {
+        User {
+            vars: Vars::new(run.scenarios.globals.clone(), shard.index as u64),
+            conn: None,
+            ws: None,
+            sent: None,
+            rng: SmallRng::from_rng(&mut rand::rng()),
+        }
+    }
+
+    /// Sets up iteration `n`: counts it and takes a row of every feeder. False when a feeder
+    /// is exhausted (`when_exhausted = "end"`): the user stops.
+    fn begin_iteration(&mut self, shard: &Shard, run: &ScenarioRun, n: u64) -> bool {
+        self.vars.set_iteration(n);
+        for feeder in &run.scenarios.feeders {
+            match feeder.next_row() {
+                Ok(Some(row)) => self.vars.set_row(feeder.name(), row),
+                Ok(None) => return false,
+                Err(e) => {
+                    shard.note_error(format!("feeder {}: {e}", feeder.name()));
+                    return false;
+                }
+            }
+        }
+        let mut stats = shard.stats.borrow_mut();
+        if let Some(count) = stats.flows.iterations.get_mut(run.index) {
+            *count += 1;
+        }
+        true
+    }
+
+    /// Closes the user's connection and session at its end.
+    pub(super) fn leave(&mut self, shard: &Shard) {
+        shard.close(&mut self.conn);
+        self.close_ws(shard, true);
+    }
+
+    fn close_ws(&mut self, shard: &Shard, _at_end: bool) {
+        if self.ws.take().is_some() {
+            shard.connections.set(shard.connections.get().saturating_sub(1));
+        }
+        self.sent = None;
+    }
+}
+
+type Walk<'a> = Pin<Box<dyn Future<Output = bool> + 'a>>;
+
+/// Walks `flow` once. `intended` is when the next request was due (taken by the first request
+/// that needs it); false when the user must stop (the scenario ended, the budget is spent).
+fn walk<'a>(
+    shard: &'a Rc<Shard>,
+    run: &'a Rc<ScenarioRun>,
+    user: &'a mut User,
+    flow: &'a Flow,
+    intended: &'a mut Option<Instant>,
+) -> Walk<'a> {
+    Box::pin(async move {
+        for step in &flow.steps {
+            if run.stop.is_cancelled() {
+                return false;
+            }
+            match step {
+                Step::Request(request) => {
+                    if !shard.take_permit() {
+                        run.stop.cancel();
+                        return false;
+                    }
+                    let due = intended.take().unwrap_or_else(Instant::now);
+                    send_request(shard, user, request, due).await;
+                }
+                Step::Think(think) => {
+                    let until = Instant::now() + think.draw(&mut user.rng);
+                    if !pause(shard, run, user, until).await {
+                        return false;
+                    }
+                }
+                Step::Block(block) => {
+                    let mut done = 0;
+                    let mut tick = Instant::now();
+                    while block.repeat.is_none_or(|n| done < n) {
+                        let mut due = None;
+                        if let Some(every) = block.every {
+                            if done > 0 {
+                                tick += every;
+                                if !pause(shard, run, user, tick).await {
+                                    return false;
+                                }
+                            }
+                            due = Some(tick);
+                        }
+                        if !walk(shard, run, user, &block.flow, &mut due).await {
+                            return false;
+                        }
+                        done += 1;
+                    }
+                }
+                Step::Choose(choice) => {
+                    let Some(branch) = choice.pick(&mut user.rng) else { continue };
+                    if let Some(count) = shard.stats.borrow_mut().flows.branches.get_mut(branch.id) {
+                        *count += 1;
+                    }
+                    if !walk(shard, run, user, &branch.flow, intended).await {
+                        return false;
+                    }
+                }
+                Step::WsConnect(connect) => {
+                    let due = intended.take().unwrap_or_else(Instant::now);
+                    ws_connect(shard, user, connect, due).await;
+                }
+                Step::WsSend(send) => {
+                    let due = intended.take().unwrap_or_else(Instant::now);
+                    ws_send(shard, user, send, due).await;
+                }
+                Step::WsExpect(expect) => ws_expect(shard, user, expect).await,
+                Step::WsClose(close) => {
+                    if let Some((ws, _)) = &mut user.ws {
+                        let _ = ws.close(close.code, &close.reason).await;
+                    }
+                    user.close_ws(shard, false);
+                }
+            }
+        }
+        true
+    })
+}
+
+/// Waits until `until`, keeping a WebSocket session alive meanwhile; false when the scenario
+/// ended first.
+async fn pause(shard: &Shard, run: &ScenarioRun, user: &mut User, until: Instant) -> bool {
+    loop {
+        let Some((ws, stats)) = &mut user.ws else {
+            return tokio::select! {
+                () = sleep_until(until) => true,
+                () = run.stop.cancelled() => false,
+            };
+        };
+        let stats = *stats;
+        tokio::select! {
+            () = sleep_until(until) => return true,
+            () = run.stop.cancelled() => return false,
+            error = ws.idle() => {
+                // The session broke while the user held it: a failure of the session's name.
+                let now = Instant::now();
+                shard.in_flight.set(shard.in_flight.get() + 1);
+                shard.record_in(Some(stats), now, |s| s.sent += 1);
+                shard.finish();
+                shard.record_failure_in(Some(stats), now, &TransportError { kind: error.kind, detail: error.detail });
+                shard.record(now, |s| s.closed_by_peer += 1);
+                user.close_ws(shard, false);
+            }
+        }
+    }
+}
+
+/// The bytes of one request: its head, and its body when that is not in the head.
+struct Rendered {
+    head: Vec<u8>,
+    body: Option<Arc<[u8]>>,
+}
+
+/// Renders a request for `user`: templates, then the signature when the plan signs requests.
+fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, String> {
+    let target = &shard.plan.target;
+    let mut path = String::new();
+    step.path.render(&user.vars, &mut path).map_err(|e| format!("path: {e}"))?;
+    let mut headers = Vec::with_capacity(step.headers.len() + 4);
+    for (name, value) in &step.headers {
+        let mut text = String::new();
+        value.render(&user.vars, &mut text).map_err(|e| format!("header {name}: {e}"))?;
+        headers.push((name.clone(), text));
+    }
+    let (body, hash): (Option<Arc<[u8]>>, Option<Arc<str>>) = match &step.body {
+        Body::Empty => (None, None),
+        Body::Fixed(bytes) => (Some(bytes.clone()), None),
+        Body::Template(template) => {
+            let mut text = String::new();
+            template.render(&user.vars, &mut text).map_err(|e| format!("body: {e}"))?;
+            (Some(Arc::from(text.into_bytes())), None)
+        }
+        Body::Payload(payload) => (Some(payload.bytes.clone()), Some(payload.sha256_hex.clone())),
+    };
+    if let Some(signer) = &shard.plan.auth {
+        let body_bytes = body.as_deref().unwrap_or(&[]);
+        let hash = hash.map_or_else(|| crate::sigv4::sha256_hex(body_bytes), |h| h.to_string());
+        let mut signed = headers.clone();
+        if !signed.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            signed.push(("host".to_string(), target.host_header.clone()));
+        }
+        let extra = signer
+            .sign(&step.method, &target.host_header, &path, &signed, &hash, std::time::SystemTime::now())
+            .map_err(|e| format!("signing: {e}"))?;
+        headers.extend(extra);
+    }
+    let body_len = body.as_ref().map_or(0, |b| b.len());
+    let head = encode_head(&step.method, &path, &target.host_header, &headers, body_len, shard.plan.keepalive)
+        .map_err(|e| e.to_string())?;
+    Ok(Rendered { head, body })
+}
+
+/// Sends one request step and judges its response (status, checks, extraction).
+async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intended: Instant) {
+    let name = Some(step.stats);
+    shard.start_request_in(name, intended);
+    let rendered = match &step.fixed {
+        Some(bytes) => Rendered { head: Vec::new(), body: Some(bytes.clone()) },
+        None => match render(shard, user, step) {
+            Ok(rendered) => rendered,
+            Err(detail) => {
+                shard.finish();
+                shard.record_failure_in(name, intended, &TransportError { kind: ErrorKind::Other, detail });
+                return;
+            }
+        },
+    };
+    // The connection leaves the user for the exchange (extraction writes the user's variables).
+    let mut conn = match user.conn.take() {
+        Some(c) => c,
+        None => match shard.open(name, intended).await {
+            Ok(c) => {
+                shard.connections.set(shard.connections.get() + 1);
+                c
+            }
+            Err(e) => {
+                shard.finish();
+                shard.record_failure_in(name, intended, &e);
+                return;
+            }
+        },
+    };
+    let (wants_headers, wants_body) = (step.needs_headers(), step.needs_body());
+    conn.capture(wants_headers, if wants_body { CAPTURE_LIMIT } else { 0 });
+    let bytes_out = (rendered.head.len() + rendered.body.as_ref().map_or(0, |b| b.len())) as u64;
+    let head_request = step.method.eq_ignore_ascii_case("HEAD");
+    let sent_at = Instant::now();
+    let conn_ref = &mut conn;
+    let exchange = async {
+        let conn = conn_ref;
+        if !rendered.head.is_empty() {
+            conn.write_all(&rendered.head).await?;
+        }
+        if let Some(body) = &rendered.body {
+            conn.write_all(body).await?;
+        }
+        shard.record_in(name, intended, |s| s.bytes_out += bytes_out);
+        conn.read_response(head_request).await
+    };
+    let result = tokio::time::timeout(shard.plan.timeout, exchange).await;
+    let done = Instant::now();
+    shard.finish();
+    let keep = match result {
+        Ok(Ok(info)) => {
+            let status_ok = shard.plan.ok_status.contains(info.status);
+            let verdict = if step.checks.is_empty() && step.extract.is_empty() {
+                Verdict::default()
+            } else {
+                let headers: Vec<(&[u8], &[u8])> =
+                    if wants_headers { conn.captured_headers().collect() } else { Vec::new() };
+                let view = ResponseView {
+                    status: info.status,
+                    headers: &headers,
+                    body: conn.captured_body(),
+                    elapsed: done - sent_at,
+                };
+                judge(shard, user, step, &view, intended)
+            };
+            let failure = if !status_ok { Some(ErrorKind::from_status(info.status)) } else { verdict.failure };
+            shard.record_in(name, intended, |s| {
+                s.bytes_in += info.head_bytes + info.body_bytes;
+                s.record_judged_response(Some(info.status), failure, done - intended, done - sent_at);
+            });
+            shard.plan.keepalive && conn.reusable(&info)
+        }
+        Ok(Err(e)) => {
+            shard.record_failure_in(name, intended, &e);
+            false
+        }
+        Err(_elapsed) => {
+            let timeout = TransportError {
+                kind: ErrorKind::Timeout,
+                detail: format!("no complete response within {:?}", shard.plan.timeout),
+            };
+            shard.record_failure_in(name, intended, &timeout);
+            false
+        }
+    };
+    user.conn = Some(conn);
+    if !keep {
+        shard.close(&mut user.conn);
+    }
+}
+
+/// What checks and extraction made of a response.
+#[derive(Default)]
+struct Verdict {
+    /// Why the request counts as failed although its status was accepted.
+    failure: Option<ErrorKind>,
+}
+
+/// Runs the step's checks (tallied) and extraction (into the user's variables).
+fn judge(shard: &Shard, user: &mut User, step: &RequestStep, view: &ResponseView, intended: Instant) -> Verdict {
+    let json = JsonBody::new(view.body);
+    let mut verdict = Verdict::default();
+    let counted = intended >= shard.warmup_end;
+    for check in &step.checks {
+        let passed = check.check.passes(view, &json);
+        if counted {
+            if let Some(tally) = shard.stats.borrow_mut().flows.checks.get_mut(check.id) {
+                tally[usize::from(!passed)] += 1;
+            }
+        }
+        if !passed && check.check.fail_request && verdict.failure.is_none() {
+            verdict.failure = Some(ErrorKind::CheckFailed);
+        }
+    }
+    for extractor in &step.extract {
+        match extractor.extract(view, &json).or_else(|| extractor.default.clone()) {
+            Some(value) => user.vars.set(&extractor.variable, value),
+            None => {
+                if verdict.failure.is_none() {
+                    verdict.failure = Some(ErrorKind::ExtractFailed);
+                }
+            }
+        }
+    }
+    verdict
+}
+
+/// `ws_connect`: opens the user's session (replacing an open one), counted like a request.
+async fn ws_connect(shard: &Shard, user: &mut User, step: &crate::flow::WsConnectStep, intended: Instant) {
+    let name = Some(step.stats);
+    user.close_ws(shard, false);
+    shard.start_request_in(name, intended);
+    let mut headers = Vec::with_capacity(step.headers.len());
+    for (header, value) in &step.headers {
+        let mut text = String::new();
+        if let Err(e) = value.render(&user.vars, &mut text) {
+            shard.finish();
+            let detail = format!("header {header}: {e}");
+            shard.record_failure_in(name, intended, &TransportError { kind: ErrorKind::Other, detail });
+            return;
+        }
+        headers.push((header.clone(), text));
+    }
+    let result = match ws_target(shard, &step.url) {
+        Ok(target) => {
+            let source = shard.next_source();
+            WsSession::connect(&target, &headers, source, shard.plan.connect_timeout)
+                .await
+                .map_err(|e| (e.kind, e.detail))
+        }
+        Err(detail) => Err((ErrorKind::Other, detail)),
+    };
+    shard.finish();
+    match result {
+        Ok((session, opened)) => {
+            let done = Instant::now();
+            shard.connections.set(shard.connections.get() + 1);
+            shard.record_in(name, intended, |s| {
+                s.connections_opened += 1;
+                record(&mut s.connect_time, opened.connect);
+                if let Some(tls) = opened.tls {
+                    record(&mut s.tls_handshake_time, tls);
+                }
+                s.record_judged_response(Some(101), None, done - intended, opened.handshake);
+            });
+            user.ws = Some((Box::new(session), step.stats));
+        }
+        Err((kind, detail)) => shard.record_failure_in(name, intended, &TransportError { kind, detail }),
+    }
+}
+
+thread_local! {
+    /// WebSocket targets by URL, resolved once per shard rather than per session.
+    static WS_TARGETS: std::cell::RefCell<std::collections::HashMap<String, WsTarget>> = Default::default();
+}
+
+/// The target of `url`, resolved on first use; `wss://` uses the run's TLS settings
+/// (`--insecure`, `--cacert`, ...) when the plan's target is `https://`.
+fn ws_target(shard: &Shard, url: &str) -> Result<WsTarget, String> {
+    if let Some(target) = WS_TARGETS.with_borrow(|targets| targets.get(url).cloned()) {
+        return Ok(target);
+    }
+    let mut target = WsTarget::from_url(url)?;
+    if let (Some(tls), true) = (&shard.tls, url.starts_with("wss://")) {
+        target = target.with_tls(tls);
+    }
+    WS_TARGETS.with_borrow_mut(|targets| targets.insert(url.to_string(), target.clone()));
+    Ok(target)
+}
+
+/// `ws_send`: sends a message; the exchange completes at the next `ws_expect` (or now, when
+/// another send comes first).
+async fn ws_send(shard: &Shard, user: &mut User, step: &crate::flow::WsSendStep, intended: Instant) {
+    let name = Some(step.stats);
+    complete_unanswered_send(shard, user);
+    shard.start_request_in(name, intended);
+    let mut text = String::new();
+    if let Err(e) = step.text.render(&user.vars, &mut text) {
+        shard.finish();
+        shard.record_failure_in(name, intended, &TransportError { kind: ErrorKind::Other, detail: e.to_string() });
+        return;
+    }
+    let Some((ws, _)) = &mut user.ws else {
+        shard.finish();
+        let detail = "ws_send without an open session (ws_connect failed or the peer closed it)".to_string();
+        shard.record_failure_in(name, intended, &TransportError { kind: ErrorKind::WsClosed, detail });
+        return;
+    };
+    let sent_at = Instant::now();
+    match ws.send_text(&text).await {
+        Ok(()) => {
+            shard.record_in(name, intended, |s| s.bytes_out += text.len() as u64);
+            user.sent = Some(SentMessage { stats: step.stats, intended, sent_at, text: Some(text) });
+        }
+        Err(e) => {
+            shard.finish();
+            shard.record_failure_in(name, intended, &TransportError { kind: e.kind, detail: e.detail });
+            user.close_ws(shard, false);
+        }
+    }
+}
+
+/// Counts a sent message that no `ws_expect` waited for as complete when it was written.
+fn complete_unanswered_send(shard: &Shard, user: &mut User) {
+    if let Some(sent) = user.sent.take() {
+        shard.finish();
+        shard.record_in(Some(sent.stats), sent.intended, |s| {
+            s.record_judged_response(None, None, sent.sent_at - sent.intended, Duration::ZERO)
+        });
+    }
+}
+
+/// `ws_expect`: waits for a matching message; completes the exchange of the last send.
+async fn ws_expect(shard: &Shard, user: &mut User, step: &WsExpectStep) {
+    let (name, intended, since, sent_text) = match user.sent.take() {
+        Some(sent) => (sent.stats, sent.intended, sent.sent_at, sent.text),
+        None => {
+            let now = Instant::now();
+            shard.start_request_in(Some(step.stats), now);
+            (step.stats, now, now, None)
+        }
+    };
+    let wanted_id = match (&step.matcher.match_id, &sent_text) {
+        (Some(path), Some(text)) => {
+            let json = JsonBody::new(text.as_bytes());
+            json.value().and_then(|v| path.first(v)).cloned()
+        }
+        _ => None,
+    };
+    let Some((ws, _)) = &mut user.ws else {
+        shard.finish();
+        let detail = "ws_expect without an open session".to_string();
+        shard.record_failure_in(Some(name), intended, &TransportError { kind: ErrorKind::WsClosed, detail });
+        return;
+    };
+    let mut matches = |message: &str| message_matches(&step.matcher, wanted_id.as_ref(), message);
+    let result = ws.expect(&mut matches, step.timeout).await;
+    let done = Instant::now();
+    shard.finish();
+    match result {
+        Ok(message) => {
+            let json = JsonBody::new(message.as_bytes());
+            let mut failure = None;
+            for extractor in &step.extract {
+                match extractor.extract_text(&message, &json).or_else(|| extractor.default.clone()) {
+                    Some(value) => user.vars.set(&extractor.variable, value),
+                    None => failure = Some(ErrorKind::ExtractFailed),
+                }
+            }
+            shard.record_in(Some(name), intended, |s| {
+                s.bytes_in += message.len() as u64;
+                s.record_judged_response(None, failure, done - intended, done - since);
+            });
+        }
+        Err(e) => {
+            let closed = e.kind == ErrorKind::WsClosed;
+            shard.record_failure_in(Some(name), intended, &TransportError { kind: e.kind, detail: e.detail });
+            if closed {
+                user.close_ws(shard, false);
+            }
+        }
+    }
+}
+
+/// True when `message` is what `matcher` waits for.
+fn message_matches(matcher: &WsMatcher, wanted_id: Option<&serde_json::Value>, message: &str) -> bool {
+    if let Some(regex) = &matcher.regex {
+        if !regex.is_match(message) {
+            return false;
+        }
+    }
+    if matcher.json.is_none() && matcher.match_id.is_none() {
+        return true;
+    }
+    let json = JsonBody::new(message.as_bytes());
+    let Some(value) = json.value() else { return false };
+    if let Some((path, equals)) = &matcher.json {
+        match (path.first(value), equals) {
+            (None, _) => return false,
+            (Some(found), Some(expected)) if !json_equals(found, expected) => return false,
+            _ => {}
+        }
+    }
+    if let (Some(path), Some(wanted)) = (&matcher.match_id, wanted_id) {
+        if path.first(value) != Some(wanted) {
+            return false;
+        }
+    }
+    true
+}

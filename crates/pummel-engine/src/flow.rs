@@ -1,0 +1,427 @@
+//! Scenarios of plan files: who does what, in which order, how often.
+//!
+//! A quick `pummel run URL` sends one fixed request over and over; a plan file describes user
+//! journeys instead. Each [`Scenario`] has its own load model and a [`Flow`] of [`Step`]s that
+//! every virtual user (closed model) or every arrival (open model) walks through: requests whose
+//! paths, headers and bodies are templates, think times, blocks repeated `n` times or every
+//! interval, weighted choices between sub-flows, and WebSocket exchanges. Everything here is
+//! validated and compiled before the run (templates, JSONPaths, regexes); the engine only walks
+//! it. Nested flows are behind `Arc`s so a user's position in the flow is cheap to hold.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::feeder::Feeder;
+use crate::inspect::check::Check;
+use crate::inspect::extract::Extractor;
+use crate::inspect::jsonpath::JsonPath;
+use crate::payload::Payload;
+use crate::plan::{Load, secs};
+use crate::template::{Globals, Template};
+
+/// Everything the plan-file part of a run shares: scenarios, names of request statistics and
+/// checks, template globals and feeders.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenarios {
+    /// The scenarios, all running at once.
+    pub list: Vec<Scenario>,
+    /// Names whose statistics are kept apart (requests and WebSocket exchanges), indexed by
+    /// [`RequestStep::stats`] and friends.
+    pub names: Vec<NamedStats>,
+    /// Names of the checks, indexed by [`CheckStep::id`].
+    pub checks: Vec<String>,
+    /// Names of the `choose` branches, indexed by [`Branch::id`]: how often each was taken is
+    /// counted, so a weight split can be verified.
+    pub branches: Vec<String>,
+    /// `[variables]` (and `-e`), visible to every template.
+    #[serde(skip)]
+    pub globals: Arc<Globals>,
+    /// Data files whose rows feed templates; a new row of each per iteration.
+    #[serde(skip)]
+    pub feeders: Vec<Arc<Feeder>>,
+    /// Thresholds per name (`[thresholds] "GET /api" = [...]`), judged on that name's figures.
+    #[serde(serialize_with = "named_exprs")]
+    pub named_thresholds: Vec<(String, Vec<crate::expr::Expr>)>,
+}
+
+impl Scenarios {
+    /// A quick run's one request as a one-scenario flow, for when every request must be built
+    /// on its own (signed with `--aws-sigv4`): the same load, the same request, rendered and
+    /// signed per request by the flow executor instead of written from bytes encoded once.
+    pub fn of_quick_plan(plan: &crate::plan::Plan) -> Scenarios {
+        let request = RequestStep {
+            stats: 0,
+            method: plan.request.method.clone(),
+            path: Template::literal(&plan.target.path_and_query),
+            headers: plan.request.headers.iter().map(|(n, v)| (n.clone(), Template::literal(v))).collect(),
+            body: match plan.request.body.is_empty() {
+                true => Body::Empty,
+                false => Body::Fixed(Arc::from(plan.request.body.as_slice())),
+            },
+            extract: Vec::new(),
+            checks: Vec::new(),
+            fixed: None,
+        };
+        let name = format!("{} {}", plan.request.method, plan.target.path_and_query);
+        Scenarios {
+            list: vec![Scenario {
+                name: "quick".into(),
+                load: plan.load.clone(),
+                ramp_up: Duration::ZERO,
+                iterations: None,
+                duration: plan.stop.duration,
+                flow: Flow { steps: vec![Step::Request(Arc::new(request))] },
+            }],
+            names: vec![NamedStats { name, scenario: 0, kind: "http" }],
+            checks: Vec::new(),
+            branches: Vec::new(),
+            globals: Arc::new(Globals::default()),
+            feeders: Vec::new(),
+            named_thresholds: Vec::new(),
+        }
+    }
+}
+
+/// What a set of statistics is named after, and which scenario it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedStats {
+    /// The name, e.g. `GET /api/images` (a request's `name`, or its method and path).
+    pub name: String,
+    /// Index of the scenario in [`Scenarios::list`].
+    pub scenario: usize,
+    /// What is measured under this name: `http` requests or `ws` exchanges.
+    pub kind: &'static str,
+}
+
+/// One scenario: a load model and the flow each user or arrival goes through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Its name in output and results.
+    pub name: String,
+    /// Closed (`users`) or open (`rate`, `stages`).
+    pub load: Load,
+    /// Closed model: time over which the users start, evenly; zero starts them all at once.
+    #[serde(with = "secs")]
+    pub ramp_up: Duration,
+    /// Runs of the flow: per user in the closed model, in all in the open model.
+    pub iterations: Option<u64>,
+    /// When this scenario stops starting iterations, from the run's start.
+    #[serde(serialize_with = "opt_secs")]
+    pub duration: Option<Duration>,
+    /// The steps.
+    pub flow: Flow,
+}
+
+impl Scenario {
+    /// How long the scenario starts iterations: its stages (open model), capped by its
+    /// `duration`; `None` when only `iterations` bound it.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        let staged = match &self.load {
+            Load::Open(open) => Some(open.stages.iter().map(|s| s.duration).sum::<Duration>()),
+            Load::Closed(_) | Load::Hold(_) => None,
+        };
+        match (staged, self.duration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// A sequence of steps.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct Flow {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a flow.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Send an HTTP request and wait for its response.
+    Request(Arc<RequestStep>),
+    /// Pause.
+    Think(Think),
+    /// Run a nested flow several times, or every interval.
+    Block(Arc<Block>),
+    /// Run one of several sub-flows, chosen by weight.
+    Choose(Arc<Choice>),
+    /// Open the user's WebSocket session.
+    WsConnect(Arc<WsConnectStep>),
+    /// Send a message on the session.
+    WsSend(Arc<WsSendStep>),
+    /// Wait for a matching message.
+    WsExpect(Arc<WsExpectStep>),
+    /// Close the session.
+    WsClose(WsCloseStep),
+}
+
+/// A pause of a fixed, uniform or exponential length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Think {
+    /// Always this long (`"2s"`).
+    Fixed(#[serde(with = "secs")] Duration),
+    /// Uniform between two bounds (`"1s..5s"`).
+    Uniform(#[serde(with = "secs")] Duration, #[serde(with = "secs")] Duration),
+    /// Exponential with this mean (`"exp(20s)"`): the gaps of a Poisson process.
+    Exponential(#[serde(with = "secs")] Duration),
+}
+
+impl Think {
+    /// Draws one pause.
+    pub fn draw(&self, rng: &mut impl Rng) -> Duration {
+        match *self {
+            Think::Fixed(d) => d,
+            Think::Uniform(lo, hi) if hi > lo => {
+                Duration::from_secs_f64(rng.random_range(lo.as_secs_f64()..hi.as_secs_f64()))
+            }
+            Think::Uniform(lo, _) => lo,
+            Think::Exponential(mean) => {
+                // Inverse transform; 1 - u is in (0, 1], so the logarithm is finite.
+                let u: f64 = rng.random();
+                Duration::from_secs_f64((-(1.0 - u).ln() * mean.as_secs_f64()).min(1e9))
+            }
+        }
+    }
+}
+
+/// `repeat` / `every`: a nested flow run `repeat` times, or every `every` for the rest of the
+/// run (or `repeat` times when both are given).
+#[derive(Debug, Clone, Serialize)]
+pub struct Block {
+    /// How many times; `None` with `every` means until the run ends.
+    pub repeat: Option<u64>,
+    /// Interval between the starts of two runs of the flow; `None` runs them back to back.
+    #[serde(serialize_with = "opt_secs")]
+    pub every: Option<Duration>,
+    /// The nested steps.
+    pub flow: Flow,
+}
+
+/// `choose`: one of several sub-flows per pass, by weight.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    /// The branches.
+    pub branches: Vec<Branch>,
+}
+
+impl Choice {
+    /// Picks a branch with probability proportional to its weight.
+    pub fn pick(&self, rng: &mut impl Rng) -> Option<&Branch> {
+        let total: f64 = self.branches.iter().map(|b| b.weight).sum();
+        let mut point = rng.random::<f64>() * total;
+        for branch in &self.branches {
+            if point < branch.weight {
+                return Some(branch);
+            }
+            point -= branch.weight;
+        }
+        self.branches.last()
+    }
+}
+
+/// One weighted sub-flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Branch {
+    /// Relative weight (> 0).
+    pub weight: f64,
+    /// Its name in the results.
+    pub name: String,
+    /// Index of its counter in [`Scenarios::branches`].
+    pub id: usize,
+    /// The steps.
+    pub flow: Flow,
+}
+
+/// A request step: everything needed to build and judge one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestStep {
+    /// Index of its statistics in [`Scenarios::names`].
+    pub stats: usize,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query (a template).
+    #[serde(serialize_with = "template_text")]
+    pub path: Template,
+    /// Headers, values as templates; `[target].headers` merged in.
+    #[serde(skip)]
+    pub headers: Vec<(String, Template)>,
+    /// The body.
+    #[serde(skip)]
+    pub body: Body,
+    /// Values taken from the response into the user's variables.
+    #[serde(skip)]
+    pub extract: Vec<Extractor>,
+    /// Checks on the response.
+    #[serde(skip)]
+    pub checks: Vec<CheckStep>,
+    /// The whole request encoded once, when nothing in it changes per request (no template,
+    /// no signature): sent as is, like a quick run's request.
+    #[serde(skip)]
+    pub fixed: Option<Arc<[u8]>>,
+}
+
+impl RequestStep {
+    /// True when the response body must be kept (checks or extraction look at it).
+    pub fn needs_body(&self) -> bool {
+        self.extract.iter().any(|e| e.needs_body()) || self.checks.iter().any(|c| c.check.condition.needs_body())
+    }
+
+    /// True when the response head must be kept.
+    pub fn needs_headers(&self) -> bool {
+        self.extract.iter().any(|e| e.needs_headers()) || self.checks.iter().any(|c| c.check.condition.needs_headers())
+    }
+}
+
+/// A check with its place in the run's check tallies.
+#[derive(Debug, Clone)]
+pub struct CheckStep {
+    /// Index in [`Scenarios::checks`].
+    pub id: usize,
+    /// The check.
+    pub check: Check,
+}
+
+/// A request body.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    /// No body.
+    #[default]
+    Empty,
+    /// The same bytes every time.
+    Fixed(Arc<[u8]>),
+    /// Rendered per request.
+    Template(Template),
+    /// A random payload generated once for its size and shared (object-store tests).
+    Payload(Payload),
+}
+
+/// `ws_connect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsConnectStep {
+    /// Index of the handshake's statistics in [`Scenarios::names`].
+    pub stats: usize,
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// Headers of the upgrade request (values are templates).
+    #[serde(skip)]
+    pub headers: Vec<(String, Template)>,
+}
+
+/// `ws_send`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsSendStep {
+    /// Index of the exchange's statistics in [`Scenarios::names`].
+    pub stats: usize,
+    /// The message (a template).
+    #[serde(serialize_with = "template_text")]
+    pub text: Template,
+}
+
+/// `ws_expect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsExpectStep {
+    /// Statistics of an expect without a send before it.
+    pub stats: usize,
+    /// What the message must look like.
+    #[serde(skip)]
+    pub matcher: WsMatcher,
+    /// How long to wait.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Values taken from the message.
+    #[serde(skip)]
+    pub extract: Vec<Extractor>,
+}
+
+/// What an expected WebSocket message must look like; every part given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct WsMatcher {
+    /// A JSONPath that must exist, with `equals` its value.
+    pub json: Option<(JsonPath, Option<serde_json::Value>)>,
+    /// A regex the message matches.
+    pub regex: Option<regex::Regex>,
+    /// JSON-RPC: the value at this path equals the one in the message just sent.
+    pub match_id: Option<JsonPath>,
+}
+
+/// `ws_close`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsCloseStep {
+    /// Close code.
+    pub code: u16,
+    /// Close reason.
+    pub reason: String,
+}
+
+fn template_text<S: serde::Serializer>(t: &Template, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.text())
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// What a shard (and, merged, the run) counted of a plan file's scenarios beyond the run-wide
+/// statistics. Indexes follow [`Scenarios`]: `named` by name, `checks` by check, `branches` by
+/// branch, `iterations` by scenario. Outside the warmup only, like stage totals.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTallies {
+    /// Statistics per request name / WebSocket exchange.
+    pub named: Vec<crate::stats::Stats>,
+    /// `[passed, failed]` per check.
+    pub checks: Vec<[u64; 2]>,
+    /// Times each `choose` branch was taken.
+    pub branches: Vec<u64>,
+    /// Iterations of the flow started, per scenario.
+    pub iterations: Vec<u64>,
+}
+
+impl FlowTallies {
+    /// Empty tallies shaped for `scenarios`.
+    pub fn for_scenarios(scenarios: &Scenarios) -> FlowTallies {
+        FlowTallies {
+            named: scenarios.names.iter().map(|_| crate::stats::Stats::default()).collect(),
+            checks: vec![[0, 0]; scenarios.checks.len()],
+            branches: vec![0; scenarios.branches.len()],
+            iterations: vec![0; scenarios.list.len()],
+        }
+    }
+
+    /// Adds `other` (of the same shape) into these tallies.
+    pub fn merge(&mut self, other: &FlowTallies) {
+        if self.named.len() < other.named.len() {
+            self.named.resize_with(other.named.len(), Default::default);
+        }
+        for (a, b) in self.named.iter_mut().zip(&other.named) {
+            a.merge(b);
+        }
+        merge_counts(&mut self.checks, &other.checks, |a, b| {
+            a[0] += b[0];
+            a[1] += b[1];
+        });
+        merge_counts(&mut self.branches, &other.branches, |a, b| *a += b);
+        merge_counts(&mut self.iterations, &other.iterations, |a, b| *a += b);
+    }
+}
+
+fn merge_counts<T: Copy + Default>(into: &mut Vec<T>, from: &[T], add: impl Fn(&mut T, &T)) {
+    if into.len() < from.len() {
+        into.resize(from.len(), T::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        add(a, b);
+    }
+}
+
+fn named_exprs<S: serde::Serializer>(named: &[(String, Vec<crate::expr::Expr>)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(named.iter().map(|(name, exprs)| (name, exprs.iter().map(|e| e.text.as_str()).collect::<Vec<_>>())))
+}

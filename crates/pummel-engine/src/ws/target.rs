@@ -1,0 +1,134 @@
+//! Where a session connects ([`WsTarget`]): address, `Host`, path, and TLS for `wss://`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use crate::tls::{TlsClient, TlsSettings};
+
+/// A resolved `ws://` or `wss://` URL. Resolve it once per run and share it between users.
+#[derive(Debug, Clone)]
+pub struct WsTarget {
+    /// The address connected to (the first one the host resolved to).
+    pub addr: SocketAddr,
+    /// The `Host` header: the URL's host, with its port when the URL names one.
+    pub host_header: String,
+    /// The request target of the upgrade (`/path?query`).
+    pub path_and_query: String,
+    /// The TLS configuration for `wss://` (`None` for `ws://`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// SNI and certificate name for `wss://` (the URL's host unless replaced).
+    pub server_name: String,
+}
+
+impl WsTarget {
+    /// Parses a `ws://` or `wss://` URL and resolves its host once. For `wss://` the TLS
+    /// configuration is pummel's default one (system CA certificates); a run replaces it with
+    /// its own (`--insecure`, `--cacert`, ...) through [`WsTarget::with_tls`].
+    pub fn from_url(url: &str) -> Result<WsTarget, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let secure = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => return Err(format!("{url}: unsupported scheme {other:?}; use ws:// or wss://")),
+        };
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(format!("{url}: it has no host")),
+        };
+        let port = parsed.port_or_known_default().unwrap_or(if secure { 443 } else { 80 });
+        let mut path_and_query = parsed.path().to_string();
+        if let Some(query) = parsed.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        let host_header = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => host.clone(),
+        };
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{url}: cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{url}: {host} has no address"))?;
+        let tls = if secure {
+            let client = TlsClient::new(&TlsSettings::default(), &host).map_err(|e| format!("{url}: {e}"))?;
+            Some(ws_tls_config(&client))
+        } else {
+            None
+        };
+        Ok(WsTarget { addr, host_header, path_and_query, tls, server_name: host })
+    }
+
+    /// Uses the run's TLS client (its roots or `--insecure`, client certificate, versions, SNI)
+    /// for a `wss://` target; a `ws://` target is returned unchanged.
+    pub fn with_tls(mut self, client: &TlsClient) -> WsTarget {
+        if self.tls.is_some() {
+            self.tls = Some(ws_tls_config(client));
+            self.server_name = server_name_text(&client.server_name);
+        }
+        self
+    }
+}
+
+/// A copy of `client`'s configuration for WebSocket upgrades: ALPN offers `http/1.1` only (the
+/// upgrade is an HTTP/1.1 exchange, whatever else the run's HTTP requests may negotiate). The
+/// session cache is shared with `client`.
+pub fn ws_tls_config(client: &TlsClient) -> Arc<rustls::ClientConfig> {
+    let mut config = (*client.config).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+fn server_name_text(name: &rustls::pki_types::ServerName<'_>) -> String {
+    match name {
+        rustls::pki_types::ServerName::DnsName(dns) => dns.as_ref().to_string(),
+        rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ws_urls() {
+        let target = WsTarget::from_url("ws://127.0.0.1:9001/chat?room=1").unwrap();
+        assert_eq!(target.addr, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(target.host_header, "127.0.0.1:9001");
+        assert_eq!(target.path_and_query, "/chat?room=1");
+        assert!(target.tls.is_none());
+        let bare = WsTarget::from_url("ws://127.0.0.1").unwrap();
+        assert_eq!((bare.addr.port(), bare.path_and_query.as_str(), bare.host_header.as_str()), (80, "/", "127.0.0.1"));
+    }
+
+    #[test]
+    fn wss_gets_tls_offering_http11_and_the_run_client() {
+        let target = WsTarget::from_url("wss://127.0.0.1/x");
+        // Without system CA certificates the default configuration cannot be built; both are fine.
+        if let Ok(target) = target {
+            assert_eq!(target.addr.port(), 443);
+            assert_eq!(target.tls.as_ref().unwrap().alpn_protocols, vec![b"http/1.1".to_vec()]);
+        }
+        let settings = TlsSettings { insecure: true, server_name: Some("a.example".into()), ..TlsSettings::default() };
+        let client = TlsClient::new(&settings, "127.0.0.1").unwrap();
+        let target = WsTarget {
+            addr: "127.0.0.1:443".parse().unwrap(),
+            host_header: "127.0.0.1".into(),
+            path_and_query: "/".into(),
+            tls: Some(ws_tls_config(&client)),
+            server_name: "127.0.0.1".into(),
+        }
+        .with_tls(&client);
+        assert_eq!(target.server_name, "a.example");
+    }
+
+    #[test]
+    fn rejects_other_schemes_and_bad_urls() {
+        assert!(WsTarget::from_url("http://127.0.0.1/").unwrap_err().contains("use ws:// or wss://"));
+        assert!(WsTarget::from_url("not a url").is_err());
+    }
+}

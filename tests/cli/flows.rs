@@ -1,0 +1,553 @@
+//! Multi-step flows of plan files, end to end: the real binary runs a plan against `pummel sink`
+//! (`--echo` answers describe each request, `--record` keeps what arrived) and its results
+//! document is read: `summary.by_name`, `checks`, `branches` and `scenarios`.
+//!
+//! Each test checks one promise of issue 3: values extracted from a response feed the next
+//! request; checks count passes and failures; `choose` splits by weight; a `unique` feeder never
+//! repeats a row; `every` ticks and latency is counted from the tick; open-model flows and
+//! linear ramps run at their rate; scenarios run side by side; WebSocket exchanges round-trip
+//! and time out; `--dry-run` sends nothing. (That every example passes `pummel check` is
+//! `plans::every_example_passes_check`, which globs `examples/*.toml`.)
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::plans::{recorded, write_plan};
+use crate::support::{self, Output, count, num, spawn_sink, text};
+
+/// Runs `pummel run PLAN --base-url http://ADDR -o results.json -q extra...` for the plan
+/// `body` (written to `dir`), waits at most `limit`, and returns what it printed and the
+/// results document.
+fn run_plan(
+    dir: &tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    body: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> (Output, Value) {
+    let plan = write_plan(dir, "plan.toml", body);
+    let (results_path, results) = support::path_in(dir, "results.json");
+    let base = format!("http://{addr}");
+    let mut args = vec!["run", plan.as_str(), "--base-url", base.as_str(), "-o", results.as_str(), "-q"];
+    args.extend_from_slice(extra);
+    let out = support::run(&args, limit);
+    out.assert_no_panic();
+    let document = if results_path.exists() { support::read_json(&results_path) } else { Value::Null };
+    (out, document)
+}
+
+/// The `by_name` entry named `name`; panics listing the names otherwise.
+fn by_name<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    let list = summary["by_name"].as_array().unwrap_or_else(|| panic!("no by_name in\n{summary:#}"));
+    list.iter().find(|n| n["name"] == name).unwrap_or_else(|| panic!("no by_name entry {name:?} in\n{summary:#}"))
+}
+
+/// The `checks` entry named `name`.
+fn check<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    let list = summary["checks"].as_array().unwrap_or_else(|| panic!("no checks in\n{summary:#}"));
+    list.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name:?} in\n{summary:#}"))
+}
+
+/// Iterations of scenario `name` (`summary.scenarios`).
+fn iterations(summary: &Value, name: &str) -> u64 {
+    let list = summary["scenarios"].as_array().unwrap_or_else(|| panic!("no scenarios in\n{summary:#}"));
+    let entry = list.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name:?}"));
+    count(entry, "/iterations")
+}
+
+/// `summary.errors` as a map.
+fn errors(summary: &Value) -> BTreeMap<String, u64> {
+    summary["errors"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default()
+}
+
+/// The values after `key=` in a query string.
+fn query_value<'a>(target: &'a str, key: &str) -> Option<&'a str> {
+    let query = target.split_once('?')?.1;
+    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// POST /items answers `{"id": N}` (the echo); the GET that follows uses `{{ id }}`. The sink's
+/// record shows that every GET asks for exactly the id the sink gave the same user's POST just
+/// before it (a one-thread sink numbers requests in the order it records them).
+#[test]
+fn extraction_feeds_the_next_request() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "received.jsonl");
+    let (_sink, addr) = spawn_sink(&["--echo", "--threads", "1", "--record", &record]);
+    let plan = r#"
+[target]
+base_url = "http://127.0.0.1:9"   # replaced by --base-url
+
+[[scenario]]
+users = 4
+iterations = 25
+flow = [
+  { request = { method = "POST", path = "/items", json = { key = "{{ user }}.{{ iteration }}" }, name = "create", extract = { id = { json = "$.id" } } } },
+  { request = { path = "/items/{{ id }}", query = { key = "{{ user }}.{{ iteration }}" }, name = "read" } },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    assert_eq!(count(by_name(summary, "create"), "/ok"), 100, "{summary:#}");
+    assert_eq!(count(by_name(summary, "read"), "/ok"), 100, "{summary:#}");
+    assert_eq!(iterations(summary, "scenario 1"), 100);
+
+    let requests = recorded(&record_path, 200, Duration::from_secs(10));
+    assert_eq!(requests.len(), 200);
+    // Request n (from 1) of the record got echo id n: the POST of each key, by id.
+    let mut post_ids: HashMap<String, u64> = HashMap::new();
+    let mut read_ids = BTreeSet::new();
+    for (index, request) in requests.iter().enumerate() {
+        let id = index as u64 + 1;
+        let target = text(request, "/target");
+        match text(request, "/method") {
+            "POST" => {
+                assert_eq!(target, "/items", "{request}");
+                let body: Value = serde_json::from_str(text(request, "/body")).expect("a JSON body");
+                let key = text(&body, "/key").to_string();
+                assert!(post_ids.insert(key, id).is_none(), "two POSTs of one user and iteration: {request}");
+            }
+            "GET" => {
+                let key = query_value(target, "key").unwrap_or_else(|| panic!("no key in {target}"));
+                let asked: u64 = target
+                    .strip_prefix("/items/")
+                    .and_then(|rest| rest.split('?').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("GET {target} is not /items/<number>"));
+                let given = post_ids.get(key).unwrap_or_else(|| panic!("GET {target} before its POST"));
+                assert_eq!(asked, *given, "GET {target} should ask for the id its POST got");
+                assert!(asked < id, "an id is asked for after it was given");
+                assert!(read_ids.insert(asked), "id {asked} read twice");
+            }
+            other => panic!("unexpected {other} {target}"),
+        }
+    }
+    assert_eq!((post_ids.len(), read_ids.len()), (100, 100));
+}
+
+/// A check that always holds passes every time; one that never holds and fails its request
+/// makes every request fail with `check_failed`; one that only counts (`fail = false`) tallies
+/// the sink's 20 % of 500s while only those 500s fail requests.
+#[test]
+fn checks_count_passes_and_failures() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&["--echo"]);
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 50
+flow = [
+  { request = { path = "/strict", name = "strict", check = [ { status = 200, name = "is 200" }, { body_contains = "no such text", name = "never", fail = true } ] } },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    let always = check(summary, "is 200");
+    assert_eq!((count(always, "/passed"), count(always, "/failed")), (100, 0), "{always}");
+    assert_eq!(num(always, "/pass_rate"), 1.0);
+    let never = check(summary, "never");
+    assert_eq!((count(never, "/passed"), count(never, "/failed")), (0, 100), "{never}");
+    let strict = by_name(summary, "strict");
+    assert_eq!((count(strict, "/completed"), count(strict, "/ok")), (100, 0), "{strict}");
+    assert_eq!(count(strict, "/errors/check_failed"), 100, "{strict}");
+    assert_eq!(count(summary, "/requests/failed"), 100);
+    assert_eq!(errors(summary), BTreeMap::from([("check_failed".to_string(), 100)]));
+
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&["--echo", "--error-rate", "20%"]);
+    let plan = r#"
+[[scenario]]
+users = 4
+iterations = 250
+flow = [
+  { request = { path = "/counted", name = "counted", check = [ { status = 200, fail = false, name = "status 200" } ] } },
+]
+"#;
+    let (_out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(60));
+    let summary = &results["summary"];
+    let counted = check(summary, "status 200");
+    let (passed, failed) = (count(counted, "/passed"), count(counted, "/failed"));
+    assert_eq!(passed + failed, 1000, "{counted}");
+    let pass_rate = num(counted, "/pass_rate");
+    assert!((0.75..=0.85).contains(&pass_rate), "pass rate {pass_rate} with 20 % of 500s: {counted}");
+    // Requests fail only for their 500s, never for the check that only counts.
+    let status_500 = count(summary, "/status/500");
+    assert_eq!(status_500, failed, "{summary:#}");
+    assert_eq!(count(summary, "/requests/failed"), status_500);
+    assert_eq!(errors(summary), BTreeMap::from([("status_5xx".to_string(), status_500)]));
+}
+
+/// `choose` 90 / 10 over 5,000 iterations: each branch is taken its share within ±3 points,
+/// and the requests of each branch match its tally.
+#[test]
+fn weights_split_the_iterations() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+users = 8
+iterations = 625
+flow = [
+  { choose = [
+      { weight = 90, name = "browse", flow = [ { request = { path = "/browse", name = "browse" } } ] },
+      { weight = 10, name = "buy", flow = [ { request = { path = "/buy", name = "buy" } } ] },
+  ] },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(60));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    assert_eq!(iterations(summary, "scenario 1"), 5000);
+    let branches = summary["branches"].as_array().expect("branches");
+    let taken: Vec<(&str, u64, f64)> =
+        branches.iter().map(|b| (b["name"].as_str().unwrap_or(""), count(b, "/taken"), num(b, "/share"))).collect();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    assert_eq!(taken[0].1 + taken[1].1, 5000, "{taken:?}");
+    let (browse, buy) = (taken[0], taken[1]);
+    assert_eq!((browse.0, buy.0), ("browse", "buy"));
+    assert!((browse.2 - 0.9).abs() <= 0.03, "browse share {}", browse.2);
+    assert!((buy.2 - 0.1).abs() <= 0.03, "buy share {}", buy.2);
+    assert_eq!(count(by_name(summary, "browse"), "/completed"), browse.1);
+    assert_eq!(count(by_name(summary, "buy"), "/completed"), buy.1);
+}
+
+/// A `unique` feeder with `when_exhausted = "end"` hands out each of its 3,000 rows once: the
+/// sink receives exactly 3,000 requests, no id twice, and the run ends by itself although the
+/// users' iterations would allow more.
+#[test]
+fn a_unique_feeder_never_repeats_a_row_and_ends_the_run() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "received.jsonl");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let rows: String = (1..=3000).map(|i| format!("{i},name{i}\n")).collect();
+    let (_, csv) = support::path_in(&dir, "rows.csv");
+    std::fs::write(&csv, format!("id,name\n{rows}")).expect("write the CSV");
+    let plan = r#"
+[feeders.rows]
+file = "rows.csv"
+mode = "unique"
+when_exhausted = "end"
+
+[[scenario]]
+users = 8
+iterations = 1000
+flow = [ { request = { path = "/u/{{ rows.id }}", name = "row" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(60));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    assert_eq!(count(by_name(summary, "row"), "/completed"), 3000, "{summary:#}");
+    assert_eq!(iterations(summary, "scenario 1"), 3000);
+
+    let requests = recorded(&record_path, 3000, Duration::from_secs(10));
+    assert_eq!(requests.len(), 3000, "the sink received more than the file's rows");
+    let mut seen = BTreeSet::new();
+    for request in &requests {
+        let target = text(request, "/target");
+        let id: u32 = target.strip_prefix("/u/").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{target}"));
+        assert!((1..=3000).contains(&id), "{target}");
+        assert!(seen.insert(id), "row {id} was handed out twice");
+    }
+}
+
+/// `every = "500ms"` for 3 s: about 6 requests per user. Against a server slower than the
+/// interval the ticks fall behind, and latency counts from each tick (when the request was
+/// due), not from when it could be sent.
+#[test]
+fn every_ticks_and_latency_counts_from_the_tick() {
+    let _load = support::exclusive();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+users = 3
+duration = "3s"
+flow = [ { every = "500ms", flow = [ { request = { path = "/tick", name = "tick" } } ] } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let tick = by_name(&results["summary"], "tick");
+    let per_user = count(tick, "/completed") as f64 / 3.0;
+    assert!((5.0..=7.0).contains(&per_user), "{per_user} requests per user in 3 s every 500 ms: {tick}");
+
+    // 700 ms answers, due every 500 ms: request k starts ~200 ms later than the one before.
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&["--delay", "700ms"]);
+    let plan = r#"
+[[scenario]]
+users = 1
+duration = "3s"
+flow = [ { every = "500ms", flow = [ { request = { path = "/slow", name = "slow" } } ] } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let slow = by_name(&results["summary"], "slow");
+    let completed = count(slow, "/completed");
+    assert!((4..=5).contains(&completed), "{completed} answers of 700 ms in 3 s: {slow}");
+    let min = num(slow, "/latency_ms/min");
+    let max = num(slow, "/latency_ms/max");
+    assert!((650.0..900.0).contains(&min), "the first request is on time: min {min} ms");
+    assert!(max >= 1000.0, "later requests were due earlier than sent: max {max} ms should be ≥ 1 s");
+}
+
+/// An open-model flow of two requests at 200 iterations/s for 3 s: ~600 iterations, ~1,200
+/// requests.
+#[test]
+fn open_model_flows_run_iterations_at_the_rate() {
+    let _load = support::exclusive();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+name = "open"
+rate = 200
+duration = "3s"
+flow = [ { request = { path = "/a", name = "a" } }, { request = { path = "/b", name = "b" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    let done = iterations(summary, "open") as f64;
+    assert!((done - 600.0).abs() <= 18.0, "{done} iterations at 200/s for 3 s");
+    let completed = count(summary, "/requests/completed") as f64;
+    assert!((completed - 1200.0).abs() <= 36.0, "{completed} requests");
+    assert_eq!(count(by_name(summary, "a"), "/completed"), count(by_name(summary, "b"), "/completed"));
+}
+
+/// A linear ramp from 0 to 400/s over 4 s sends about its area (800) and rises second by second.
+#[test]
+fn a_linear_ramp_rises_to_its_rate() {
+    let _load = support::exclusive();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+stages = [ { rate = 400, ramp = "4s" } ]
+flow = [ { request = { path = "/ramp" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let completed = count(&results["summary"], "/requests/completed") as f64;
+    assert!((completed - 800.0).abs() <= 40.0, "{completed} requests over a 0 → 400/s ramp of 4 s");
+    let timeline: Vec<u64> = results["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|s| s["warmup"] != true)
+        .map(|s| count(s, "/sent"))
+        .collect();
+    assert!(timeline.len() >= 4, "{timeline:?}");
+    // Per second: ~50, 150, 250, 350.
+    assert!(timeline[0] < timeline[3], "the ramp does not rise: {timeline:?}");
+    assert!(timeline.windows(2).take(3).all(|w| w[0] < w[1]), "not rising second by second: {timeline:?}");
+    assert!((30..=80).contains(&timeline[0]) && (300..=400).contains(&timeline[3]), "{timeline:?}");
+}
+
+/// Two scenarios run at once, each with its own statistics under its own name.
+#[test]
+fn scenarios_run_side_by_side_with_their_own_stats() {
+    let _load = support::exclusive();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+name = "browsers"
+users = 2
+duration = "2s"
+flow = [ { request = { path = "/page", name = "page" } }, { think = "50ms" } ]
+
+[[scenario]]
+name = "api"
+rate = 50
+duration = "2s"
+flow = [ { request = { path = "/api", name = "api call" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    let page = by_name(summary, "page");
+    let api = by_name(summary, "api call");
+    assert_eq!((text(page, "/scenario"), text(api, "/scenario")), ("browsers", "api"));
+    assert!(count(page, "/completed") >= 20, "{page}");
+    let api_done = count(api, "/completed");
+    assert!((90..=110).contains(&api_done), "{api_done} api calls at 50/s for 2 s");
+    assert!(iterations(summary, "browsers") >= 20 && iterations(summary, "api") >= 90, "{summary:#}");
+    assert_eq!(count(page, "/completed") + api_done, count(summary, "/requests/completed"));
+    // Side by side, not one after the other.
+    let seconds = num(summary, "/duration_s");
+    assert!(seconds < 3.0, "two 2 s scenarios took {seconds} s");
+}
+
+/// A WebSocket session: connect, then 10 JSON-RPC pings each answered by the sink's echo with
+/// the same id.
+#[test]
+fn a_websocket_session_round_trips() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 1
+flow = [
+  { ws_connect = { path = "/ws", name = "open" } },
+  { repeat = 10, flow = [
+      { ws_send = { json = { id = "{{ user }}-{{ iteration }}-x", method = "ping" }, name = "rpc" } },
+      { ws_expect = { match_id = "$.id", json = "$.method", equals = "ping", timeout = "2s", name = "rpc" } },
+  ] },
+  { ws_close = true },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    let open = by_name(summary, "open");
+    assert_eq!((count(open, "/completed"), count(open, "/ok")), (2, 2), "{open}");
+    let rpc = by_name(summary, "rpc");
+    assert_eq!(text(rpc, "/kind"), "ws");
+    assert_eq!((count(rpc, "/completed"), count(rpc, "/ok")), (20, 20), "{rpc}");
+    assert!(errors(summary).is_empty(), "{summary:#}");
+}
+
+/// The sink holds each echo 1 s; an expectation that waits 200 ms times out, and each timeout
+/// is counted as `ws_expect_timeout`, in all and under the exchange's name.
+#[test]
+fn a_websocket_expectation_times_out() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&["--ws-delay", "1s"]);
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 1
+flow = [
+  { ws_connect = { path = "/ws", name = "open" } },
+  { repeat = 3, flow = [
+      { ws_send = { json = { id = "{{ user }}", method = "ping" }, name = "rpc" } },
+      { ws_expect = { match_id = "$.id", timeout = "200ms", name = "rpc" } },
+  ] },
+]
+"#;
+    let (_out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    let summary = &results["summary"];
+    let rpc = by_name(summary, "rpc");
+    assert_eq!(count(rpc, "/errors/ws_expect_timeout"), 6, "{rpc}");
+    assert_eq!(count(rpc, "/ok"), 0, "{rpc}");
+    assert_eq!(errors(summary).get("ws_expect_timeout"), Some(&6), "{summary:#}");
+}
+
+/// `--dry-run 3` prints three rendered requests of each scenario and sends nothing.
+#[test]
+fn dry_run_renders_requests_and_sends_nothing() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "received.jsonl");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let plan = r#"
+[variables]
+team = "perf"
+
+[[scenario]]
+name = "writers"
+users = 2
+duration = "5s"
+flow = [
+  { request = { method = "POST", path = "/items", headers = { X-Team = "{{ team }}" }, json = { n = "{{ iteration }}" }, extract = { id = { json = "$.id" } } } },
+  { request = { path = "/items/{{ id }}" } },
+]
+
+[[scenario]]
+name = "readers"
+rate = 10
+duration = "5s"
+flow = [ { request = { path = "/list?page={{ iteration }}" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &["--dry-run", "3"], Duration::from_secs(30));
+    out.assert_code(0);
+    assert!(results.is_null(), "a dry run writes no results");
+    let base = format!("http://{addr}");
+    let lines: Vec<&str> =
+        out.stdout.lines().filter(|l| l.starts_with("GET ") || l.starts_with("POST ") || l.starts_with("# ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "# scenario \"writers\"".to_string(),
+            format!("POST {base}/items"),
+            format!("GET {base}/items/<id>"),
+            format!("POST {base}/items"),
+            "# scenario \"readers\"".to_string(),
+            format!("GET {base}/list?page=0"),
+            format!("GET {base}/list?page=1"),
+            format!("GET {base}/list?page=2"),
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("X-Team: perf"), "{}", out.stdout);
+    assert!(out.stdout.contains(r#"{"n":"0"}"#) && out.stdout.contains(r#"{"n":"1"}"#), "{}", out.stdout);
+    // The sink flushes its record every second: after 1.5 s it would show any request.
+    std::thread::sleep(Duration::from_millis(1500));
+    let received = std::fs::read_to_string(&record_path).unwrap_or_default();
+    assert!(received.is_empty(), "a dry run sent:\n{received}");
+}
+
+/// `auth.aws_sigv4` signs every request of a plan: each recorded request carries an
+/// `AWS4-HMAC-SHA256` authorization with the key from the named environment variable (here
+/// `CARGO_PKG_NAME`, which cargo sets for tests: no secret is needed), the date, and
+/// `x-amz-content-sha256` equal to the SHA-256 of the body that arrived (the shared random
+/// payload of `random_body`).
+#[test]
+fn signed_plans_sign_every_request_with_the_payload_hash() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "received.jsonl");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let plan = r#"
+[target]
+auth = { aws_sigv4 = { region = "eu-west-1", service = "s3", access_key_env = "CARGO_PKG_NAME", secret_key_env = "CARGO_MANIFEST_DIR" } }
+
+[[scenario]]
+users = 2
+iterations = 5
+flow = [
+  { request = { method = "PUT", path = "/bucket/obj-{{ user }}-{{ iteration }}", random_body = "4KiB", name = "put" } },
+  { request = { method = "DELETE", path = "/bucket/obj-{{ user }}-{{ iteration }}", name = "delete" } },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(20));
+    out.assert_code(0);
+    assert_eq!(count(by_name(&results["summary"], "put"), "/ok"), 10);
+    let requests = recorded(&record_path, 20, Duration::from_secs(10));
+    let mut signatures = BTreeSet::new();
+    for request in &requests {
+        let auth = crate::support::plans::header(request, "authorization").expect("an authorization header");
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=pummel/"), "{auth}");
+        assert!(auth.contains("/eu-west-1/s3/aws4_request"), "{auth}");
+        signatures.insert(auth.rsplit("Signature=").next().unwrap_or("").to_string());
+        let date = crate::support::plans::header(request, "x-amz-date").expect("x-amz-date");
+        assert_eq!(date.len(), 16, "{date}");
+        let body = request["body_base64"].as_str().map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b).expect("base64 body")
+        });
+        let hash = crate::support::plans::header(request, "x-amz-content-sha256").expect("x-amz-content-sha256");
+        let expected = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(body.unwrap_or_default()))
+        };
+        assert_eq!(hash, expected, "the signed payload hash is the body's");
+    }
+    // Every key differs, so every signature does.
+    assert_eq!(signatures.len(), 20);
+}

@@ -17,7 +17,7 @@
 # ramp-up to the second half ("flat over the run's length"), against the same growth with 10
 # users. To show the sessions really are held, it also prints the connections pummel opened
 # (from its JSON summary: 10,000 means the second request reused the idle connection) and the
-# fewest fds pummel had open in the second half. The sink's RSS is sampled too.
+# median number of fds pummel had open in the second half. The sink's RSS is sampled too.
 #
 # Part "cpu": nginx (one worker, `return 200 "ok\n"` on every path) pinned to core 0, pummel on
 # core 1 with one thread, 50 connections/users, CPU_DURATION seconds per run, alternating the
@@ -35,7 +35,9 @@
 #
 # Usage: bench/plans.sh [--part sessions|cpu|all] [--users 10000] [--ramp 5] [--duration 30]
 #                       [--threads 1] [--rounds 2] [--cpu-duration 8] [--breakdown] [--samples DIR]
-# PUMMEL=/path/to/pummel skips the release build and uses that binary.
+# --samples DIR keeps the per-second RSS samples ("t pid rss_kib fds" lines, pummel's and the
+# sink's) of every sessions run. PUMMEL=/path/to/pummel skips the release build and uses that
+# binary (the script runs a copy of it either way, so a rebuild meanwhile changes nothing).
 # Needs: /usr/bin/time, taskset, python3; nginx for the cpu part (Debian's nginx-light).
 # The open-file limit is raised to the hard limit (pummel and the sink each need USERS + a few).
 # Loopback only; every run is bounded in time.
@@ -51,48 +53,16 @@ ROUNDS=2
 CPU_DURATION=8
 BREAKDOWN=0
 SAMPLES_DIR=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --part) PART=$2; shift 2 ;;
-        --users) USERS=$2; shift 2 ;;
-        --ramp) RAMP=$2; shift 2 ;;
-        --duration) DURATION=$2; shift 2 ;;
-        --threads) THREADS=$2; shift 2 ;;
-        --rounds) ROUNDS=$2; shift 2 ;;
-        --cpu-duration) CPU_DURATION=$2; shift 2 ;;
-        --breakdown) BREAKDOWN=1; shift ;;
-        --samples) SAMPLES_DIR=$2; shift 2 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-case "$PART" in sessions|cpu|all) ;; *) echo "--part must be sessions, cpu or all" >&2; exit 2 ;; esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/pummel-bench-plans.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-TARGET_PID=""
-
-stop_target() {
-    if [ -n "$TARGET_PID" ]; then kill "$TARGET_PID" 2>/dev/null || true; wait "$TARGET_PID" 2>/dev/null || true; fi
-    TARGET_PID=""
-}
-cleanup() {
-    stop_target
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in taskset python3; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install util-linux python3)" >&2; exit 2; }
-done
-[ -x /usr/bin/time ] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
-
-if [ -n "${PUMMEL:-}" ]; then
-    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-else
-    build_pummel
-fi
+parse_options --part=PART --users=USERS --ramp=RAMP --duration=DURATION --threads=THREADS --rounds=ROUNDS \
+    --cpu-duration=CPU_DURATION --breakdown=BREAKDOWN=1 --samples=SAMPLES_DIR -- "$@"
+case "$PART" in sessions|cpu|all) ;; *) echo "--part must be sessions, cpu or all" >&2; exit 2 ;; esac
+bench_start pummel-bench-plans
+require_tools taskset python3 /usr/bin/time
+setup_pummel
 # A copy, so that a rebuild in the tree during the run cannot change the binary under test.
 cp "$PUMMEL" "$WORK/pummel"
 PUMMEL=$WORK/pummel
@@ -106,34 +76,26 @@ fi
 # ---------------------------------------------------------------------------------------------
 
 write_session_plans() {
-    cat > "$WORK/held-http.toml" <<'EOF'
-# Each user: one request on its keep-alive connection, then 20 s idle holding it; again.
+    held_plan() {  # held_plan KIND COMMENT FLOW
+        cat > "$WORK/held-$1.toml" <<EOF
+# $2
 [variables]
 users = 10
 ramp = "5s"
 d = "30s"
 
 [[scenario]]
-name = "held http"
+name = "held $1"
 users = "{{ users }}"
 ramp_up = "{{ ramp }}"
 duration = "{{ d }}"
-flow = [ { request = { path = "/" } }, { think = "20s" } ]
+flow = $3
 EOF
-    cat > "$WORK/held-ws.toml" <<'EOF'
-# Each user: opens one WebSocket session and holds it until the run's end cuts the think.
-[variables]
-users = 10
-ramp = "5s"
-d = "30s"
-
-[[scenario]]
-name = "held ws"
-users = "{{ users }}"
-ramp_up = "{{ ramp }}"
-duration = "{{ d }}"
-flow = [ { ws_connect = { path = "/ws" } }, { think = "1h" } ]
-EOF
+    }
+    held_plan http "Each user: one request on its keep-alive connection, then 20 s idle holding it; again." \
+        '[ { request = { path = "/" } }, { think = "20s" } ]'
+    held_plan ws "Each user: opens one WebSocket session and holds it until the run's end cuts the think." \
+        '[ { ws_connect = { path = "/ws" } }, { think = "1h" } ]'
 }
 
 # Samples VmRSS and the number of open fds of the given PIDs every second into OUT ("t pid
@@ -181,11 +143,8 @@ session_run() {
     local kind=$1 users=$2 port sink_pid time_pid pummel_pid tag
     tag="$kind-$users"
     port=$(free_port)
-    taskset -c 0 "$PUMMEL" sink --listen "127.0.0.1:$port" --duration "$((DURATION + 120))s" \
-        > "$WORK/sink-$tag.out" 2> "$WORK/sink-$tag.err" &
-    TARGET_PID=$!
+    start_sink "$port" --duration "$((DURATION + 120))s"
     sink_pid=$TARGET_PID
-    wait_for_port "$port"
     echo "  $kind, users=$users: $PUMMEL run held-$kind.toml -e users=$users -e ramp=${RAMP}s -e d=${DURATION}s -t $THREADS" >&2
     /usr/bin/time -f "%U %S %M" -o "$WORK/time-$tag" taskset -c 1 "$PUMMEL" run "$WORK/held-$kind.toml" \
         --base-url "http://127.0.0.1:$port" -e "users=$users" -e "ramp=${RAMP}s" -e "d=${DURATION}s" \
@@ -194,7 +153,7 @@ session_run() {
     # /usr/bin/time's child is pummel (taskset executes it in place).
     pummel_pid=""
     for _ in $(seq 100); do
-        pummel_pid=$(cat "/proc/$time_pid/task/$time_pid/children" 2>/dev/null | awk '{print $1}') || true
+        pummel_pid=$(awk '{print $1}' "/proc/$time_pid/task/$time_pid/children" 2>/dev/null) || true
         if [ -n "$pummel_pid" ] && [ "$(cat "/proc/$pummel_pid/comm" 2>/dev/null)" = pummel ]; then break; fi
         pummel_pid=""
         sleep 0.02
@@ -202,7 +161,7 @@ session_run() {
     if [ -z "$pummel_pid" ]; then echo "could not find pummel's PID" >&2; exit 3; fi
     python3 -c "$SAMPLER" "$WORK/rss-$tag" "$((DURATION + 60))" "$pummel_pid" "$sink_pid"
     wait "$time_pid" || true
-    stop_target
+    stop_targets
     if [ -n "$SAMPLES_DIR" ]; then mkdir -p "$SAMPLES_DIR"; cp "$WORK/rss-$tag" "$SAMPLES_DIR/"; fi
     python3 - "$kind" "$users" "$pummel_pid" "$sink_pid" "$RAMP" "$DURATION" \
         "$WORK/out-$tag" "$WORK/time-$tag" "$WORK/rss-$tag" >> "$WORK/sessions" <<'EOF'
@@ -225,7 +184,7 @@ end_ramp = at(p, ramp + 1)
 sink_half = [r for t, r in k if dur / 2 <= t]
 print(kind, users, peak, end_ramp, sum(half) // max(len(half), 1), max(half, default=0), p[-1][1],
       req["completed"], req["ok"], req["failed"], max(sink_half, default=0), f"{float(u) + float(s):.2f}",
-      doc.get("connect_ms", {}).get("count", 0), min(pf, default=0))
+      doc.get("connect_ms", {}).get("count", 0), sorted(pf)[len(pf) // 2] if pf else 0)
 EOF
     tail -n 1 "$WORK/sessions" >&2
 }
@@ -295,54 +254,20 @@ EOF
     plan plan-check '/items/1' ', check = [ { status = "200-404" } ]'
 }
 
-start_nginx() {
-    local nginx_bin
-    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-    [ -x "$nginx_bin" ] || { echo "nginx not found (apt-get install nginx-light)" >&2; exit 2; }
-    mkdir -p "$WORK/nginx/logs"
-    cat > "$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log crit;
-worker_rlimit_nofile 65536;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 120s;
-    server {
-        listen 127.0.0.1:$PORT backlog=4096;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
-    taskset -c 0 "$nginx_bin" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-    TARGET_PID=$!
-    wait_for_port "$PORT"
-}
-
-# cpu_measure NAME CMD... : runs CMD pinned to core 1 under /usr/bin/time; appends
-# "name rps completed ok cpu" to $WORK/cpu.
+# cpu_measure NAME CMD... : measure (bench/lib.sh), appending to $WORK/cpu; shows the line and
+# busy%: CPU-seconds over the run's length; well below 100 % the generator waited, for a target
+# slowed down or a core 1 shared with other work, which lowers req/s but not CPU per request, the
+# figure compared.
 cpu_measure() {
-    local name=$1; shift
-    /usr/bin/time -f "%U %S %M" -o "$WORK/time" timeout $((CPU_DURATION + 60)) taskset -c 1 "$@" \
-        > "$WORK/out" 2> "$WORK/err" || true
-    python3 - "$name" "$WORK/out" "$WORK/time" >> "$WORK/cpu" <<'EOF'
-import json, sys
-name, out, tfile = sys.argv[1:]
-u, s, _ = open(tfile).read().split()[-3:]
-doc = json.loads(open(out).read())
-print(name, f"{doc['rate']['achieved']:.1f}", doc["requests"]["completed"], doc["requests"]["ok"],
-      f"{float(u) + float(s):.3f}")
-EOF
-    tail -n 1 "$WORK/cpu" >&2
+    measure "$@" >> "$WORK/cpu"
+    tail -n 1 "$WORK/cpu" | awk -v d="$CPU_DURATION" '{ printf "%s busy %.0f%%\n", $0, $5 / d * 100 }' >&2
 }
 
 run_cpu() {
     PORT=$(free_port)
+    MEASURE_TIMEOUT=$((CPU_DURATION + 60))
     write_cpu_plans
-    start_nginx
+    start_nginx "$PORT"
     : > "$WORK/cpu"
     local variants=(plan)
     [ "$BREAKDOWN" = 1 ] && variants+=(plan-static plan-template plan-check)
@@ -355,24 +280,15 @@ run_cpu() {
             cpu_measure "$v" "$PUMMEL" run "$WORK/cpu-$v.toml" --base-url "http://127.0.0.1:$PORT" -t 1 --json
         done
     done
-    stop_target
-    python3 - "$WORK/cpu" <<'EOF'
-import sys, collections
-rows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    name, rps, completed, ok, cpu = line.split()
-    rows[name].append((float(rps), int(completed), int(ok), float(cpu)))
-def avg(name):
-    runs = rows[name]
-    rps = sum(r[0] for r in runs) / len(runs)
-    cpu10k = sum(r[3] / max(r[1], 1) * 1e4 for r in runs) / len(runs)
-    return rps, cpu10k, sum(r[1] - r[2] for r in runs)
-print(f"\n{'variant':<14} {'runs':>4} {'req/s':>10} {'CPU-s/10k':>10} {'not ok':>7} {'CPU vs quick':>13} {'req/s vs quick':>15}")
-base = avg("quick")
+    stop_targets
+    report "$WORK/cpu" "$CPU_DURATION" <<'EOF'
+print(f"\n{'variant':<14} {'runs':>4} {'req/s':>10} {'CPU-s/10k':>10} {'busy':>5} {'not ok':>7} {'CPU vs quick':>13} {'req/s vs quick':>15}")
+base = avg("quick", "completed")
 for name in rows:
-    rps, cpu10k, bad = avg(name)
-    print(f"{name:<14} {len(rows[name]):>4} {rps:>10.0f} {cpu10k:>10.4f} {bad:>7} {cpu10k / base[1]:>12.2f}x {rps / base[0]:>14.2f}x")
-ratio = avg("plan")[1] / base[1]
+    a = avg(name, "completed")
+    busy = a.cpu / float(sys.argv[2]) * 100
+    print(f"{name:<14} {a.runs:>4} {a.rps:>10.0f} {a.cpu10k:>10.4f} {busy:>4.0f}% {a.bad:>7} {a.cpu10k / base.cpu10k:>12.2f}x {a.rps / base.rps:>14.2f}x")
+ratio = avg("plan", "completed").cpu10k / base.cpu10k
 print(f"\nplan / quick CPU per request: {ratio:.2f}x; goal <= 1.30x: {'met' if ratio <= 1.3 else 'MISSED'}")
 EOF
 }

@@ -551,3 +551,66 @@ flow = [
     // Every key differs, so every signature does.
     assert_eq!(signatures.len(), 20);
 }
+
+/// Stages of users: 10 users for 2 s, then 2 for 2 s. The timeline's connection gauge shows
+/// 10 held connections in the first part and 2 in the second (the 8 others left: their
+/// connections closed), and the request rate falls with them.
+#[test]
+fn stages_of_users_add_and_remove_users() {
+    let _load = support::exclusive();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+name = "wave"
+stages = [ { users = 10, for = "2s" }, { users = 2, for = "2s" } ]
+flow = [ { request = { path = "/", name = "page" } }, { think = "100ms" } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let timeline = results["timeline"].as_array().expect("a timeline");
+    let second = |n: usize| &timeline[n - 1];
+    assert_eq!(count(second(2), "/connections"), 10, "{:#}", second(2));
+    assert_eq!(count(second(4), "/connections"), 2, "{:#}", second(4));
+    // ~10 requests per user per second: ~100/s, then ~20/s.
+    let (busy, quiet) = (count(second(2), "/completed"), count(second(4), "/completed"));
+    assert!((70..=110).contains(&busy), "{busy}");
+    assert!((12..=24).contains(&quiet), "{quiet}");
+}
+
+/// `pummel run URL --aws-sigv4 REGION:SERVICE --object-size SIZE` (quick mode) signs every
+/// request with the keys of `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, and the random
+/// payload is the body that arrives, its hash the signed one; without the keys it exits 2
+/// naming the missing variable.
+#[test]
+fn quick_runs_sign_every_request_with_aws_sigv4() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "received.jsonl");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let url = format!("http://{addr}/bucket/key");
+    let args = ["run", url.as_str(), "-m", "PUT", "--object-size", "2KiB", "--aws-sigv4", "us-east-1:s3", "-n", "10"];
+    let keys = [("AWS_ACCESS_KEY_ID", Some("AKIDEXAMPLE")), ("AWS_SECRET_ACCESS_KEY", Some("secret"))];
+    let out = support::spawn_with_env(&args, None, &keys).wait(Duration::from_secs(20));
+    out.assert_code(0);
+    let requests = recorded(&record_path, 10, Duration::from_secs(10));
+    assert_eq!(requests.len(), 10);
+    for request in &requests {
+        let auth = crate::support::plans::header(request, "authorization").expect("an authorization header");
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
+        assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
+        let body = request["body_base64"].as_str().map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b).expect("base64 body")
+        });
+        let body = body.unwrap_or_default();
+        assert_eq!(body.len(), 2048);
+        let hash = crate::support::plans::header(request, "x-amz-content-sha256").expect("x-amz-content-sha256");
+        use sha2::Digest as _;
+        assert_eq!(hash, hex::encode(sha2::Sha256::digest(&body)));
+    }
+    let missing = support::spawn_with_env(&args, None, &[keys[0], ("AWS_SECRET_ACCESS_KEY", None)]);
+    let out = missing.wait(Duration::from_secs(10));
+    out.assert_code(2);
+    assert!(out.stderr.contains("AWS_SECRET_ACCESS_KEY"), "{}", out.stderr);
+}

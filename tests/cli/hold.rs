@@ -91,13 +91,14 @@ fn column(timeline: &[Value], name: &str) -> Vec<u64> {
     timeline.iter().map(|e| support::count(e, &format!("/{name}"))).collect()
 }
 
-/// Holds 2,000 idle connections to `url` for 4 s: pummel's timeline and the watch of the
+/// Holds 2,000 idle connections to `url` for 6 s (long enough for a 2 s watch that starts once
+/// all are held, even on a loaded machine): pummel's timeline and the watch of the
 /// target's PID both see 2,000 established.
 fn hold_2000_idle(url: &str, target_pid: u32) {
     let dir = support::temp_dir();
     let (results, results_arg) = support::path_in(&dir, "hold.json");
     let hold = support::spawn(
-        &["hold", url, "-c", "2000", "--open-rate", "4000/s", "-d", "4s", "--json", "-o", &results_arg],
+        &["hold", url, "-c", "2000", "--open-rate", "4000/s", "-d", "6s", "--json", "-o", &results_arg],
         None,
     );
     assert!(hold.wait_for_stderr("held=2000/2000", Duration::from_secs(10)), "2,000 connections were not held in time");
@@ -106,8 +107,10 @@ fn hold_2000_idle(url: &str, target_pid: u32) {
     out.assert_code(0).assert_no_panic();
 
     assert!(!established.is_empty(), "the watch printed no sample");
+    // The 2,000 held, plus at most a few short-lived ones (the readiness check of the target,
+    // on a loaded machine still closing when the watch samples).
     assert!(
-        established.iter().all(|&n| n == 2000),
+        established.iter().all(|&n| (2000..=2005).contains(&n)),
         "the target should see 2,000 established connections, saw {established:?}"
     );
     let summary = out.json();

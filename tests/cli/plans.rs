@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::plans::{example, example_plans, header, recorded, write_plan};
 use crate::support::{self, Sink, count, num};
 
-/// A plan with four mistakes on known lines, and one thing that does not run yet.
+/// A plan with six mistakes on known lines.
 const BROKEN: &str = r#"[target]
 base_url = "http://127.0.0.1:8090"
 timout = "5s"
@@ -25,7 +25,7 @@ flow = [
 global = ["p99<250"]
 
 [[scenario]]
-stages = [ { users = 10, for = "1m" } ]
+stages = [ { users = 10, for = "1m" }, { rate = 5, for = "1m" } ]
 flow = [ { request = { path = "/" } } ]
 "#;
 
@@ -52,7 +52,7 @@ fn a_broken_plan_gives_every_error_with_file_line_col_and_exit_2() {
         format!("{plan}:9:35: error: undefined variable `id` in the path"),
         format!("{plan}:10:13: error: invalid think time \"5s..1s\""),
         format!("{plan}:14:19: error: invalid rule \"p99<250\""),
-        format!("{plan}:17:14: error: stages of `users` are not supported yet"),
+        format!("{plan}:17:42: error: these stages set `users`: stages are all of rate or all of users"),
     ];
 
     let out = support::run(&["check", &plan], Duration::from_secs(30));

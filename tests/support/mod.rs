@@ -129,8 +129,19 @@ fn drain(pipe: impl Read + Send + 'static, lines: Option<Sender<String>>) -> Joi
 
 /// Starts `pummel args...` with piped output, in `cwd` if given.
 pub fn spawn(args: &[&str], cwd: Option<&Path>) -> Running {
+    spawn_with_env(args, cwd, &[])
+}
+
+/// As [`spawn`], with environment variables set (`Some`) or removed (`None`) for the child only.
+pub fn spawn_with_env(args: &[&str], cwd: Option<&Path>, env: &[(&str, Option<&str>)]) -> Running {
     let mut command = Command::new(PUMMEL);
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }

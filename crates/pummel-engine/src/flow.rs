@@ -71,9 +71,11 @@ impl Scenarios {
                 name: "quick".into(),
                 load: plan.load.clone(),
                 ramp_up: Duration::ZERO,
+                user_stages: Vec::new(),
                 iterations: None,
                 duration: plan.stop.duration,
                 flow: Flow { steps: vec![Step::Request(Arc::new(request))] },
+                http2: None,
             }],
             names: vec![NamedStats { name, scenario: 0, kind: "http" }],
             checks: Vec::new(),
@@ -106,6 +108,11 @@ pub struct Scenario {
     /// Closed model: time over which the users start, evenly; zero starts them all at once.
     #[serde(with = "secs")]
     pub ramp_up: Duration,
+    /// Closed model: how many users are active over time; empty keeps all of them active
+    /// (after `ramp_up`). Users beyond a falling level leave (close their connection and
+    /// session) at the end of the step they are in; users of a rising level join.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stages: Vec<UserStage>,
     /// Runs of the flow: per user in the closed model, in all in the open model.
     pub iterations: Option<u64>,
     /// When this scenario stops starting iterations, from the run's start.
@@ -113,6 +120,11 @@ pub struct Scenario {
     pub duration: Option<Duration>,
     /// The steps.
     pub flow: Flow,
+    /// `http_version = "2"`: the scenario's requests go over HTTP/2, its users sharing a few
+    /// connections of the shard (each of `streams` concurrent streams) instead of owning one
+    /// HTTP/1.1 connection each. `None`: HTTP/1.1. WebSocket steps stay HTTP/1.1 upgrades.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<crate::plan::Http2Settings>,
 }
 
 impl Scenario {
@@ -121,6 +133,7 @@ impl Scenario {
     pub fn planned_duration(&self) -> Option<Duration> {
         let staged = match &self.load {
             Load::Open(open) => Some(open.stages.iter().map(|s| s.duration).sum::<Duration>()),
+            Load::Closed(_) if !self.user_stages.is_empty() => Some(self.user_stages.iter().map(|s| s.duration).sum()),
             Load::Closed(_) | Load::Hold(_) => None,
         };
         match (staged, self.duration) {
@@ -128,6 +141,53 @@ impl Scenario {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// One stage of a closed-model scenario's users: a level, or a linear ramp from `ramp_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UserStage {
+    /// Active users (at the end of a ramp).
+    pub users: u64,
+    /// How long the stage lasts.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// For a ramp: the users at the stage's start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_from: Option<u64>,
+}
+
+/// When user `k` of a closed scenario of `total` users is active, from the run's start:
+/// `[start, end)` windows, `end` `None` for "until the scenario ends". Without stages, user
+/// `k` starts `k/total` into the ramp-up and stays; with stages, it is active while the
+/// stage's number of users (rising or falling linearly on a ramp) is above `k`.
+pub fn user_windows(stages: &[UserStage], ramp_up: Duration, k: u64, total: u64) -> Vec<(Duration, Option<Duration>)> {
+    if stages.is_empty() {
+        return vec![(ramp_up.mul_f64(k as f64 / total.max(1) as f64), None)];
+    }
+    let mut windows: Vec<(Duration, Option<Duration>)> = Vec::new();
+    let mut t0 = Duration::ZERO;
+    for stage in stages {
+        let t1 = t0 + stage.duration;
+        let from = stage.ramp_from.unwrap_or(stage.users) as f64;
+        let to = stage.users as f64;
+        let kf = k as f64;
+        // The part of [t0, t1) where from + (to - from)·s > k, s = (t - t0)/duration.
+        let active = if from == to {
+            (kf < to).then_some((t0, t1))
+        } else if to > from {
+            (kf < to).then(|| (t0 + stage.duration.mul_f64(((kf - from) / (to - from)).clamp(0.0, 1.0)), t1))
+        } else {
+            (kf < from).then(|| (t0, t0 + stage.duration.mul_f64(((from - kf) / (from - to)).clamp(0.0, 1.0))))
+        };
+        if let Some((start, end)) = active.filter(|(s, e)| s < e) {
+            match windows.last_mut() {
+                Some((_, Some(last_end))) if *last_end == start => *last_end = end,
+                _ => windows.push((start, Some(end))),
+            }
+        }
+        t0 = t1;
+    }
+    windows
 }
 
 /// A sequence of steps.
@@ -424,4 +484,57 @@ fn merge_counts<T: Copy + Default>(into: &mut Vec<T>, from: &[T], add: impl Fn(&
 
 fn named_exprs<S: serde::Serializer>(named: &[(String, Vec<crate::expr::Expr>)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(named.iter().map(|(name, exprs)| (name, exprs.iter().map(|e| e.text.as_str()).collect::<Vec<_>>())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn without_stages_users_start_along_the_ramp_up_and_stay() {
+        assert_eq!(user_windows(&[], secs(10), 0, 10), vec![(secs(0), None)]);
+        assert_eq!(user_windows(&[], secs(10), 5, 10), vec![(secs(5), None)]);
+        assert_eq!(user_windows(&[], Duration::ZERO, 9, 10), vec![(secs(0), None)]);
+    }
+
+    #[test]
+    fn user_stages_give_each_user_its_active_windows() {
+        // 0 → 10 users over 10 s, 10 for 10 s, down to 0 over 10 s, then 4 for 10 s.
+        let stages = [
+            UserStage { users: 10, duration: secs(10), ramp_from: Some(0) },
+            UserStage { users: 10, duration: secs(10), ramp_from: None },
+            UserStage { users: 0, duration: secs(10), ramp_from: Some(10) },
+            UserStage { users: 4, duration: secs(10), ramp_from: None },
+        ];
+        // User 0 joins at once, leaves when the ramp down passes 0 users (at the end), and is
+        // back for the last level: windows touch at 30 s, so they merge.
+        assert_eq!(user_windows(&stages, Duration::ZERO, 0, 10), vec![(secs(0), Some(secs(40)))]);
+        // User 5 joins when the ramp reaches 5 users (5 s) and leaves when it falls to 5 (25 s).
+        assert_eq!(user_windows(&stages, Duration::ZERO, 5, 10), vec![(secs(5), Some(secs(25)))]);
+        // User 9: 9 s to 21 s only.
+        assert_eq!(user_windows(&stages, Duration::ZERO, 9, 10), vec![(secs(9), Some(secs(21)))]);
+        // User 3 leaves during the ramp down and comes back for the level of 4.
+        assert_eq!(
+            user_windows(&stages, Duration::ZERO, 3, 10),
+            vec![(secs(3), Some(secs(27))), (secs(30), Some(secs(40)))]
+        );
+        // The number active at any time follows the stages.
+        let active_at = |t: Duration| {
+            (0..10)
+                .filter(|&k| {
+                    user_windows(&stages, Duration::ZERO, k, 10)
+                        .iter()
+                        .any(|(start, end)| *start <= t && end.is_none_or(|e| t < e))
+                })
+                .count()
+        };
+        assert_eq!(active_at(Duration::from_millis(2500)), 3);
+        assert_eq!(active_at(secs(15)), 10);
+        assert_eq!(active_at(Duration::from_millis(27500)), 3);
+        assert_eq!(active_at(secs(35)), 4);
+    }
 }

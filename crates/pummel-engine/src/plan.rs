@@ -182,6 +182,11 @@ impl Plan {
         if let Some(http2) = &self.http2 {
             http2.validate(self)?;
         }
+        for scenario in self.scenarios.iter().flat_map(|scenarios| &scenarios.list) {
+            if let Some(http2) = &scenario.http2 {
+                http2.validate_streams(self.keepalive)?;
+            }
+        }
         self.tls_client()?;
         for expr in self.thresholds.iter().chain(&self.abort_when) {
             if let Metric::ErrorCount(name) = &expr.metric {
@@ -462,22 +467,15 @@ pub const MAX_STREAMS: usize = 1000;
 
 impl Http2Settings {
     fn validate(&self, plan: &Plan) -> Result<(), PlanError> {
-        if !(1..=MAX_STREAMS).contains(&self.streams) {
-            return Err(PlanError::Invalid(format!(
-                "--streams must be between 1 and {MAX_STREAMS}, not {}",
-                self.streams
-            )));
-        }
-        if !plan.keepalive {
-            return Err(PlanError::Invalid(
-                "--http2 keeps its connections open and multiplexes streams on them; drop --no-keepalive".into(),
-            ));
-        }
+        self.validate_streams(plan.keepalive)?;
         if matches!(plan.load, Load::Hold(_)) {
             return Err(PlanError::Invalid("HTTP/2 is for run and find-limit, not for hold".into()));
         }
         if plan.scenarios.is_some() {
-            return Err(PlanError::Invalid("HTTP/2 does not run plan-file scenarios yet".into()));
+            return Err(PlanError::Invalid(
+                "a plan file's scenarios speak HTTP/2 each on their own (Scenario::http2), not through the run's --http2"
+                    .into(),
+            ));
         }
         if plan.auth.is_some() {
             return Err(PlanError::Invalid("HTTP/2 does not sign requests (--aws-sigv4) yet".into()));
@@ -491,6 +489,23 @@ impl Http2Settings {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
                 return Err(PlanError::Invalid(format!("header {name:?} cannot be sent over HTTP/2")));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks the stream count, and that connections are kept open (streams share them); for
+    /// a quick run and for each plan-file scenario that speaks HTTP/2.
+    fn validate_streams(&self, keepalive: bool) -> Result<(), PlanError> {
+        if !(1..=MAX_STREAMS).contains(&self.streams) {
+            return Err(PlanError::Invalid(format!(
+                "--streams must be between 1 and {MAX_STREAMS}, not {}",
+                self.streams
+            )));
+        }
+        if !keepalive {
+            return Err(PlanError::Invalid(
+                "HTTP/2 keeps its connections open and multiplexes streams on them; drop --no-keepalive".into(),
+            ));
         }
         Ok(())
     }

@@ -133,6 +133,18 @@ impl Iterator for Arrivals {
     }
 }
 
+/// Takes one from a budget that may be unbounded (`None`); false when it is spent.
+pub fn take_one(budget: &std::cell::Cell<Option<u64>>) -> bool {
+    match budget.get() {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            budget.set(Some(n - 1));
+            true
+        }
+    }
+}
+
 /// Splits `total` items over `parts` shares as evenly as possible; share `index` is returned.
 pub fn share(total: u64, parts: usize, index: usize) -> u64 {
     let parts = parts.max(1) as u64;

@@ -111,6 +111,10 @@ pub struct RawScenario {
     pub duration: Option<Spanned<DurationText>>,
     /// The steps each iteration goes through.
     pub flow: Option<Spanned<RawList<RawStep>>>,
+    /// `"1.1"` or `"2"` for this scenario's requests (default: the target's `http_version`).
+    pub http_version: Option<Spanned<String>>,
+    /// Streams per HTTP/2 connection for this scenario (default: the target's `streams`).
+    pub streams: Option<Spanned<i64>>,
 }
 
 /// One stage of a load shape.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pummel_engine::expr::Expr;
 use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
 use pummel_engine::flow::{
-    Block, Body, Branch, CheckStep, Choice, Flow, NamedStats, RequestStep, Scenario, Scenarios, Step, Think,
+    Block, Body, Branch, CheckStep, Choice, Flow, NamedStats, RequestStep, Scenario, Scenarios, Step, Think, UserStage,
     WsCloseStep, WsConnectStep, WsExpectStep, WsMatcher, WsSendStep,
 };
 use pummel_engine::http1::encode_request;
@@ -127,6 +127,9 @@ pub struct ScenarioSpec {
     pub iterations: Option<u64>,
     /// The steps of each iteration.
     pub flow: Vec<StepSpec>,
+    /// `http_version = "2"` (the scenario's own, else the target's): streams per connection;
+    /// `None` for HTTP/1.1.
+    pub http2_streams: Option<usize>,
 }
 
 /// How a scenario offers load.
@@ -138,6 +141,8 @@ pub enum LoadSpec {
     Stages(Vec<RateStage>),
     /// Closed model: this many users, each starting its next iteration when the last one ended.
     Users(usize),
+    /// Closed model with a changing number of users: levels and linear ramps of users.
+    UserStages(Vec<UserStage>),
 }
 
 /// One validated step.
@@ -310,9 +315,14 @@ impl PlanSpec {
                 name: scenario.name.clone(),
                 load: scenario.engine_load(),
                 ramp_up: scenario.ramp_up,
+                user_stages: match &scenario.load {
+                    LoadSpec::UserStages(stages) => stages.clone(),
+                    _ => Vec::new(),
+                },
                 iterations: scenario.iterations,
                 duration: scenario.duration,
                 flow,
+                http2: scenario.http2_streams.map(|streams| Http2Settings { streams }),
             });
         }
         let Builder { names, checks, branches, .. } = builder;
@@ -331,7 +341,6 @@ impl PlanSpec {
             feeders,
             named_thresholds: self.named_thresholds.clone(),
         };
-        let first = &self.scenarios[0];
         let mut plan = Plan {
             target,
             request: RequestSpec { method: "GET".into(), headers: Vec::new(), body: Vec::new() },
@@ -363,44 +372,6 @@ impl PlanSpec {
                 .map_err(|e| PlanError::Invalid(format!("auth.aws_sigv4: {e}")))?;
             plan.auth = Some(SigV4 { region: sigv4.region.clone(), service: sigv4.service.clone(), credentials });
         }
-        if let Some(streams) = self.target.http2_streams {
-            // HTTP/2 runs the quick mode's driver: one fixed request, many streams.
-            let only = match (scenarios.list.as_slice(), plan.auth.is_none()) {
-                ([one], true) => match one.flow.steps.as_slice() {
-                    [Step::Request(r)] if r.fixed.is_some() && r.checks.is_empty() && r.extract.is_empty() => {
-                        Some(r.clone())
-                    }
-                    _ => None,
-                },
-                _ => None,
-            };
-            let Some(request) = only else {
-                return Err(PlanError::Invalid(
-                    "http_version = \"2\" runs plans of one scenario whose flow is one request without templates, \
-                     checks, extraction or signing; flows over HTTP/2 are not supported yet"
-                        .into(),
-                ));
-            };
-            let spec_request = self.requests().next().expect("one request step");
-            plan.request = RequestSpec {
-                method: spec_request.method.clone(),
-                headers: spec_request.headers.iter().map(|(n, v)| (n.clone(), v.text().to_string())).collect(),
-                body: match &spec_request.body {
-                    BodySpec::Fixed(bytes) => bytes.clone(),
-                    _ => Vec::new(),
-                },
-            };
-            plan.target.path_and_query = request.path.text().to_string();
-            plan.stop = Stop {
-                duration: first.duration,
-                requests: first.iterations.map(|n| match first.load {
-                    LoadSpec::Users(users) => n.saturating_mul(users as u64),
-                    _ => n,
-                }),
-            };
-            plan.http2 = Some(Http2Settings { streams });
-            return Ok(plan);
-        }
         plan.scenarios = Some(Arc::new(scenarios));
         Ok(plan)
     }
@@ -416,6 +387,17 @@ impl PlanSpec {
         let load = match &s.load {
             LoadSpec::Rate(rate) => format!("{} iterations/s", number(*rate)),
             LoadSpec::Users(users) => format!("{users} users"),
+            LoadSpec::UserStages(stages) => {
+                let levels: Vec<String> = stages
+                    .iter()
+                    .map(|st| match st.ramp_from {
+                        Some(_) => format!("ramp to {}", st.users),
+                        None => st.users.to_string(),
+                    })
+                    .collect();
+                let total: Duration = stages.iter().map(|st| st.duration).sum();
+                format!("users {} over {}", levels.join(" → "), seconds(total))
+            }
             LoadSpec::Stages(stages) => {
                 let rates: Vec<String> = stages
                     .iter()
@@ -433,8 +415,10 @@ impl PlanSpec {
             limits.push(format!("for {}", seconds(d)));
         }
         if let Some(n) = s.iterations {
-            limits
-                .push(format!("{n} iterations{}", if matches!(s.load, LoadSpec::Users(_)) { " per user" } else { "" }));
+            limits.push(format!(
+                "{n} iterations{}",
+                if matches!(s.load, LoadSpec::Users(_) | LoadSpec::UserStages(_)) { " per user" } else { "" }
+            ));
         }
         let limits = if limits.is_empty() { String::new() } else { format!(", {}", limits.join(", ")) };
         let mut requests = Vec::new();
@@ -443,7 +427,11 @@ impl PlanSpec {
             (1, Some(r)) => format!("{} {}", r.method, self.request_url(r)),
             (steps, _) => format!("{steps} steps ({} requests)", requests.len()),
         };
-        format!("scenario {:?}: {what}, {load}{limits}", s.name)
+        let http2 = match s.http2_streams {
+            Some(streams) => format!(", over HTTP/2 ({streams} streams per connection)"),
+            None => String::new(),
+        };
+        format!("scenario {:?}: {what}, {load}{limits}{http2}", s.name)
     }
 
     /// The first `n` requests each scenario would send, rendered as text (method, URL,
@@ -518,10 +506,22 @@ impl PlanSpec {
 }
 
 impl ScenarioSpec {
+    /// The most users the scenario has at once (closed model).
+    pub fn max_users(&self) -> u64 {
+        match &self.load {
+            LoadSpec::Users(n) => *n as u64,
+            LoadSpec::UserStages(stages) => {
+                stages.iter().map(|s| s.users.max(s.ramp_from.unwrap_or(0))).max().unwrap_or(0).max(1)
+            }
+            LoadSpec::Rate(_) | LoadSpec::Stages(_) => 0,
+        }
+    }
+
     /// The engine's load for this scenario.
     fn engine_load(&self) -> Load {
         match &self.load {
             LoadSpec::Users(users) => Load::Closed(ClosedLoad { connections: *users }),
+            LoadSpec::UserStages(_) => Load::Closed(ClosedLoad { connections: self.max_users() as usize }),
             LoadSpec::Rate(rate) => {
                 // Without a duration, an iteration-bounded scenario lasts as long as starting them takes.
                 let length = self

@@ -26,24 +26,30 @@ impl Echo {
         Echo { status, next_id: AtomicU64::new(1) }
     }
 
+    /// A new id and the JSON body describing a request (`target` is its path and query).
+    pub(crate) fn describe(&self, method: &str, target: &str, body_bytes: u64) -> (u64, String) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let body = serde_json::json!({
+            "id": id,
+            "method": method,
+            "path": path,
+            "query": query,
+            "body_bytes": body_bytes,
+        })
+        .to_string();
+        (id, body)
+    }
+
     /// The whole answer (head and body) to the request `captured` framed as `head`.
     pub(crate) fn answer(&self, captured: &Captured, head: &Head, mode: ConnMode) -> Box<[u8]> {
-        let id = self.next_id.fetch_add(1, Relaxed);
-        let (path, query) = captured.target.split_once('?').unwrap_or((&captured.target, ""));
         let body_bytes = match head.body {
             Body::Length(n) => n,
             // Chunked: the decoded size (the capture keeps at most 1 MiB of it).
             Body::Chunked => captured.body.len() as u64,
             Body::None => 0,
         };
-        let body = serde_json::json!({
-            "id": id,
-            "method": captured.method,
-            "path": path,
-            "query": query,
-            "body_bytes": body_bytes,
-        })
-        .to_string();
+        let (id, body) = self.describe(&captured.method, &captured.target, body_bytes);
         let bodyless = matches!(self.status, 204 | 304);
         let mut answer =
             format!("HTTP/1.1 {} {}\r\nX-Request-Id: {id}\r\n", self.status, crate::response::reason(self.status));

@@ -6,7 +6,8 @@
 //! answers are the HTTP/1.1 ones: the configured status and body (shared, never copied),
 //! `500` at the error rate, `503` beyond the capacity, after the configured delay; requests,
 //! answers and bytes are counted in the same [`SinkStats`](crate::SinkStats) (one connection
-//! however many streams). Requests are not written to the record file.
+//! however many streams). With `--echo`, normal answers describe the request as over HTTP/1.1
+//! (`echo`: JSON body, `x-request-id`). Requests are not written to the record file.
 //!
 //! The TLS side drives the connection's rustls session by hand on the tokio socket, as
 //! `stream` does for HTTP/1.1 (the session was set up there, and its handshake is done by the
@@ -28,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 use crate::connection::Shared;
+use crate::echo::Echo;
 use crate::response::{Answer, ConnMode, Outcome};
 use crate::stats::SinkStats;
 use crate::stream::{Stream, TlsStream};
@@ -41,6 +43,8 @@ const CONNECTION_WINDOW: u32 = 64 << 20;
 const MAX_STREAMS: u32 = 1000;
 /// Largest frame the sink accepts.
 const MAX_FRAME: u32 = 256 << 10;
+/// The header naming an echo answer's id (`--echo`).
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// True when `first` (the first bytes of a connection) start the HTTP/2 preface: at least
 /// `PRI`, which no HTTP/1.1 request starts with.
@@ -85,19 +89,33 @@ impl Answers {
         Answers { status, body: Bytes::from_owner(SharedBody(Arc::clone(shared))), bodyless }
     }
 
-    /// Sends the answer of `outcome` on `respond`.
-    fn send(&self, respond: &mut SendResponse<Bytes>, outcome: Outcome, head_only: bool) -> Result<(), ::h2::Error> {
-        let (status, body) = match outcome {
-            Outcome::Normal => (self.status, self.body.clone()),
-            Outcome::Error => (StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"error\n")),
-            Outcome::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(b"overloaded\n")),
-        };
+    /// Sends the answer of `outcome` on `respond`; a normal one describes the request when
+    /// `echo` is given (`--echo`).
+    fn send(
+        &self,
+        respond: &mut SendResponse<Bytes>,
+        outcome: Outcome,
+        head_only: bool,
+        echo: Option<(&Echo, &Echoed)>,
+    ) -> Result<(), ::h2::Error> {
         let mut response = Response::new(());
+        let mut content_type = HeaderValue::from_static("text/plain");
+        let (status, body) = match (outcome, echo) {
+            (Outcome::Normal, Some((echo, request))) => {
+                let (id, json) = echo.describe(&request.method, &request.target, request.body_bytes);
+                response.headers_mut().insert(X_REQUEST_ID, HeaderValue::from(id));
+                content_type = HeaderValue::from_static("application/json");
+                (self.status, if self.bodyless { Bytes::new() } else { Bytes::from(json) })
+            }
+            (Outcome::Normal, None) => (self.status, self.body.clone()),
+            (Outcome::Error, _) => (StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"error\n")),
+            (Outcome::Overloaded, _) => (StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(b"overloaded\n")),
+        };
         *response.status_mut() = status;
         if !(outcome == Outcome::Normal && self.bodyless) {
             let headers = response.headers_mut();
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            headers.insert(CONTENT_TYPE, content_type);
         }
         let end = head_only || body.is_empty() || (outcome == Outcome::Normal && self.bodyless);
         let mut stream = respond.send_response(response, end)?;
@@ -106,6 +124,21 @@ impl Answers {
             stream.send_data(body, true)?;
         }
         Ok(())
+    }
+}
+
+/// What an echo answer (`--echo`) tells of an HTTP/2 request.
+struct Echoed {
+    method: String,
+    /// Path and query.
+    target: String,
+    body_bytes: u64,
+}
+
+impl Echoed {
+    fn of<T>(request: &http::Request<T>) -> Echoed {
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        Echoed { method: request.method().as_str().to_string(), target, body_bytes: 0 }
     }
 }
 
@@ -134,12 +167,14 @@ pub(crate) async fn serve(stream: Stream, received: Vec<u8>, shared: Arc<Shared>
             accepted = connection.accept() => match accepted {
                 Some(Ok((request, respond))) => {
                     let head_only = request.method() == Method::HEAD;
+                    let echoed = shared.echo.is_some().then(|| Echoed::of(&request));
                     let body = request.into_body();
                     if body.is_end_stream() {
                         shared.stats.add_requests(1);
-                        answer(&shared, &answers, &mut held, respond, head_only, None);
+                        answer(&shared, &answers, &mut held, respond, head_only, echoed);
                     } else {
-                        held.spawn(read_body_then_answer(Arc::clone(&shared), Arc::clone(&answers), body, respond));
+                        let (shared, answers) = (Arc::clone(&shared), Arc::clone(&answers));
+                        held.spawn(read_body_then_answer(shared, answers, body, respond, echoed));
                     }
                     idle.as_mut().reset(after(Instant::now(), shared.idle_timeout));
                 }
@@ -169,20 +204,20 @@ fn answer(
     held: &mut JoinSet<()>,
     mut respond: SendResponse<Bytes>,
     head_only: bool,
-    received_at: Option<Instant>,
+    echoed: Option<Echoed>,
 ) {
     let outcome = outcome(shared);
     if shared.delay.is_zero() {
-        if answers.send(&mut respond, outcome, head_only).is_ok() {
+        if answers.send(&mut respond, outcome, head_only, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
             shared.stats.add_responses(1);
         }
         return;
     }
-    let due = after(received_at.unwrap_or_else(Instant::now), shared.delay.sample());
+    let due = after(Instant::now(), shared.delay.sample());
     let (shared, answers) = (Arc::clone(shared), Arc::clone(answers));
     held.spawn(async move {
         sleep_until(due).await;
-        if answers.send(&mut respond, outcome, head_only).is_ok() {
+        if answers.send(&mut respond, outcome, head_only, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
             shared.stats.add_responses(1);
         }
     });
@@ -194,17 +229,21 @@ async fn read_body_then_answer(
     answers: Arc<Answers>,
     mut body: ::h2::RecvStream,
     mut respond: SendResponse<Bytes>,
+    mut echoed: Option<Echoed>,
 ) {
     while let Some(chunk) = body.data().await {
         let Ok(chunk) = chunk else { return };
         let _ = body.flow_control().release_capacity(chunk.len());
+        if let Some(echoed) = &mut echoed {
+            echoed.body_bytes += chunk.len() as u64;
+        }
     }
     shared.stats.add_requests(1);
     let outcome = outcome(&shared);
     if !shared.delay.is_zero() {
         sleep_until(after(Instant::now(), shared.delay.sample())).await;
     }
-    if answers.send(&mut respond, outcome, false).is_ok() {
+    if answers.send(&mut respond, outcome, false, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
         shared.stats.add_responses(1);
     }
 }
@@ -468,6 +507,22 @@ mod tests {
         let stats = sink.stats().snapshot();
         assert_eq!((stats.connections, stats.requests, stats.responses), (1, 3, 3), "{stats:?}");
         assert!(stats.bytes_in > PREFACE.len() as u64 && stats.bytes_out > 0, "{stats:?}");
+    }
+
+    #[test]
+    fn echo_answers_describe_h2_requests() {
+        let config = SinkConfig { echo: true, ..SinkConfig::default() };
+        let sink = crate::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let addr = sink.local_addr();
+        let answers = runtime().block_on(async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            get_over(tcp, &addr.to_string(), 2).await
+        });
+        for (n, (status, body)) in answers.iter().enumerate() {
+            let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let expected = serde_json::json!({"id": n + 1, "method": "GET", "path": "/", "query": "", "body_bytes": 0});
+            assert_eq!((*status, json), (200, expected));
+        }
     }
 
     #[test]

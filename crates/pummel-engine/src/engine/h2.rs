@@ -15,6 +15,11 @@
 //!   stream slot, and a new connection is opened (up to the pool bound) only when every slot of
 //!   every open or opening connection is taken. `-c 1 -r R --streams S` never opens a second
 //!   connection while the first one lives.
+//! - Plan flows (`http_version = "2"`): each scenario's users on a shard share a `FlowPool`
+//!   of such connections (the same `Slots`), at most `ceil(users / streams)` of them in the
+//!   closed model and the pool bound in the open one. A user's request, rendered per request
+//!   (`H2Request`), waits in line for a free slot; the response's head and first MiB of body
+//!   are kept for checks and extraction when the step asks (`Capture`).
 //!
 //! Flow control: the client announces a 16 MiB stream window and a 64 MiB connection window, so
 //! a large answer is never throttled by the generator, and body bytes are handed back to the
@@ -39,14 +44,15 @@ use rustls::HandshakeKind;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::Shard;
 use crate::error_kind::ErrorKind;
+use crate::flow::Scenario;
 use crate::histogram::record;
-use crate::plan::{OpenLoad, Plan, Scheme};
+use crate::plan::{Load, OpenLoad, Plan, Scheme};
 use crate::schedule::{Arrivals, share};
 use crate::transport::{TransportError, connect_from};
 
@@ -61,37 +67,53 @@ const MAX_FRAME: u32 = 256 << 10;
 const CONNECTION_SPECIFIC: [&str; 7] =
     ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "content-length"];
 
-/// What every connection of the shard shares: the request and the TLS client.
-struct Common {
+/// How the shard's HTTP/2 connections are made: streams per connection and the TLS client.
+struct Link {
     /// Concurrent streams per connection.
     streams: usize,
-    request: Template,
     /// For `https://`: the shard's TLS configuration with ALPN `h2`, and the server name.
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
 
-/// The request every stream sends, built once (HTTP/2 form: pseudo-headers from the URL,
-/// no connection-specific fields).
-struct Template {
+impl Link {
+    fn new(shard: &Shard, streams: usize) -> Link {
+        let tls = shard.tls.as_ref().map(|client| {
+            let mut config = (*client.config).clone();
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            (tokio_rustls::TlsConnector::from(Arc::new(config)), client.server_name.clone())
+        });
+        Link { streams, tls }
+    }
+}
+
+/// What every connection of a quick run shares: how they are made, and the one request.
+struct Common {
+    link: Rc<Link>,
+    request: H2Request,
+}
+
+/// A request in HTTP/2 form (pseudo-headers from the URL, no connection-specific fields):
+/// built once for a quick run, per request for a flow.
+pub(super) struct H2Request {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 }
 
-impl Template {
-    /// The plan's request in HTTP/2 form; an error names the part that does not fit.
-    fn new(plan: &Plan) -> Result<Template, String> {
-        let spec = &plan.request;
-        let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| format!("method {:?}", spec.method))?;
-        let scheme = match plan.target.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let url = format!("{scheme}://{}{}", plan.target.host_header, plan.target.path_and_query);
-        let uri = url.parse::<Uri>().map_err(|e| format!("URL {url:?}: {e}"))?;
+impl H2Request {
+    /// The request in HTTP/2 form; an error names the part that does not fit. Header names
+    /// are lowercased, fields HTTP/2 forbids dropped, `user-agent` added when missing and
+    /// `content-length` set for a body.
+    fn new<'a>(
+        method: &str,
+        uri: Uri,
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+        body: Bytes,
+    ) -> Result<H2Request, String> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("method {method:?}"))?;
         let mut headers = HeaderMap::new();
-        for (name, value) in &spec.headers {
+        for (name, value) in fields {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name {name:?}"))?;
             if CONNECTION_SPECIFIC.contains(&name.as_str()) || (name == "te" && !value.eq_ignore_ascii_case("trailers"))
             {
@@ -103,10 +125,19 @@ impl Template {
         if !headers.contains_key(USER_AGENT) {
             headers.insert(USER_AGENT, HeaderValue::from_static(crate::http1::USER_AGENT));
         }
-        if !spec.body.is_empty() {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(spec.body.len()));
+        if !body.is_empty() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        Ok(Template { method, uri, headers, body: Bytes::from(spec.body.clone()) })
+        Ok(H2Request { method, uri, headers, body })
+    }
+
+    /// The quick run's request.
+    fn of_plan(plan: &Plan) -> Result<H2Request, String> {
+        let spec = &plan.request;
+        let url = format!("{}://{}{}", scheme(plan), plan.target.host_header, plan.target.path_and_query);
+        let uri = url.parse::<Uri>().map_err(|e| format!("URL {url:?}: {e}"))?;
+        let fields = spec.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        H2Request::new(&spec.method, uri, fields, Bytes::from(spec.body.clone()))
     }
 
     fn request(&self) -> Request<()> {
@@ -118,10 +149,17 @@ impl Template {
     }
 }
 
+fn scheme(plan: &Plan) -> &'static str {
+    match plan.target.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    }
+}
+
 /// Runs this shard's share of an HTTP/2 run (closed or open model) until it ends.
 pub(super) async fn drive(shard: Rc<Shard>, shards: usize) {
     let streams = shard.plan.http2.as_ref().map_or(1, |settings| settings.streams);
-    let request = match Template::new(&shard.plan) {
+    let request = match H2Request::of_plan(&shard.plan) {
         Ok(request) => request,
         Err(e) => {
             // `Plan::validate` checks this; nothing can be sent if it fails all the same.
@@ -129,12 +167,7 @@ pub(super) async fn drive(shard: Rc<Shard>, shards: usize) {
             return;
         }
     };
-    let tls = shard.tls.as_ref().map(|client| {
-        let mut config = (*client.config).clone();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        (tokio_rustls::TlsConnector::from(Arc::new(config)), client.server_name.clone())
-    });
-    let common = Rc::new(Common { streams, request, tls });
+    let common = Rc::new(Common { link: Rc::new(Link::new(&shard, streams)), request });
     let load = shard.plan.load.clone();
     match &load {
         crate::plan::Load::Closed(closed) => {
@@ -176,14 +209,14 @@ impl Drop for Gauge {
 
 /// Opens a connection (TCP, TLS with ALPN `h2` for `https://`, then the HTTP/2 preface) and
 /// records its connect and handshake times under the request `intended`.
-async fn open(shard: &Rc<Shard>, common: &Common, intended: Instant) -> Result<Live, TransportError> {
+async fn open(shard: &Rc<Shard>, link: &Link, intended: Instant) -> Result<Live, TransportError> {
     let (addr, source, timeout) = (shard.next_addr(), shard.next_source(), shard.plan.connect_timeout);
     let (connection, connect_time) = connect_from(addr, source, timeout).await?;
     let tcp = connection
         .into_std()
         .ok_or_else(|| other("a plain connection came back with TLS"))
         .and_then(|std| TcpStream::from_std(std).map_err(|e| io_error(&e)))?;
-    let (sender, driver, tls) = match &common.tls {
+    let (sender, driver, tls) = match &link.tls {
         None => {
             let (sender, driver) = handshake(Counted { io: tcp, shard: shard.clone() }, timeout).await?;
             (sender, boxed(driver), None)
@@ -289,7 +322,8 @@ impl Pending {
     }
 }
 
-/// Sends one request (already counted as started) on `sender` and records its outcome.
+/// Sends the quick run's request (already counted as started) on `sender` and records its
+/// outcome.
 async fn one_request(
     shard: &Shard,
     common: &Common,
@@ -298,57 +332,130 @@ async fn one_request(
     pending: Pending,
 ) -> After {
     let intended = pending.intended;
-    let result = tokio::time::timeout(shard.plan.timeout, exchange(common, sender)).await;
+    let mut kept = Kept::default();
+    let (after, result) =
+        attempt(shard, sender, closed, &common.request, Capture::NONE, &mut kept, pending.retried).await;
+    if after == After::Retry {
+        return after;
+    }
+    shard.finish();
+    match result {
+        Ok(answered) => {
+            let ok = shard.plan.ok_status.contains(answered.status);
+            let (latency, service) = (answered.done - intended, answered.done - answered.sent_at);
+            shard.record(intended, |s| s.record_response(answered.status, ok, latency, service));
+        }
+        Err(e) => shard.record_failure(intended, &e),
+    }
+    after
+}
+
+/// What of a response is kept for checks and extraction.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Capture {
+    /// Keep the header fields.
+    pub headers: bool,
+    /// Keep up to this many body bytes.
+    pub body_limit: usize,
+}
+
+impl Capture {
+    /// Keep nothing (a quick run).
+    const NONE: Capture = Capture { headers: false, body_limit: 0 };
+}
+
+/// The parts of a response kept as [`Capture`] asked.
+#[derive(Debug, Default)]
+pub(super) struct Kept {
+    /// The header fields; empty unless asked for.
+    pub headers: HeaderMap,
+    /// The first bytes of the body; empty unless asked for.
+    pub body: Vec<u8>,
+}
+
+impl Kept {
+    /// The header fields as `(name, value)` pairs, as [`crate::inspect::ResponseView`] takes them.
+    pub(super) fn header_pairs(&self) -> Vec<(&[u8], &[u8])> {
+        self.headers.iter().map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())).collect()
+    }
+}
+
+/// A complete response: its status, when its stream opened and when its end arrived.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answered {
+    /// The status code.
+    pub status: u16,
+    /// When the stream opened (service time runs from here).
+    pub sent_at: Instant,
+    /// When the end of the response arrived.
+    pub done: Instant,
+}
+
+/// Sends `request` on `sender` within the plan's timeout and reads its answer, keeping what
+/// `capture` asks for in `kept`. Says what the exchange left the connection as; with
+/// [`After::Retry`] (a first `GOAWAY` refusal, unless `retried`) the request was neither
+/// answered nor failed.
+async fn attempt(
+    shard: &Shard,
+    sender: &mut SendRequest<Bytes>,
+    closed: &Cell<bool>,
+    request: &H2Request,
+    capture: Capture,
+    kept: &mut Kept,
+    retried: bool,
+) -> (After, Result<Answered, TransportError>) {
+    let result = tokio::time::timeout(shard.plan.timeout, exchange(sender, request, capture, kept)).await;
     let done = Instant::now();
     match result {
-        Ok(Ok((status, sent_at))) => {
-            shard.finish();
-            let ok = shard.plan.ok_status.contains(status);
-            shard.record(intended, |s| s.record_response(status, ok, done - intended, done - sent_at));
-            After::Usable
-        }
-        Ok(Err(e)) if e.kind == ErrorKind::GoAway && !pending.retried => After::Retry,
+        Ok(Ok((status, sent_at))) => (After::Usable, Ok(Answered { status, sent_at, done })),
+        Ok(Err(e)) if e.kind == ErrorKind::GoAway && !retried => (After::Retry, Err(e)),
         Ok(Err(e)) => {
-            shard.finish();
             let gone = matches!(e.kind, ErrorKind::GoAway | ErrorKind::Reset) || closed.get();
-            shard.record_failure(intended, &e);
-            if gone { After::Gone } else { After::Usable }
+            (if gone { After::Gone } else { After::Usable }, Err(e))
         }
         Err(_elapsed) => {
-            shard.finish();
             // Dropping the exchange resets the stream (RST_STREAM CANCEL); the connection stays.
             let timeout = TransportError {
                 kind: ErrorKind::Timeout,
                 detail: format!("no complete response within {:?}", shard.plan.timeout),
             };
-            shard.record_failure(intended, &timeout);
-            if closed.get() { After::Gone } else { After::Usable }
+            (if closed.get() { After::Gone } else { After::Usable }, Err(timeout))
         }
     }
 }
 
-/// Waits for a stream slot, sends the request and reads the whole answer; returns its status
-/// and when the stream was opened.
-async fn exchange(common: &Common, sender: &mut SendRequest<Bytes>) -> Result<(u16, Instant), TransportError> {
+/// Waits for a stream slot, sends the request and reads the whole answer (keeping what
+/// `capture` asks for); returns its status and when the stream was opened.
+async fn exchange(
+    sender: &mut SendRequest<Bytes>,
+    request: &H2Request,
+    capture: Capture,
+    kept: &mut Kept,
+) -> Result<(u16, Instant), TransportError> {
     std::future::poll_fn(|cx| sender.poll_ready(cx)).await.map_err(h2_error)?;
     let sent_at = Instant::now();
-    let body = &common.request.body;
-    let (response, mut outgoing) = sender.send_request(common.request.request(), body.is_empty()).map_err(h2_error)?;
+    let body = &request.body;
+    let (response, mut outgoing) = sender.send_request(request.request(), body.is_empty()).map_err(h2_error)?;
     if !body.is_empty() {
         // h2 buffers what the window does not take yet and sends it as the window opens.
         outgoing.send_data(body.clone(), true).map_err(h2_error)?;
     }
-    let response = response.await.map_err(h2_error)?;
-    let status = response.status().as_u16();
-    let mut incoming = response.into_body();
+    let (head, mut incoming) = response.await.map_err(h2_error)?.into_parts();
+    if capture.headers {
+        kept.headers = head.headers;
+    }
     while let Some(chunk) = incoming.data().await {
         let chunk = chunk.map_err(h2_error)?;
         let _ = incoming.flow_control().release_capacity(chunk.len());
+        let room = capture.body_limit.saturating_sub(kept.body.len());
+        if room > 0 {
+            kept.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
     }
     if !incoming.is_end_stream() {
         incoming.trailers().await.map_err(h2_error)?;
     }
-    Ok((status, sent_at))
+    Ok((head.status.as_u16(), sent_at))
 }
 
 /// One connection of the closed model: S request loops on it; opened again when it breaks.
@@ -369,7 +476,7 @@ async fn closed_connection(shard: Rc<Shard>, common: Rc<Common>) {
             }
             None => return,
         };
-        let live = match open(&shard, &common, first.intended).await {
+        let live = match open(&shard, &common.link, first.intended).await {
             Ok(live) => live,
             Err(e) => {
                 shard.finish();
@@ -379,7 +486,7 @@ async fn closed_connection(shard: Rc<Shard>, common: Rc<Common>) {
         };
         carried.push(first);
         let mut loops = JoinSet::new();
-        for _ in 0..common.streams {
+        for _ in 0..common.link.streams {
             let first = carried.pop();
             loops.spawn_local(request_loop(
                 shard.clone(),
@@ -437,22 +544,40 @@ async fn request_loop(
     }
 }
 
-/// The open model's pool of HTTP/2 connections and its queue of requests waiting for a slot.
-struct Pool {
+/// Connections that stream slots are taken from, shared by the requests of a pool: a slot goes
+/// to an open (or opening) connection with a free one, and a new connection is made only when
+/// every slot of every connection is taken and the bound allows.
+struct Slots {
     shard: Rc<Shard>,
-    common: Rc<Common>,
-    /// Most connections this shard may have open (or opening) at once.
+    link: Rc<Link>,
+    /// Most connections open (or opening) at once.
     max_connections: usize,
     /// Connections open or opening; dead ones are dropped from the list.
     connections: RefCell<Vec<Rc<Pooled>>>,
-    /// Requests waiting for a stream slot, oldest first.
-    waiting: RefCell<VecDeque<Pending>>,
-    /// Stream tasks running.
-    tasks: Cell<usize>,
-    /// Signalled when the last stream task ends.
-    idle: Notify,
-    /// Stream tasks, kept so that they end with the dispatcher.
-    joins: RefCell<JoinSet<()>>,
+}
+
+impl Slots {
+    /// Takes a free stream slot (the caller gives it back by decrementing `active`); `None`
+    /// when every slot is busy and no connection may be added.
+    fn take(&self) -> Option<Rc<Pooled>> {
+        self.connections.borrow_mut().retain(|c| !c.is_dead());
+        let free = self.connections.borrow().iter().find(|c| c.active.get() < self.link.streams).cloned();
+        let connection = match free {
+            Some(connection) => connection,
+            None if self.connections.borrow().len() < self.max_connections => {
+                let connection = Rc::new(Pooled {
+                    state: RefCell::new(PoolState::New),
+                    opened: Notify::new(),
+                    active: Cell::new(0),
+                });
+                self.connections.borrow_mut().push(connection.clone());
+                connection
+            }
+            None => return None,
+        };
+        connection.active.set(connection.active.get() + 1);
+        Some(connection)
+    }
 }
 
 /// One pooled connection: opened by its first stream, shared by up to `streams` of them.
@@ -482,11 +607,18 @@ impl Pooled {
         }
     }
 
+    /// Takes the connection out of service (it is gone, or going away): no new stream goes to it.
+    fn retire(&self) {
+        if let PoolState::Open(live) = &*self.state.borrow() {
+            live.closed.set(true);
+        }
+    }
+
     /// The stream handle, opening the connection first if no one has yet; `Err` when the
     /// opening failed.
     async fn sender(
         &self,
-        pool: &Pool,
+        slots: &Slots,
         intended: Instant,
     ) -> Result<(SendRequest<Bytes>, Rc<Cell<bool>>), TransportError> {
         loop {
@@ -502,7 +634,7 @@ impl Pooled {
                 continue;
             }
             *self.state.borrow_mut() = PoolState::Opening;
-            let result = open(&pool.shard, &pool.common, intended).await;
+            let result = open(&slots.shard, &slots.link, intended).await;
             *self.state.borrow_mut() = match result {
                 Ok(live) => PoolState::Open(live),
                 Err(e) => PoolState::Dead(e.kind, e.detail),
@@ -512,32 +644,31 @@ impl Pooled {
     }
 }
 
+/// The open model's pool of HTTP/2 connections and its queue of requests waiting for a slot.
+struct Pool {
+    slots: Slots,
+    common: Rc<Common>,
+    /// Requests waiting for a stream slot, oldest first.
+    waiting: RefCell<VecDeque<Pending>>,
+    /// Stream tasks running.
+    tasks: Cell<usize>,
+    /// Signalled when the last stream task ends.
+    idle: Notify,
+    /// Stream tasks, kept so that they end with the dispatcher.
+    joins: RefCell<JoinSet<()>>,
+}
+
 impl Pool {
     /// Hands waiting requests to free stream slots, opening connections while the pool allows
     /// and every slot of every live connection is taken.
     fn pump(self: &Rc<Self>) {
-        if self.shard.stop_sending.is_cancelled() {
+        if self.slots.shard.stop_sending.is_cancelled() {
             return;
         }
-        self.connections.borrow_mut().retain(|c| !c.is_dead());
         while !self.waiting.borrow().is_empty() {
-            let free = self.connections.borrow().iter().find(|c| c.active.get() < self.common.streams).cloned();
-            let connection = match free {
-                Some(connection) => connection,
-                None if self.connections.borrow().len() < self.max_connections => {
-                    let connection = Rc::new(Pooled {
-                        state: RefCell::new(PoolState::New),
-                        opened: Notify::new(),
-                        active: Cell::new(0),
-                    });
-                    self.connections.borrow_mut().push(connection.clone());
-                    connection
-                }
-                // Every slot is busy: the request waits for the next one to free up.
-                None => return,
-            };
+            // Every slot is busy: the request waits for the next one to free up.
+            let Some(connection) = self.slots.take() else { return };
             let Some(pending) = self.waiting.borrow_mut().pop_front() else { return };
-            connection.active.set(connection.active.get() + 1);
             self.tasks.set(self.tasks.get() + 1);
             self.joins.borrow_mut().spawn_local(pool_stream(self.clone(), connection, pending));
         }
@@ -547,12 +678,13 @@ impl Pool {
 /// A stream slot of a pooled connection: serves `pending`, then the oldest waiting requests
 /// while there are any, then frees the slot.
 async fn pool_stream(pool: Rc<Pool>, connection: Rc<Pooled>, mut pending: Pending) {
+    let shard = &pool.slots.shard;
     loop {
-        let after = match connection.sender(&pool, pending.intended).await {
-            Ok((mut sender, closed)) => one_request(&pool.shard, &pool.common, &mut sender, &closed, pending).await,
+        let after = match connection.sender(&pool.slots, pending.intended).await {
+            Ok((mut sender, closed)) => one_request(shard, &pool.common, &mut sender, &closed, pending).await,
             Err(e) => {
-                pool.shard.finish();
-                pool.shard.record_failure(pending.intended, &e);
+                shard.finish();
+                shard.record_failure(pending.intended, &e);
                 After::Gone
             }
         };
@@ -561,12 +693,10 @@ async fn pool_stream(pool: Rc<Pool>, connection: Rc<Pooled>, mut pending: Pendin
             pool.waiting.borrow_mut().push_front(Pending { retried: true, ..pending });
         }
         if after != After::Usable {
-            if let PoolState::Open(live) = &*connection.state.borrow() {
-                live.closed.set(true);
-            }
+            connection.retire();
             break;
         }
-        if pool.shard.stop_sending.is_cancelled() {
+        if shard.stop_sending.is_cancelled() {
             break;
         }
         let next = pool.waiting.borrow_mut().pop_front();
@@ -590,10 +720,13 @@ async fn open_dispatcher(shard: Rc<Shard>, common: Rc<Common>, open: OpenLoad, s
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
     let pool = Rc::new(Pool {
-        shard: shard.clone(),
+        slots: Slots {
+            shard: shard.clone(),
+            link: common.link.clone(),
+            max_connections: share(open.max_connections as u64, shards, shard.index).max(1) as usize,
+            connections: RefCell::new(Vec::new()),
+        },
         common,
-        max_connections: share(open.max_connections as u64, shards, shard.index).max(1) as usize,
-        connections: RefCell::new(Vec::new()),
         waiting: RefCell::new(VecDeque::new()),
         tasks: Cell::new(0),
         idle: Notify::new(),
@@ -637,6 +770,147 @@ async fn open_dispatcher(shard: Rc<Shard>, common: Rc<Common>, open: OpenLoad, s
             break;
         }
         idle.await;
+    }
+}
+
+/// The HTTP/2 connections of one plan-file scenario on a shard, shared by its users: a
+/// request takes a free stream slot (or waits for one, which counts in its latency), and a
+/// connection is opened only when every slot of every open one is busy and the bound allows.
+/// Closed model: `ceil(users / streams)` connections for the shard's users, so that all of
+/// them can have a request out at once; open model: the scenario's pool bound.
+pub(super) struct FlowPool {
+    slots: Slots,
+    /// Users waiting for a stream slot, oldest first.
+    waiting: RefCell<VecDeque<oneshot::Sender<Slot>>>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+}
+
+/// A stream slot a user holds for one exchange; given back (to the next waiting user) on drop.
+struct Slot {
+    pool: Rc<FlowPool>,
+    connection: Rc<Pooled>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connection.active.set(self.connection.active.get().saturating_sub(1));
+        self.pool.pump();
+    }
+}
+
+impl FlowPool {
+    /// The pool of `scenario` on this shard, `None` when it speaks HTTP/1.1; an error when the
+    /// target's authority cannot be an HTTP/2 `:authority`.
+    pub(super) fn for_scenario(
+        shard: &Rc<Shard>,
+        scenario: &Scenario,
+        shards: usize,
+    ) -> Result<Option<Rc<FlowPool>>, String> {
+        let Some(settings) = &scenario.http2 else { return Ok(None) };
+        let streams = settings.streams.max(1);
+        let max_connections = match &scenario.load {
+            Load::Closed(closed) => share(closed.connections as u64, shards, shard.index).div_ceil(streams as u64),
+            Load::Open(open) => share(open.max_connections as u64, shards, shard.index),
+            Load::Hold(_) => 1,
+        }
+        .max(1) as usize;
+        let scheme = scheme(&shard.plan).parse().map_err(|e| format!("HTTP/2 scheme: {e}"))?;
+        let host = &shard.plan.target.host_header;
+        let authority = host.parse().map_err(|e| format!("HTTP/2 authority {host:?}: {e}"))?;
+        Ok(Some(Rc::new(FlowPool {
+            slots: Slots {
+                shard: shard.clone(),
+                link: Rc::new(Link::new(shard, streams)),
+                max_connections,
+                connections: RefCell::new(Vec::new()),
+            },
+            waiting: RefCell::new(VecDeque::new()),
+            scheme,
+            authority,
+        })))
+    }
+
+    /// A flow's rendered request in HTTP/2 form, to the run's target.
+    pub(super) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<H2Request, String> {
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| format!("path {path:?}: {e}"))?;
+        H2Request::new(method, uri, headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), body)
+    }
+
+    /// Sends `request` (counted as started at `intended` by the caller, who also counts it
+    /// finished) on a stream slot, keeping what `capture` asks for in `kept`. A request a
+    /// `GOAWAY` refused goes out once more, on another connection.
+    pub(super) async fn send(
+        self: &Rc<Self>,
+        intended: Instant,
+        request: &H2Request,
+        capture: Capture,
+        kept: &mut Kept,
+    ) -> Result<Answered, TransportError> {
+        let mut retried = false;
+        loop {
+            let slot = self.slot().await;
+            let (mut sender, closed) = slot.connection.sender(&self.slots, intended).await?;
+            let shard = &self.slots.shard;
+            let (after, result) = attempt(shard, &mut sender, &closed, request, capture, kept, retried).await;
+            if after != After::Usable {
+                slot.connection.retire();
+            }
+            drop(slot);
+            match after {
+                After::Retry => retried = true,
+                After::Usable | After::Gone => return result,
+            }
+        }
+    }
+
+    /// A free stream slot: at once when no one waits before us and one is free, else in turn.
+    async fn slot(self: &Rc<Self>) -> Slot {
+        loop {
+            // Users who gave up are cleared from the line, and those before us served first.
+            self.pump();
+            if self.waiting.borrow().is_empty() {
+                if let Some(connection) = self.slots.take() {
+                    return Slot { pool: self.clone(), connection };
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            self.waiting.borrow_mut().push_back(tx);
+            // The sender is only dropped unsent with the pool, which we hold: then just retry.
+            if let Ok(slot) = rx.await {
+                return slot;
+            }
+        }
+    }
+
+    /// Hands free slots to waiting users, oldest first (those who gave up are skipped).
+    fn pump(self: &Rc<Self>) {
+        loop {
+            let front_gone = match self.waiting.borrow().front() {
+                None => return,
+                Some(tx) => tx.is_closed(),
+            };
+            if front_gone {
+                self.waiting.borrow_mut().pop_front();
+                continue;
+            }
+            let Some(connection) = self.slots.take() else { return };
+            let Some(tx) = self.waiting.borrow_mut().pop_front() else { return };
+            // It cannot fail: the receiver was there just above, and nothing ran since. Had it
+            // failed, the slot would come back here and go to the next user.
+            let _ = tx.send(Slot { pool: self.clone(), connection });
+        }
     }
 }
 
@@ -882,6 +1156,80 @@ mod tests {
         let opened = connections.load(Ordering::SeqCst);
         assert!(opened >= 10, "{opened}");
         assert_eq!(outcome.total.connections_opened, opened);
+    }
+
+    /// A plan-file scenario of `users` users, each sending `iterations` requests over HTTP/2.
+    fn flow_plan(addr: SocketAddr, users: usize, streams: usize, iterations: u64) -> Plan {
+        let mut plan = plan(addr, closed(users), streams, requests(1));
+        plan.http2 = None;
+        plan.stop = Stop { duration: None, requests: None };
+        let mut scenarios = crate::flow::Scenarios::of_quick_plan(&plan);
+        scenarios.list[0].iterations = Some(iterations);
+        scenarios.list[0].duration = None;
+        scenarios.list[0].http2 = Some(Http2Settings { streams });
+        plan.scenarios = Some(Arc::new(scenarios));
+        plan
+    }
+
+    #[test]
+    fn flow_users_share_as_few_connections_as_their_streams_need() {
+        let (addr, connections, answered) = server(Serve::Ok);
+        // Two shards of 50 users, 50 streams per connection: one connection each.
+        let outcome = run(&flow_plan(addr, 100, 50, 20), &RunControl::new(), |_| {}).unwrap();
+        assert_eq!((outcome.total.sent, outcome.total.ok), (2000, 2000), "{:?}", outcome.other_errors);
+        assert_eq!(answered.load(Ordering::SeqCst), 2000);
+        assert_eq!(outcome.total.connections_opened, 2);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+        assert_eq!(outcome.unfinished, 0);
+    }
+
+    #[test]
+    fn flow_users_beyond_the_streams_wait_for_a_slot_instead_of_a_connection() {
+        let (addr, connections, _) = server(Serve::Ok);
+        // 40 users per shard on 10 streams: 4 connections per shard, none more.
+        let outcome = run(&flow_plan(addr, 80, 10, 10), &RunControl::new(), |_| {}).unwrap();
+        assert_eq!(outcome.total.ok, 800, "{:?}", outcome.other_errors);
+        assert_eq!(connections.load(Ordering::SeqCst), 8);
+    }
+
+    #[test]
+    fn open_model_flows_fill_the_streams_of_the_pool_bound() {
+        let (addr, connections, _) = server(Serve::Ok);
+        let mut plan = flow_plan(addr, 1, 100, 1);
+        // 500 arrivals a second over 1 s, at most one connection per shard (of 2): each
+        // arrival's user takes a stream of it, however many are under way at once.
+        let load = Load::Open(crate::plan::OpenLoad {
+            stages: vec![RateStage::level(500.0, Duration::from_secs(1))],
+            arrival: crate::plan::Arrival::Uniform,
+            max_connections: 2,
+            max_inflight: None,
+        });
+        plan.load = load.clone();
+        let scenarios = Arc::get_mut(plan.scenarios.as_mut().unwrap()).unwrap();
+        scenarios.list[0].load = load;
+        scenarios.list[0].iterations = None;
+        let outcome = run(&plan, &RunControl::new(), |_| {}).unwrap();
+        assert!((480..=500).contains(&outcome.total.ok), "{} {:?}", outcome.total.ok, outcome.other_errors);
+        assert_eq!(outcome.total.failed, 0);
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn flow_requests_a_goaway_refused_go_out_again() {
+        let (addr, connections, answered) = server(Serve::GoAwayAfter(30));
+        let outcome = run(&flow_plan(addr, 20, 20, 30), &RunControl::new(), |_| {}).unwrap();
+        assert_eq!(outcome.total.ok, 600, "{:?} {:?}", outcome.total.errors, outcome.other_errors);
+        assert_eq!(answered.load(Ordering::SeqCst), 600);
+        // A connection answers 30 and those already under way, then the next one takes over.
+        assert!(connections.load(Ordering::SeqCst) > 2, "{}", connections.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn flow_streams_the_server_resets_are_stream_resets() {
+        let (addr, connections, _) = server(Serve::Refuse);
+        let outcome = run(&flow_plan(addr, 10, 10, 5), &RunControl::new(), |_| {}).unwrap();
+        assert_eq!(outcome.total.errors.get(ErrorKind::StreamReset), 50, "{:?}", outcome.other_errors);
+        assert_eq!(connections.load(Ordering::SeqCst), 2, "a reset stream leaves its connection usable");
     }
 
     #[test]

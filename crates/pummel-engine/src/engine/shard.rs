@@ -235,17 +235,7 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
 impl Shard {
     /// Takes one request permit; false when the request budget is spent or sending stopped.
     fn take_permit(&self) -> bool {
-        if self.stop_sending.is_cancelled() {
-            return false;
-        }
-        match self.permits.get() {
-            None => true,
-            Some(0) => false,
-            Some(n) => {
-                self.permits.set(Some(n - 1));
-                true
-            }
-        }
+        !self.stop_sending.is_cancelled() && crate::schedule::take_one(&self.permits)
     }
 
     /// Applies `f` to the interval stats and, outside the warmup, to the stage's totals.
@@ -451,7 +441,10 @@ async fn open_dispatcher(
 ) {
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let max_connections = share(open.max_connections as u64, shards, shard.index).max(1) as usize;
+    // A worker is a connection, or (a plan-file scenario) a user; HTTP/2 users share the
+    // scenario's connections, `streams` of them per connection.
+    let per_connection = flow.as_ref().map_or(1, |run| run.users_per_connection());
+    let max_connections = share(open.max_connections as u64, shards, shard.index).max(1) as usize * per_connection;
     let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
     let queue = Rc::new(OpenQueue {
         waiting: RefCell::new(VecDeque::new()),

@@ -22,15 +22,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use super::http2::{Capture, FlowPool, Kept};
 use super::{Shard, open_dispatcher};
 use crate::error_kind::ErrorKind;
-use crate::flow::{Body, Flow, RequestStep, Scenario, Scenarios, Step, WsExpectStep, WsMatcher};
+use crate::flow::{Body, Flow, RequestStep, Scenario, Scenarios, Step, WsExpectStep, WsMatcher, user_windows};
 use crate::histogram::record;
 use crate::http1::encode_head;
 use crate::inspect::check::json_equals;
@@ -57,6 +59,8 @@ pub(super) struct ScenarioRun {
     arrivals: Cell<u64>,
     shards: u64,
     shard: u64,
+    /// The scenario's HTTP/2 connections on this shard, shared by its users; `None`: HTTP/1.1.
+    http2: Option<Rc<FlowPool>>,
 }
 
 impl ScenarioRun {
@@ -69,16 +73,14 @@ impl ScenarioRun {
         self.scenario().planned_duration()
     }
 
+    /// Open model: users one pooled connection serves at once (its HTTP/2 streams; 1 for HTTP/1.1).
+    pub(super) fn users_per_connection(&self) -> usize {
+        self.scenario().http2.as_ref().map_or(1, |settings| settings.streams.max(1))
+    }
+
     /// Takes one iteration of the open model's budget; false when it is spent.
     pub(super) fn take_iteration(&self) -> bool {
-        match self.iterations_left.get() {
-            None => true,
-            Some(0) => false,
-            Some(n) => {
-                self.iterations_left.set(Some(n - 1));
-                true
-            }
-        }
+        crate::schedule::take_one(&self.iterations_left)
     }
 }
 
@@ -91,6 +93,13 @@ pub(super) async fn drive(shard: Rc<Shard>, scenarios: Arc<Scenarios>, shards: u
             Load::Open(_) => scenario.iterations.map(|n| share(n, shards, shard.index)),
             Load::Closed(_) | Load::Hold(_) => None,
         };
+        let http2 = match FlowPool::for_scenario(&shard, scenario, shards) {
+            Ok(pool) => pool,
+            Err(e) => {
+                shard.note_error(format!("scenario {}: {e}", scenario.name));
+                continue;
+            }
+        };
         let run = Rc::new(ScenarioRun {
             index,
             scenarios: scenarios.clone(),
@@ -99,6 +108,7 @@ pub(super) async fn drive(shard: Rc<Shard>, scenarios: Arc<Scenarios>, shards: u
             arrivals: Cell::new(0),
             shards: shards as u64,
             shard: shard.index as u64,
+            http2,
         });
         running.spawn_local(run_scenario(shard.clone(), run));
     }
@@ -111,11 +121,12 @@ async fn run_scenario(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
     match &run.scenario().load {
         Load::Closed(closed) => {
             let total = closed.connections as u64;
-            let ramp_up = run.scenario().ramp_up;
-            // User k of the scenario lives on shard k mod shards and starts k/total into the ramp-up.
+            let scenario = run.scenario();
+            // User k of the scenario lives on shard k mod shards; it is active during its
+            // windows (from k/total into the ramp-up, or while the user stages count above k).
             for k in (run.shard..total).step_by(run.shards as usize) {
-                let start = shard.start + ramp_up.mul_f64(k as f64 / total as f64);
-                users.spawn_local(closed_user(shard.clone(), run.clone(), k, start));
+                let windows = user_windows(&scenario.user_stages, scenario.ramp_up, k, total);
+                users.spawn_local(closed_user(shard.clone(), run.clone(), k, windows));
             }
         }
         Load::Open(open) => {
@@ -145,27 +156,38 @@ async fn run_scenario(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
     run.stop.cancel();
 }
 
-/// A closed-model user: iterations back to back until its budget, the feeders or the time end.
-async fn closed_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, id: u64, start: Instant) {
-    if Instant::now() < start {
-        tokio::select! {
-            () = sleep_until(start) => {}
-            () = run.stop.cancelled() => return,
-        }
-    }
+/// A closed-model user: iterations back to back during each of its active windows, until its
+/// budget, the feeders or the scenario end. When a window closes (fewer users wanted), the
+/// user leaves at the end of its current step, closing its connection and session.
+async fn closed_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, id: u64, windows: Vec<(Duration, Option<Duration>)>) {
     let mut user = User::new(&shard, &run);
     user.vars = Vars::new(run.scenarios.globals.clone(), id);
     let iterations = run.scenario().iterations;
     let mut iteration = 0;
-    while iterations.is_none_or(|n| iteration < n) && !run.stop.is_cancelled() {
-        if !user.begin_iteration(&shard, &run, iteration) {
+    'windows: for (start, end) in windows {
+        let start = shard.start + start;
+        if Instant::now() < start {
+            tokio::select! {
+                () = sleep_until(start) => {}
+                () = run.stop.cancelled() => break,
+            }
+        }
+        user.leave_at = end.map(|end| shard.start + end);
+        while iterations.is_none_or(|n| iteration < n) && !run.stop.is_cancelled() && !user.must_leave() {
+            if !user.begin_iteration(&shard, &run, iteration) {
+                break 'windows;
+            }
+            let mut intended = None;
+            let walked = walk(&shard, &run, &mut user, &run.scenario().flow, &mut intended).await;
+            iteration += 1;
+            if !walked {
+                break;
+            }
+        }
+        user.leave(&shard);
+        if run.stop.is_cancelled() || iterations.is_some_and(|n| iteration >= n) {
             break;
         }
-        let mut intended = None;
-        if !walk(&shard, &run, &mut user, &run.scenario().flow, &mut intended).await {
-            break;
-        }
-        iteration += 1;
     }
     user.leave(&shard);
 }
@@ -194,6 +216,10 @@ pub(super) struct User {
     /// The last message sent on the session and not yet answered.
     sent: Option<SentMessage>,
     rng: SmallRng,
+    /// The scenario's shared HTTP/2 connections, when it speaks HTTP/2 (then `conn` stays unused).
+    http2: Option<Rc<FlowPool>>,
+    /// When the user's active window ends (user stages); `None` while it lasts to the end.
+    leave_at: Option<Instant>,
 }
 
 /// A WebSocket message waiting for its `ws_expect`.
@@ -213,7 +239,14 @@ impl User {
             ws: None,
             sent: None,
             rng: SmallRng::from_rng(&mut rand::rng()),
+            http2: run.http2.clone(),
+            leave_at: None,
         }
+    }
+
+    /// True once the user's active window has ended.
+    fn must_leave(&self) -> bool {
+        self.leave_at.is_some_and(|at| Instant::now() >= at)
     }
 
     /// Sets up iteration `n`: counts it and takes a row of every feeder. False when a feeder
@@ -264,7 +297,7 @@ fn walk<'a>(
 ) -> Walk<'a> {
     Box::pin(async move {
         for step in &flow.steps {
-            if run.stop.is_cancelled() {
+            if run.stop.is_cancelled() || user.must_leave() {
                 return false;
             }
             match step {
@@ -335,16 +368,19 @@ fn walk<'a>(
 /// Waits until `until`, keeping a WebSocket session alive meanwhile; false when the scenario
 /// ended first.
 async fn pause(shard: &Shard, run: &ScenarioRun, user: &mut User, until: Instant) -> bool {
+    // A user whose window closes first stops waiting then, and leaves.
+    let leaving = user.leave_at.is_some_and(|at| at < until);
+    let until = user.leave_at.map_or(until, |at| at.min(until));
     loop {
         let Some((ws, stats)) = &mut user.ws else {
             return tokio::select! {
-                () = sleep_until(until) => true,
+                () = sleep_until(until) => !leaving,
                 () = run.stop.cancelled() => false,
             };
         };
         let stats = *stats;
         tokio::select! {
-            () = sleep_until(until) => return true,
+            () = sleep_until(until) => return !leaving,
             () = run.stop.cancelled() => return false,
             error = ws.idle() => {
                 // The session broke while the user held it: a failure of the session's name.
@@ -366,8 +402,26 @@ struct Rendered {
     body: Option<Arc<[u8]>>,
 }
 
-/// Renders a request for `user`: templates, then the signature when the plan signs requests.
+/// A request rendered for `user`, before it takes its HTTP/1.1 or HTTP/2 form.
+struct Parts {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Arc<[u8]>>,
+}
+
+/// Renders a request for `user` in HTTP/1.1 form.
 fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, String> {
+    let Parts { path, headers, body } = render_parts(shard, user, step)?;
+    let body_len = body.as_ref().map_or(0, |b| b.len());
+    let head =
+        encode_head(&step.method, &path, &shard.plan.target.host_header, &headers, body_len, shard.plan.keepalive)
+            .map_err(|e| e.to_string())?;
+    Ok(Rendered { head, body })
+}
+
+/// Renders a request's parts for `user`: templates, then the signature when the plan signs
+/// requests.
+fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts, String> {
     let target = &shard.plan.target;
     let mut path = String::new();
     step.path.render(&user.vars, &mut path).map_err(|e| format!("path: {e}"))?;
@@ -399,16 +453,17 @@ fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, St
             .map_err(|e| format!("signing: {e}"))?;
         headers.extend(extra);
     }
-    let body_len = body.as_ref().map_or(0, |b| b.len());
-    let head = encode_head(&step.method, &path, &target.host_header, &headers, body_len, shard.plan.keepalive)
-        .map_err(|e| e.to_string())?;
-    Ok(Rendered { head, body })
+    Ok(Parts { path, headers, body })
 }
 
 /// Sends one request step and judges its response (status, checks, extraction).
 async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intended: Instant) {
     let name = Some(step.stats);
     shard.start_request_in(name, intended);
+    if let Some(pool) = user.http2.clone() {
+        // Boxed, so that an HTTP/1.1 user's task stays as small as it was.
+        return Box::pin(send_over_http2(shard, user, &pool, step, intended)).await;
+    }
     let rendered = match &step.fixed {
         Some(bytes) => Rendered { head: Vec::new(), body: Some(bytes.clone()) },
         None => match render(shard, user, step) {
@@ -457,25 +512,15 @@ async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intend
     shard.finish();
     let keep = match result {
         Ok(Ok(info)) => {
-            let status_ok = shard.plan.ok_status.contains(info.status);
-            let verdict = if step.checks.is_empty() && step.extract.is_empty() {
-                Verdict::default()
-            } else {
-                let headers: Vec<(&[u8], &[u8])> =
-                    if wants_headers { conn.captured_headers().collect() } else { Vec::new() };
-                let view = ResponseView {
-                    status: info.status,
-                    headers: &headers,
-                    body: conn.captured_body(),
-                    elapsed: done - sent_at,
-                };
-                judge(shard, user, step, &view, intended)
+            let headers: Vec<(&[u8], &[u8])> =
+                if wants_headers { conn.captured_headers().collect() } else { Vec::new() };
+            let view = ResponseView {
+                status: info.status,
+                headers: &headers,
+                body: conn.captured_body(),
+                elapsed: done - sent_at,
             };
-            let failure = if !status_ok { Some(ErrorKind::from_status(info.status)) } else { verdict.failure };
-            shard.record_in(name, intended, |s| {
-                s.bytes_in += info.head_bytes + info.body_bytes;
-                s.record_judged_response(Some(info.status), failure, done - intended, done - sent_at);
-            });
+            settle(shard, user, step, intended, done, &view, info.head_bytes + info.body_bytes);
             shard.plan.keepalive && conn.reusable(&info)
         }
         Ok(Err(e)) => {
@@ -495,6 +540,65 @@ async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intend
     if !keep {
         shard.close(&mut user.conn);
     }
+}
+
+/// [`send_request`] over the scenario's shared HTTP/2 connections: the same rendering
+/// (templates, signature), judging and statistics; the request waits for a free stream slot.
+async fn send_over_http2(shard: &Shard, user: &mut User, pool: &Rc<FlowPool>, step: &RequestStep, intended: Instant) {
+    let name = Some(step.stats);
+    let request = render_parts(shard, user, step).and_then(|parts| {
+        // The body's bytes are shared, not copied.
+        let body = parts.body.map_or_else(Bytes::new, Bytes::from_owner);
+        pool.request(&step.method, &parts.path, &parts.headers, body)
+    });
+    let request = match request {
+        Ok(request) => request,
+        Err(detail) => {
+            shard.finish();
+            shard.record_failure_in(name, intended, &TransportError { kind: ErrorKind::Other, detail });
+            return;
+        }
+    };
+    let capture =
+        Capture { headers: step.needs_headers(), body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 } };
+    let mut kept = Kept::default();
+    let result = pool.send(intended, &request, capture, &mut kept).await;
+    shard.finish();
+    match result {
+        Ok(answered) => {
+            let headers = kept.header_pairs();
+            let elapsed = answered.done - answered.sent_at;
+            let view = ResponseView { status: answered.status, headers: &headers, body: &kept.body, elapsed };
+            // The connection counts its bytes (frames) as they pass.
+            settle(shard, user, step, intended, answered.done, &view, 0);
+        }
+        Err(e) => shard.record_failure_in(name, intended, &e),
+    }
+}
+
+/// Judges a complete response (its status, the step's checks and extraction) and records it
+/// under the step's name; `view.elapsed` is its service time, `bytes_in` its size on the wire.
+fn settle(
+    shard: &Shard,
+    user: &mut User,
+    step: &RequestStep,
+    intended: Instant,
+    done: Instant,
+    view: &ResponseView,
+    bytes_in: u64,
+) {
+    let verdict = if step.checks.is_empty() && step.extract.is_empty() {
+        Verdict::default()
+    } else {
+        judge(shard, user, step, view, intended)
+    };
+    let status = view.status;
+    let failure =
+        if shard.plan.ok_status.contains(status) { verdict.failure } else { Some(ErrorKind::from_status(status)) };
+    shard.record_in(Some(step.stats), intended, |s| {
+        s.bytes_in += bytes_in;
+        s.record_judged_response(Some(status), failure, done - intended, view.elapsed);
+    });
 }
 
 /// What checks and extraction made of a response.

@@ -2,8 +2,7 @@
 //! expected form; a file with several mistakes gets all of them at once. The rendered messages
 //! are snapshots (`src/tests/snapshots/`), reviewed with `cargo insta review`.
 
-use super::{BASE, load, rendered, short};
-use crate::diag::DiagnosticKind;
+use super::{BASE, rendered, short, valid};
 
 #[test]
 fn syntax_errors() {
@@ -154,22 +153,29 @@ flow = [ { request = { path = "/" } }, { flow = [] } ]
 }
 
 #[test]
-fn what_does_not_run_yet_points_at_its_key() {
-    // Of the whole format, only stages of `users` do not run yet: each is rejected at its key,
-    // never ignored.
-    let text = r#"[target]
+fn stages_are_all_of_rate_or_all_of_users() {
+    // Stages of users run (the closed model's levels and ramps); mixing them with rates is an
+    // error at the first stage of the other kind.
+    let users = r#"[target]
 base_url = "http://127.0.0.1:8090"
 
 [[scenario]]
 stages = [ { users = 10, for = "10s" }, { users = 50, ramp = "30s" }, { hold = "1m" } ]
 flow = [ { request = { path = "/" } } ]
 "#;
-    let report = load(text).expect_err("not runnable yet");
-    assert!(report.diagnostics.iter().all(|d| d.kind == DiagnosticKind::NotSupported), "{report}");
-    let positions: Vec<String> =
-        short(text).iter().map(|l| l.split(": error: ").next().unwrap_or("").to_string()).collect();
-    assert_eq!(positions, ["plan.toml:5:14", "plan.toml:5:43"]);
-    insta::assert_snapshot!(report.to_string());
+    let spec = valid(users);
+    assert_eq!(spec.scenarios[0].max_users(), 50);
+    let mixed = users.replace("{ users = 50, ramp", "{ rate = 50, ramp");
+    assert_eq!(
+        short(&mixed),
+        ["plan.toml:5:43: error: these stages set `users`: stages are all of rate or all of users"]
+    );
+    let both = users.replace("{ users = 10, for", "{ users = 10, rate = 5, for");
+    assert_eq!(
+        short(&both),
+        ["plan.toml:5:26: error: these stages set `users`: stages are all of rate or all of users"]
+    );
+    insta::assert_snapshot!(rendered(&mixed));
 }
 
 #[test]
@@ -399,7 +405,7 @@ fn bad_ramps() {
     assert_eq!(
         lines,
         [
-            "plan.toml:5:12: error: this ramp has no target `rate`",
+            "plan.toml:5:12: error: this ramp has no target `rate` or `users`",
             "plan.toml:5:49: error: ramp must be longer than 0s",
             "plan.toml:5:89: error: for: invalid duration \"x\": a number is missing before a unit",
             "plan.toml:5:111: error: `hold` cannot be used with `ramp`",
@@ -440,6 +446,23 @@ fn bad_http_versions_and_streams() {
     assert_eq!(short(&streams), ["plan.toml:2:1: error: `streams` needs http_version = \"2\""]);
     let too_many = BASE.replace("[target]\n", "[target]\nhttp_version = \"2\"\nstreams = 0\n");
     assert_eq!(short(&too_many), ["plan.toml:3:11: error: streams must be at least 1, not 0"]);
+    // The same rules for a scenario's own keys.
+    let scenario = BASE.replace("rate = 100\n", "rate = 100\nhttp_version = \"3\"\n");
+    assert_eq!(short(&scenario), ["plan.toml:6:16: error: unknown http_version \"3\""]);
+    let scenario = BASE.replace("rate = 100\n", "rate = 100\nstreams = 8\n");
+    assert_eq!(short(&scenario), ["plan.toml:6:1: error: `streams` needs http_version = \"2\""]);
+    let closing = BASE.replace("[target]\n", "[target]\nkeepalive = false\nhttp_version = \"2\"\n");
+    assert_eq!(
+        short(&closing),
+        ["plan.toml:2:1: error: HTTP/2 keeps its connections open: not with keepalive = false"]
+    );
+    let closing = BASE
+        .replace("[target]\n", "[target]\nkeepalive = false\n")
+        .replace("rate = 100\n", "rate = 100\nhttp_version = \"2\"\n");
+    assert_eq!(
+        short(&closing),
+        ["plan.toml:7:1: error: HTTP/2 keeps its connections open: not with keepalive = false"]
+    );
     insta::assert_snapshot!(rendered(&text) + "\n" + &rendered(&streams));
 }
 

@@ -95,22 +95,17 @@ fn every_key_of_the_format_is_read() {
 }
 
 #[test]
-fn of_the_whole_format_only_stages_of_users_do_not_run_yet() {
-    let report = load(EVERY_KEY).expect_err("stages of users do not run yet, and some keys conflict");
-    let not_supported: Vec<String> = report
-        .diagnostics
-        .iter()
-        .filter(|d| d.kind == DiagnosticKind::NotSupported)
-        .map(|d| d.message.clone())
-        .collect();
-    assert_eq!(not_supported.len(), 1, "{report}");
-    assert!(not_supported[0].starts_with("stages of `users` are not supported yet"), "{report}");
-    // The rest are the keys that exclude each other in EVERY_KEY, and its feeder file, which
-    // does not exist.
+fn of_the_whole_format_only_keys_that_exclude_each_other_fail() {
+    // Every key of the format is read and runs; the errors of EVERY_KEY are the keys it puts
+    // together that exclude each other (a stage of users among stages of rate, several
+    // conditions in one check, url with path, json with text) and its feeder file, which does
+    // not exist.
+    let report = load(EVERY_KEY).expect_err("some keys of EVERY_KEY exclude each other");
+    assert!(report.diagnostics.iter().all(|d| d.kind != DiagnosticKind::NotSupported), "{report}");
     assert_eq!(
         report.short_lines(),
         [
-            "plan.toml:16:5: error: stages of `users` are not supported yet (the format reserves it; this version does not run it)",
+            "plan.toml:16:5: error: these stages set `rate`: stages are all of rate or all of users",
             "plan.toml:21:350: error: `regex` cannot be used with `contains` in one check",
             "plan.toml:21:367: error: `exists` cannot be used with `contains` in one check",
             "plan.toml:21:439: error: `body_regex` cannot be used with `body_contains` in one check",
@@ -533,10 +528,62 @@ fn http2_and_signing_are_read_from_the_target() {
 
     let spec = valid(&BASE.replace("[target]\n", "[target]\nhttp_version = \"2\"\n"));
     assert_eq!(spec.target.http2_streams, Some(1), "one stream unless told");
-    let plan = spec.to_plan(1).expect("one fixed request runs over HTTP/2");
-    assert_eq!(plan.http2.map(|h| h.streams), Some(1));
+    assert_eq!(spec.scenarios[0].http2_streams, Some(1), "scenarios speak what the target says");
     let spec = valid(&BASE.replace("[target]\n", "[target]\nhttp_version = \"1.1\"\n"));
     assert_eq!(spec.target.http2_streams, None);
+}
+
+#[test]
+fn flows_run_over_http2_per_scenario() {
+    // The target speaks HTTP/2 with 16 streams; a scenario may change the count or go back to
+    // HTTP/1.1, and a flow of several requests with extraction and checks is fine.
+    let text = r#"[target]
+base_url = "http://127.0.0.1:8090"
+http_version = "2"
+streams = 16
+
+[[scenario]]
+name = "inherits"
+users = 10
+iterations = 1
+flow = [
+  { request = { method = "POST", path = "/items", json = { a = 1 }, extract = { id = { json = "$.id" } } } },
+  { request = { path = "/items/{{ id }}", check = [ { status = 200 } ] } },
+]
+
+[[scenario]]
+name = "more streams"
+users = 10
+iterations = 1
+streams = 100
+flow = [ { request = { path = "/" } } ]
+
+[[scenario]]
+name = "http1"
+users = 10
+iterations = 1
+http_version = "1.1"
+flow = [ { request = { path = "/" } } ]
+"#;
+    let spec = valid(text);
+    let streams: Vec<Option<usize>> = spec.scenarios.iter().map(|s| s.http2_streams).collect();
+    assert_eq!(streams, [Some(16), Some(100), None]);
+    let plan = spec.to_plan(1).expect("flows over HTTP/2 run");
+    assert_eq!(plan.http2, None, "the quick driver's setting stays unused");
+    let scenarios = plan.scenarios.expect("scenarios");
+    let engine: Vec<Option<usize>> = scenarios.list.iter().map(|s| s.http2.as_ref().map(|h| h.streams)).collect();
+    assert_eq!(engine, [Some(16), Some(100), None]);
+    plan_validates(&spec);
+
+    // A scenario may speak HTTP/2 when the target does not.
+    let one = BASE.replace("duration = \"10s\"\n", "duration = \"10s\"\nhttp_version = \"2\"\nstreams = 8\n");
+    let spec = valid(&one);
+    assert_eq!((spec.target.http2_streams, spec.scenarios[0].http2_streams), (None, Some(8)));
+}
+
+fn plan_validates(spec: &PlanSpec) {
+    let plan = spec.to_plan(2).expect("plan");
+    plan.validate().expect("the engine accepts the plan");
 }
 
 #[test]

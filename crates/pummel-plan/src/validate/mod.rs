@@ -15,7 +15,6 @@ use std::time::Duration;
 use pummel_engine::duration::parse_duration;
 use pummel_engine::error_kind::ErrorKind;
 use pummel_engine::expr::{Expr, Metric};
-use pummel_engine::http1::{RequestError, encode_request};
 use pummel_engine::plan::{PlanError, StatusSet, Target};
 use toml::Spanned;
 
@@ -29,9 +28,6 @@ use crate::spec::{
 };
 use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
 use pummel_engine::template::BUILTIN_VARIABLES;
-
-/// What "not supported" errors add: the format has it, this version does not run it.
-const PLANNED: &str = "(the format reserves it; this version does not run it)";
 
 /// Validates `raw`; the spec when the file is valid, and every diagnostic found.
 pub(crate) fn validate(
@@ -101,18 +97,6 @@ impl Validator<'_> {
     /// The span of the key holding `value`.
     fn key<T>(&self, value: &Spanned<T>) -> Range<usize> {
         self.keys.key_of(&value.span())
-    }
-
-    /// `what` (e.g. "`think` steps are") "not supported yet (planned: issue 3)", at the key.
-    fn not_supported<T>(&mut self, value: &Spanned<T>, what: &str) -> &mut Diagnostic {
-        let span = self.key(value);
-        self.diagnostics.push(Diagnostic::new(
-            DiagnosticKind::NotSupported,
-            span,
-            format!("{what} not supported yet {PLANNED}"),
-        ));
-        let last = self.diagnostics.len() - 1;
-        &mut self.diagnostics[last]
     }
 
     /// Reports `later` as excluding `earlier` (two keys of which at most one may be given).
@@ -283,25 +267,9 @@ impl Validator<'_> {
     }
 
     /// Headers of a table, in file order, each checked as the engine will send it.
+    /// `[target].headers`, checked like a request's, kept as text (merged into each request).
     fn headers(&mut self, map: &Spanned<RawMap<String>>) -> Vec<(String, String)> {
-        let mut entries: Vec<_> = map.get_ref().iter().collect();
-        entries.sort_by_key(|(k, _)| k.span().start);
-        let mut headers = Vec::new();
-        for (name, value) in entries {
-            let Some(template) = self.compile_template(value, "a header value") else { continue };
-            let sample = if template.is_static() { value.get_ref().clone() } else { "x".to_string() };
-            let pair = (name.get_ref().clone(), sample);
-            match encode_request("GET", "/", "h", std::slice::from_ref(&pair), b"", true) {
-                Ok(_) => headers.push((name.get_ref().clone(), value.get_ref().clone())),
-                Err(RequestError::InvalidHeaderName(_)) => self.push(Diagnostic::new(
-                    DiagnosticKind::Invalid,
-                    name.span(),
-                    format!("invalid header name {:?}: letters, digits and !#$%&'*+-.^_`|~ only", name.get_ref()),
-                )),
-                Err(e) => self.push(Diagnostic::new(DiagnosticKind::Invalid, value.span(), e.to_string())),
-            }
-        }
-        headers
+        self.template_headers(map).into_iter().map(|(name, value)| (name, value.text().to_string())).collect()
     }
 
     fn target(&mut self, raw: Option<&Spanned<RawTarget>>) -> TargetSpec {
@@ -336,16 +304,28 @@ impl Validator<'_> {
             }),
         };
         let keepalive = t.keepalive.as_ref().is_none_or(|k| *k.get_ref());
-        let http2_streams = self.http_version(t);
+        let http2_streams = self.http_version(t.http_version.as_ref(), t.streams.as_ref(), None);
+        if let (Some(k), Some(_)) = (&t.keepalive, http2_streams) {
+            if !*k.get_ref() {
+                self.http2_needs_keepalive(k);
+            }
+        }
         let sigv4 = t.auth.as_ref().and_then(|a| self.auth(a));
         TargetSpec { base_url, headers, timeout, connect_timeout, keepalive, ok_status, http2_streams, sigv4 }
     }
 
-    /// `http_version = "1.1" | "2"` and `streams`: the streams per connection for HTTP/2.
-    fn http_version(&mut self, t: &RawTarget) -> Option<usize> {
-        let version = t.http_version.as_ref().map(|v| (v, v.get_ref().as_str()));
-        let http2 = match version {
-            None | Some((_, "1.1")) => false,
+    /// `http_version = "1.1" | "2"` and `streams` of the target or of a scenario: the streams
+    /// per connection for HTTP/2, `None` for HTTP/1.1. `inherited` is what the target says (for
+    /// a scenario), taken for what the scenario does not say.
+    pub(super) fn http_version(
+        &mut self,
+        version: Option<&Spanned<String>>,
+        streams: Option<&Spanned<i64>>,
+        inherited: Option<usize>,
+    ) -> Option<usize> {
+        let http2 = match version.map(|v| (v, v.get_ref().as_str())) {
+            None => inherited.is_some(),
+            Some((_, "1.1")) => false,
             Some((_, "2")) => true,
             Some((v, other)) => {
                 self.push(
@@ -355,13 +335,13 @@ impl Validator<'_> {
                 false
             }
         };
-        let streams = t.streams.as_ref().and_then(|n| self.count(n, "streams"));
-        if let (Some(n), false) = (&t.streams, http2) {
+        let count = streams.and_then(|n| self.count(n, "streams"));
+        if let (Some(n), false) = (streams, http2) {
             let span = self.key(n);
             self.push(Diagnostic::new(DiagnosticKind::Conflict, span, "`streams` needs http_version = \"2\""));
         }
-        if streams.is_some_and(|n| n > pummel_engine::plan::MAX_STREAMS as u64) {
-            if let Some(n) = &t.streams {
+        if count.is_some_and(|n| n > pummel_engine::plan::MAX_STREAMS as u64) {
+            if let Some(n) = streams {
                 self.push(Diagnostic::new(
                     DiagnosticKind::Invalid,
                     n.span(),
@@ -369,7 +349,20 @@ impl Validator<'_> {
                 ));
             }
         }
-        http2.then(|| streams.unwrap_or(1) as usize)
+        http2.then(|| count.map_or(inherited.unwrap_or(1), |n| n as usize))
+    }
+
+    /// Reports `at` (a key): HTTP/2 multiplexes streams on connections it keeps open.
+    pub(super) fn http2_needs_keepalive<T>(&mut self, at: &Spanned<T>) {
+        let span = self.key(at);
+        self.push(
+            Diagnostic::new(
+                DiagnosticKind::Conflict,
+                span,
+                "HTTP/2 keeps its connections open: not with keepalive = false",
+            )
+            .with_help("drop keepalive = false, or use http_version = \"1.1\""),
+        );
     }
 
     /// `auth = { aws_sigv4 = { region, service, access_key_env, secret_key_env } }`.

@@ -374,7 +374,24 @@ impl Validator<'_> {
             (None, Some(url)) => {
                 let template = self.compile_template(url, "the url")?;
                 if template.is_static() {
-                    self.url(url, "url")?;
+                    let parsed = self.url(url, "url")?;
+                    let base = self.options.base_url.as_ref().or(target.base_url.as_ref());
+                    if let Some(base) = base.and_then(|b| url::Url::parse(b).ok()) {
+                        if parsed.origin() != base.origin() {
+                            self.push(
+                                Diagnostic::new(
+                                    DiagnosticKind::Invalid,
+                                    url.span(),
+                                    format!(
+                                        "{:?} is on another host than base_url {base}: one plan sends to one host",
+                                        url.get_ref()
+                                    ),
+                                )
+                                .with_help("use a path, or split the plan into one file per host"),
+                            );
+                            return None;
+                        }
+                    }
                 }
                 Some((Location::Url(url.get_ref().clone()), url.get_ref().clone()))
             }

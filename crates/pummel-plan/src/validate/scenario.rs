@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use pummel_engine::flow::UserStage;
 use pummel_engine::plan::{Arrival, RateStage};
 use toml::Spanned;
 
@@ -129,7 +130,11 @@ impl Validator<'_> {
                 None
             }
         };
-        Some(ScenarioSpec { name, load: load?, arrival, ramp_up, duration, iterations, flow: flow? })
+        let http2_streams = self.http_version(s.http_version.as_ref(), s.streams.as_ref(), target.http2_streams);
+        if let (Some(version), Some(_), false) = (&s.http_version, http2_streams, target.keepalive) {
+            self.http2_needs_keepalive(version);
+        }
+        Some(ScenarioSpec { name, load: load?, arrival, ramp_up, duration, iterations, flow: flow?, http2_streams })
     }
 
     /// The one load model of a scenario.
@@ -172,7 +177,7 @@ impl Validator<'_> {
         match (rate, users, stages) {
             (Some(rate), _, _) => rate.map(LoadSpec::Rate),
             (_, Some(users), _) => users.map(|n| LoadSpec::Users(n as usize)),
-            (_, _, Some(stages)) => stages.map(LoadSpec::Stages),
+            (_, _, Some(stages)) => stages,
             _ => None,
         }
     }
@@ -235,8 +240,45 @@ impl Validator<'_> {
         }
     }
 
-    /// Stages of constant rate levels; ramps and user stages are not supported yet.
-    fn stages(&mut self, list: &Spanned<Vec<Spanned<RawStage>>>) -> Option<Vec<RateStage>> {
+    /// Stages of rate levels and ramps (open model) or of users (closed model), not mixed.
+    fn stages(&mut self, list: &Spanned<Vec<Spanned<RawStage>>>) -> Option<LoadSpec> {
+        let of_users = list.get_ref().iter().find(|st| st.get_ref().rate.is_some() || st.get_ref().users.is_some());
+        let of_users = of_users.is_some_and(|st| st.get_ref().users.is_some());
+        for stage in list.get_ref() {
+            let st = stage.get_ref();
+            let (wrong, expected) = if of_users { (&st.rate, "users") } else { (&None, "rate") };
+            let wrong_users = if of_users { None } else { st.users.as_ref() };
+            let span = wrong.as_ref().map(|w| self.key(w)).or_else(|| wrong_users.map(|u| self.key(u)));
+            if let Some(span) = span {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Conflict,
+                        span,
+                        format!("these stages set `{expected}`: stages are all of rate or all of users"),
+                    )
+                    .with_help("use stages of rate (open model) or of users (closed model) in one scenario"),
+                );
+                return None;
+            }
+        }
+        let levels = self.levels(list)?;
+        Some(match of_users {
+            false => LoadSpec::Stages(levels),
+            true => LoadSpec::UserStages(
+                levels
+                    .iter()
+                    .map(|l| UserStage {
+                        users: l.rate as u64,
+                        duration: l.duration,
+                        ramp_from: l.ramp_from.map(|r| r as u64),
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The stages as levels and ramps (of rates, or of users counted as numbers).
+    fn levels(&mut self, list: &Spanned<Vec<Spanned<RawStage>>>) -> Option<Vec<RateStage>> {
         if list.get_ref().is_empty() {
             self.push(
                 Diagnostic::new(DiagnosticKind::Missing, list.span(), "`stages` is empty")
@@ -276,7 +318,7 @@ impl Validator<'_> {
 
     fn stage(&mut self, raw: &Spanned<RawStage>, first: bool) -> Option<Stage> {
         let st = raw.get_ref();
-        const STAGE_HELP: &str = "expected { rate = 200, for = \"30s\" } or { hold = \"30s\" }";
+        const STAGE_HELP: &str = "expected { rate = 200, for = \"30s\" }, { users = 50, for = \"30s\" }, a ramp { rate = 500, ramp = \"1m\" } or { hold = \"30s\" }";
         if let Some(hold) = &st.hold {
             for (other, name) in [
                 (st.rate.is_some(), "rate"),
@@ -307,34 +349,28 @@ impl Validator<'_> {
             }
             return self.duration(hold, "hold").map(Stage::Hold);
         }
-        if let Some(users) = &st.users {
-            self.not_supported(users, "stages of `users` are").help =
-                Some("use users = N with ramp_up = \"30s\" and duration, or stages of rate".into());
-            return None;
-        }
         if let Some(ramp) = &st.ramp {
             let over = self.duration(ramp, "ramp");
             let then_for = match &st.hold_for {
                 Some(d) => Some(self.duration(d, "for")?),
                 None => None,
             };
-            let Some(rate) = &st.rate else {
+            let Some(rate) = self.level(st) else {
                 self.push(
-                    Diagnostic::new(DiagnosticKind::Missing, raw.span(), "this ramp has no target `rate`")
-                        .with_help("expected { rate = 500, ramp = \"1m\" } (then optionally for = \"2m\" at 500)"),
+                    Diagnostic::new(DiagnosticKind::Missing, raw.span(), "this ramp has no target `rate` or `users`")
+                        .with_help("expected { rate = 500, ramp = \"1m\" } or { users = 100, ramp = \"1m\" } (then optionally for = \"2m\")"),
                 );
                 return None;
             };
-            let rate = self.rate(rate);
             return Some(Stage::Ramp { rate: rate?, over: over?, then_for });
         }
-        let Some(rate) = &st.rate else {
+        let Some(rate) = self.level(st) else {
             self.push(
-                Diagnostic::new(DiagnosticKind::Missing, raw.span(), "this stage has no rate").with_help(STAGE_HELP),
+                Diagnostic::new(DiagnosticKind::Missing, raw.span(), "this stage has no `rate` or `users`")
+                    .with_help(STAGE_HELP),
             );
             return None;
         };
-        let rate = self.rate(rate);
         let Some(hold_for) = &st.hold_for else {
             self.push(
                 Diagnostic::new(DiagnosticKind::Missing, raw.span(), "this stage has no length (`for`)")
@@ -344,6 +380,22 @@ impl Validator<'_> {
         };
         let duration: Duration = self.duration(hold_for, "for")?;
         Some(Stage::Level(RateStage::level(rate?, duration)))
+    }
+}
+
+impl Validator<'_> {
+    /// A stage's level: its `rate`, or its `users` (as a number). `None` when it has neither;
+    /// `Some(None)` when the value is invalid (reported). Both at once is a conflict.
+    fn level(&mut self, st: &RawStage) -> Option<Option<f64>> {
+        match (&st.rate, &st.users) {
+            (Some(rate), None) => Some(self.rate(rate)),
+            (None, Some(users)) => Some(self.count(users, "users").map(|n| n as f64)),
+            (Some(_), Some(users)) => {
+                self.conflict(users, "users", "rate", "a stage sets a rate (open model) or users (closed model)");
+                Some(None)
+            }
+            (None, None) => None,
+        }
     }
 }
 

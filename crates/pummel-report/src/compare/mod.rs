@@ -21,7 +21,7 @@ pub mod noise;
 pub mod render;
 
 use pummel_engine::results::ResultsDocument;
-use pummel_engine::summary::{NamedSummary, StageSummary, Summary};
+use pummel_engine::summary::{LatencyFigures, NamedSummary, StageSummary, Summary};
 use serde::{Serialize, Serializer};
 
 use crate::fmt;
@@ -141,30 +141,24 @@ impl Metric {
     }
 
     fn of_stage(self, s: &StageSummary) -> Option<f64> {
-        let l = s.latency_ms;
-        match self {
-            Metric::Rate => Some(s.achieved_rate),
-            Metric::P50 => l.map(|l| l.p50),
-            Metric::P90 => l.map(|l| l.p90),
-            Metric::P99 => l.map(|l| l.p99),
-            Metric::Max => l.map(|l| l.max),
-            Metric::Mean => l.map(|l| l.mean),
-            Metric::ServiceP99 => None,
-            Metric::ErrorRate => (s.completed > 0).then_some(s.error_rate),
-        }
+        self.of_part(s.achieved_rate, s.latency_ms, s.completed, s.error_rate)
     }
 
     fn of_named(self, s: &NamedSummary) -> Option<f64> {
-        let l = s.latency_ms;
+        self.of_part(s.rate, s.latency_ms, s.completed, s.error_rate)
+    }
+
+    /// The figure of a part of a run (a stage, a request name), which has no service time.
+    fn of_part(self, rate: f64, l: Option<LatencyFigures>, completed: u64, error_rate: f64) -> Option<f64> {
         match self {
-            Metric::Rate => Some(s.rate),
+            Metric::Rate => Some(rate),
             Metric::P50 => l.map(|l| l.p50),
             Metric::P90 => l.map(|l| l.p90),
             Metric::P99 => l.map(|l| l.p99),
             Metric::Max => l.map(|l| l.max),
             Metric::Mean => l.map(|l| l.mean),
             Metric::ServiceP99 => None,
-            Metric::ErrorRate => (s.completed > 0).then_some(s.error_rate),
+            Metric::ErrorRate => (completed > 0).then_some(error_rate),
         }
     }
 

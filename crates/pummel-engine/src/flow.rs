@@ -48,10 +48,15 @@ pub struct Scenarios {
 }
 
 impl Scenarios {
-    /// A quick run's one request as a one-scenario flow, for when every request must be built
-    /// on its own (signed with `--aws-sigv4`): the same load, the same request, rendered and
-    /// signed per request by the flow executor instead of written from bytes encoded once.
-    pub fn of_quick_plan(plan: &crate::plan::Plan) -> Scenarios {
+    /// A quick run as a one-scenario plan: the same load, and a flow of its one request,
+    /// encoded once (or, signed with `--aws-sigv4`, rendered and signed per request). The engine
+    /// runs every closed- and open-model run this way: one path for quick runs and plans. It
+    /// keeps no per-name statistics (`names` is empty): the run's are the request's.
+    pub fn of_quick_plan(plan: &crate::plan::Plan) -> Result<Scenarios, crate::plan::PlanError> {
+        let fixed = match plan.auth {
+            Some(_) => None,
+            None => Some(Arc::from(plan.request.encode(&plan.target, plan.keepalive)?)),
+        };
         let request = RequestStep {
             stats: 0,
             method: plan.request.method.clone(),
@@ -63,10 +68,9 @@ impl Scenarios {
             },
             extract: Vec::new(),
             checks: Vec::new(),
-            fixed: None,
+            fixed,
         };
-        let name = format!("{} {}", plan.request.method, plan.target.path_and_query);
-        Scenarios {
+        Ok(Scenarios {
             list: vec![Scenario {
                 name: "quick".into(),
                 load: plan.load.clone(),
@@ -77,13 +81,13 @@ impl Scenarios {
                 flow: Flow { steps: vec![Step::Request(Arc::new(request))] },
                 http2: None,
             }],
-            names: vec![NamedStats { name, scenario: 0, kind: "http" }],
+            names: Vec::new(),
             checks: Vec::new(),
             branches: Vec::new(),
             globals: Arc::new(Globals::default()),
             feeders: Vec::new(),
             named_thresholds: Vec::new(),
-        }
+        })
     }
 }
 

@@ -33,13 +33,13 @@ pub(super) fn run(
     control: &RunControl,
     mut on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
-    // Signed requests are built one by one: a quick run then goes through the flow executor
-    // as a one-scenario plan (same load, same request).
-    let signed;
-    let plan = match (&plan.auth, &plan.scenarios, &plan.load) {
-        (Some(_), None, Load::Closed(_) | Load::Open(_)) => {
-            signed = Plan { scenarios: Some(Arc::new(Scenarios::of_quick_plan(plan))), ..plan.clone() };
-            &signed
+    // A quick run (closed or open model, HTTP/1.1) runs as a one-scenario plan: one engine
+    // path for quick runs and plan files. HTTP/2 and hold keep their own drivers.
+    let as_flow;
+    let plan = match (&plan.scenarios, &plan.load, &plan.http2) {
+        (None, Load::Closed(_) | Load::Open(_), None) => {
+            as_flow = Plan { scenarios: Some(Arc::new(Scenarios::of_quick_plan(plan)?)), ..plan.clone() };
+            &as_flow
         }
         _ => plan,
     };

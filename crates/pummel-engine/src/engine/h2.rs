@@ -1163,7 +1163,7 @@ mod tests {
         let mut plan = plan(addr, closed(users), streams, requests(1));
         plan.http2 = None;
         plan.stop = Stop { duration: None, requests: None };
-        let mut scenarios = crate::flow::Scenarios::of_quick_plan(&plan);
+        let mut scenarios = crate::flow::Scenarios::of_quick_plan(&plan).expect("a valid quick plan");
         scenarios.list[0].iterations = Some(iterations);
         scenarios.list[0].duration = None;
         scenarios.list[0].http2 = Some(Http2Settings { streams });

@@ -1,14 +1,17 @@
 //! One shard: a single-threaded runtime that owns its connections, its slice of the load and
 //! its own stats. Nothing here is shared with other threads except the report channel.
+//!
+//! The load itself is driven by child modules that share the shard's state and bookkeeping
+//! (`record`, `start_request`, `open`, ...): `users` runs scenarios of virtual users — plan
+//! files, and every closed- and open-model quick run as a one-scenario plan —, `http2` runs
+//! `--http2` quick runs, and `hold` runs `pummel hold`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -16,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error_kind::ErrorKind;
 use crate::flow::FlowTallies;
 use crate::histogram::record;
-use crate::plan::{Load, OpenLoad, Plan};
-use crate::schedule::{Arrivals, share};
+use crate::plan::{Load, Plan};
+use crate::schedule::share;
 use crate::stats::Stats;
 use crate::tls::TlsClient;
 use crate::transport::{Connection, Opened, TransportError, connect_from, open};
@@ -28,7 +31,8 @@ mod hold;
 /// The HTTP/2 driver (`run --http2`), closed and open model; a child module like `hold`.
 #[path = "h2.rs"]
 mod http2;
-/// Plan-file scenarios: virtual users walking their flows; a child module like `hold`.
+/// Scenarios of virtual users walking their flows (plan files and quick runs); a child module
+/// like `hold`.
 #[path = "users.rs"]
 mod users;
 
@@ -138,13 +142,7 @@ async fn drive(setup: ShardSetup) {
     });
 
     tokio::time::sleep_until(start).await;
-    // The open model's dispatcher ends with its schedule; the slack only lets the last
-    // arrivals, which the millisecond timer wakes slightly late, still go out.
-    let slack = match shard.plan.load {
-        Load::Open(_) => Duration::from_millis(100),
-        Load::Closed(_) | Load::Hold(_) => Duration::ZERO,
-    };
-    let deadline = shard.plan.planned_duration().map(|d| start + d + slack);
+    let deadline = shard.plan.planned_duration().map(|d| start + d + dispatch_slack(&shard.plan.load));
     let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));
 
     let mut workers = JoinSet::new();
@@ -155,18 +153,11 @@ async fn drive(setup: ShardSetup) {
         (_, None) if shard.plan.http2.is_some() => {
             workers.spawn_local(http2::drive(shard.clone(), setup.shards));
         }
-        (Load::Closed(closed), None) => {
-            for _ in 0..share(closed.connections as u64, setup.shards, setup.index) {
-                workers.spawn_local(closed_loop(shard.clone()));
-            }
-        }
-        (Load::Open(open), None) => {
-            let stop = shard.stop_sending.clone();
-            workers.spawn_local(open_dispatcher(shard.clone(), open.clone(), setup.shards, stop, None));
-        }
         (Load::Hold(held), None) => {
             workers.spawn_local(hold::drive(shard.clone(), held.clone(), setup.shards));
         }
+        // The collector turns a quick run into a one-scenario flow (see `Scenarios::of_quick_plan`).
+        (Load::Closed(_) | Load::Open(_), None) => {}
     }
 
     // Sending stops at the deadline, on abort/interrupt, or when every worker is done.
@@ -209,6 +200,16 @@ async fn drive(setup: ShardSetup) {
         other_errors,
         sending_stopped,
     });
+}
+
+/// Time after the planned end during which sending may still happen: the open model's
+/// dispatcher ends with its schedule, and this only lets the last arrivals, which the
+/// millisecond timer wakes slightly late, still go out.
+fn dispatch_slack(load: &Load) -> Duration {
+    match load {
+        Load::Open(_) => Duration::from_millis(100),
+        Load::Closed(_) | Load::Hold(_) => Duration::ZERO,
+    }
 }
 
 /// Hands the interval stats to the collector at every whole second since the start.
@@ -326,60 +327,6 @@ impl Shard {
         Ok(connection)
     }
 
-    /// Sends one request whose intended start was `intended`, opening a connection if needed.
-    /// The request was already counted as sent and in flight by the caller.
-    async fn one_request(&self, conn: &mut Option<Connection>, intended: Instant) {
-        let c = match conn {
-            Some(c) => c,
-            None => match self.open(None, intended).await {
-                Ok(c) => {
-                    self.connections.set(self.connections.get() + 1);
-                    conn.insert(c)
-                }
-                Err(e) => {
-                    self.finish();
-                    self.record_failure(intended, &e);
-                    return;
-                }
-            },
-        };
-        let bytes_out = self.request.len() as u64;
-        let sent_at = Instant::now();
-        let exchange = async {
-            c.write_all(&self.request).await?;
-            self.record(intended, |s| s.bytes_out += bytes_out);
-            c.read_response(self.head_request).await
-        };
-        let result = tokio::time::timeout(self.plan.timeout, exchange).await;
-        let done = Instant::now();
-        self.finish();
-        let keep = match result {
-            Ok(Ok(info)) => {
-                let ok = self.plan.ok_status.contains(info.status);
-                self.record(intended, |s| {
-                    s.bytes_in += info.head_bytes + info.body_bytes;
-                    s.record_response(info.status, ok, done - intended, done - sent_at);
-                });
-                self.plan.keepalive && c.reusable(&info)
-            }
-            Ok(Err(e)) => {
-                self.record_failure(intended, &e);
-                false
-            }
-            Err(_elapsed) => {
-                let timeout = TransportError {
-                    kind: ErrorKind::Timeout,
-                    detail: format!("no complete response within {:?}", self.plan.timeout),
-                };
-                self.record_failure(intended, &timeout);
-                false
-            }
-        };
-        if !keep {
-            self.close(conn);
-        }
-    }
-
     /// Counts a request as started.
     fn start_request(&self, intended: Instant) {
         self.start_request_in(None, intended);
@@ -400,144 +347,5 @@ impl Shard {
         if conn.take().is_some() {
             self.connections.set(self.connections.get().saturating_sub(1));
         }
-    }
-}
-
-/// The closed model: send, wait for the response, send the next.
-async fn closed_loop(shard: Rc<Shard>) {
-    let mut conn = None;
-    while shard.take_permit() {
-        // The loop wants to send now: latency counts from here, including any reconnect.
-        let intended = Instant::now();
-        shard.start_request(intended);
-        shard.one_request(&mut conn, intended).await;
-    }
-    shard.close(&mut conn);
-}
-
-/// Requests waiting for a connection in the open model, with the connections serving them.
-struct OpenQueue {
-    /// Intended start times of requests waiting for a connection.
-    waiting: RefCell<VecDeque<Instant>>,
-    /// Wakes an idle worker.
-    wake: Notify,
-    /// Workers parked on `wake` that no one has woken yet.
-    idle_workers: Cell<usize>,
-    /// Workers (connections) in the pool.
-    workers: Cell<usize>,
-    /// Set when the schedule is exhausted.
-    dispatch_done: Cell<bool>,
-}
-
-/// The open model: starts requests on schedule, whether or not earlier ones came back. With
-/// `flow` (a plan-file scenario), each arrival starts an iteration of the scenario's flow
-/// instead of one request; `stop` ends the dispatching (the scenario's or the shard's).
-async fn open_dispatcher(
-    shard: Rc<Shard>,
-    open: OpenLoad,
-    shards: usize,
-    stop: CancellationToken,
-    flow: Option<Rc<users::ScenarioRun>>,
-) {
-    let seed =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    // A worker is a connection, or (a plan-file scenario) a user; HTTP/2 users share the
-    // scenario's connections, `streams` of them per connection.
-    let per_connection = flow.as_ref().map_or(1, |run| run.users_per_connection());
-    let max_connections = share(open.max_connections as u64, shards, shard.index).max(1) as usize * per_connection;
-    let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
-    let queue = Rc::new(OpenQueue {
-        waiting: RefCell::new(VecDeque::new()),
-        wake: Notify::new(),
-        idle_workers: Cell::new(0),
-        workers: Cell::new(0),
-        dispatch_done: Cell::new(false),
-    });
-    let mut workers = JoinSet::new();
-    let planned = match &flow {
-        Some(run) => run.planned(),
-        None => shard.plan.planned_duration(),
-    }
-    .unwrap_or(Duration::MAX);
-    for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
-        if offset >= planned {
-            break;
-        }
-        let intended = shard.start + offset;
-        if Instant::now() < intended {
-            tokio::select! {
-                () = tokio::time::sleep_until(intended) => {}
-                () = stop.cancelled() => break,
-            }
-        }
-        let lag = Instant::now().saturating_duration_since(intended);
-        if let Some(run) = &flow {
-            // An arrival is an iteration; its requests count themselves as they are sent.
-            if !run.take_iteration() {
-                break;
-            }
-            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
-        } else if !shard.take_permit() {
-            break;
-        } else if max_inflight.is_some_and(|max| shard.in_flight.get() >= max) {
-            shard.record(intended, |s| {
-                s.dropped += 1;
-                record(&mut s.schedule_lag, lag);
-            });
-            continue;
-        } else {
-            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
-            shard.start_request(intended);
-        }
-        queue.waiting.borrow_mut().push_back(intended);
-        // Hand the request to an idle connection, or open one more while the pool allows;
-        // otherwise it waits in the queue for the next free connection (and that wait counts).
-        if queue.idle_workers.get() > 0 {
-            queue.idle_workers.set(queue.idle_workers.get() - 1);
-            queue.wake.notify_one();
-        } else if queue.workers.get() < max_connections {
-            queue.workers.set(queue.workers.get() + 1);
-            workers.spawn_local(open_worker(shard.clone(), queue.clone(), stop.clone(), flow.clone()));
-        }
-    }
-    queue.dispatch_done.set(true);
-    queue.wake.notify_waiters();
-    while workers.join_next().await.is_some() {}
-}
-
-/// One connection of the open model's pool: serves queued requests (or, for a plan-file
-/// scenario, runs queued iterations as a user of its own) until the queue is done.
-async fn open_worker(
-    shard: Rc<Shard>,
-    queue: Rc<OpenQueue>,
-    stop: CancellationToken,
-    flow: Option<Rc<users::ScenarioRun>>,
-) {
-    let mut conn = None;
-    let mut user = flow.as_ref().map(|run| users::User::new(&shard, run));
-    loop {
-        if stop.is_cancelled() {
-            break;
-        }
-        let next = queue.waiting.borrow_mut().pop_front();
-        match next {
-            Some(intended) => match (&flow, &mut user) {
-                (Some(run), Some(user)) => users::arrival(&shard, run, user, intended).await,
-                _ => shard.one_request(&mut conn, intended).await,
-            },
-            None if queue.dispatch_done.get() => break,
-            None => {
-                // The dispatcher takes us off the idle count when it wakes us.
-                queue.idle_workers.set(queue.idle_workers.get() + 1);
-                tokio::select! {
-                    () = queue.wake.notified() => {}
-                    () = stop.cancelled() => {}
-                }
-            }
-        }
-    }
-    shard.close(&mut conn);
-    if let Some(user) = &mut user {
-        user.leave(&shard);
     }
 }

@@ -1,21 +1,25 @@
-//! Plan-file scenarios: virtual users walking their flows.
+//! Scenarios of virtual users walking their flows: plan files, and every closed- and
+//! open-model quick run, which is a one-scenario plan whose flow is its one request (encoded
+//! once, like wrk's). One engine path for both.
 //!
 //! Closed model: each user of a scenario is one task that runs the flow again and again
 //! (`iterations` times, or until the scenario ends), keeping its connection, its WebSocket
-//! session and its variables across steps and iterations. Open model: the shard's open
-//! dispatcher starts an iteration per arrival on a pool of workers, each of which is a user
-//! whose variables start over at every arrival.
+//! session and its variables across steps and iterations; with stages of users, a user is
+//! active only in its windows. Open model: the dispatcher starts an iteration per arrival on a
+//! pool of users (each with its own connection, or sharing the scenario's HTTP/2
+//! connections), whose variables start over at every arrival.
 //!
-//! Latency follows the quick mode's rule: it counts from when the user wanted to send. That is
-//! the arrival for an iteration's first request in the open model, the tick of an `every`
-//! block for the block's first request, and the moment the previous step ended otherwise — so a
-//! slow target that delays a user's schedule shows up in its latency instead of being omitted.
+//! Latency counts from when the user wanted to send: the arrival for an iteration's first
+//! request in the open model, the tick of an `every` block for the block's first request, and
+//! the moment the previous step ended otherwise — so a slow target that delays a user's
+//! schedule shows up in its latency instead of being omitted.
 //!
 //! A user is small: its task, its variables, an idle connection (see `hold`) and an optional
 //! WebSocket session. Waiting (think times, `every` ticks) is a timer; a held WebSocket session
 //! is kept alive while the user waits, and a session the peer closes is counted then.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -25,20 +29,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use super::Shard;
 use super::http2::{Capture, FlowPool, Kept};
-use super::{Shard, open_dispatcher};
 use crate::error_kind::ErrorKind;
 use crate::flow::{Body, Flow, RequestStep, Scenario, Scenarios, Step, WsExpectStep, WsMatcher, user_windows};
 use crate::histogram::record;
 use crate::http1::encode_head;
 use crate::inspect::check::json_equals;
 use crate::inspect::{JsonBody, ResponseView};
-use crate::plan::Load;
-use crate::schedule::share;
+use crate::plan::{Load, OpenLoad};
+use crate::schedule::{Arrivals, share};
 use crate::template::Vars;
 use crate::transport::{Connection, TransportError};
 use crate::ws::{WsSession, WsTarget};
@@ -76,6 +81,15 @@ impl ScenarioRun {
     /// Open model: users one pooled connection serves at once (its HTTP/2 streams; 1 for HTTP/1.1).
     pub(super) fn users_per_connection(&self) -> usize {
         self.scenario().http2.as_ref().map_or(1, |settings| settings.streams.max(1))
+    }
+
+    /// The statistics of the flow's first step when it is a request: an open-model arrival
+    /// counts that request as started when it is due.
+    pub(super) fn first_request(&self) -> Option<usize> {
+        match self.scenario().flow.steps.first() {
+            Some(Step::Request(request)) => Some(request.stats),
+            _ => None,
+        }
     }
 
     /// Takes one iteration of the open model's budget; false when it is spent.
@@ -130,21 +144,15 @@ async fn run_scenario(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
             }
         }
         Load::Open(open) => {
-            let stop = run.stop.clone();
-            users.spawn_local(open_dispatcher(
-                shard.clone(),
-                open.clone(),
-                run.shards as usize,
-                stop,
-                Some(run.clone()),
-            ));
+            users.spawn_local(open_dispatcher(shard.clone(), run.clone(), open.clone()));
         }
         Load::Hold(_) => {}
     }
     let all_done = async { while users.join_next().await.is_some() {} };
     tokio::pin!(all_done);
     // The scenario's time is its duration, or its stages' length (open model).
-    let deadline = run.scenario().planned_duration().map(|d| shard.start + d);
+    let slack = super::dispatch_slack(&run.scenario().load);
+    let deadline = run.scenario().planned_duration().map(|d| shard.start + d + slack);
     tokio::select! {
         () = &mut all_done => {}
         () = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => {
@@ -178,7 +186,7 @@ async fn closed_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, id: u64, windows: V
                 break 'windows;
             }
             let mut intended = None;
-            let walked = walk(&shard, &run, &mut user, &run.scenario().flow, &mut intended).await;
+            let walked = walk_steps(&shard, &run, &mut user, &run.scenario().flow, &mut intended).await;
             iteration += 1;
             if !walked {
                 break;
@@ -193,18 +201,132 @@ async fn closed_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, id: u64, windows: V
 }
 
 /// An open-model arrival: one iteration of the flow by `user`, a new user each time.
-pub(super) async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut User, intended: Instant) {
+async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut User, intended: Instant) {
     let n = run.arrivals.get();
     run.arrivals.set(n + 1);
     let id = n * run.shards + run.shard;
     user.vars = Vars::new(run.scenarios.globals.clone(), id);
     user.close_ws(shard, false);
+    user.started = run.first_request().is_some();
     if !user.begin_iteration(shard, run, 0) {
+        if std::mem::take(&mut user.started) {
+            // The first request counted at dispatch never goes out: it is not sent after all.
+            shard.finish();
+            shard.record(intended, |s| s.sent = s.sent.saturating_sub(1));
+        }
         run.stop.cancel();
         return;
     }
     let mut first = Some(intended);
-    walk(shard, run, user, &run.scenario().flow, &mut first).await;
+    walk_steps(shard, run, user, &run.scenario().flow, &mut first).await;
+}
+
+/// Arrivals waiting for a free user of the open model's pool, with the users serving them.
+struct OpenQueue {
+    /// Intended start times of iterations waiting for a user.
+    waiting: RefCell<VecDeque<Instant>>,
+    /// Wakes an idle user.
+    wake: Notify,
+    /// Users parked on `wake` that no one has woken yet.
+    idle: Cell<usize>,
+    /// Users in the pool.
+    users: Cell<usize>,
+    /// Set when the schedule is exhausted.
+    dispatch_done: Cell<bool>,
+}
+
+/// The open model: starts iterations on schedule, whether or not earlier ones came back.
+///
+/// An arrival goes to an idle user of the pool, or to a new one while the pool allows
+/// (`max_connections` users, each with its own connection; with HTTP/2, `streams` users per
+/// connection); otherwise it waits in line, and that wait counts in its latency. When the
+/// flow starts with a request (a quick run is such a flow), that request is counted as sent
+/// when it is due: it takes its permit (`-n`) then, `--max-inflight` drops it when too many
+/// are queued or in flight, and one still queued when the run ends counts as unfinished.
+async fn open_dispatcher(shard: Rc<Shard>, run: Rc<ScenarioRun>, open: OpenLoad) {
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let shards = run.shards as usize;
+    let pool = share(open.max_connections as u64, shards, shard.index).max(1) as usize * run.users_per_connection();
+    let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
+    let first_request = run.first_request();
+    let queue = Rc::new(OpenQueue {
+        waiting: RefCell::new(VecDeque::new()),
+        wake: Notify::new(),
+        idle: Cell::new(0),
+        users: Cell::new(0),
+        dispatch_done: Cell::new(false),
+    });
+    let mut workers = JoinSet::new();
+    let planned = run.planned().unwrap_or(Duration::MAX);
+    for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
+        if offset >= planned {
+            break;
+        }
+        let intended = shard.start + offset;
+        if Instant::now() < intended {
+            tokio::select! {
+                () = sleep_until(intended) => {}
+                () = run.stop.cancelled() => break,
+            }
+        }
+        let lag = Instant::now().saturating_duration_since(intended);
+        if !run.take_iteration() {
+            break;
+        }
+        if let Some(stats) = first_request {
+            if !shard.take_permit() {
+                break;
+            }
+            if max_inflight.is_some_and(|max| shard.in_flight.get() >= max) {
+                shard.record(intended, |s| {
+                    s.dropped += 1;
+                    record(&mut s.schedule_lag, lag);
+                });
+                continue;
+            }
+            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
+            shard.start_request_in(Some(stats), intended);
+        } else {
+            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
+        }
+        queue.waiting.borrow_mut().push_back(intended);
+        if queue.idle.get() > 0 {
+            queue.idle.set(queue.idle.get() - 1);
+            queue.wake.notify_one();
+        } else if queue.users.get() < pool {
+            queue.users.set(queue.users.get() + 1);
+            workers.spawn_local(open_user(shard.clone(), run.clone(), queue.clone()));
+        }
+    }
+    queue.dispatch_done.set(true);
+    queue.wake.notify_waiters();
+    while workers.join_next().await.is_some() {}
+}
+
+/// One user of the open model's pool: runs queued iterations, a new virtual user each time
+/// (its connection stays), until the queue is done.
+async fn open_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, queue: Rc<OpenQueue>) {
+    let mut user = User::new(&shard, &run);
+    loop {
+        if run.stop.is_cancelled() {
+            break;
+        }
+        let next = queue.waiting.borrow_mut().pop_front();
+        match next {
+            Some(intended) => arrival(&shard, &run, &mut user, intended).await,
+            None if queue.dispatch_done.get() => break,
+            None => {
+                // The dispatcher takes us off the idle count when it wakes us.
+                queue.idle.set(queue.idle.get() + 1);
+                tokio::select! {
+                    () = queue.wake.notified() => {}
+                    () = run.stop.cancelled() => {}
+                }
+            }
+        }
+    }
+    user.leave(&shard);
 }
 
 /// A virtual user's state between steps.
@@ -220,6 +342,9 @@ pub(super) struct User {
     http2: Option<Rc<FlowPool>>,
     /// When the user's active window ends (user stages); `None` while it lasts to the end.
     leave_at: Option<Instant>,
+    /// Set when the next request was already counted as started (an open-model arrival's
+    /// first request, counted when it was due).
+    started: bool,
 }
 
 /// A WebSocket message waiting for its `ws_expect`.
@@ -241,6 +366,7 @@ impl User {
             rng: SmallRng::from_rng(&mut rand::rng()),
             http2: run.http2.clone(),
             leave_at: None,
+            started: false,
         }
     }
 
@@ -286,8 +412,8 @@ impl User {
 
 type Walk<'a> = Pin<Box<dyn Future<Output = bool> + 'a>>;
 
-/// Walks `flow` once. `intended` is when the next request was due (taken by the first request
-/// that needs it); false when the user must stop (the scenario ended, the budget is spent).
+/// [`walk_steps`] of a nested flow, boxed: a flow's future holds its nested flows' only
+/// through this indirection, so an iteration's own future stays small and unboxed.
 fn walk<'a>(
     shard: &'a Rc<Shard>,
     run: &'a Rc<ScenarioRun>,
@@ -295,74 +421,87 @@ fn walk<'a>(
     flow: &'a Flow,
     intended: &'a mut Option<Instant>,
 ) -> Walk<'a> {
-    Box::pin(async move {
-        for step in &flow.steps {
-            if run.stop.is_cancelled() || user.must_leave() {
-                return false;
+    Box::pin(walk_steps(shard, run, user, flow, intended))
+}
+
+/// Walks `flow` once. `intended` is when the next request was due (taken by the first request
+/// that needs it); false when the user must stop (the scenario ended, the budget is spent).
+async fn walk_steps(
+    shard: &Rc<Shard>,
+    run: &Rc<ScenarioRun>,
+    user: &mut User,
+    flow: &Flow,
+    intended: &mut Option<Instant>,
+) -> bool {
+    for step in &flow.steps {
+        if run.stop.is_cancelled() || user.must_leave() {
+            return false;
+        }
+        match step {
+            Step::Request(request) => {
+                // An open-model arrival's first request was counted (and took its permit)
+                // when it was due, by the dispatcher.
+                let started = std::mem::take(&mut user.started);
+                if !started && !shard.take_permit() {
+                    run.stop.cancel();
+                    return false;
+                }
+                let due = intended.take().unwrap_or_else(Instant::now);
+                send_request(shard, user, request, due, started).await;
             }
-            match step {
-                Step::Request(request) => {
-                    if !shard.take_permit() {
-                        run.stop.cancel();
-                        return false;
-                    }
-                    let due = intended.take().unwrap_or_else(Instant::now);
-                    send_request(shard, user, request, due).await;
+            Step::Think(think) => {
+                let until = Instant::now() + think.draw(&mut user.rng);
+                if !pause(shard, run, user, until).await {
+                    return false;
                 }
-                Step::Think(think) => {
-                    let until = Instant::now() + think.draw(&mut user.rng);
-                    if !pause(shard, run, user, until).await {
-                        return false;
-                    }
-                }
-                Step::Block(block) => {
-                    let mut done = 0;
-                    let mut tick = Instant::now();
-                    while block.repeat.is_none_or(|n| done < n) {
-                        let mut due = None;
-                        if let Some(every) = block.every {
-                            if done > 0 {
-                                tick += every;
-                                if !pause(shard, run, user, tick).await {
-                                    return false;
-                                }
+            }
+            Step::Block(block) => {
+                let mut done = 0;
+                let mut tick = Instant::now();
+                while block.repeat.is_none_or(|n| done < n) {
+                    let mut due = None;
+                    if let Some(every) = block.every {
+                        if done > 0 {
+                            tick += every;
+                            if !pause(shard, run, user, tick).await {
+                                return false;
                             }
-                            due = Some(tick);
                         }
-                        if !walk(shard, run, user, &block.flow, &mut due).await {
-                            return false;
-                        }
-                        done += 1;
+                        due = Some(tick);
                     }
-                }
-                Step::Choose(choice) => {
-                    let Some(branch) = choice.pick(&mut user.rng) else { continue };
-                    if let Some(count) = shard.stats.borrow_mut().flows.branches.get_mut(branch.id) {
-                        *count += 1;
-                    }
-                    if !walk(shard, run, user, &branch.flow, intended).await {
+                    if !walk(shard, run, user, &block.flow, &mut due).await {
                         return false;
                     }
+                    done += 1;
                 }
-                Step::WsConnect(connect) => {
-                    let due = intended.take().unwrap_or_else(Instant::now);
-                    ws_connect(shard, user, connect, due).await;
+            }
+            Step::Choose(choice) => {
+                let Some(branch) = choice.pick(&mut user.rng) else { continue };
+                if let Some(count) = shard.stats.borrow_mut().flows.branches.get_mut(branch.id) {
+                    *count += 1;
                 }
-                Step::WsSend(send) => {
-                    let due = intended.take().unwrap_or_else(Instant::now);
-                    ws_send(shard, user, send, due).await;
+                if !walk(shard, run, user, &branch.flow, intended).await {
+                    return false;
                 }
-                Step::WsExpect(expect) => ws_expect(shard, user, expect).await,
-                Step::WsClose(close) => {
-                    if let Some((ws, _)) = &mut user.ws {
-                        let _ = ws.close(close.code, &close.reason).await;
-                    }
-                    user.close_ws(shard, false);
+            }
+            Step::WsConnect(connect) => {
+                let due = intended.take().unwrap_or_else(Instant::now);
+                ws_connect(shard, user, connect, due).await;
+            }
+            Step::WsSend(send) => {
+                let due = intended.take().unwrap_or_else(Instant::now);
+                ws_send(shard, user, send, due).await;
+            }
+            Step::WsExpect(expect) => ws_expect(shard, user, expect).await,
+            Step::WsClose(close) => {
+                if let Some((ws, _)) = &mut user.ws {
+                    let _ = ws.close(close.code, &close.reason).await;
                 }
+                user.close_ws(shard, false);
             }
         }
-        true
-    })
+    }
+    true
 }
 
 /// Waits until `until`, keeping a WebSocket session alive meanwhile; false when the scenario
@@ -456,10 +595,13 @@ fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts,
     Ok(Parts { path, headers, body })
 }
 
-/// Sends one request step and judges its response (status, checks, extraction).
-async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intended: Instant) {
+/// Sends one request step and judges its response (status, checks, extraction). `started`:
+/// the request was already counted as started (sent, in flight).
+async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intended: Instant, started: bool) {
     let name = Some(step.stats);
-    shard.start_request_in(name, intended);
+    if !started {
+        shard.start_request_in(name, intended);
+    }
     if let Some(pool) = user.http2.clone() {
         // Boxed, so that an HTTP/1.1 user's task stays as small as it was.
         return Box::pin(send_over_http2(shard, user, &pool, step, intended)).await;

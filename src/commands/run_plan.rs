@@ -64,6 +64,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let mut options = Options { base_url: args.base_url.clone(), ..Options::default() };
     options.vars = parse_vars(&args.vars)?;
     options.object_size = args.request.object_size.clone();
+    options.length_given = args.duration.is_some();
     let mut spec = load(path, &options)?;
     let typed = typed_flags();
     apply_flags(&mut spec, args, &typed)?;

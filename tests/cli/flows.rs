@@ -420,6 +420,34 @@ flow = [
     assert!(errors(summary).is_empty(), "{summary:#}");
 }
 
+/// Messages sent without a `ws_expect` after them complete when written — also the last one,
+/// which the session's close completes: every message sent is counted once, none is left
+/// unfinished.
+#[test]
+fn websocket_messages_without_an_expectation_complete_when_written() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 3
+flow = [
+  { ws_connect = { path = "/ws", name = "open" } },
+  { ws_send = { text = "one", name = "note" } },
+  { ws_send = { text = "two", name = "note" } },
+  { ws_close = true },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    let note = by_name(summary, "note");
+    assert_eq!((count(note, "/sent"), count(note, "/completed"), count(note, "/ok")), (12, 12, 12), "{note}");
+    assert_eq!(count(summary, "/requests/unfinished"), 0, "{summary:#}");
+    assert!(errors(summary).is_empty(), "{summary:#}");
+}
+
 /// The sink holds each echo 1 s; an expectation that waits 200 ms times out, and each timeout
 /// is counted as `ws_expect_timeout`, in all and under the exchange's name.
 #[test]

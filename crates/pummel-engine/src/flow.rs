@@ -20,7 +20,7 @@ use crate::inspect::extract::Extractor;
 use crate::inspect::jsonpath::JsonPath;
 use crate::payload::Payload;
 use crate::plan::{Load, secs};
-use crate::template::{Globals, Template};
+use crate::template::{Globals, RenderError, Template, Vars};
 
 /// Everything the plan-file part of a run shares: scenarios, names of request statistics and
 /// checks, template globals and feeders.
@@ -61,6 +61,7 @@ impl Scenarios {
             stats: 0,
             method: plan.request.method.clone(),
             path: Template::literal(&plan.target.path_and_query),
+            query: Vec::new(),
             headers: plan.request.headers.iter().map(|(n, v)| (n.clone(), Template::literal(v))).collect(),
             body: match plan.request.body.is_empty() {
                 true => Body::Empty,
@@ -76,6 +77,7 @@ impl Scenarios {
                 load: plan.load.clone(),
                 ramp_up: Duration::ZERO,
                 user_stages: Vec::new(),
+                feeders: Vec::new(),
                 iterations: None,
                 duration: plan.stop.duration,
                 flow: Flow { steps: vec![Step::Request(Arc::new(request))] },
@@ -117,6 +119,10 @@ pub struct Scenario {
     /// session) at the end of the step they are in; users of a rising level join.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub user_stages: Vec<UserStage>,
+    /// The feeders (indexes in [`Scenarios::feeders`]) this scenario's templates read: each
+    /// iteration takes a row of these only.
+    #[serde(skip)]
+    pub feeders: Vec<usize>,
     /// Runs of the flow: per user in the closed model, in all in the open model.
     pub iterations: Option<u64>,
     /// When this scenario stops starting iterations, from the run's start.
@@ -312,6 +318,10 @@ pub struct RequestStep {
     /// Path and query (a template).
     #[serde(serialize_with = "template_text")]
     pub path: Template,
+    /// Query parameters whose values are templates, percent-encoded once rendered and
+    /// appended to the path (fixed ones are part of `path`).
+    #[serde(skip)]
+    pub query: Vec<(String, Template)>,
     /// Headers, values as templates; `[target].headers` merged in.
     #[serde(skip)]
     pub headers: Vec<(String, Template)>,
@@ -363,6 +373,152 @@ pub enum Body {
     Template(Template),
     /// A random payload generated once for its size and shared (object-store tests).
     Payload(Payload),
+    /// A JSON body with templates in its strings, rendered value by value.
+    Json(JsonTemplate),
+    /// A URL-encoded form whose values are templates, encoded once rendered.
+    Form(Vec<(String, Template)>),
+}
+
+/// A JSON body with templates in its strings. Each string is rendered on its own and the body
+/// serialized afterwards, so a rendered `"` or `\` is escaped and the body stays valid JSON;
+/// a template's result stays a JSON string.
+#[derive(Debug, Clone)]
+pub enum JsonTemplate {
+    /// A part without templates.
+    Fixed(serde_json::Value),
+    /// A string that is a template.
+    Text(Template),
+    /// An array with templates in it.
+    Array(Vec<JsonTemplate>),
+    /// An object with templates in it, keys in order.
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+impl JsonTemplate {
+    /// Builds the template of `value`; `compile` turns each string into a template (an error
+    /// stops the walk and is returned).
+    pub fn of<E>(
+        value: &serde_json::Value,
+        compile: &mut impl FnMut(&str) -> Result<Template, E>,
+    ) -> Result<JsonTemplate, E> {
+        use serde_json::Value as J;
+        Ok(match value {
+            J::String(text) => {
+                let template = compile(text)?;
+                if template.is_static() { JsonTemplate::Fixed(value.clone()) } else { JsonTemplate::Text(template) }
+            }
+            J::Array(items) => {
+                let parts = items.iter().map(|v| JsonTemplate::of(v, compile)).collect::<Result<Vec<_>, E>>()?;
+                match parts.iter().all(JsonTemplate::is_fixed) {
+                    true => JsonTemplate::Fixed(value.clone()),
+                    false => JsonTemplate::Array(parts),
+                }
+            }
+            J::Object(map) => {
+                let mut parts = Vec::with_capacity(map.len());
+                for (key, v) in map {
+                    parts.push((key.clone(), JsonTemplate::of(v, compile)?));
+                }
+                match parts.iter().all(|(_, p)| p.is_fixed()) {
+                    true => JsonTemplate::Fixed(value.clone()),
+                    false => JsonTemplate::Object(parts),
+                }
+            }
+            J::Null | J::Bool(_) | J::Number(_) => JsonTemplate::Fixed(value.clone()),
+        })
+    }
+
+    /// True when nothing in it is a template.
+    pub fn is_fixed(&self) -> bool {
+        matches!(self, JsonTemplate::Fixed(_))
+    }
+
+    /// Its templates, for the names they read.
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            JsonTemplate::Fixed(_) => Vec::new(),
+            JsonTemplate::Text(t) => vec![t],
+            JsonTemplate::Array(items) => items.iter().flat_map(JsonTemplate::templates).collect(),
+            JsonTemplate::Object(parts) => parts.iter().flat_map(|(_, p)| p.templates()).collect(),
+        }
+    }
+
+    /// The value for `vars`.
+    pub fn render(&self, vars: &Vars) -> Result<serde_json::Value, RenderError> {
+        Ok(match self {
+            JsonTemplate::Fixed(value) => value.clone(),
+            JsonTemplate::Text(template) => serde_json::Value::String(template.render_to_string(vars)?),
+            JsonTemplate::Array(items) => {
+                serde_json::Value::Array(items.iter().map(|i| i.render(vars)).collect::<Result<_, _>>()?)
+            }
+            JsonTemplate::Object(parts) => {
+                let mut map = serde_json::Map::new();
+                for (key, part) in parts {
+                    map.insert(key.clone(), part.render(vars)?);
+                }
+                serde_json::Value::Object(map)
+            }
+        })
+    }
+}
+
+/// A request rendered for one user: its path and query, headers and body (before signing).
+#[derive(Debug, Clone)]
+pub struct RenderedRequest {
+    /// Path and query, URL-encoded.
+    pub path: String,
+    /// Header fields.
+    pub headers: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<Arc<[u8]>>,
+    /// The body's SHA-256 when it is known in advance (a shared random payload).
+    pub payload_sha256: Option<Arc<str>>,
+}
+
+impl RequestStep {
+    /// Renders the request for `vars`: the path, then the query values (percent-encoded once
+    /// rendered), the headers and the body. Signing comes after (see the executor).
+    pub fn render(&self, vars: &Vars) -> Result<RenderedRequest, String> {
+        let mut path = String::new();
+        self.path.render(vars, &mut path).map_err(|e| format!("path: {e}"))?;
+        let mut separator = if path.contains('?') { '&' } else { '?' };
+        for (key, value) in &self.query {
+            let rendered = value.render_to_string(vars).map_err(|e| format!("query {key}: {e}"))?;
+            path.push(separator);
+            path.push_str(key);
+            path.push('=');
+            path.extend(url::form_urlencoded::byte_serialize(rendered.as_bytes()));
+            separator = '&';
+        }
+        let mut headers = Vec::with_capacity(self.headers.len() + 4);
+        for (name, value) in &self.headers {
+            let mut text = String::new();
+            value.render(vars, &mut text).map_err(|e| format!("header {name}: {e}"))?;
+            headers.push((name.clone(), text));
+        }
+        let (body, payload_sha256): (Option<Arc<[u8]>>, Option<Arc<str>>) = match &self.body {
+            Body::Empty => (None, None),
+            Body::Fixed(bytes) => (Some(bytes.clone()), None),
+            Body::Template(template) => {
+                let mut text = String::new();
+                template.render(vars, &mut text).map_err(|e| format!("body: {e}"))?;
+                (Some(Arc::from(text.into_bytes())), None)
+            }
+            Body::Json(json) => {
+                let value = json.render(vars).map_err(|e| format!("json body: {e}"))?;
+                (Some(Arc::from(value.to_string().into_bytes())), None)
+            }
+            Body::Form(pairs) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                for (key, value) in pairs {
+                    form.append_pair(key, &value.render_to_string(vars).map_err(|e| format!("form {key}: {e}"))?);
+                }
+                (Some(Arc::from(form.finish().into_bytes())), None)
+            }
+            Body::Payload(payload) => (Some(payload.bytes.clone()), Some(payload.sha256_hex.clone())),
+        };
+        Ok(RenderedRequest { path, headers, body, payload_sha256 })
+    }
 }
 
 /// `ws_connect`.
@@ -540,5 +696,51 @@ mod tests {
         assert_eq!(active_at(secs(15)), 10);
         assert_eq!(active_at(Duration::from_millis(27500)), 3);
         assert_eq!(active_at(secs(35)), 4);
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        let globals = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Vars::new(Arc::new(Globals::new(&globals)), 7)
+    }
+
+    #[test]
+    fn json_strings_are_rendered_one_by_one_and_escaped() {
+        let value = serde_json::json!({ "who": "{{ word }}", "n": 5, "tags": ["{{ user }}", true], "fixed": "x" });
+        let template = JsonTemplate::of(&value, &mut |t: &str| Template::compile(t)).expect("templates compile");
+        assert!(!template.is_fixed());
+        assert_eq!(template.templates().len(), 2);
+        let rendered = template.render(&vars(&[("word", r#"say "hi" \ ok"#)])).expect("renders");
+        // Serialized and parsed back: valid JSON whose strings hold the rendered text as is.
+        let text = rendered.to_string();
+        let back: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back["who"], r#"say "hi" \ ok"#);
+        assert_eq!(back["tags"], serde_json::json!(["7", true]));
+        assert_eq!(back["n"], 5);
+        let fixed = JsonTemplate::of(&serde_json::json!({"a": [1, "b"]}), &mut |t: &str| Template::compile(t)).unwrap();
+        assert!(fixed.is_fixed());
+    }
+
+    #[test]
+    fn templated_query_values_and_forms_are_percent_encoded_once_rendered() {
+        let step = RequestStep {
+            stats: 0,
+            method: "POST".into(),
+            path: Template::compile("/s/{{ user }}").unwrap(),
+            query: vec![("q".into(), Template::compile("{{ word }}").unwrap()), ("n".into(), Template::literal("1 2"))],
+            headers: vec![("X-User".into(), Template::compile("u{{ user }}").unwrap())],
+            body: Body::Form(vec![("a".into(), Template::compile("{{ word }}").unwrap())]),
+            extract: Vec::new(),
+            checks: Vec::new(),
+            fixed: None,
+        };
+        let request = step.render(&vars(&[("word", "a b&c=d")])).expect("renders");
+        assert_eq!(request.path, "/s/7?q=a+b%26c%3Dd&n=1+2");
+        assert_eq!(request.headers, [("X-User".to_string(), "u7".to_string())]);
+        assert_eq!(request.body.as_deref(), Some(&b"a=a+b%26c%3Dd"[..]));
     }
 }

@@ -54,6 +54,9 @@ pub struct Options {
     pub vars: BTreeMap<String, String>,
     /// `--object-size`: replaces the size of every `random_body`.
     pub object_size: Option<String>,
+    /// `-d` was given: every scenario gets a length from the command line, so one without
+    /// `duration` (or with an `every` that runs until the end) is complete.
+    pub length_given: bool,
     /// The folder relative feeder paths start from (the plan file's); the current one if unset.
     pub plan_dir: Option<PathBuf>,
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use pummel_engine::expr::Expr;
 use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
 use pummel_engine::flow::{
-    Block, Body, Branch, CheckStep, Choice, Flow, NamedStats, RequestStep, Scenario, Scenarios, Step, Think, UserStage,
-    WsCloseStep, WsConnectStep, WsExpectStep, WsMatcher, WsSendStep,
+    Block, Body, Branch, CheckStep, Choice, Flow, JsonTemplate, NamedStats, RenderedRequest, RequestStep, Scenario,
+    Scenarios, Step, Think, UserStage, WsCloseStep, WsConnectStep, WsExpectStep, WsMatcher, WsSendStep,
 };
 use pummel_engine::http1::encode_request;
 use pummel_engine::inspect::check::Check;
@@ -221,8 +221,11 @@ pub struct RequestStepSpec {
     pub name: String,
     /// HTTP method.
     pub method: String,
-    /// Path or URL, query parameters appended.
+    /// Path or URL, fixed query parameters appended.
     pub location: Location,
+    /// Query parameters with templates in their values, encoded and appended once rendered;
+    /// empty when every value is fixed (then they are part of `location`).
+    pub query: Vec<(String, Template)>,
     /// `[target].headers` overlaid with the request's own, in file order; values are templates.
     pub headers: Vec<(String, Template)>,
     /// The body.
@@ -242,6 +245,10 @@ pub enum BodySpec {
     Template(Template),
     /// `random_body`: a random payload of this many bytes, generated once and shared.
     Random(usize),
+    /// A `json` body with templates in its strings (a fixed one is `Fixed`).
+    Json(JsonTemplate),
+    /// A `form` body with templates in its values (a fixed one is `Fixed`).
+    Form(Vec<(String, Template)>),
 }
 
 impl RequestStepSpec {
@@ -318,6 +325,11 @@ impl PlanSpec {
                 user_stages: match &scenario.load {
                     LoadSpec::UserStages(stages) => stages.clone(),
                     _ => Vec::new(),
+                },
+                feeders: {
+                    let mut read = std::collections::BTreeSet::new();
+                    flow_variables(&scenario.flow, &mut read);
+                    (0..self.feeders.len()).filter(|&i| read.contains(&self.feeders[i].name)).collect()
                 },
                 iterations: scenario.iterations,
                 duration: scenario.duration,
@@ -435,9 +447,14 @@ impl PlanSpec {
     }
 
     /// The first `n` requests each scenario would send, rendered as text (method, URL,
-    /// headers, body) for `--dry-run`. Values extracted from responses are shown as
-    /// `<name>`, since nothing is sent; feeders give their first rows.
+    /// headers, body) for `--dry-run`, by the same rendering as the run. Values extracted from
+    /// responses are shown as `<name>`, since nothing is sent; feeders give their first rows;
+    /// signatures are left out (they need the keys and the time of sending).
     pub fn dry_run(&self, n: usize) -> Result<String, PlanError> {
+        let origin = self.origin().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
+        let target = Target::resolve(&origin)?;
+        let mut builder =
+            Builder { spec: self, target: &target, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
         let globals = Arc::new(Globals::new(&self.variables));
         let mut feeders = Vec::new();
         for feeder in &self.feeders {
@@ -445,19 +462,19 @@ impl PlanSpec {
                 .map_err(|e| PlanError::Invalid(format!("feeder {:?}: {e}", feeder.name)))?;
             feeders.push(opened);
         }
+        let base = format!("{}://{}", target.url.split("://").next().unwrap_or("http"), target.host_header);
         let mut out = String::new();
-        for scenario in &self.scenarios {
+        for (index, scenario) in self.scenarios.iter().enumerate() {
             out.push_str(&format!("# scenario {:?}\n", scenario.name));
-            let mut requests = Vec::new();
-            collect_requests(&scenario.flow, &mut requests);
-            if requests.is_empty() {
+            let mut specs = Vec::new();
+            collect_requests(&scenario.flow, &mut specs);
+            if specs.is_empty() {
                 out.push_str("(no HTTP requests)\n\n");
                 continue;
             }
-            let mut extracted = Vec::new();
-            for request in &requests {
-                extracted.extend(request.extract.iter().map(|e| e.variable.clone()));
-            }
+            let steps = specs.iter().map(|r| builder.request(r, index)).collect::<Result<Vec<_>, _>>()?;
+            let extracted: Vec<String> =
+                specs.iter().flat_map(|r| r.extract.iter().map(|e| e.variable.clone())).collect();
             let mut shown = 0;
             let mut iteration = 0u64;
             while shown < n {
@@ -471,11 +488,11 @@ impl PlanSpec {
                         vars.set_row(feeder.name(), row);
                     }
                 }
-                for request in &requests {
-                    if shown == n {
-                        break;
-                    }
-                    out.push_str(&self.render_text(request, &vars));
+                for step in steps.iter().take(n - shown) {
+                    out.push_str(&match step.render(&vars) {
+                        Ok(request) => render_text(&step.method, &base, &request),
+                        Err(e) => format!("{} <error: {e}>\n", step.method),
+                    });
                     out.push('\n');
                     shown += 1;
                 }
@@ -484,25 +501,20 @@ impl PlanSpec {
         }
         Ok(out)
     }
+}
 
-    fn render_text(&self, request: &RequestStepSpec, vars: &Vars) -> String {
-        let render = |t: &Template| t.render_to_string(vars).unwrap_or_else(|e| format!("<error: {e}>"));
-        let url = match Template::compile(&self.request_url(request)) {
-            Ok(t) => render(&t),
-            Err(e) => format!("<error: {}>", e.message),
-        };
-        let mut text = format!("{} {url}\n", request.method);
-        for (name, value) in &request.headers {
-            text.push_str(&format!("{name}: {}\n", render(value)));
-        }
-        match &request.body {
-            BodySpec::Fixed(bytes) if bytes.is_empty() => {}
-            BodySpec::Fixed(bytes) => text.push_str(&format!("\n{}\n", String::from_utf8_lossy(bytes))),
-            BodySpec::Template(t) => text.push_str(&format!("\n{}\n", render(t))),
-            BodySpec::Random(size) => text.push_str(&format!("\n<{size} random bytes>\n")),
-        }
-        text
+/// A rendered request as text: `METHOD URL`, headers, then the body (random bytes summarized).
+fn render_text(method: &str, base: &str, request: &RenderedRequest) -> String {
+    let mut text = format!("{method} {base}{}\n", request.path);
+    for (name, value) in &request.headers {
+        text.push_str(&format!("{name}: {value}\n"));
     }
+    match (&request.body, &request.payload_sha256) {
+        (Some(body), Some(_)) => text.push_str(&format!("\n<{} random bytes>\n", body.len())),
+        (Some(body), None) if !body.is_empty() => text.push_str(&format!("\n{}\n", String::from_utf8_lossy(body))),
+        _ => {}
+    }
+    text
 }
 
 impl ScenarioSpec {
@@ -624,6 +636,8 @@ impl Builder<'_> {
             BodySpec::Fixed(bytes) => Body::Fixed(Arc::from(bytes.as_slice())),
             BodySpec::Template(t) => Body::Template(t.clone()),
             BodySpec::Random(size) => Body::Payload(random_payload(*size)),
+            BodySpec::Json(json) => Body::Json(json.clone()),
+            BodySpec::Form(pairs) => Body::Form(pairs.clone()),
         };
         let mut checks = Vec::new();
         for check in &r.checks {
@@ -631,7 +645,8 @@ impl Builder<'_> {
             checks.push(CheckStep { id: self.checks.len() - 1, check: check.clone() });
         }
         // A request whose every part is fixed is encoded once, like a quick run's.
-        let fixed = match (&body, path.is_static() && r.headers.iter().all(|(_, v)| v.is_static())) {
+        let all_static = path.is_static() && r.query.is_empty() && r.headers.iter().all(|(_, v)| v.is_static());
+        let fixed = match (&body, all_static) {
             (Body::Empty | Body::Fixed(_), true) => {
                 let headers: Vec<(String, String)> =
                     r.headers.iter().map(|(n, v)| (n.clone(), v.text().to_string())).collect();
@@ -655,12 +670,44 @@ impl Builder<'_> {
             stats: self.name(&r.name, scenario, "http"),
             method: r.method.clone(),
             path,
+            query: r.query.clone(),
             headers: r.headers.clone(),
             body,
             extract: r.extract.clone(),
             checks,
             fixed,
         })
+    }
+}
+
+/// Every name the templates of `steps` read (nested flows included).
+fn flow_variables(steps: &[StepSpec], out: &mut std::collections::BTreeSet<String>) {
+    for step in steps {
+        let templates: Vec<Template> = match step {
+            StepSpec::Request(r) => {
+                let mut all: Vec<Template> = r.headers.iter().chain(&r.query).map(|(_, v)| v.clone()).collect();
+                all.extend(Template::compile(r.path_text()));
+                match &r.body {
+                    BodySpec::Template(t) => all.push(t.clone()),
+                    BodySpec::Json(json) => all.extend(json.templates().into_iter().cloned()),
+                    BodySpec::Form(pairs) => all.extend(pairs.iter().map(|(_, v)| v.clone())),
+                    BodySpec::Fixed(_) | BodySpec::Random(_) => {}
+                }
+                all
+            }
+            StepSpec::WsConnect { headers, .. } => headers.iter().map(|(_, v)| v.clone()).collect(),
+            StepSpec::WsSend { text, .. } => vec![text.clone()],
+            StepSpec::Block { flow, .. } => {
+                flow_variables(flow, out);
+                Vec::new()
+            }
+            StepSpec::Choose(branches) => {
+                branches.iter().for_each(|b| flow_variables(&b.flow, out));
+                Vec::new()
+            }
+            StepSpec::Think(_) | StepSpec::WsExpect { .. } | StepSpec::WsClose(_) => Vec::new(),
+        };
+        templates.iter().for_each(|t| out.extend(t.variables()));
     }
 }
 

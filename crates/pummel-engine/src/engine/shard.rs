@@ -266,17 +266,10 @@ impl Shard {
     fn record_failure_in(&self, name: Option<usize>, intended: Instant, error: &TransportError) {
         self.record_in(name, intended, |s| s.record_failure(error.kind));
         // `other` says nothing without its message; nor does `tls_error` (unknown issuer? wrong
-        // name? an alert?), whose messages repeat, so each distinct one is kept once.
-        let keep = match error.kind {
-            ErrorKind::Other => true,
-            ErrorKind::TlsError => !self.stats.borrow().other_errors.contains(&error.detail),
-            _ => false,
-        };
-        if keep {
-            let mut stats = self.stats.borrow_mut();
-            if stats.other_errors.len() < KEPT_MESSAGES {
-                stats.other_errors.push(error.detail.clone());
-            }
+        // name? an alert?). Messages repeat (a template error fails every request alike), so
+        // each distinct one is kept once.
+        if matches!(error.kind, ErrorKind::Other | ErrorKind::TlsError) {
+            self.note_error(error.detail.clone());
         }
     }
 

@@ -37,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 use super::Shard;
 use super::http2::{Capture, FlowPool, Kept};
 use crate::error_kind::ErrorKind;
-use crate::flow::{Body, Flow, RequestStep, Scenario, Scenarios, Step, WsExpectStep, WsMatcher, user_windows};
+use crate::flow::{
+    Flow, RenderedRequest, RequestStep, Scenario, Scenarios, Step, WsExpectStep, WsMatcher, user_windows,
+};
 use crate::histogram::record;
 use crate::http1::encode_head;
 use crate::inspect::check::json_equals;
@@ -212,7 +214,8 @@ async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut User, inte
         if std::mem::take(&mut user.started) {
             // The first request counted at dispatch never goes out: it is not sent after all.
             shard.finish();
-            shard.record(intended, |s| s.sent = s.sent.saturating_sub(1));
+            let stats = run.first_request();
+            shard.record_in(stats, intended, |s| s.sent = s.sent.saturating_sub(1));
         }
         run.stop.cancel();
         return;
@@ -260,7 +263,8 @@ async fn open_dispatcher(shard: Rc<Shard>, run: Rc<ScenarioRun>, open: OpenLoad)
     let mut workers = JoinSet::new();
     let planned = run.planned().unwrap_or(Duration::MAX);
     for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
-        if offset >= planned {
+        // Behind schedule, the dispatcher does not sleep: it must see the scenario's end here.
+        if offset >= planned || run.stop.is_cancelled() {
             break;
         }
         let intended = shard.start + offset;
@@ -379,7 +383,7 @@ impl User {
     /// is exhausted (`when_exhausted = "end"`): the user stops.
     fn begin_iteration(&mut self, shard: &Shard, run: &ScenarioRun, n: u64) -> bool {
         self.vars.set_iteration(n);
-        for feeder in &run.scenarios.feeders {
+        for feeder in run.scenario().feeders.iter().filter_map(|&i| run.scenarios.feeders.get(i)) {
             match feeder.next_row() {
                 Ok(Some(row)) => self.vars.set_row(feeder.name(), row),
                 Ok(None) => return false,
@@ -399,14 +403,27 @@ impl User {
     /// Closes the user's connection and session at its end.
     pub(super) fn leave(&mut self, shard: &Shard) {
         shard.close(&mut self.conn);
-        self.close_ws(shard, true);
+        self.close_ws(shard, false);
     }
 
-    fn close_ws(&mut self, shard: &Shard, _at_end: bool) {
+    /// Closes the user's session. A message sent without a `ws_expect` after it is complete
+    /// (counted when it was written) — unless the session `broke`, when its answer will never
+    /// come: then it fails as `ws_closed`.
+    fn close_ws(&mut self, shard: &Shard, broke: bool) {
         if self.ws.take().is_some() {
             shard.connections.set(shard.connections.get().saturating_sub(1));
         }
-        self.sent = None;
+        if let Some(sent) = self.sent.take() {
+            match broke {
+                false => complete_send(shard, sent),
+                true => {
+                    shard.finish();
+                    let detail = "the session closed before the message was answered".to_string();
+                    let error = TransportError { kind: ErrorKind::WsClosed, detail };
+                    shard.record_failure_in(Some(sent.stats), sent.intended, &error);
+                }
+            }
+        }
     }
 }
 
@@ -495,7 +512,7 @@ async fn walk_steps(
             Step::WsExpect(expect) => ws_expect(shard, user, expect).await,
             Step::WsClose(close) => {
                 if let Some((ws, _)) = &mut user.ws {
-                    let _ = ws.close(close.code, &close.reason).await;
+                    let _ = tokio::time::timeout(shard.plan.timeout, ws.close(close.code, &close.reason)).await;
                 }
                 user.close_ws(shard, false);
             }
@@ -529,7 +546,7 @@ async fn pause(shard: &Shard, run: &ScenarioRun, user: &mut User, until: Instant
                 shard.finish();
                 shard.record_failure_in(Some(stats), now, &TransportError { kind: error.kind, detail: error.detail });
                 shard.record(now, |s| s.closed_by_peer += 1);
-                user.close_ws(shard, false);
+                user.close_ws(shard, true);
             }
         }
     }
@@ -562,27 +579,10 @@ fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, St
 /// requests.
 fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts, String> {
     let target = &shard.plan.target;
-    let mut path = String::new();
-    step.path.render(&user.vars, &mut path).map_err(|e| format!("path: {e}"))?;
-    let mut headers = Vec::with_capacity(step.headers.len() + 4);
-    for (name, value) in &step.headers {
-        let mut text = String::new();
-        value.render(&user.vars, &mut text).map_err(|e| format!("header {name}: {e}"))?;
-        headers.push((name.clone(), text));
-    }
-    let (body, hash): (Option<Arc<[u8]>>, Option<Arc<str>>) = match &step.body {
-        Body::Empty => (None, None),
-        Body::Fixed(bytes) => (Some(bytes.clone()), None),
-        Body::Template(template) => {
-            let mut text = String::new();
-            template.render(&user.vars, &mut text).map_err(|e| format!("body: {e}"))?;
-            (Some(Arc::from(text.into_bytes())), None)
-        }
-        Body::Payload(payload) => (Some(payload.bytes.clone()), Some(payload.sha256_hex.clone())),
-    };
+    let RenderedRequest { path, mut headers, body, payload_sha256 } = step.render(&user.vars)?;
     if let Some(signer) = &shard.plan.auth {
         let body_bytes = body.as_deref().unwrap_or(&[]);
-        let hash = hash.map_or_else(|| crate::sigv4::sha256_hex(body_bytes), |h| h.to_string());
+        let hash = payload_sha256.map_or_else(|| crate::sigv4::sha256_hex(body_bytes), |h| h.to_string());
         let mut signed = headers.clone();
         if !signed.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
             signed.push(("host".to_string(), target.host_header.clone()));
@@ -660,9 +660,11 @@ async fn send_request(shard: &Shard, user: &mut User, step: &RequestStep, intend
                 status: info.status,
                 headers: &headers,
                 body: conn.captured_body(),
-                elapsed: done - sent_at,
+                // Latency as everywhere: from when the request was due.
+                elapsed: done - intended,
             };
-            settle(shard, user, step, intended, done, &view, info.head_bytes + info.body_bytes);
+            let timing = Timing { intended, sent_at, done };
+            settle(shard, user, step, timing, &view, info.head_bytes + info.body_bytes);
             shard.plan.keepalive && conn.reusable(&info)
         }
         Ok(Err(e)) => {
@@ -709,26 +711,29 @@ async fn send_over_http2(shard: &Shard, user: &mut User, pool: &Rc<FlowPool>, st
     match result {
         Ok(answered) => {
             let headers = kept.header_pairs();
-            let elapsed = answered.done - answered.sent_at;
+            // Latency as everywhere: from when the request was due.
+            let elapsed = answered.done - intended;
             let view = ResponseView { status: answered.status, headers: &headers, body: &kept.body, elapsed };
             // The connection counts its bytes (frames) as they pass.
-            settle(shard, user, step, intended, answered.done, &view, 0);
+            let timing = Timing { intended, sent_at: answered.sent_at, done: answered.done };
+            settle(shard, user, step, timing, &view, 0);
         }
         Err(e) => shard.record_failure_in(name, intended, &e),
     }
 }
 
-/// Judges a complete response (its status, the step's checks and extraction) and records it
-/// under the step's name; `view.elapsed` is its service time, `bytes_in` its size on the wire.
-fn settle(
-    shard: &Shard,
-    user: &mut User,
-    step: &RequestStep,
+/// When a request was due, went out, and was answered.
+#[derive(Clone, Copy)]
+struct Timing {
     intended: Instant,
+    sent_at: Instant,
     done: Instant,
-    view: &ResponseView,
-    bytes_in: u64,
-) {
+}
+
+/// Judges a complete response (its status, the step's checks and extraction) and records it
+/// under the step's name, with its latency and service time; `bytes_in` is its size on the wire.
+fn settle(shard: &Shard, user: &mut User, step: &RequestStep, timing: Timing, view: &ResponseView, bytes_in: u64) {
+    let Timing { intended, sent_at, done } = timing;
     let verdict = if step.checks.is_empty() && step.extract.is_empty() {
         Verdict::default()
     } else {
@@ -739,7 +744,7 @@ fn settle(
         if shard.plan.ok_status.contains(status) { verdict.failure } else { Some(ErrorKind::from_status(status)) };
     shard.record_in(Some(step.stats), intended, |s| {
         s.bytes_in += bytes_in;
-        s.record_judged_response(Some(status), failure, done - intended, view.elapsed);
+        s.record_judged_response(Some(status), failure, done - intended, done - sent_at);
     });
 }
 
@@ -846,7 +851,9 @@ fn ws_target(shard: &Shard, url: &str) -> Result<WsTarget, String> {
 /// another send comes first).
 async fn ws_send(shard: &Shard, user: &mut User, step: &crate::flow::WsSendStep, intended: Instant) {
     let name = Some(step.stats);
-    complete_unanswered_send(shard, user);
+    if let Some(sent) = user.sent.take() {
+        complete_send(shard, sent);
+    }
     shard.start_request_in(name, intended);
     let mut text = String::new();
     if let Err(e) = step.text.render(&user.vars, &mut text) {
@@ -861,7 +868,14 @@ async fn ws_send(shard: &Shard, user: &mut User, step: &crate::flow::WsSendStep,
         return;
     };
     let sent_at = Instant::now();
-    match ws.send_text(&text).await {
+    // A peer that stops reading must not hold the user past the request timeout.
+    let written = tokio::time::timeout(shard.plan.timeout, ws.send_text(&text)).await.unwrap_or_else(|_| {
+        Err(crate::ws::WsError {
+            kind: ErrorKind::Timeout,
+            detail: format!("the message could not be written within {:?}", shard.plan.timeout),
+        })
+    });
+    match written {
         Ok(()) => {
             shard.record_in(name, intended, |s| s.bytes_out += text.len() as u64);
             user.sent = Some(SentMessage { stats: step.stats, intended, sent_at, text: Some(text) });
@@ -869,19 +883,17 @@ async fn ws_send(shard: &Shard, user: &mut User, step: &crate::flow::WsSendStep,
         Err(e) => {
             shard.finish();
             shard.record_failure_in(name, intended, &TransportError { kind: e.kind, detail: e.detail });
-            user.close_ws(shard, false);
+            user.close_ws(shard, true);
         }
     }
 }
 
 /// Counts a sent message that no `ws_expect` waited for as complete when it was written.
-fn complete_unanswered_send(shard: &Shard, user: &mut User) {
-    if let Some(sent) = user.sent.take() {
-        shard.finish();
-        shard.record_in(Some(sent.stats), sent.intended, |s| {
-            s.record_judged_response(None, None, sent.sent_at - sent.intended, Duration::ZERO)
-        });
-    }
+fn complete_send(shard: &Shard, sent: SentMessage) {
+    shard.finish();
+    shard.record_in(Some(sent.stats), sent.intended, |s| {
+        s.record_judged_response(None, None, sent.sent_at - sent.intended, Duration::ZERO)
+    });
 }
 
 /// `ws_expect`: waits for a matching message; completes the exchange of the last send.
@@ -930,7 +942,7 @@ async fn ws_expect(shard: &Shard, user: &mut User, step: &WsExpectStep) {
             let closed = e.kind == ErrorKind::WsClosed;
             shard.record_failure_in(Some(name), intended, &TransportError { kind: e.kind, detail: e.detail });
             if closed {
-                user.close_ws(shard, false);
+                user.close_ws(shard, true);
             }
         }
     }

@@ -22,7 +22,8 @@ pub struct ResponseView<'a> {
     pub headers: &'a [(&'a [u8], &'a [u8])],
     /// The body (decoded from chunked form); empty when it was not kept.
     pub body: &'a [u8],
-    /// Time from sending the request to the complete response.
+    /// The request's latency: from when it was due (its intended start) to the complete
+    /// response, as pummel's latency figures count it.
     pub elapsed: Duration,
 }
 

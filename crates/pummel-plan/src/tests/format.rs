@@ -202,8 +202,10 @@ fn a_flow_plan_reads_every_step_kind() {
     let StepSpec::Request(create) = &api.flow[0] else { panic!("a request: {:?}", api.flow[0]) };
     assert_eq!((create.name.as_str(), create.method.as_str()), ("create", "POST"));
     assert_eq!(create.location, Location::Path("/items".into()));
-    let BodySpec::Template(body) = &create.body else { panic!("a templated body: {:?}", create.body) };
-    assert_eq!(body.text(), r#"{"name":"{{ rows.name }}-{{ user }}"}"#);
+    // Each JSON string is a template of its own, escaped once rendered.
+    let BodySpec::Json(body) = &create.body else { panic!("a templated json body: {:?}", create.body) };
+    let texts: Vec<&str> = body.templates().iter().map(|t| t.text()).collect();
+    assert_eq!(texts, ["{{ rows.name }}-{{ user }}"]);
     assert_eq!(
         header_texts(create),
         [("Authorization".into(), "Bearer {{ token }}".into()), ("Content-Type".into(), "application/json".into())]
@@ -241,7 +243,10 @@ fn a_flow_plan_reads_every_step_kind() {
     );
 
     let StepSpec::Request(read) = &api.flow[1] else { panic!("a request") };
-    assert_eq!(read.location, Location::Path("/items/{{ id }}?v={{ iteration }}&fixed=a+b".into()));
+    // A templated query value keeps every pair apart, to be encoded once rendered.
+    assert_eq!(read.location, Location::Path("/items/{{ id }}".into()));
+    let query: Vec<(&str, &str)> = read.query.iter().map(|(k, v)| (k.as_str(), v.text())).collect();
+    assert_eq!(query, [("v", "{{ iteration }}"), ("fixed", "a b")]);
     assert!(matches!(read.body, BodySpec::Fixed(ref b) if b.is_empty()));
     let conditions: Vec<&str> = read
         .checks
@@ -658,4 +663,65 @@ fn describe_says_what_would_run() {
 fn variable_names_are_identifiers() {
     assert!(crate::is_variable_name("user_1") && crate::is_variable_name("_x"));
     assert!(!crate::is_variable_name("1x") && !crate::is_variable_name("a-b") && !crate::is_variable_name(""));
+}
+
+#[test]
+fn each_scenario_takes_rows_only_from_the_feeders_it_reads() {
+    let spec = valid_with_fixtures(
+        r#"[target]
+base_url = "http://127.0.0.1:8090"
+
+[feeders.rows]
+file = "users.csv"
+
+[[scenario]]
+name = "reads"
+users = 1
+iterations = 3
+flow = [ { request = { path = "/u/{{ rows.name }}" } } ]
+
+[[scenario]]
+name = "ignores"
+users = 1
+iterations = 3
+flow = [ { request = { path = "/other" } } ]
+"#,
+    );
+    let plan = spec.to_plan(1).expect("a plan");
+    let scenarios = plan.scenarios.as_deref().expect("scenarios");
+    assert_eq!(scenarios.list[0].feeders, [0]);
+    assert!(scenarios.list[1].feeders.is_empty());
+}
+
+#[test]
+fn a_length_from_the_command_line_completes_a_scenario_without_one() {
+    let text = r#"[target]
+base_url = "http://127.0.0.1:8090"
+
+[[scenario]]
+users = 2
+flow = [ { every = "1s", flow = [ { request = { path = "/" } } ] } ]
+"#;
+    assert!(load(text).is_err(), "without -d the scenario has no length");
+    let options = crate::Options { length_given: true, ..Default::default() };
+    crate::parse("plan.toml", text, &options).expect("-d gives every scenario a length");
+}
+
+#[test]
+fn ramps_may_fall_to_zero_but_levels_may_not_be_zero() {
+    let text = r#"[target]
+base_url = "http://127.0.0.1:8090"
+
+[[scenario]]
+stages = [ { users = 10, for = "1s" }, { users = 0, ramp = "1s" } ]
+flow = [ { request = { path = "/" } } ]
+
+[[scenario]]
+name = "open"
+stages = [ { rate = 10, for = "1s" }, { rate = 0, ramp = "1s" } ]
+flow = [ { request = { path = "/" } } ]
+"#;
+    let spec = valid(text);
+    assert!(matches!(&spec.scenarios[1].load, LoadSpec::Stages(s) if s[1].rate == 0.0 && s[1].ramp_from == Some(10.0)));
+    assert!(load(&text.replace("{ users = 10, for", "{ users = 0, for")).is_err());
 }

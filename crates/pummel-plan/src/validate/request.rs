@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use pummel_engine::duration::parse_duration;
-use pummel_engine::flow::{Think, WsCloseStep, WsMatcher};
+use pummel_engine::flow::{JsonTemplate, Think, WsCloseStep, WsMatcher};
 use pummel_engine::http1::{RequestError, encode_request};
 use pummel_engine::inspect::check::{Check, Condition};
 use pummel_engine::inspect::extract::{ExtractSource, Extractor};
@@ -290,9 +290,18 @@ impl Validator<'_> {
             Some(name) => name.get_ref().clone(),
             None => format!("{method} {written}"),
         };
-        let location = match location {
-            Location::Path(path) => Location::Path(with_query(path, &query)),
-            Location::Url(url) => Location::Url(with_query(url, &query)),
+        // Fixed query values are encoded into the location once; templated ones are encoded
+        // per request, once rendered.
+        let templated = query.iter().any(|(_, v)| v.contains("{{") || v.contains("{%"));
+        let (location, query) = match templated {
+            false => (
+                match location {
+                    Location::Path(path) => Location::Path(with_query(path, &query)),
+                    Location::Url(url) => Location::Url(with_query(url, &query)),
+                },
+                Vec::new(),
+            ),
+            true => (location, self.pair_templates(&query)?),
         };
         // An unnamed check is named after its request too, so two requests' `status 200`
         // checks keep apart in the results.
@@ -302,7 +311,7 @@ impl Validator<'_> {
                 check.name = format!("{name}: {}", check.condition.describe());
             }
         }
-        Some(RequestStepSpec { name, method, location, headers, body, extract: extract?, checks })
+        Some(RequestStepSpec { name, method, location, query, headers, body, extract: extract?, checks })
     }
 
     /// Header values as templates, in file order, names checked as the engine will send them.
@@ -433,15 +442,26 @@ impl Validator<'_> {
         }
         if let Some(json) = &r.json {
             let value = self.json(json)?;
-            let text = value.to_string();
-            let template = self.compile_template_in(&json.span(), &text, "the json body")?;
-            return Some((body_of(template, &text), Some("application/json")));
+            // Each string is a template of its own, rendered and escaped as a JSON string.
+            let span = json.span();
+            let template = JsonTemplate::of(&value, &mut |text: &str| {
+                self.compile_template_in(&span, text, "a json string").ok_or(())
+            })
+            .ok()?;
+            let body = match template.is_fixed() {
+                true => BodySpec::Fixed(value.to_string().into_bytes()),
+                false => BodySpec::Json(template),
+            };
+            return Some((body, Some("application/json")));
         }
         if let Some(form) = &r.form {
             let pairs = self.pairs(form, "form values");
-            let text = with_query(String::new(), &pairs).trim_start_matches('?').to_string();
-            let template = self.compile_template_in(&form.span(), &text, "the form")?;
-            return Some((body_of(template, &text), Some("application/x-www-form-urlencoded")));
+            let templated = pairs.iter().any(|(_, v)| v.contains("{{") || v.contains("{%"));
+            let body = match templated {
+                false => BodySpec::Fixed(with_query(String::new(), &pairs).trim_start_matches('?').as_bytes().to_vec()),
+                true => BodySpec::Form(self.pair_templates(&pairs)?),
+            };
+            return Some((body, Some("application/x-www-form-urlencoded")));
         }
         if let Some(size) = &r.random_body {
             let text = self.options.object_size.clone().unwrap_or_else(|| size.get_ref().0.clone());
@@ -488,6 +508,12 @@ impl Validator<'_> {
                 Some((name.get_ref().clone(), value.get_ref().0.clone()))
             })
             .collect()
+    }
+
+    /// Query or form pairs as templates (validated already by `pairs`); keys are encoded.
+    fn pair_templates(&mut self, pairs: &[(String, String)]) -> Option<Vec<(String, Template)>> {
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        pairs.iter().map(|(k, v)| Template::compile(v).ok().map(|t| (encode(k), t))).collect()
     }
 
     /// `extract = { token = { json = "$.token" }, id = { header = "X-Id" } }`; `None` on errors.
@@ -704,6 +730,24 @@ impl Validator<'_> {
                     );
                     return None;
                 }
+                // One plan, one host: ws:// and wss:// match the base URL's http:// and https://.
+                let base = self.options.base_url.as_ref().or(target.base_url.as_ref());
+                if let (Some(base), Ok(mut parsed)) =
+                    (base.and_then(|b| url::Url::parse(b).ok()), url::Url::parse(text))
+                {
+                    let http = if parsed.scheme() == "wss" { "https" } else { "http" };
+                    if parsed.set_scheme(http).is_ok() && parsed.origin() != base.origin() {
+                        self.push(
+                            Diagnostic::new(
+                                DiagnosticKind::Invalid,
+                                url.span(),
+                                format!("{text:?} is on another host than base_url {base}: one plan sends to one host"),
+                            )
+                            .with_help("use path = \"/ws\", or split the plan into one file per host"),
+                        );
+                        return None;
+                    }
+                }
                 text.clone()
             }
             (None, Some(path)) => {
@@ -840,19 +884,13 @@ fn scalar_text(value: &toml::Value) -> String {
     }
 }
 
-/// Appends query pairs to a path or URL: fixed values URL-encoded, templated ones as rendered.
+/// Appends fixed query pairs to a path or URL, URL-encoded.
 fn with_query(location: String, pairs: &[(String, String)]) -> String {
     if pairs.is_empty() {
         return location;
     }
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let parts: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| {
-            let templated = v.contains("{{") || v.contains("{%");
-            format!("{}={}", encode(k), if templated { v.clone() } else { encode(v) })
-        })
-        .collect();
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     let separator = if location.contains('?') { '&' } else { '?' };
     format!("{location}{separator}{}", parts.join("&"))
 }
@@ -887,7 +925,5 @@ mod tests {
         assert_eq!(with_query("/s".into(), &pairs), "/s?q=a+b%26c&n=1");
         assert_eq!(with_query("/s?x=1".into(), &pairs[1..]), "/s?x=1&n=1");
         assert_eq!(with_query("/s".into(), &[]), "/s");
-        let templated = vec![("id".to_string(), "{{ user }}".to_string())];
-        assert_eq!(with_query("/s".into(), &templated), "/s?id={{ user }}");
     }
 }

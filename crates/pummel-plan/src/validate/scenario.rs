@@ -98,6 +98,7 @@ impl Validator<'_> {
             );
         }
         if s.duration.is_none()
+            && !self.options.length_given
             && s.iterations.is_none()
             && s.stages.is_none()
             && (s.rate.is_some() || s.users.is_some())
@@ -107,7 +108,7 @@ impl Validator<'_> {
                     .with_help("add duration = \"30s\" or iterations = 1000"),
             );
         }
-        if s.duration.is_none() && s.stages.is_none() {
+        if s.duration.is_none() && s.stages.is_none() && !self.options.length_given {
             if let Some(every) = s.flow.as_ref().and_then(|f| unbounded_every(f.get_ref())) {
                 let span = self.key(every);
                 self.push(
@@ -117,6 +118,20 @@ impl Validator<'_> {
                         format!("this `every` runs until scenario {name:?} ends, and it has no `duration`"),
                     )
                     .with_help("give the scenario duration = \"10m\", or the block repeat = N"),
+                );
+            }
+        }
+        if let Some(flow) = &s.flow {
+            let mut found = WsSteps::default();
+            ws_steps(flow.get_ref(), &mut found);
+            if let (false, Some(span)) = (found.connect, found.first_use.clone()) {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Missing,
+                        span,
+                        format!("scenario {name:?} uses a WebSocket session but never opens one"),
+                    )
+                    .with_help("add { ws_connect = { path = \"/ws\" } } before it in the flow"),
                 );
             }
         }
@@ -387,7 +402,11 @@ impl Validator<'_> {
     /// A stage's level: its `rate`, or its `users` (as a number). `None` when it has neither;
     /// `Some(None)` when the value is invalid (reported). Both at once is a conflict.
     fn level(&mut self, st: &RawStage) -> Option<Option<f64>> {
+        // A ramp may fall to 0 (the users leave, the arrivals stop); a level may not be 0.
+        let ramp = st.ramp.is_some();
         match (&st.rate, &st.users) {
+            (Some(rate), None) if ramp && *rate.get_ref() == RateValue::Number(0.0) => Some(Some(0.0)),
+            (None, Some(users)) if ramp && *users.get_ref() == 0 => Some(Some(0.0)),
             (Some(rate), None) => Some(self.rate(rate)),
             (None, Some(users)) => Some(self.count(users, "users").map(|n| n as f64)),
             (Some(_), Some(users)) => {
@@ -421,4 +440,34 @@ fn unbounded_every(flow: &[Spanned<crate::raw::RawStep>]) -> Option<&Spanned<cra
         }
     }
     None
+}
+
+/// What a flow does with WebSocket sessions: opens one somewhere, and where it first uses one.
+#[derive(Default)]
+struct WsSteps {
+    connect: bool,
+    first_use: Option<std::ops::Range<usize>>,
+}
+
+fn ws_steps(flow: &[Spanned<crate::raw::RawStep>], found: &mut WsSteps) {
+    for step in flow {
+        let s = step.get_ref();
+        found.connect |= s.ws_connect.is_some();
+        if found.first_use.is_none() {
+            let uses = [
+                s.ws_send.as_ref().map(Spanned::span),
+                s.ws_expect.as_ref().map(Spanned::span),
+                s.ws_close.as_ref().map(Spanned::span),
+            ];
+            found.first_use = uses.into_iter().flatten().next();
+        }
+        if let Some(nested) = &s.flow {
+            ws_steps(nested.get_ref(), found);
+        }
+        for branch in s.choose.iter().flat_map(|c| c.get_ref()) {
+            if let Some(nested) = &branch.get_ref().flow {
+                ws_steps(nested.get_ref(), found);
+            }
+        }
+    }
 }

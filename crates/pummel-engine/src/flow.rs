@@ -63,9 +63,14 @@ impl Scenarios {
             path: Template::literal(&plan.target.path_and_query),
             query: Vec::new(),
             headers: plan.request.headers.iter().map(|(n, v)| (n.clone(), Template::literal(v))).collect(),
-            body: match plan.request.body.is_empty() {
-                true => Body::Empty,
-                false => Body::Fixed(Arc::from(plan.request.body.as_slice())),
+            body: match (plan.request.body.is_empty(), &plan.auth) {
+                (true, _) => Body::Empty,
+                (false, None) => Body::Fixed(Arc::from(plan.request.body.as_slice())),
+                // Signed: the body's hash is computed once here, not per request.
+                (false, Some(_)) => Body::Payload(Payload {
+                    bytes: Arc::from(plan.request.body.as_slice()),
+                    sha256_hex: Arc::from(crate::sigv4::sha256_hex(&plan.request.body)),
+                }),
             },
             extract: Vec::new(),
             checks: Vec::new(),

@@ -311,26 +311,12 @@ impl Target {
             "https" => Scheme::Https,
             other => return Err(bad(&format!("unsupported scheme {other:?}; use http:// or https://"))),
         };
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.to_string(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(bad("it has no host")),
-        };
-        let port = parsed.port_or_known_default().unwrap_or(match scheme {
+        let default_port = match scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
-        });
-        let mut path_and_query = parsed.path().to_string();
-        if let Some(query) = parsed.query() {
-            path_and_query.push('?');
-            path_and_query.push_str(query);
-        }
-        let host_header = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => host.clone(),
         };
+        let UrlParts { host, port, path_and_query, host_header } =
+            UrlParts::of(&parsed, default_port).ok_or_else(|| bad("it has no host"))?;
         let started = Instant::now();
         let addrs: Vec<SocketAddr> = (host.as_str(), port)
             .to_socket_addrs()
@@ -344,6 +330,38 @@ impl Target {
             });
         }
         Ok(Target { url: url.to_string(), scheme, host, port, path_and_query, host_header, addrs, dns_time })
+    }
+}
+
+/// What a connection to a URL needs from it: the host (without brackets), the port, the
+/// request target and the `Host` header. Shared by HTTP targets and WebSocket URLs.
+pub(crate) struct UrlParts {
+    pub host: String,
+    pub port: u16,
+    pub path_and_query: String,
+    pub host_header: String,
+}
+
+impl UrlParts {
+    /// The parts of `parsed`; `None` when it has no host.
+    pub(crate) fn of(parsed: &url::Url, default_port: u16) -> Option<UrlParts> {
+        let host = match parsed.host()? {
+            url::Host::Domain(d) => d.to_string(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        let port = parsed.port_or_known_default().unwrap_or(default_port);
+        let mut path_and_query = parsed.path().to_string();
+        if let Some(query) = parsed.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        let host_header = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => host.clone(),
+        };
+        Some(UrlParts { host, port, path_and_query, host_header })
     }
 }
 

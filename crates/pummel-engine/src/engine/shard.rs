@@ -320,6 +320,26 @@ impl Shard {
         Ok(connection)
     }
 
+    /// Admits an open-model request that is due now, `lag` late: takes its permit (`-n`),
+    /// drops it when `max_inflight` requests already wait or are in flight, else counts it as
+    /// started (under `name` too). The lag is recorded either way. `None`: the budget is
+    /// spent, stop dispatching; `Some(false)`: dropped; `Some(true)`: started.
+    fn admit(&self, name: Option<usize>, intended: Instant, lag: Duration, max_inflight: Option<u64>) -> Option<bool> {
+        if !self.take_permit() {
+            return None;
+        }
+        if max_inflight.is_some_and(|max| self.in_flight.get() >= max) {
+            self.record(intended, |s| {
+                s.dropped += 1;
+                record(&mut s.schedule_lag, lag);
+            });
+            return Some(false);
+        }
+        self.record(intended, |s| record(&mut s.schedule_lag, lag));
+        self.start_request_in(name, intended);
+        Some(true)
+    }
+
     /// Counts a request as started.
     fn start_request(&self, intended: Instant) {
         self.start_request_in(None, intended);

@@ -279,18 +279,11 @@ async fn open_dispatcher(shard: Rc<Shard>, run: Rc<ScenarioRun>, open: OpenLoad)
             break;
         }
         if let Some(stats) = first_request {
-            if !shard.take_permit() {
-                break;
+            match shard.admit(Some(stats), intended, lag, max_inflight) {
+                None => break,
+                Some(false) => continue,
+                Some(true) => {}
             }
-            if max_inflight.is_some_and(|max| shard.in_flight.get() >= max) {
-                shard.record(intended, |s| {
-                    s.dropped += 1;
-                    record(&mut s.schedule_lag, lag);
-                });
-                continue;
-            }
-            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
-            shard.start_request_in(Some(stats), intended);
         } else {
             shard.record(intended, |s| record(&mut s.schedule_lag, lag));
         }

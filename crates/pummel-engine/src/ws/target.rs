@@ -3,6 +3,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use crate::plan::UrlParts;
 use crate::tls::{TlsClient, TlsSettings};
 
 /// A resolved `ws://` or `wss://` URL. Resolve it once per run and share it between users.
@@ -31,23 +32,8 @@ impl WsTarget {
             "wss" => true,
             other => return Err(format!("{url}: unsupported scheme {other:?}; use ws:// or wss://")),
         };
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.to_string(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(format!("{url}: it has no host")),
-        };
-        let port = parsed.port_or_known_default().unwrap_or(if secure { 443 } else { 80 });
-        let mut path_and_query = parsed.path().to_string();
-        if let Some(query) = parsed.query() {
-            path_and_query.push('?');
-            path_and_query.push_str(query);
-        }
-        let host_header = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => host.clone(),
-        };
+        let UrlParts { host, port, path_and_query, host_header } =
+            UrlParts::of(&parsed, if secure { 443 } else { 80 }).ok_or_else(|| format!("{url}: it has no host"))?;
         let addr = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| format!("{url}: cannot resolve {host}: {e}"))?

@@ -73,11 +73,12 @@ pub struct RunArgs {
     /// Open model: requests per second, started on schedule whether or not responses came back.
     #[arg(short, long, value_name = "REQ/S")]
     pub rate: Option<String>,
-    /// Spacing of open-model arrivals.
-    #[arg(long, value_enum, default_value_t = ArrivalArg::Uniform, requires = "rate")]
+    /// Spacing of open-model arrivals (with -r, or a plan's open-model scenarios).
+    #[arg(long, value_enum, default_value_t = ArrivalArg::Uniform)]
     pub arrival: ArrivalArg,
-    /// Open model: most requests queued or in flight; beyond it a request is counted as dropped.
-    #[arg(long, value_name = "N", requires = "rate")]
+    /// Open model (-r, or a plan's): most requests queued or in flight; beyond it a request is
+    /// counted as dropped.
+    #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
     /// Speak HTTP/2: prior knowledge (h2c) for http://, ALPN h2 for https://.
     #[arg(long)]

@@ -102,6 +102,14 @@ pub fn finish(
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).
 fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
+    if args.rate.is_none() {
+        let typed = super::run_plan::typed_flags();
+        for (id, flag) in [("max_inflight", "--max-inflight"), ("arrival", "--arrival")] {
+            if typed.contains(id) {
+                return Err(CliError::usage(anyhow!("{flag} applies to the open model: add -r RATE")));
+            }
+        }
+    }
     let duration = args.duration.as_deref().map(|d| duration_flag("--duration", d)).transpose()?;
     let stop = Stop {
         duration: match (duration, args.requests) {

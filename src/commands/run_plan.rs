@@ -246,7 +246,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
 }
 
 /// The `run` flags the user typed, by clap id: flags with defaults override the plan only then.
-fn typed_flags() -> HashSet<String> {
+pub fn typed_flags() -> HashSet<String> {
     let Ok(matches) = Cli::command().try_get_matches_from(std::env::args_os()) else { return HashSet::new() };
     let Some(run) = matches.subcommand_matches("run") else { return HashSet::new() };
     run.ids()

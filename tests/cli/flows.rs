@@ -642,3 +642,27 @@ fn quick_runs_sign_every_request_with_aws_sigv4() {
     out.assert_code(2);
     assert!(out.stderr.contains("AWS_SECRET_ACCESS_KEY"), "{}", out.stderr);
 }
+
+/// `--max-inflight` bounds an open-model flow that starts with a think: at 200 arrivals/s,
+/// iterations of 500 ms would need ~100 users; with at most 10 waiting or under way, the rest
+/// are counted as dropped, and no more than 10 requests per 0.5 s go out.
+#[test]
+fn max_inflight_bounds_flows_that_start_with_a_pause() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+rate = 200
+duration = "2s"
+flow = [ { think = "500ms" }, { request = { path = "/late", name = "late" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &["--max-inflight", "10"], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    let dropped = count(summary, "/requests/dropped");
+    let sent = count(by_name(summary, "late"), "/sent");
+    assert!(dropped >= 300, "most of the ~400 arrivals are dropped: {dropped}");
+    assert!(sent <= 45, "at most 10 iterations at a time, 500 ms each, over ~2 s: {sent}");
+    assert_eq!(dropped + iterations(summary, "scenario 1"), 400, "every arrival is run or dropped");
+}

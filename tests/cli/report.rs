@@ -217,6 +217,61 @@ fn html_report_has_one_chart_per_series_group_with_one_point_per_second() {
     }
 }
 
+/// A real run with a probe and the sink watched: the page adds the target's side (probes, fds,
+/// TCP states, accept queue) with one point per second, the CSV gets their columns, and the
+/// markdown their tables.
+#[test]
+fn observed_run_report_shows_the_target_side() {
+    let _load = support::shared();
+    let sink = Sink::start(&["--delay", "1ms..3ms"]);
+    let dir = support::temp_dir();
+    let (results, results_file) = support::path_in(&dir, "observed.json");
+    let (page_path, page_file) = support::path_in(&dir, "observed.html");
+    let pid = sink.pid().to_string();
+    let url = sink.url("/observed");
+    let args = ["run", &url, "-r", "200", "-d", "3s", "--probe", &url, "--probe-every", "250ms"];
+    let out = support::run(&[&args[..], &["--watch-pid", &pid, "--quiet", "-o", &results_file]].concat(), LIMIT);
+    out.assert_code(0);
+    let entries = timeline(&results);
+    let n = entries.len();
+    report(&results, &["-o", &page_file]).assert_code(0).assert_no_panic();
+    let page = std::fs::read_to_string(&page_path).expect("the report was written");
+    check_balanced(&page);
+    let charts = charts(&page);
+    let ids: Vec<&str> = charts.iter().map(|(id, _, _)| id.as_str()).collect();
+    let observed = ["probes", "target-fds", "target-tcp", "target-queue"];
+    assert_eq!(ids, [&CHARTS[..], &observed[..]].concat(), "a --probe (not --probe-json) run has no value chart");
+    let with = |key: &str| {
+        entries.iter().filter(|e| e[key].as_array().is_some_and(|a| !a.is_empty()) || e[key].is_object()).count()
+    };
+    for (id, points, block) in &charts[CHARTS.len()..] {
+        assert_eq!(*points, n, "chart {id}: one point per timeline entry");
+        assert_eq!(block.matches("class=\"hit\"").count(), n, "chart {id}: one tooltip per second");
+        let series = series(block);
+        for (name, declared, vertices) in &series {
+            assert_eq!(declared, vertices, "chart {id}, series {name}");
+        }
+        let first = &series[0];
+        let expected = if *id == "probes" { with("probes") } else { with("target") };
+        assert!(expected >= 2, "chart {id}: {expected} seconds with samples");
+        assert_eq!(first.1, expected, "chart {id}: a point for every second with a sample");
+    }
+    let probe_series = series(charts[CHARTS.len()].2);
+    let label = url.trim_start_matches("http://");
+    assert_eq!(probe_series[0].0, format!("{label} latency"));
+    let tcp = series(charts[CHARTS.len() + 2].2);
+    assert_eq!(tcp.iter().take(2).map(|s| s.0.as_str()).collect::<Vec<_>>(), ["ESTABLISHED", "CLOSE_WAIT"]);
+    assert!(page.contains("<h2>The target's side</h2>"));
+
+    let csv = report(&results, &["--format", "csv"]);
+    csv.assert_code(0);
+    let header = csv.stdout.lines().next().expect("a header");
+    assert!(header.contains(",probe_ok,probe_latency_ms,target_open_fds,target_fd_limit,"), "{header}");
+    let md = report(&results, &["--format", "md"]);
+    md.assert_code(0);
+    assert!(md.stdout.contains("## Probes") && md.stdout.contains("## Target"), "{}", md.stdout);
+}
+
 #[test]
 fn html_goes_to_report_html_by_default() {
     let results = real_results();

@@ -91,8 +91,10 @@ fn bad_expression_exits_2_with_a_caret() {
 fn bad_flags_exit_2_without_panicking() {
     let _load = support::shared();
     let url = format!("http://127.0.0.1:{}/", support::free_port());
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &["run", &url, "-n", "1", "-c", "abc"],
+        &["run", &url, "-n", "1", "--max-inflight", "5"],
+        &["run", &url, "-n", "1", "--arrival", "poisson"],
         &["run", &url, "-n", "1", "--frobnicate"],
         &["run", &url, "-n", "1", "-d", "5x"],
         &["run", "ftp://127.0.0.1/", "-n", "1"],

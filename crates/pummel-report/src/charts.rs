@@ -1,6 +1,7 @@
 //! Which charts a report shows, and what goes in each: the series groups over time (one chart
 //! per group, one point per timeline entry) and, for find-limit runs, the latency-vs-throughput
-//! curve with the capacity point.
+//! curve with the capacity point. The probes' and the watched target's charts, shown only when
+//! the run has them, are in [`observers`].
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,10 @@ use pummel_engine::results::{FindLimitReport, ResultsDocument};
 use crate::axis::Axis;
 use crate::fmt;
 use crate::svg::{Band, Chart, Marker, Marks, Series};
+
+pub mod observers;
+
+pub use observers::{OBSERVER_CHARTS, observer_charts};
 
 /// Colours of the figures that recur across charts.
 mod colour {

@@ -1,15 +1,20 @@
 //! Synthetic results documents for unit tests: an open-model run with failures of two kinds,
-//! and a find-limit run with four steps. Deterministic, so outputs can be compared exactly.
+//! the same run with two probes and a watched target, and a find-limit run with four steps.
+//! Deterministic, so outputs can be compared exactly.
 
 use std::collections::BTreeMap;
 
 use pummel_engine::engine::{LagFigures, TimelineEntry, TimelineLatency};
 use pummel_engine::histogram::{new_histogram, to_base64};
+use pummel_engine::observe::TargetTotals;
+use pummel_engine::observe::probe::ProbeSample;
 use pummel_engine::results::{FindLimitReport, Histograms, ResultsDocument, StepVerdict};
 use pummel_engine::summary::{
-    Bytes, ConnectFigures, GeneratorFigures, LatencyFigures, Rates, RequestCounts, StageSummary, Summary,
+    Bytes, ConnectFigures, GeneratorFigures, LatencyFigures, ProbeSummary, Rates, RequestCounts, StageSummary, Summary,
     ThresholdVerdict,
 };
+use pummel_system::proc_text::tcp::TcpStates;
+use pummel_system::watch::{ListenRates, Warning, WarningKind, WatchSample};
 
 /// Latency figures around `p50` milliseconds.
 pub fn figures(p50: f64) -> LatencyFigures {
@@ -156,6 +161,100 @@ pub fn open_run() -> ResultsDocument {
         other_errors: vec![],
         find_limit: None,
     }
+}
+
+/// Seconds of [`observed_run`] in which the health probe is NOK: a 503 at 4 and 5, no answer
+/// (timeout) at 6.
+pub const FAILING_SECONDS: std::ops::RangeInclusive<u64> = 4..=6;
+
+/// The health probe's and the stats probe's samples of `second`.
+fn probe_samples(second: u64) -> Vec<ProbeSample> {
+    let failing = FAILING_SECONDS.contains(&second);
+    let timed_out = second == *FAILING_SECONDS.end();
+    let health = ProbeSample {
+        url: "http://127.0.0.1:8090/health".into(),
+        ok: !failing,
+        latency_ms: (!timed_out).then_some(if failing { 2.5 } else { 1.0 + second as f64 * 0.1 }),
+        status: (!timed_out).then_some(if failing { 503 } else { 200 }),
+        value: None,
+        error: failing.then(|| if timed_out { "timeout after 1s" } else { "status 503 not accepted" }.to_string()),
+    };
+    let stats = ProbeSample {
+        url: "http://127.0.0.1:8090/stats".into(),
+        ok: true,
+        latency_ms: Some(1.5),
+        status: Some(200),
+        value: Some(second as f64 + 9.0),
+        error: None,
+    };
+    vec![health, stats]
+}
+
+/// The watched target at the end of `second`: 30 ESTABLISHED, CLOSE_WAIT growing by one a
+/// second from second 4 (warned at 6), fds following the sockets under a limit of 1,024, and
+/// the listen queue overflowing at 12/s in second 6.
+fn watch_sample(second: u64) -> WatchSample {
+    let close_wait = second.saturating_sub(3);
+    let mut warnings = Vec::new();
+    if second == 6 {
+        warnings.push(Warning { kind: WarningKind::CloseWaitGrowing, text: "CLOSE_WAIT grew 1, 2, 3".into() });
+        warnings.push(Warning { kind: WarningKind::ListenOverflows, text: "12 listen overflows/s".into() });
+    }
+    WatchSample {
+        pid: 4242,
+        elapsed_ms: second * 1000,
+        open_fds: 60 + close_wait,
+        max_fd: Some(70 + close_wait),
+        fd_soft_limit: Some(1024),
+        fd_hard_limit: Some(4096),
+        threads: 8,
+        cpu_percent: Some(35.0 + second as f64),
+        rss_bytes: 50 << 20,
+        tcp: TcpStates { established: 30, close_wait, time_wait: second % 2, listen: 1, ..TcpStates::default() },
+        accept_queue: if second == 6 { 5 } else { 0 },
+        system_listen: Some(ListenRates {
+            listen_overflows_per_s: if second == 6 { 12.0 } else { 0.0 },
+            listen_drops_per_s: if second == 6 { 12.0 } else { 0.0 },
+            ..ListenRates::default()
+        }),
+        warnings,
+    }
+}
+
+/// [`open_run`] with a health probe that fails in [`FAILING_SECONDS`], a `--probe-json` stats
+/// probe reading a growing number, and a watched target whose CLOSE_WAIT sockets grow.
+pub fn observed_run() -> ResultsDocument {
+    let mut doc = open_run();
+    for e in &mut doc.timeline {
+        e.probes = probe_samples(e.second);
+        e.target = Some(watch_sample(e.second));
+    }
+    let probe = |url: &str, ok: u64, last_value: Option<f64>| ProbeSummary {
+        url: url.into(),
+        sent: 10,
+        ok,
+        ok_rate: Some(ok as f64 / 10.0),
+        latency_ms: Some(figures(1.5)),
+        last_value,
+        max_value: last_value,
+    };
+    doc.summary.probes =
+        vec![probe("http://127.0.0.1:8090/health", 7, None), probe("http://127.0.0.1:8090/stats", 10, Some(19.0))];
+    doc.summary.target = Some(TargetTotals {
+        pid: 4242,
+        name: "api-server".into(),
+        samples: 10,
+        peak_open_fds: 67,
+        fd_soft_limit: Some(1024),
+        peak_max_fd: Some(77),
+        peak_established: 30,
+        peak_close_wait: 7,
+        peak_threads: 8,
+        peak_rss_bytes: 50 << 20,
+        warnings: vec!["CLOSE_WAIT grew 1, 2, 3".into(), "12 listen overflows/s".into()],
+        gone: None,
+    });
+    doc
 }
 
 /// A find-limit run: steps at 500, 1,000, 2,000 (the capacity) and 4,000 req/s (broken).

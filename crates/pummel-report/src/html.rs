@@ -3,8 +3,9 @@
 //! Top to bottom: the headline (method, URL, badges for how the run ended, when, how long,
 //! under which load), key figures as tiles, for find-limit runs the latency-vs-throughput
 //! curve beside the verdict and the per-step table, then one chart per series group over time
-//! (rate, latency, failures by kind, connections and in-flight, schedule lag, CPU), then the
-//! tables. The style sheet and every chart are inline and there is no script, so the file
+//! (rate, latency, failures by kind, connections and in-flight, schedule lag, CPU), then, when
+//! the run had probes or watched the target, the target's side (probes, file descriptors, TCP
+//! states, accept queue), then the tables. The style sheet and every chart are inline and there is no script, so the file
 //! works offline, from an e-mail attachment or a CI artifact, and loads nothing from anywhere.
 //!
 //! The page is also well-formed XML (void elements self-closed, every text escaped, only the
@@ -37,6 +38,19 @@ fn caption(id: &str) -> &'static str {
             "How late the generator dispatched requests versus the schedule. Above 10 ms, the generator itself was struggling."
         }
         "cpu" => "CPU used by pummel itself, in percent of one core, to tell a busy generator from a slow target.",
+        "probes" => {
+            "One request at a time on a fresh connection, beside the load: the slowest answer of each second. Red dots and shading mark seconds where a probe was NOK (a dot on the floor: no answer at all)."
+        }
+        "probe-values" => "The number each --probe-json probe read from its answer, per second.",
+        "target-fds" => {
+            "File descriptors the target holds open, against its soft limit (dotted line; named in the title instead when it is far above): at the limit accept() fails with EMFILE."
+        }
+        "target-tcp" => {
+            "The target's TCP sockets by state. CLOSE_WAIT that keeps growing means the target does not close connections its clients have closed."
+        }
+        "target-queue" => {
+            "Connections waiting for the target to accept() them, and connections the kernel dropped because a listen queue was full (counted for the whole system)."
+        }
         _ => "",
     }
 }
@@ -60,12 +74,20 @@ pub fn render(doc: &ResultsDocument, source: &str) -> String {
         figure(&mut out, &chart, caption(&chart.id));
     }
     out.push_str("</div>\n</section>\n");
+    let observed = charts::observer_charts(doc);
+    if !observed.is_empty() {
+        out.push_str("<section class=\"over-time target-side\">\n<h2>The target's side</h2>\n<div class=\"grid\">\n");
+        for chart in observed {
+            figure(&mut out, &chart, caption(&chart.id));
+        }
+        out.push_str("</div>\n</section>\n");
+    }
     out.push_str("<section>\n<h2>Figures</h2>\n<div class=\"tables\">\n");
     for table in tables::all(doc) {
         if table.title == "Steps" {
             continue; // shown with the find-limit curve
         }
-        let wide = matches!(table.title.as_str(), "Stages" | "Latency");
+        let wide = matches!(table.title.as_str(), "Stages" | "Latency" | "Probes");
         table_html(&mut out, &table, wide);
     }
     out.push_str("</div>\n</section>\n");
@@ -295,6 +317,28 @@ mod tests {
             .collect();
         assert!(series_points.len() >= 6 && series_points.iter().all(|p| *p == "10"), "{series_points:?}");
         assert_eq!(elements.iter().filter(|(n, a)| n == "rect" && attr(a, "class") == Some("hit")).count(), 60);
+    }
+
+    #[test]
+    fn observed_run_page_shows_the_target_side_after_the_load_charts() {
+        let doc = fixture::observed_run();
+        let page = render(&doc, "observed.json");
+        let elements = parse(&page);
+        let charts: Vec<&Vec<(String, String)>> =
+            elements.iter().filter(|(n, a)| n == "svg" && attr(a, "class") == Some("chart")).map(|(_, a)| a).collect();
+        let ids: Vec<&str> = charts.iter().filter_map(|a| attr(a, "data-chart")).collect();
+        let expected: Vec<&str> = charts::TIMELINE_CHARTS.iter().chain(&charts::OBSERVER_CHARTS).copied().collect();
+        assert_eq!(ids, expected);
+        assert!(charts.iter().all(|a| attr(a, "data-points") == Some("10")));
+        let nok = elements
+            .iter()
+            .find(|(n, a)| n == "g" && attr(a, "data-series") == Some("127.0.0.1:8090/health NOK"))
+            .expect("the NOK series");
+        assert_eq!(attr(&nok.1, "data-points"), Some("3"));
+        assert!(page.contains("<h2>The target's side</h2>"));
+        assert!(page.contains("id=\"table-probes\"") && page.contains("id=\"table-target\""));
+        let without = render(&fixture::open_run(), "results.json");
+        assert!(!without.contains("The target's side") && !without.contains("table-probes"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The report as markdown: the headline, then the same tables as the page (summary, latency,
-//! failures, statuses, thresholds, and per stage or per find-limit step), ready to paste into
-//! a README, an issue or a pull request.
+//! failures, statuses, thresholds, probes and the watched target when the run had them, and per
+//! stage or per find-limit step), ready to paste into a README, an issue or a pull request.
 
 use std::fmt::Write;
 
@@ -65,6 +65,13 @@ mod tests {
     #[test]
     fn find_limit_markdown() {
         insta::assert_snapshot!("find_limit_run", render(&fixture::find_limit_run()));
+    }
+
+    #[test]
+    fn observed_run_markdown_has_probe_and_target_tables() {
+        let text = render(&fixture::observed_run());
+        assert!(text.contains("## Probes") && text.contains("## Target"), "{text}");
+        insta::assert_snapshot!("observed_run", text);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use pummel_engine::error_kind::ErrorKind;
 use pummel_engine::results::{FindLimitReport, ResultsDocument};
 use pummel_engine::summary::{LatencyFigures, StageSummary};
+use pummel_system::watch::{FD_LIMIT_SHARE, SELECT_FD_LIMIT, WatchSample};
 
+use crate::charts::observers::{probe_label, probe_seconds};
 use crate::fmt;
 
 /// How a cell is coloured on the page (markdown ignores it).
@@ -84,6 +86,8 @@ pub fn all(doc: &ResultsDocument) -> Vec<Table> {
     tables.extend(thresholds(doc));
     tables.extend(by_name(doc));
     tables.extend(checks(doc));
+    tables.extend(probes(doc));
+    tables.extend(target(doc));
     match &doc.find_limit {
         Some(report) => tables.push(steps(doc, report)),
         None => tables.push(stages(doc)),
@@ -330,6 +334,140 @@ pub fn checks(doc: &ResultsDocument) -> Option<Table> {
     Some(t)
 }
 
+/// The probes over the run: how many were OK, their latency, the seconds they were NOK in
+/// (from the timeline) and, for `--probe-json`, the numbers read; `None` without probes.
+pub fn probes(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.probes.is_empty() {
+        return None;
+    }
+    let with_values = s.probes.iter().any(|p| p.last_value.is_some());
+    let mut columns = vec![
+        ("probe", false),
+        ("sent", true),
+        ("ok", true),
+        ("ok rate", true),
+        ("p50", true),
+        ("p99", true),
+        ("max", true),
+        ("NOK in seconds", false),
+    ];
+    if with_values {
+        columns.extend([("last value", true), ("max value", true)]);
+    }
+    let mut t = Table::new("Probes", &columns);
+    for p in &s.probes {
+        let l = p.latency_ms;
+        let failing: Vec<u64> = doc
+            .timeline
+            .iter()
+            .zip(probe_seconds(&doc.timeline, &p.url))
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| !s.ok))
+            .map(|(e, _)| e.second)
+            .collect();
+        let mut row = vec![
+            Cell::plain(probe_label(&p.url)),
+            Cell::plain(fmt::thousands(p.sent)),
+            Cell::toned(fmt::thousands(p.ok), if p.ok < p.sent { Tone::Bad } else { Tone::Plain }),
+            Cell::plain(fmt::or_dash(p.ok_rate, fmt::percent)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.p50), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.p99), fmt::ms)),
+            Cell::plain(fmt::or_dash(l.map(|l| l.max), fmt::ms)),
+            if failing.is_empty() { Cell::plain("none") } else { Cell::toned(second_ranges(&failing), Tone::Bad) },
+        ];
+        if with_values {
+            row.push(Cell::plain(fmt::or_dash(p.last_value, number)));
+            row.push(Cell::plain(fmt::or_dash(p.max_value, number)));
+        }
+        t.row(row);
+    }
+    Some(t)
+}
+
+/// A number read from a body, as short as it can be written exactly (`19`, `1,200`, `0.25`).
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        let digits = fmt::thousands(v.abs() as u64);
+        if v < 0.0 { format!("-{digits}") } else { digits }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Seconds as ranges of consecutive ones: `4–6, 9`; past six ranges, how many more there are.
+pub fn second_ranges(seconds: &[u64]) -> String {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &s in seconds {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == s => *last = s,
+            _ => ranges.push((s, s)),
+        }
+    }
+    let mut parts: Vec<String> =
+        ranges.iter().take(6).map(|(a, b)| if a == b { a.to_string() } else { format!("{a}–{b}") }).collect();
+    if ranges.len() > 6 {
+        parts.push(format!("and {} more", ranges.len() - 6));
+    }
+    parts.join(", ")
+}
+
+/// The watched target over the run: peaks of fds (against the limit), sockets, queue, threads,
+/// memory and CPU, its warnings, and whether it went away; `None` when no target was watched.
+pub fn target(doc: &ResultsDocument) -> Option<Table> {
+    let totals = doc.summary.target.as_ref()?;
+    let samples: Vec<&WatchSample> = doc.timeline.iter().filter_map(|e| e.target.as_ref()).collect();
+    let peak = |f: fn(&WatchSample) -> f64| {
+        samples.iter().map(|s| f(s)).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    };
+    let mut t = Table::new("Target", &[("figure", false), ("value", true)]);
+    t.pair("process", format!("{} (pid {})", totals.name, totals.pid));
+    t.pair("samples", fmt::thousands(totals.samples));
+    let fds = match totals.fd_soft_limit {
+        Some(limit) => {
+            let share = totals.peak_open_fds as f64 / limit.max(1) as f64;
+            Cell::toned(
+                format!(
+                    "{} of {} ({})",
+                    fmt::thousands(totals.peak_open_fds),
+                    fmt::thousands(limit),
+                    fmt::percent(share)
+                ),
+                if share >= FD_LIMIT_SHARE { Tone::Bad } else { Tone::Plain },
+            )
+        }
+        None => Cell::plain(format!("{} (no limit)", fmt::thousands(totals.peak_open_fds))),
+    };
+    t.row(vec![Cell::plain("peak open fds"), fds]);
+    if let Some(max_fd) = totals.peak_max_fd {
+        let tone = if max_fd >= SELECT_FD_LIMIT { Tone::Warn } else { Tone::Plain };
+        t.row(vec![Cell::plain("highest fd number"), Cell::toned(fmt::thousands(max_fd), tone)]);
+    }
+    t.pair("peak ESTABLISHED", fmt::thousands(totals.peak_established));
+    t.pair("peak CLOSE_WAIT", fmt::thousands(totals.peak_close_wait));
+    if let Some(queue) = peak(|s| s.accept_queue as f64) {
+        t.pair("peak accept queue", fmt::thousands(queue as u64));
+    }
+    if let Some(overflows) = peak(|s| s.system_listen.map_or(0.0, |l| l.listen_overflows_per_s)) {
+        let tone = if overflows > 0.0 { Tone::Warn } else { Tone::Plain };
+        t.row(vec![
+            Cell::plain("peak listen overflows (system)"),
+            Cell::toned(format!("{}/s", fmt::rate(overflows)), tone),
+        ]);
+    }
+    t.pair("peak threads", fmt::thousands(totals.peak_threads));
+    t.pair("peak memory (RSS)", fmt::bytes(totals.peak_rss_bytes as f64));
+    if let Some(cpu) = peak(|s| s.cpu_percent.unwrap_or(0.0)) {
+        t.pair("peak CPU", format!("{cpu:.0}% of one core"));
+    }
+    for warning in &totals.warnings {
+        t.row(vec![Cell::plain("warning"), Cell::toned(warning.clone(), Tone::Warn)]);
+    }
+    if let Some(gone) = &totals.gone {
+        t.row(vec![Cell::plain("went away"), Cell::toned(gone.clone(), Tone::Bad)]);
+    }
+    Some(t)
+}
+
 /// One row per load stage.
 pub fn stages(doc: &ResultsDocument) -> Table {
     let mut t = Table::new(
@@ -436,7 +574,7 @@ mod tests {
 
     #[test]
     fn every_row_is_as_long_as_the_headers() {
-        for doc in [fixture::open_run(), fixture::find_limit_run()] {
+        for doc in [fixture::open_run(), fixture::find_limit_run(), fixture::observed_run()] {
             for t in all(&doc) {
                 assert_eq!(t.numeric.len(), t.headers.len(), "{}", t.title);
                 for row in &t.rows {
@@ -452,6 +590,40 @@ mod tests {
         assert_eq!(t.rows[0][0].text, "status_5xx");
         assert_eq!(t.rows[1][0].text, "timeout");
         assert!(meaning("no_local_ports").contains("ip_local_port_range"));
+    }
+
+    #[test]
+    fn probe_and_target_tables_only_when_the_run_has_them() {
+        let plain = fixture::open_run();
+        assert!(probes(&plain).is_none() && target(&plain).is_none());
+        let titles: Vec<String> = all(&plain).into_iter().map(|t| t.title).collect();
+        assert!(!titles.iter().any(|t| t == "Probes" || t == "Target"), "{titles:?}");
+
+        let doc = fixture::observed_run();
+        let p = probes(&doc).unwrap();
+        assert_eq!(p.headers.last().map(String::as_str), Some("max value"));
+        assert_eq!(p.rows[0][0].text, "127.0.0.1:8090/health");
+        assert_eq!(p.rows[0][7].text, "4–6");
+        assert_eq!(p.rows[0][7].tone, Tone::Bad);
+        assert_eq!(p.rows[1][7].text, "none");
+        assert_eq!(p.rows[1][8].text, "19");
+        assert_eq!(p.rows[0][8].text, "—");
+
+        let t = target(&doc).unwrap();
+        let value = |label: &str| t.rows.iter().find(|r| r[0].text == label).map(|r| r[1].text.clone());
+        assert_eq!(value("peak open fds").as_deref(), Some("67 of 1,024 (6.5%)"));
+        assert_eq!(value("peak CLOSE_WAIT").as_deref(), Some("7"));
+        assert_eq!(value("peak accept queue").as_deref(), Some("5"));
+        assert_eq!(value("peak listen overflows (system)").as_deref(), Some("12/s"));
+        assert_eq!(t.rows.iter().filter(|r| r[0].text == "warning").count(), 2);
+    }
+
+    #[test]
+    fn seconds_read_as_ranges() {
+        assert_eq!(second_ranges(&[4, 5, 6, 9]), "4–6, 9");
+        assert_eq!(second_ranges(&[1, 3, 5, 7, 9, 11, 13, 15]), "1, 3, 5, 7, 9, 11, and 2 more");
+        assert_eq!(number(-1200.0), "-1,200");
+        assert_eq!(number(0.25), "0.25");
     }
 
     #[test]

@@ -245,7 +245,8 @@ struct OpenQueue {
 /// connection); otherwise it waits in line, and that wait counts in its latency. When the
 /// flow starts with a request (a quick run is such a flow), that request is counted as sent
 /// when it is due: it takes its permit (`-n`) then, `--max-inflight` drops it when too many
-/// are queued or in flight, and one still queued when the run ends counts as unfinished.
+/// are queued or in flight, and one still queued when the run ends counts as unfinished. For
+/// other flows `--max-inflight` bounds the iterations waiting or under way.
 async fn open_dispatcher(shard: Rc<Shard>, run: Rc<ScenarioRun>, open: OpenLoad) {
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -285,7 +286,17 @@ async fn open_dispatcher(shard: Rc<Shard>, run: Rc<ScenarioRun>, open: OpenLoad)
                 Some(true) => {}
             }
         } else {
-            shard.record(intended, |s| record(&mut s.schedule_lag, lag));
+            // No request is due yet: the bound applies to iterations waiting or under way.
+            let busy = queue.users.get() - queue.idle.get();
+            let pending = (queue.waiting.borrow().len() + busy) as u64;
+            let dropped = max_inflight.is_some_and(|max| pending >= max);
+            shard.record(intended, |s| {
+                s.dropped += u64::from(dropped);
+                record(&mut s.schedule_lag, lag);
+            });
+            if dropped {
+                continue;
+            }
         }
         queue.waiting.borrow_mut().push_back(intended);
         if queue.idle.get() > 0 {

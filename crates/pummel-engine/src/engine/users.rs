@@ -383,8 +383,8 @@ impl User {
         self.leave_at.is_some_and(|at| Instant::now() >= at)
     }
 
-    /// Sets up iteration `n`: counts it and takes a row of every feeder. False when a feeder
-    /// is exhausted (`when_exhausted = "end"`): the user stops.
+    /// Sets up iteration `n`: counts it and takes a row of every feeder the scenario reads.
+    /// False when one is exhausted (`when_exhausted = "end"`): the user stops.
     fn begin_iteration(&mut self, shard: &Shard, run: &ScenarioRun, n: u64) -> bool {
         self.vars.set_iteration(n);
         for feeder in run.scenario().feeders.iter().filter_map(|&i| run.scenarios.feeders.get(i)) {

@@ -229,7 +229,9 @@ fn observed_run_report_shows_the_target_side() {
     let (page_path, page_file) = support::path_in(&dir, "observed.html");
     let pid = sink.pid().to_string();
     let url = sink.url("/observed");
-    let args = ["run", &url, "-r", "200", "-d", "3s", "--probe", &url, "--probe-every", "250ms"];
+    // 5 s: the watch samples once a second on its own thread, so on a loaded machine a sample
+    // can land in the next second; a few seconds leave at least two seconds with samples.
+    let args = ["run", &url, "-r", "200", "-d", "5s", "--probe", &url, "--probe-every", "250ms"];
     let out = support::run(&[&args[..], &["--watch-pid", &pid, "--quiet", "-o", &results_file]].concat(), LIMIT);
     out.assert_code(0);
     let entries = timeline(&results);

@@ -39,7 +39,12 @@ fn finds_the_capacity_of_a_rate_limited_target() {
     let doc = read_json(&path);
     assert_valid_results(&doc);
     let capacity = num(&doc, "/find_limit/capacity_rps");
-    assert!((1275.0..=1725.0).contains(&capacity), "capacity {capacity} req/s, expected 1500 ± 15 %");
+    assert!(
+        (1275.0..=1725.0).contains(&capacity),
+        "capacity {capacity} req/s, expected 1500 ± 15 %\n{}{}",
+        out.stdout,
+        out.stderr
+    );
     let breaking = num(&doc, "/find_limit/breaking_rps");
     assert!(breaking > capacity, "breaks at {breaking}, above the capacity {capacity}");
     let steps = doc["find_limit"]["steps"].as_array().expect("steps");

@@ -460,20 +460,27 @@ impl Validator<'_> {
         (when, window)
     }
 
+    /// True when templates can read `name` (letters, digits, `_`); otherwise reports it.
+    fn variable_name(&mut self, name: &Spanned<String>) -> bool {
+        let valid = crate::is_variable_name(name.get_ref());
+        if !valid {
+            self.push(
+                Diagnostic::new(
+                    DiagnosticKind::Invalid,
+                    name.span(),
+                    format!("invalid variable name {:?}", name.get_ref()),
+                )
+                .with_help("a name is letters, digits and _, not starting with a digit"),
+            );
+        }
+        valid
+    }
+
     fn variables(&mut self, raw: &RawPlan) -> BTreeMap<String, String> {
         let mut variables = BTreeMap::new();
         let Some(table) = &raw.variables else { return variables };
         for (name, value) in table.get_ref() {
-            if !crate::is_variable_name(name.get_ref()) {
-                self.push(
-                    Diagnostic::new(
-                        DiagnosticKind::Invalid,
-                        name.span(),
-                        format!("invalid variable name {:?}", name.get_ref()),
-                    )
-                    .with_help("a name is letters, digits and _, not starting with a digit"),
-                );
-            }
+            self.variable_name(name);
             let text = match value.get_ref() {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),

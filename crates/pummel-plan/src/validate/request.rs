@@ -530,15 +530,7 @@ impl Validator<'_> {
     }
 
     fn extract(&mut self, name: &Spanned<String>, raw: &Spanned<RawExtract>) -> Option<Extractor> {
-        if !crate::is_variable_name(name.get_ref()) {
-            self.push(
-                Diagnostic::new(
-                    DiagnosticKind::Invalid,
-                    name.span(),
-                    format!("invalid variable name {:?}", name.get_ref()),
-                )
-                .with_help("a name is letters, digits and _, not starting with a digit"),
-            );
+        if !self.variable_name(name) {
             return None;
         }
         let e = raw.get_ref();

@@ -1,6 +1,5 @@
 //! The `pummel` binary: a thin layer of commands, terminal output and exit codes over the
 //! `pummel-engine` library and the `pummel-sink` server.
-#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;

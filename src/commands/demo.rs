@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use pummel_engine::duration::parse_duration;
 use pummel_engine::engine::{self, RunControl};
-use pummel_engine::expr::Expr;
+use pummel_engine::measure::summary::summarize;
 use pummel_engine::plan::{Arrival, Load, OpenLoad, Plan, RateStage, RequestSpec, StatusSet, Stop, Target};
-use pummel_engine::summary::Summary;
+use pummel_results::duration::parse_duration;
+use pummel_results::expr::Expr;
 use pummel_sink::{Delay, SinkConfig};
 
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
@@ -61,7 +61,7 @@ pub fn run(args: DemoArgs) -> Result<ExitStatus, CliError> {
 
     let status = super::run::finish(&plan, &outcome, args.display, Some(&args.output))?;
     if !args.display.json {
-        let summary = Summary::new(&plan, &outcome);
+        let summary = summarize(&plan, &outcome);
         print_stdout(&format!("\nPer step\n{}", stages_table(&summary)));
     }
     Ok(status)

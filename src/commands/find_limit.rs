@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
-use pummel_engine::engine::{RunControl, TimelineEntry};
+use pummel_engine::engine::RunControl;
 use pummel_engine::find_limit::{FindLimitError, FindLimitSpec, Search, StepObserver, find_limit};
+use pummel_engine::measure::{results::document as results_document, summary::summarize};
 use pummel_engine::plan::{Load, OpenLoad, RateStage, Stop};
-use pummel_engine::results::{ResultsDocument, StepVerdict};
-use pummel_engine::summary::{StageSummary, Summary};
+use pummel_results::document::StepVerdict;
+use pummel_results::summary::StageSummary;
+use pummel_results::timeline::TimelineEntry;
 
 use super::run::{arrival, base_plan, duration_flag, parse_exprs, parse_ok_status, parse_rate, validate};
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
@@ -106,7 +108,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
         FindLimitError::Engine(_) => CliError::cannot_start(anyhow!(e)),
     })?;
 
-    let summary = Summary::new(&found.plan, &found.outcome);
+    let summary = summarize(&found.plan, &found.outcome);
     let route = format!("{} {}", spec.base.request.method, spec.base.target.path_and_query);
     if args.display.json {
         let value = serde_json::json!({ "find_limit": found.report, "summary": summary });
@@ -129,7 +131,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
         }
     }
     if let Some(path) = &args.output {
-        let mut doc = ResultsDocument::new(&found.plan, &found.outcome, summary.clone());
+        let mut doc = results_document(&found.plan, &found.outcome, summary.clone());
         doc.find_limit = Some(found.report.clone());
         doc.write_atomically(path).map_err(|e| CliError::internal(anyhow!(e)))?;
         if !args.display.json && !args.display.quiet {

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use pummel_engine::engine::{self, RunControl, RunOutcome, TimelineEntry};
+use pummel_engine::engine::{self, RunControl, RunOutcome};
 use pummel_engine::plan::{HoldLoad, HoldMode, Load, Plan, PlanError, Stop, Target, parse_source_addrs};
+use pummel_results::timeline::TimelineEntry;
 
 use super::run::{base_plan, duration_flag, finish, observers, parse_exprs, parse_rate, validate, warn_about_limits};
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};

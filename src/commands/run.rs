@@ -5,20 +5,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use pummel_engine::duration::parse_duration;
+use pummel_engine::dial::{TlsSettings, TlsVersion};
 use pummel_engine::engine::{self, RunControl, RunOutcome, StopReason};
-use pummel_engine::expr::Expr;
+use pummel_engine::flow::payload::{parse_size, random_payload};
+use pummel_engine::flow::sigv4::{Credentials, SigV4, parse_cli};
 use pummel_engine::limits::raise_open_file_limit;
+use pummel_engine::measure::{results::document as results_document, summary::summarize};
 use pummel_engine::observe::probe::{ProbeExpect, ProbeSpec};
 use pummel_engine::observe::{Observers, WatchTarget};
-use pummel_engine::payload::{parse_size, random_payload};
 use pummel_engine::plan::{
     Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, RateStage, RequestSpec, Scheme, StatusSet, Stop, Target,
 };
-use pummel_engine::results::ResultsDocument;
-use pummel_engine::sigv4::{Credentials, SigV4, parse_cli};
-use pummel_engine::summary::Summary;
-use pummel_engine::tls::{TlsSettings, TlsVersion};
+use pummel_results::duration::parse_duration;
+use pummel_results::expr::Expr;
 use pummel_system::doctor::{DoctorRequest, quick_check_with};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
@@ -69,7 +68,7 @@ pub fn finish(
     display: DisplayArgs,
     output: Option<&Path>,
 ) -> Result<ExitStatus, CliError> {
-    let summary = Summary::new(plan, outcome);
+    let summary = summarize(plan, outcome);
     // A count of `tls_error`s does not say why; the reason usually does (unknown issuer, ...).
     if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
         eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));
@@ -81,7 +80,7 @@ pub fn finish(
         super::print_stdout(&summary_table(&summary));
     }
     if let Some(path) = output {
-        ResultsDocument::new(plan, outcome, summary.clone())
+        results_document(plan, outcome, summary.clone())
             .write_atomically(path)
             .map_err(|e| CliError::internal(anyhow!(e)))?;
         if !display.json && !display.quiet {
@@ -200,7 +199,7 @@ pub fn base_plan(
 
 /// `--aws-sigv4 REGION:SERVICE` with the keys from the standard AWS environment variables.
 pub fn sigv4_signer(spec: &str) -> Result<SigV4, CliError> {
-    let usage = |e: pummel_engine::sigv4::SigV4Error| CliError::usage(anyhow!("--aws-sigv4: {e}"));
+    let usage = |e: pummel_engine::flow::sigv4::SigV4Error| CliError::usage(anyhow!("--aws-sigv4: {e}"));
     let (region, service) = parse_cli(spec).map_err(usage)?;
     let credentials = Credentials::from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY").map_err(usage)?;
     Ok(SigV4 { region, service, credentials })

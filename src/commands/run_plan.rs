@@ -18,9 +18,9 @@ use anyhow::anyhow;
 use clap::CommandFactory;
 use clap::parser::ValueSource;
 use pummel_engine::engine::{self, RunControl};
+use pummel_engine::flow::template::Template;
+use pummel_engine::measure::summary::summarize;
 use pummel_engine::plan::{Load, Plan, PlanError};
-use pummel_engine::summary::Summary;
-use pummel_engine::template::Template;
 use pummel_plan::{BodySpec, LoadError, LoadSpec, Options, PlanSpec};
 
 use super::run::{self as quick, duration_flag, parse_exprs};
@@ -97,7 +97,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         progress.second(entry);
     })
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    let summary = Summary::new(&plan, &outcome);
+    let summary = summarize(&plan, &outcome);
     if !args.display.json && !args.display.quiet {
         if let Some(tables) = flow_tables(&summary) {
             print_stdout(&tables);

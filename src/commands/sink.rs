@@ -4,8 +4,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use pummel_engine::duration::parse_duration;
 use pummel_engine::engine::RunControl;
+use pummel_results::duration::parse_duration;
 use pummel_sink::{Delay, SinkConfig, SinkError, SinkTls};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::{ArgGroup, Args};
-use pummel_engine::duration::parse_duration;
 use pummel_engine::engine::RunControl;
+use pummel_results::duration::parse_duration;
 use pummel_system::watch::{TargetWatch, WatchError, WatchSample, listening_processes};
 
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use pummel_engine::engine::TimelineEntry;
+use pummel_results::timeline::TimelineEntry;
 
 use super::format::{ms, rate};
 use crate::cli::DisplayArgs;

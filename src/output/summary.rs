@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use pummel_engine::error_kind::ErrorKind;
-use pummel_engine::summary::{LatencyFigures, Summary};
+use pummel_results::error_kind::ErrorKind;
+use pummel_results::summary::{LatencyFigures, Summary};
 
 use super::format::{bytes, ms, percent, rate, thousands};
 

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use pummel_engine::ws::{WsSession, WsTarget};
+use pummel_engine::proto::ws::{WsSession, WsTarget};
 
 use crate::support;
 

@@ -336,9 +336,8 @@ pub fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
 
 /// The results document schema, compiled.
 pub fn results_schema() -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/results.schema.json");
-    let schema = read_json(&path);
-    jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", path.display()))
+    let schema: Value = serde_json::from_str(pummel_results::document::SCHEMA).expect("the schema is JSON");
+    jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("the results schema is not a valid schema: {e}"))
 }
 
 /// Panics listing every violation unless `document` matches the results schema.

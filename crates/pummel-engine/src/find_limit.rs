@@ -13,12 +13,14 @@
 
 use std::time::Duration;
 
-use crate::engine::{self, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason, TimelineEntry};
-use crate::expr::{CmpOp, Expr, Metric};
+use crate::engine::{self, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
+use crate::measure::stats::Stats;
+use crate::measure::summary::stage_summary;
 use crate::plan::{Load, Plan, RateStage, Stop};
-use crate::results::{CapacityPlan, FindLimitReport, StepVerdict};
-use crate::stats::Stats;
-use crate::summary::{StageSummary, ThresholdVerdict};
+use pummel_results::document::{CapacityPlan, FindLimitReport, StepVerdict};
+use pummel_results::expr::{CmpOp, Expr, Metric};
+use pummel_results::summary::{StageSummary, ThresholdVerdict};
+use pummel_results::timeline::TimelineEntry;
 
 /// Most steps a search runs, whatever the precision asks: a bound on the run's length.
 const MAX_STEPS: usize = 40;
@@ -285,7 +287,7 @@ fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
         reasons.push(format!("generator: {why}"));
     }
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    let row = StageSummary::new(Some(rate), measured, &stats, reason.clone());
+    let row = stage_summary(Some(rate), measured, &stats, reason.clone());
     let verdict = StepVerdict { target_rate: rate, good: reason.is_none(), reason };
     Step { rate, outcome, row, verdict, generator_limited }
 }
@@ -293,7 +295,10 @@ fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
 /// The failure that dominated: a status code for HTTP errors, else the error kind.
 fn top_failure(stats: &Stats) -> Option<String> {
     let (kind, _) = stats.errors.non_zero().max_by_key(|&(_, n)| n)?;
-    if matches!(kind, crate::error_kind::ErrorKind::Status4xx | crate::error_kind::ErrorKind::Status5xx) {
+    if matches!(
+        kind,
+        pummel_results::error_kind::ErrorKind::Status4xx | pummel_results::error_kind::ErrorKind::Status5xx
+    ) {
         let status = stats.status_counts().filter(|(code, _)| *code >= 400).max_by_key(|&(_, n)| n)?;
         return Some(format!("status_{}", status.0));
     }

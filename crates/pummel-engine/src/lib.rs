@@ -1,36 +1,38 @@
 //! pummel's load engine.
 //!
 //! The engine runs a validated [`plan::Plan`]: it spreads the work over one single-threaded
-//! runtime per core ("shards"), drives HTTP/1.1 connections on loopback or real networks,
-//! records every latency in HdrHistograms with identical bounds, and reports a per-second
-//! timeline plus final summaries. It holds no terminal or command-line code: the `pummel`
-//! binary turns user input into a `Plan` and renders what the engine reports.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
+//! runtime per core ("shards"), opens connections and speaks HTTP/1.1, HTTP/2 and WebSocket to
+//! the target, records every latency in HdrHistograms with identical bounds, and reports a
+//! per-second timeline plus final summaries. It holds no terminal or command-line code: the
+//! `pummel` binary turns user input into a `Plan` and renders what the engine reports.
+//!
+//! The folders are the architecture:
+//! - [`plan`] and [`flow`]: what a run is (targets, load models, scenarios of user journeys,
+//!   templates, feeders), validated before the engine sees it;
+//! - [`load`]: *when* work starts (closed users, open arrivals, stages, hold pacing);
+//! - [`exec`]: *what* a virtual user does, step by step;
+//! - [`proto`]: *how* bytes are framed (HTTP/1.1, HTTP/2, WebSocket);
+//! - [`dial`]: *how* a connection opens (TCP, TLS, source addresses) and the one classifier of
+//!   failures into counted kinds;
+//! - [`measure`]: statistics, the timeline, the summary and the results document;
+//! - [`engine`]: shards and the collector that runs it all; [`observe`]: probes and the
+//!   target watch beside the load; [`find_limit`]: the capacity search on top.
+//!
+//! The results document's types live in the `pummel-results` crate, which readers of results
+//! use without this engine.
 
-pub mod duration;
+pub mod dial;
 pub mod engine;
-pub mod error_kind;
-pub mod expr;
-pub mod feeder;
+pub mod exec;
 pub mod find_limit;
 pub mod flow;
-pub mod histogram;
-pub mod http1;
 pub mod inspect;
 pub mod limits;
+pub mod load;
+pub mod measure;
 pub mod observe;
-pub mod payload;
 pub mod plan;
-pub mod results;
-pub mod schedule;
-pub mod sigv4;
-pub mod stats;
-pub mod summary;
-pub mod template;
-pub mod tls;
-pub mod transport;
-pub mod ws;
+pub mod proto;
 
 /// The version written into every results document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

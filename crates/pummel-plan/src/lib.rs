@@ -26,8 +26,6 @@
 //! let spec = pummel_plan::parse("plan.toml", text, &Default::default()).unwrap();
 //! assert_eq!(spec.url(), "http://127.0.0.1:8090/api");
 //! ```
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod de;
 pub mod diag;

@@ -8,23 +8,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pummel_engine::expr::Expr;
-use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
+use pummel_engine::flow::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
+use pummel_engine::flow::payload::random_payload;
+use pummel_engine::flow::sigv4::{Credentials, SigV4};
+use pummel_engine::flow::template::{Globals, Template, Vars};
 use pummel_engine::flow::{
     Block, Body, Branch, CheckStep, Choice, Flow, JsonTemplate, NamedStats, RenderedRequest, RequestStep, Scenario,
     Scenarios, Step, Think, UserStage, WsCloseStep, WsConnectStep, WsExpectStep, WsMatcher, WsSendStep,
 };
-use pummel_engine::http1::encode_request;
 use pummel_engine::inspect::check::Check;
 use pummel_engine::inspect::extract::Extractor;
 use pummel_engine::observe::Observers;
-use pummel_engine::payload::random_payload;
 use pummel_engine::plan::{
     Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, PlanError, RateStage, RequestSpec, StatusSet, Stop,
     Target,
 };
-use pummel_engine::sigv4::{Credentials, SigV4};
-use pummel_engine::template::{Globals, Template, Vars};
+use pummel_engine::proto::http1::encode_request;
+use pummel_results::expr::Expr;
 
 /// Per-request timeout when the plan gives none (as `pummel run`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -776,7 +776,7 @@ fn number(value: f64) -> String {
 }
 
 fn seconds(d: Duration) -> String {
-    pummel_engine::duration::format_duration(d)
+    pummel_results::duration::format_duration(d)
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use pummel_engine::engine::TimelineEntry;
-use pummel_engine::expr::{CmpOp, Expr, Metric, Stat};
-use pummel_engine::results::{FindLimitReport, ResultsDocument};
+use pummel_results::document::{FindLimitReport, ResultsDocument};
+use pummel_results::expr::{CmpOp, Expr, Metric, Stat};
+use pummel_results::timeline::TimelineEntry;
 
 use crate::axis::Axis;
 use crate::fmt;
@@ -178,7 +178,7 @@ fn rate_chart(frame: &Frame<'_>) -> Chart {
 
 fn latency_chart(frame: &Frame<'_>) -> Chart {
     let t = frame.timeline;
-    let pick = |f: fn(&pummel_engine::engine::TimelineLatency) -> f64| -> Vec<Option<f64>> {
+    let pick = |f: fn(&pummel_results::timeline::TimelineLatency) -> f64| -> Vec<Option<f64>> {
         t.iter().map(|e| e.latency_ms.as_ref().map(f)).collect()
     };
     let series = vec![

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use pummel_engine::results::ResultsDocument;
+use pummel_results::document::ResultsDocument;
 use pummel_system::watch::WatchSample;
 
 use crate::charts::observers::{ProbeSecond, probe_seconds, probe_urls};

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use pummel_engine::engine::{LagFigures, TimelineEntry, TimelineLatency};
-use pummel_engine::histogram::{new_histogram, to_base64};
-use pummel_engine::observe::TargetTotals;
-use pummel_engine::observe::probe::ProbeSample;
-use pummel_engine::results::{FindLimitReport, Histograms, ResultsDocument, StepVerdict};
-use pummel_engine::summary::{
+use pummel_results::document::{FindLimitReport, Histograms, ResultsDocument, StepVerdict};
+use pummel_results::histogram::{new_histogram, to_base64};
+use pummel_results::observed::ProbeSample;
+use pummel_results::observed::TargetTotals;
+use pummel_results::summary::{
     Bytes, ConnectFigures, GeneratorFigures, LatencyFigures, ProbeSummary, Rates, RequestCounts, StageSummary, Summary,
     ThresholdVerdict,
 };
+use pummel_results::timeline::{LagFigures, TimelineEntry, TimelineLatency};
 use pummel_system::proc_text::tcp::TcpStates;
 use pummel_system::watch::{ListenRates, Warning, WarningKind, WatchSample};
 

@@ -2,7 +2,7 @@
 //! and how it ended (complete, partial, aborted; thresholds; whether the generator kept up; for
 //! find-limit runs, the capacity verdict). Shared by the page and the markdown.
 
-use pummel_engine::results::ResultsDocument;
+use pummel_results::document::ResultsDocument;
 
 use crate::fmt;
 use crate::tables::Tone;

@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use pummel_engine::results::{FindLimitReport, ResultsDocument};
+use pummel_results::document::{FindLimitReport, ResultsDocument};
 
 use crate::charts;
 use crate::fmt;

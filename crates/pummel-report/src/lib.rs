@@ -14,8 +14,6 @@
 //!
 //! Everything here is pure: it reads a [`ResultsDocument`] (see [`load::load`]) and returns
 //! text. Writing files and choosing exit codes is the binary's job.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod axis;
 pub mod charts;
@@ -35,4 +33,4 @@ pub(crate) mod fixture;
 
 pub use error::ReportError;
 pub use load::load;
-pub use pummel_engine::results::ResultsDocument;
+pub use pummel_results::document::ResultsDocument;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use pummel_engine::results::{ResultsDocument, SCHEMA_VERSION};
+use pummel_results::document::{ResultsDocument, SCHEMA_VERSION};
 
 use crate::error::ReportError;
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use pummel_engine::results::ResultsDocument;
+use pummel_results::document::ResultsDocument;
 
 use crate::headline::Headline;
 use crate::tables::{self, Table};

@@ -3,9 +3,9 @@
 //! connections and generator health, failures by kind, status codes, thresholds, and the
 //! per-stage or, for find-limit runs, per-step table users used to write by hand.
 
-use pummel_engine::error_kind::ErrorKind;
-use pummel_engine::results::{FindLimitReport, ResultsDocument};
-use pummel_engine::summary::{LatencyFigures, StageSummary};
+use pummel_results::document::{FindLimitReport, ResultsDocument};
+use pummel_results::error_kind::ErrorKind;
+use pummel_results::summary::{LatencyFigures, StageSummary};
 use pummel_system::watch::{FD_LIMIT_SHARE, SELECT_FD_LIMIT, WatchSample};
 
 use crate::charts::observers::{probe_label, probe_seconds};

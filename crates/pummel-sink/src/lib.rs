@@ -31,9 +31,6 @@
 //! `echo` (answers describing the request: `SinkConfig::echo`),
 //! `server` ([`start`], threads and the listener).
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 mod chunked;
 mod config;
 mod connection;

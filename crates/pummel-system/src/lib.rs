@@ -11,8 +11,6 @@
 //! `run` / `hold` call [`watch::TargetWatch::sample`] once a second and
 //! [`doctor::quick_check`] at start. The text formats of `/proc` are parsed in [`proc_text`],
 //! small pure functions tested on fixed sample text.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod doctor;
 pub mod proc_text;

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 use cpu_time::ProcessTime;
 
 use super::shard::{self, ShardReport, ShardSetup};
-use super::timeline::{Gauges, TimelineEntry};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
-use crate::expr::{MetricSource, Stat};
 use crate::flow::{FlowTallies, Scenarios};
+use crate::measure::stats::{Stats, histogram_stat_ms};
+use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
 use crate::plan::{Load, Plan, RateStage};
-use crate::stats::{Stats, histogram_stat_ms};
+use pummel_results::expr::{MetricSource, Stat};
+use pummel_results::timeline::TimelineEntry;
 
 /// Delay between spawning the shards and their common start, so they all begin together.
 const START_DELAY: Duration = Duration::from_millis(30);
@@ -158,7 +159,7 @@ pub(super) fn run(
                 cpu_percent: (cpu_now - cpu_last).as_secs_f64() * 100.0,
             };
             cpu_last = cpu_now;
-            let entry = TimelineEntry::from_stats(next_second, &done.stats, gauges);
+            let entry = entry(next_second, &done.stats, gauges);
             // The shards' final reports cover the tail after the last whole second; an empty
             // tail is not worth a line of its own.
             let idle_tail = finished.iter().all(|f| *f) && entry.sent == 0 && entry.completed == 0;

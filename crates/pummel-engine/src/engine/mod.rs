@@ -8,16 +8,15 @@
 
 mod collector;
 mod control;
-mod shard;
-mod timeline;
+pub(crate) mod shard;
 
 use std::time::{Duration, SystemTime};
 
 pub use control::RunControl;
-pub use timeline::{LagFigures, TimelineEntry, TimelineLatency};
+use pummel_results::timeline::TimelineEntry;
 
+use crate::measure::stats::Stats;
 use crate::plan::Plan;
-use crate::stats::Stats;
 
 /// Why the run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +55,7 @@ pub struct RunOutcome {
     /// Each probe's figures over the run.
     pub probes: Vec<crate::observe::ProbeTotals>,
     /// The watched target's figures over the run.
-    pub target: Option<crate::observe::TargetTotals>,
+    pub target: Option<pummel_results::observed::TargetTotals>,
     /// A plan file's tallies: statistics per request name, checks, branches, iterations.
     pub flows: Option<crate::flow::FlowTallies>,
 }

@@ -16,25 +16,18 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::error_kind::ErrorKind;
+use crate::dial::TlsClient;
+use crate::dial::{Alpn, Dialer, Opened, TransportError};
 use crate::flow::FlowTallies;
-use crate::histogram::record;
+use crate::load::arrivals::share;
+use crate::measure::stats::Stats;
 use crate::plan::{Load, Plan};
-use crate::schedule::share;
-use crate::stats::Stats;
-use crate::tls::TlsClient;
-use crate::transport::{Connection, Opened, TransportError, connect_from, open};
+use crate::proto::http1::Connection;
+use pummel_results::error_kind::ErrorKind;
+use pummel_results::histogram::record;
 
-/// The hold model's driver (`pummel hold`); a child module so it shares the shard's state.
-#[path = "hold.rs"]
-mod hold;
-/// The HTTP/2 driver (`run --http2`), closed and open model; a child module like `hold`.
-#[path = "h2.rs"]
-mod http2;
-/// Scenarios of virtual users walking their flows (plan files and quick runs); a child module
-/// like `hold`.
-#[path = "users.rs"]
-mod users;
+use crate::exec::{self as users, hold};
+use crate::proto::http2;
 
 /// How long in-flight requests may finish after sending stopped.
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
@@ -83,35 +76,33 @@ pub(crate) fn run(setup: ShardSetup) -> std::io::Result<()> {
     Ok(())
 }
 
-struct Shard {
-    index: usize,
-    plan: Arc<Plan>,
-    request: Arc<[u8]>,
-    head_request: bool,
-    /// This shard's TLS client (its own session cache), for `https://`.
-    tls: Option<TlsClient>,
-    start: Instant,
-    warmup_end: Instant,
+pub(crate) struct Shard {
+    pub(crate) index: usize,
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) request: Arc<[u8]>,
+    pub(crate) head_request: bool,
+    /// How this shard opens connections to the target (addresses and source addresses in
+    /// turn, timeouts, its own TLS client and session cache).
+    pub(crate) dialer: Dialer,
+    pub(crate) start: Instant,
+    pub(crate) warmup_end: Instant,
     /// Cancelled when no new request may start (deadline, abort or interrupt).
-    stop_sending: CancellationToken,
+    pub(crate) stop_sending: CancellationToken,
     /// Requests this shard may still start (`-n`), if bounded.
-    permits: Cell<Option<u64>>,
-    stats: RefCell<ShardStats>,
-    in_flight: Cell<u64>,
-    connections: Cell<u64>,
-    next_addr: Cell<usize>,
-    /// Round-robin position in the plan's source addresses.
-    next_source: Cell<usize>,
+    pub(crate) permits: Cell<Option<u64>>,
+    pub(crate) stats: RefCell<ShardStats>,
+    pub(crate) in_flight: Cell<u64>,
+    pub(crate) connections: Cell<u64>,
     /// The last whole second handed to the collector.
-    seconds_reported: Cell<u64>,
+    pub(crate) seconds_reported: Cell<u64>,
 }
 
-struct ShardStats {
-    interval: Stats,
-    stages: Vec<Stats>,
+pub(crate) struct ShardStats {
+    pub(crate) interval: Stats,
+    pub(crate) stages: Vec<Stats>,
     /// Plan-file tallies; empty for a quick run.
-    flows: FlowTallies,
-    other_errors: Vec<String>,
+    pub(crate) flows: FlowTallies,
+    pub(crate) other_errors: Vec<String>,
 }
 
 async fn drive(setup: ShardSetup) {
@@ -122,7 +113,13 @@ async fn drive(setup: ShardSetup) {
         index: setup.index,
         head_request: plan.request.is_head(),
         request: setup.request.clone(),
-        tls: setup.tls.as_deref().map(TlsClient::for_shard),
+        dialer: Dialer::new(
+            setup.index,
+            plan.target.addrs.clone(),
+            plan.source_addrs.clone(),
+            plan.connect_timeout,
+            setup.tls.as_deref(),
+        ),
         start,
         warmup_end: start + plan.warmup,
         stop_sending: stop_sending.clone(),
@@ -135,8 +132,6 @@ async fn drive(setup: ShardSetup) {
         }),
         in_flight: Cell::new(0),
         connections: Cell::new(0),
-        next_addr: Cell::new(setup.index),
-        next_source: Cell::new(setup.index),
         seconds_reported: Cell::new(0),
         plan,
     });
@@ -205,7 +200,7 @@ async fn drive(setup: ShardSetup) {
 /// Time after the planned end during which sending may still happen: the open model's
 /// dispatcher ends with its schedule, and this only lets the last arrivals, which the
 /// millisecond timer wakes slightly late, still go out.
-fn dispatch_slack(load: &Load) -> Duration {
+pub(crate) fn dispatch_slack(load: &Load) -> Duration {
     match load {
         Load::Open(_) => Duration::from_millis(100),
         Load::Closed(_) | Load::Hold(_) => Duration::ZERO,
@@ -235,17 +230,17 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
 
 impl Shard {
     /// Takes one request permit; false when the request budget is spent or sending stopped.
-    fn take_permit(&self) -> bool {
-        !self.stop_sending.is_cancelled() && crate::schedule::take_one(&self.permits)
+    pub(crate) fn take_permit(&self) -> bool {
+        !self.stop_sending.is_cancelled() && crate::load::arrivals::take_one(&self.permits)
     }
 
     /// Applies `f` to the interval stats and, outside the warmup, to the stage's totals.
-    fn record(&self, intended: Instant, f: impl Fn(&mut Stats)) {
+    pub(crate) fn record(&self, intended: Instant, f: impl Fn(&mut Stats)) {
         self.record_in(None, intended, f);
     }
 
     /// As [`record`](Self::record), and also to the totals of the plan-file statistics `name`.
-    fn record_in(&self, name: Option<usize>, intended: Instant, f: impl Fn(&mut Stats)) {
+    pub(crate) fn record_in(&self, name: Option<usize>, intended: Instant, f: impl Fn(&mut Stats)) {
         let mut stats = self.stats.borrow_mut();
         f(&mut stats.interval);
         if intended >= self.warmup_end {
@@ -259,11 +254,11 @@ impl Shard {
         }
     }
 
-    fn record_failure(&self, intended: Instant, error: &TransportError) {
+    pub(crate) fn record_failure(&self, intended: Instant, error: &TransportError) {
         self.record_failure_in(None, intended, error);
     }
 
-    fn record_failure_in(&self, name: Option<usize>, intended: Instant, error: &TransportError) {
+    pub(crate) fn record_failure_in(&self, name: Option<usize>, intended: Instant, error: &TransportError) {
         self.record_in(name, intended, |s| s.record_failure(error.kind));
         // `other` says nothing without its message; nor does `tls_error` (unknown issuer? wrong
         // name? an alert?). Messages repeat (a template error fails every request alike), so
@@ -274,41 +269,23 @@ impl Shard {
     }
 
     /// Keeps a message about a failure that is not a request's (a feeder that cannot be read).
-    fn note_error(&self, message: String) {
+    pub(crate) fn note_error(&self, message: String) {
         let mut stats = self.stats.borrow_mut();
         if stats.other_errors.len() < KEPT_MESSAGES && !stats.other_errors.contains(&message) {
             stats.other_errors.push(message);
         }
     }
 
-    fn next_addr(&self) -> std::net::SocketAddr {
-        let addrs = &self.plan.target.addrs;
-        let i = self.next_addr.get();
-        self.next_addr.set(i.wrapping_add(1));
-        addrs[i % addrs.len()]
-    }
-
-    /// The next local address to bind (`--source-addrs`), `None` to let the kernel choose.
-    fn next_source(&self) -> Option<std::net::IpAddr> {
-        let sources = &self.plan.source_addrs;
-        let i = self.next_source.get();
-        self.next_source.set(i.wrapping_add(1));
-        (!sources.is_empty()).then(|| sources[i % sources.len()])
-    }
-
-    /// Opens a connection to the next address (TCP, then TLS for `https://`) and records its
+    /// Opens a connection to the target (TCP, then TLS for `https://`) and records its
     /// connect and handshake times under the request that needed it.
-    async fn open(&self, name: Option<usize>, intended: Instant) -> Result<Connection, TransportError> {
-        let (addr, source, timeout) = (self.next_addr(), self.next_source(), self.plan.connect_timeout);
-        let (connection, opened) = match &self.tls {
-            // Plain connections call the TCP connect directly, and TLS ones go through a boxed
-            // future: every connection's task stays as small as before TLS existed.
-            None => {
-                let (connection, connect) = connect_from(addr, source, timeout).await?;
-                (connection, Opened { connect, tls: None })
-            }
-            Some(tls) => Box::pin(open(addr, source, timeout, Some(tls))).await?,
-        };
+    pub(crate) async fn open(&self, name: Option<usize>, intended: Instant) -> Result<Connection, TransportError> {
+        let (stream, opened) = self.dialer.open(Alpn::Http1).await?;
+        self.record_opened(name, intended, &opened);
+        Ok(Connection::new(stream))
+    }
+
+    /// Records what opening a connection took, under the request `intended` (and `name`).
+    pub(crate) fn record_opened(&self, name: Option<usize>, intended: Instant, opened: &Opened) {
         self.record_in(name, intended, |s| {
             s.connections_opened += 1;
             record(&mut s.connect_time, opened.connect);
@@ -317,14 +294,19 @@ impl Shard {
                 s.tls_resumed += u64::from(tls.resumed);
             }
         });
-        Ok(connection)
     }
 
     /// Admits an open-model request that is due now, `lag` late: takes its permit (`-n`),
     /// drops it when `max_inflight` requests already wait or are in flight, else counts it as
     /// started (under `name` too). The lag is recorded either way. `None`: the budget is
     /// spent, stop dispatching; `Some(false)`: dropped; `Some(true)`: started.
-    fn admit(&self, name: Option<usize>, intended: Instant, lag: Duration, max_inflight: Option<u64>) -> Option<bool> {
+    pub(crate) fn admit(
+        &self,
+        name: Option<usize>,
+        intended: Instant,
+        lag: Duration,
+        max_inflight: Option<u64>,
+    ) -> Option<bool> {
         if !self.take_permit() {
             return None;
         }
@@ -341,22 +323,22 @@ impl Shard {
     }
 
     /// Counts a request as started.
-    fn start_request(&self, intended: Instant) {
+    pub(crate) fn start_request(&self, intended: Instant) {
         self.start_request_in(None, intended);
     }
 
     /// Counts a request as started, also under the plan-file statistics `name`.
-    fn start_request_in(&self, name: Option<usize>, intended: Instant) {
+    pub(crate) fn start_request_in(&self, name: Option<usize>, intended: Instant) {
         self.in_flight.set(self.in_flight.get() + 1);
         self.record_in(name, intended, |s| s.sent += 1);
     }
 
     /// Counts a request as no longer in flight.
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
     }
 
-    fn close(&self, conn: &mut Option<Connection>) {
+    pub(crate) fn close(&self, conn: &mut Option<Connection>) {
         if conn.take().is_some() {
             self.connections.set(self.connections.get().saturating_sub(1));
         }

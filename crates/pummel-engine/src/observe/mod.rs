@@ -17,10 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pummel_system::watch::{TargetWatch, WatchError, WatchSample};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use self::probe::{ProbeSample, ProbeSpec, probe_once};
-use crate::histogram::{LatencyHistogram, new_histogram, record};
+use pummel_results::observed::{ProbeSample, TargetTotals};
+
+use self::probe::{ProbeSpec, probe_once};
+use pummel_results::histogram::{LatencyHistogram, new_histogram, record};
 
 /// Which process to watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -215,69 +217,5 @@ impl ProbeTotals {
     /// Share of probes that were OK (`None` before the first).
     pub fn ok_rate(&self) -> Option<f64> {
         (self.sent > 0).then(|| self.ok as f64 / self.sent as f64)
-    }
-}
-
-/// The watched target's figures over the whole run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TargetTotals {
-    /// The process.
-    pub pid: u32,
-    /// Its name.
-    pub name: String,
-    /// Samples taken.
-    pub samples: u64,
-    /// Most open fds seen.
-    pub peak_open_fds: u64,
-    /// Its open-file soft limit (last seen; `None` = unlimited or never sampled).
-    pub fd_soft_limit: Option<u64>,
-    /// Highest fd number seen.
-    pub peak_max_fd: Option<u64>,
-    /// Most ESTABLISHED sockets seen.
-    pub peak_established: u64,
-    /// Most CLOSE_WAIT sockets seen.
-    pub peak_close_wait: u64,
-    /// Most threads seen.
-    pub peak_threads: u64,
-    /// Largest RSS seen, bytes.
-    pub peak_rss_bytes: u64,
-    /// Every warning raised, in order.
-    pub warnings: Vec<String>,
-    /// Set when the process went away during the run.
-    pub gone: Option<String>,
-}
-
-impl TargetTotals {
-    fn new(pid: u32, name: &str) -> Self {
-        TargetTotals {
-            pid,
-            name: name.to_string(),
-            samples: 0,
-            peak_open_fds: 0,
-            fd_soft_limit: None,
-            peak_max_fd: None,
-            peak_established: 0,
-            peak_close_wait: 0,
-            peak_threads: 0,
-            peak_rss_bytes: 0,
-            warnings: Vec::new(),
-            gone: None,
-        }
-    }
-
-    fn add(&mut self, s: &WatchSample) {
-        self.samples += 1;
-        self.peak_open_fds = self.peak_open_fds.max(s.open_fds);
-        self.fd_soft_limit = s.fd_soft_limit;
-        self.peak_max_fd = self.peak_max_fd.max(s.max_fd);
-        self.peak_established = self.peak_established.max(s.tcp.established);
-        self.peak_close_wait = self.peak_close_wait.max(s.tcp.close_wait);
-        self.peak_threads = self.peak_threads.max(s.threads);
-        self.peak_rss_bytes = self.peak_rss_bytes.max(s.rss_bytes);
-        self.warnings.extend(s.warnings.iter().map(|w| w.text.clone()));
-    }
-
-    fn note_gone(&mut self, why: String) {
-        self.gone.get_or_insert(why);
     }
 }

@@ -10,10 +10,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use pummel_results::observed::ProbeSample;
+use serde::Serialize;
 
-use crate::http1::{Progress, ResponseParser, encode_request};
 use crate::plan::{PlanError, Target};
+use crate::proto::http1::{Progress, ResponseParser, encode_request};
 
 /// Most body bytes a probe keeps for its checks.
 const PROBE_BODY_LIMIT: usize = 256 * 1024;
@@ -89,23 +90,6 @@ impl ProbeSpec {
         }
         Ok(ProbeSpec { url: url.to_string(), target, expect, json_path, timeout })
     }
-}
-
-/// The outcome of one probe request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeSample {
-    /// Which probe (its URL).
-    pub url: String,
-    /// True when the target answered in time with an accepted status (and the expectation held).
-    pub ok: bool,
-    /// Time from connect to the end of the response, milliseconds (also for NOK answers).
-    pub latency_ms: Option<f64>,
-    /// The response status, if one came.
-    pub status: Option<u16>,
-    /// The number read from the JSON body, if asked for and found.
-    pub value: Option<f64>,
-    /// Why it is NOK.
-    pub error: Option<String>,
 }
 
 /// Sends one probe request and judges it.

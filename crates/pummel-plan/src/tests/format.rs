@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pummel_engine::feeder::{FeederMode, WhenExhausted};
+use pummel_engine::flow::feeder::{FeederMode, WhenExhausted};
 use pummel_engine::flow::{Step, Think};
 use pummel_engine::inspect::check::Condition;
 use pummel_engine::inspect::extract::ExtractSource;

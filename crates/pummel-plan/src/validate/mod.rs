@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
 
-use pummel_engine::duration::parse_duration;
-use pummel_engine::error_kind::ErrorKind;
-use pummel_engine::expr::{Expr, Metric};
 use pummel_engine::plan::{PlanError, StatusSet, Target};
+use pummel_results::duration::parse_duration;
+use pummel_results::error_kind::ErrorKind;
+use pummel_results::expr::{Expr, Metric};
 use toml::Spanned;
 
 use crate::Options;
@@ -26,8 +26,8 @@ use crate::spec::{
     DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, FeederSpec, PlanSpec, ScenarioSpec, SigV4Spec,
     StepSpec, TargetSpec,
 };
-use pummel_engine::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
-use pummel_engine::template::BUILTIN_VARIABLES;
+use pummel_engine::flow::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
+use pummel_engine::flow::template::BUILTIN_VARIABLES;
 
 /// Validates `raw`; the spec when the file is valid, and every diagnostic found.
 pub(crate) fn validate(
@@ -129,15 +129,15 @@ impl Validator<'_> {
 
     /// A template rendered once, now, with the plan's variables only (load-model values).
     fn render_with_variables(&mut self, span: Range<usize>, text: &str, what: &str) -> Option<String> {
-        let template = match pummel_engine::template::Template::compile(text) {
+        let template = match pummel_engine::flow::template::Template::compile(text) {
             Ok(t) => t,
             Err(e) => {
                 self.push(Diagnostic::new(DiagnosticKind::Invalid, span, format!("{what}: {}", e.message)));
                 return None;
             }
         };
-        let globals = std::sync::Arc::new(pummel_engine::template::Globals::new(&self.variables));
-        match template.render_to_string(&pummel_engine::template::Vars::new(globals, 0)) {
+        let globals = std::sync::Arc::new(pummel_engine::flow::template::Globals::new(&self.variables));
+        match template.render_to_string(&pummel_engine::flow::template::Vars::new(globals, 0)) {
             Ok(text) => Some(text),
             Err(e) => {
                 self.push(

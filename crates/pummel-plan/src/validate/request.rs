@@ -3,15 +3,15 @@
 
 use std::ops::Range;
 
-use pummel_engine::duration::parse_duration;
+use pummel_engine::flow::template::Template;
 use pummel_engine::flow::{JsonTemplate, Think, WsCloseStep, WsMatcher};
-use pummel_engine::http1::{RequestError, encode_request};
 use pummel_engine::inspect::check::{Check, Condition};
 use pummel_engine::inspect::extract::{ExtractSource, Extractor};
 use pummel_engine::inspect::jsonpath::JsonPath;
 use pummel_engine::inspect::{PatternError, compile_regex};
 use pummel_engine::plan::StatusSet;
-use pummel_engine::template::Template;
+use pummel_engine::proto::http1::{RequestError, encode_request};
+use pummel_results::duration::parse_duration;
 use toml::Spanned;
 
 use super::Validator;
@@ -465,7 +465,7 @@ impl Validator<'_> {
         }
         if let Some(size) = &r.random_body {
             let text = self.options.object_size.clone().unwrap_or_else(|| size.get_ref().0.clone());
-            return match pummel_engine::payload::parse_size(&text) {
+            return match pummel_engine::flow::payload::parse_size(&text) {
                 Ok(bytes) => Some((BodySpec::Random(bytes), Some("application/octet-stream"))),
                 Err(e) => {
                     self.push(

@@ -7,7 +7,7 @@
 //! shows none of them. Like every chart over time, each has one x position per timeline entry
 //! (`data-points`); a second without a sample has no value (the line breaks there).
 
-use pummel_engine::engine::TimelineEntry;
+use pummel_results::timeline::TimelineEntry;
 use pummel_system::watch::{WarningKind, WatchSample};
 
 use super::{Frame, colour, max_of, over_time};
@@ -89,7 +89,7 @@ pub fn probe_label(url: &str) -> &str {
 
 /// The charts of the probes and the watched target, in the order of [`OBSERVER_CHARTS`];
 /// empty when the run had neither.
-pub fn observer_charts(doc: &pummel_engine::results::ResultsDocument) -> Vec<Chart> {
+pub fn observer_charts(doc: &pummel_results::document::ResultsDocument) -> Vec<Chart> {
     let frame = Frame::of(doc);
     let mut charts = Vec::new();
     let urls = probe_urls(frame.timeline);

@@ -20,8 +20,8 @@ pub mod fail_if;
 pub mod noise;
 pub mod render;
 
-use pummel_engine::results::ResultsDocument;
-use pummel_engine::summary::{LatencyFigures, NamedSummary, StageSummary, Summary};
+use pummel_results::document::ResultsDocument;
+use pummel_results::summary::{LatencyFigures, NamedSummary, StageSummary, Summary};
 use serde::{Serialize, Serializer};
 
 use crate::fmt;
@@ -429,7 +429,7 @@ pub(crate) mod tests {
     /// A copy of `doc` whose every latency (summary, stages, timeline) is multiplied by `factor`.
     pub fn scale_latency(doc: &ResultsDocument, factor: f64) -> ResultsDocument {
         let mut doc = doc.clone();
-        let scale = |l: &mut pummel_engine::summary::LatencyFigures| {
+        let scale = |l: &mut pummel_results::summary::LatencyFigures| {
             for v in [&mut l.min, &mut l.mean, &mut l.p50, &mut l.p90, &mut l.p95, &mut l.p99, &mut l.p999, &mut l.max]
             {
                 *v *= factor;

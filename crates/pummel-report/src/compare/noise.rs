@@ -17,7 +17,7 @@
 //! The tolerance of a comparison is [`NOISE_FACTOR`] times the larger spread of the two runs,
 //! and never below [`MIN_RELATIVE`] (relative figures) or [`MIN_ERROR_RATE`] (error rate).
 
-use pummel_engine::engine::TimelineEntry;
+use pummel_results::timeline::TimelineEntry;
 use serde::Serialize;
 
 /// Tolerance = this many times the larger per-second spread of the two runs.
@@ -52,7 +52,7 @@ impl Noise {
     /// Estimates the noise of a run from its timeline.
     pub fn estimate(timeline: &[TimelineEntry]) -> Noise {
         let segments = segments(timeline);
-        let latency = |f: fn(&pummel_engine::engine::TimelineLatency) -> f64| {
+        let latency = |f: fn(&pummel_results::timeline::TimelineLatency) -> f64| {
             relative_spread(
                 segments.iter().map(|seg| seg.iter().filter_map(|e| e.latency_ms.as_ref().map(f)).collect()),
             )

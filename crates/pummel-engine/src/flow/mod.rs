@@ -1,0 +1,759 @@
+//! Scenarios of plan files: who does what, in which order, how often.
+//!
+//! A quick `pummel run URL` sends one fixed request over and over; a plan file describes user
+//! journeys instead. Each [`Scenario`] has its own load model and a [`Flow`] of [`Step`]s that
+//! every virtual user (closed model) or every arrival (open model) walks through: requests whose
+//! paths, headers and bodies are templates, think times, blocks repeated `n` times or every
+//! interval, weighted choices between sub-flows, and WebSocket exchanges. Everything here is
+//! validated and compiled before the run (templates, JSONPaths, regexes); the engine only walks
+//! it. Nested flows are behind `Arc`s so a user's position in the flow is cheap to hold.
+
+pub mod feeder;
+pub mod payload;
+pub mod sigv4;
+pub mod template;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::flow::feeder::Feeder;
+use crate::flow::payload::Payload;
+use crate::flow::template::{Globals, RenderError, Template, Vars};
+use crate::inspect::check::Check;
+use crate::inspect::extract::Extractor;
+use crate::inspect::jsonpath::JsonPath;
+use crate::plan::{Load, secs};
+
+/// Everything the plan-file part of a run shares: scenarios, names of request statistics and
+/// checks, template globals and feeders.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenarios {
+    /// The scenarios, all running at once.
+    pub list: Vec<Scenario>,
+    /// Names whose statistics are kept apart (requests and WebSocket exchanges), indexed by
+    /// [`RequestStep::stats`] and friends.
+    pub names: Vec<NamedStats>,
+    /// Names of the checks, indexed by [`CheckStep::id`].
+    pub checks: Vec<String>,
+    /// Names of the `choose` branches, indexed by [`Branch::id`]: how often each was taken is
+    /// counted, so a weight split can be verified.
+    pub branches: Vec<String>,
+    /// `[variables]` (and `-e`), visible to every template.
+    #[serde(skip)]
+    pub globals: Arc<Globals>,
+    /// Data files whose rows feed templates; a new row of each per iteration.
+    #[serde(skip)]
+    pub feeders: Vec<Arc<Feeder>>,
+    /// Thresholds per name (`[thresholds] "GET /api" = [...]`), judged on that name's figures.
+    #[serde(serialize_with = "named_exprs")]
+    pub named_thresholds: Vec<(String, Vec<pummel_results::expr::Expr>)>,
+}
+
+impl Scenarios {
+    /// A quick run as a one-scenario plan: the same load, and a flow of its one request,
+    /// encoded once (or, signed with `--aws-sigv4`, rendered and signed per request). The engine
+    /// runs every closed- and open-model run this way: one path for quick runs and plans. It
+    /// keeps no per-name statistics (`names` is empty): the run's are the request's.
+    pub fn of_quick_plan(plan: &crate::plan::Plan) -> Result<Scenarios, crate::plan::PlanError> {
+        let fixed = match plan.auth {
+            Some(_) => None,
+            None => Some(Arc::from(plan.request.encode(&plan.target, plan.keepalive)?)),
+        };
+        let request = RequestStep {
+            stats: 0,
+            method: plan.request.method.clone(),
+            path: Template::literal(&plan.target.path_and_query),
+            query: Vec::new(),
+            headers: plan.request.headers.iter().map(|(n, v)| (n.clone(), Template::literal(v))).collect(),
+            body: match (plan.request.body.is_empty(), &plan.auth) {
+                (true, _) => Body::Empty,
+                (false, None) => Body::Fixed(Arc::from(plan.request.body.as_slice())),
+                // Signed: the body's hash is computed once here, not per request.
+                (false, Some(_)) => Body::Payload(Payload {
+                    bytes: Arc::from(plan.request.body.as_slice()),
+                    sha256_hex: Arc::from(crate::flow::sigv4::sha256_hex(&plan.request.body)),
+                }),
+            },
+            extract: Vec::new(),
+            checks: Vec::new(),
+            fixed,
+        };
+        Ok(Scenarios {
+            list: vec![Scenario {
+                name: "quick".into(),
+                load: plan.load.clone(),
+                ramp_up: Duration::ZERO,
+                user_stages: Vec::new(),
+                feeders: Vec::new(),
+                iterations: None,
+                duration: plan.stop.duration,
+                flow: Flow { steps: vec![Step::Request(Arc::new(request))] },
+                http2: None,
+            }],
+            names: Vec::new(),
+            checks: Vec::new(),
+            branches: Vec::new(),
+            globals: Arc::new(Globals::default()),
+            feeders: Vec::new(),
+            named_thresholds: Vec::new(),
+        })
+    }
+}
+
+/// What a set of statistics is named after, and which scenario it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedStats {
+    /// The name, e.g. `GET /api/images` (a request's `name`, or its method and path).
+    pub name: String,
+    /// Index of the scenario in [`Scenarios::list`].
+    pub scenario: usize,
+    /// What is measured under this name: `http` requests or `ws` exchanges.
+    pub kind: &'static str,
+}
+
+/// One scenario: a load model and the flow each user or arrival goes through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Its name in output and results.
+    pub name: String,
+    /// Closed (`users`) or open (`rate`, `stages`).
+    pub load: Load,
+    /// Closed model: time over which the users start, evenly; zero starts them all at once.
+    #[serde(with = "secs")]
+    pub ramp_up: Duration,
+    /// Closed model: how many users are active over time; empty keeps all of them active
+    /// (after `ramp_up`). Users beyond a falling level leave (close their connection and
+    /// session) at the end of the step they are in; users of a rising level join.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_stages: Vec<UserStage>,
+    /// The feeders (indexes in [`Scenarios::feeders`]) this scenario's templates read: each
+    /// iteration takes a row of these only.
+    #[serde(skip)]
+    pub feeders: Vec<usize>,
+    /// Runs of the flow: per user in the closed model, in all in the open model.
+    pub iterations: Option<u64>,
+    /// When this scenario stops starting iterations, from the run's start.
+    #[serde(serialize_with = "opt_secs")]
+    pub duration: Option<Duration>,
+    /// The steps.
+    pub flow: Flow,
+    /// `http_version = "2"`: the scenario's requests go over HTTP/2, its users sharing a few
+    /// connections of the shard (each of `streams` concurrent streams) instead of owning one
+    /// HTTP/1.1 connection each. `None`: HTTP/1.1. WebSocket steps stay HTTP/1.1 upgrades.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<crate::plan::Http2Settings>,
+}
+
+impl Scenario {
+    /// How long the scenario starts iterations: its stages (open model), capped by its
+    /// `duration`; `None` when only `iterations` bound it.
+    pub fn planned_duration(&self) -> Option<Duration> {
+        let staged = match &self.load {
+            Load::Open(open) => Some(open.stages.iter().map(|s| s.duration).sum::<Duration>()),
+            Load::Closed(_) if !self.user_stages.is_empty() => Some(self.user_stages.iter().map(|s| s.duration).sum()),
+            Load::Closed(_) | Load::Hold(_) => None,
+        };
+        match (staged, self.duration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// One stage of a closed-model scenario's users: a level, or a linear ramp from `ramp_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UserStage {
+    /// Active users (at the end of a ramp).
+    pub users: u64,
+    /// How long the stage lasts.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// For a ramp: the users at the stage's start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_from: Option<u64>,
+}
+
+/// When user `k` of a closed scenario of `total` users is active, from the run's start:
+/// `[start, end)` windows, `end` `None` for "until the scenario ends". Without stages, user
+/// `k` starts `k/total` into the ramp-up and stays; with stages, it is active while the
+/// stage's number of users (rising or falling linearly on a ramp) is above `k`.
+pub fn user_windows(stages: &[UserStage], ramp_up: Duration, k: u64, total: u64) -> Vec<(Duration, Option<Duration>)> {
+    if stages.is_empty() {
+        return vec![(ramp_up.mul_f64(k as f64 / total.max(1) as f64), None)];
+    }
+    let mut windows: Vec<(Duration, Option<Duration>)> = Vec::new();
+    let mut t0 = Duration::ZERO;
+    for stage in stages {
+        let t1 = t0 + stage.duration;
+        let from = stage.ramp_from.unwrap_or(stage.users) as f64;
+        let to = stage.users as f64;
+        let kf = k as f64;
+        // The part of [t0, t1) where from + (to - from)·s > k, s = (t - t0)/duration.
+        let active = if from == to {
+            (kf < to).then_some((t0, t1))
+        } else if to > from {
+            (kf < to).then(|| (t0 + stage.duration.mul_f64(((kf - from) / (to - from)).clamp(0.0, 1.0)), t1))
+        } else {
+            (kf < from).then(|| (t0, t0 + stage.duration.mul_f64(((from - kf) / (from - to)).clamp(0.0, 1.0))))
+        };
+        if let Some((start, end)) = active.filter(|(s, e)| s < e) {
+            match windows.last_mut() {
+                Some((_, Some(last_end))) if *last_end == start => *last_end = end,
+                _ => windows.push((start, Some(end))),
+            }
+        }
+        t0 = t1;
+    }
+    windows
+}
+
+/// A sequence of steps.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct Flow {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a flow.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Send an HTTP request and wait for its response.
+    Request(Arc<RequestStep>),
+    /// Pause.
+    Think(Think),
+    /// Run a nested flow several times, or every interval.
+    Block(Arc<Block>),
+    /// Run one of several sub-flows, chosen by weight.
+    Choose(Arc<Choice>),
+    /// Open the user's WebSocket session.
+    WsConnect(Arc<WsConnectStep>),
+    /// Send a message on the session.
+    WsSend(Arc<WsSendStep>),
+    /// Wait for a matching message.
+    WsExpect(Arc<WsExpectStep>),
+    /// Close the session.
+    WsClose(WsCloseStep),
+}
+
+/// A pause of a fixed, uniform or exponential length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Think {
+    /// Always this long (`"2s"`).
+    Fixed(#[serde(with = "secs")] Duration),
+    /// Uniform between two bounds (`"1s..5s"`).
+    Uniform(#[serde(with = "secs")] Duration, #[serde(with = "secs")] Duration),
+    /// Exponential with this mean (`"exp(20s)"`): the gaps of a Poisson process.
+    Exponential(#[serde(with = "secs")] Duration),
+}
+
+impl Think {
+    /// Draws one pause.
+    pub fn draw(&self, rng: &mut impl Rng) -> Duration {
+        match *self {
+            Think::Fixed(d) => d,
+            Think::Uniform(lo, hi) if hi > lo => {
+                Duration::from_secs_f64(rng.random_range(lo.as_secs_f64()..hi.as_secs_f64()))
+            }
+            Think::Uniform(lo, _) => lo,
+            Think::Exponential(mean) => {
+                // Inverse transform; 1 - u is in (0, 1], so the logarithm is finite.
+                let u: f64 = rng.random();
+                Duration::from_secs_f64((-(1.0 - u).ln() * mean.as_secs_f64()).min(1e9))
+            }
+        }
+    }
+}
+
+/// `repeat` / `every`: a nested flow run `repeat` times, or every `every` for the rest of the
+/// run (or `repeat` times when both are given).
+#[derive(Debug, Clone, Serialize)]
+pub struct Block {
+    /// How many times; `None` with `every` means until the run ends.
+    pub repeat: Option<u64>,
+    /// Interval between the starts of two runs of the flow; `None` runs them back to back.
+    #[serde(serialize_with = "opt_secs")]
+    pub every: Option<Duration>,
+    /// The nested steps.
+    pub flow: Flow,
+}
+
+/// `choose`: one of several sub-flows per pass, by weight.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    /// The branches.
+    pub branches: Vec<Branch>,
+}
+
+impl Choice {
+    /// Picks a branch with probability proportional to its weight.
+    pub fn pick(&self, rng: &mut impl Rng) -> Option<&Branch> {
+        let total: f64 = self.branches.iter().map(|b| b.weight).sum();
+        let mut point = rng.random::<f64>() * total;
+        for branch in &self.branches {
+            if point < branch.weight {
+                return Some(branch);
+            }
+            point -= branch.weight;
+        }
+        self.branches.last()
+    }
+}
+
+/// One weighted sub-flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Branch {
+    /// Relative weight (> 0).
+    pub weight: f64,
+    /// Its name in the results.
+    pub name: String,
+    /// Index of its counter in [`Scenarios::branches`].
+    pub id: usize,
+    /// The steps.
+    pub flow: Flow,
+}
+
+/// A request step: everything needed to build and judge one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestStep {
+    /// Index of its statistics in [`Scenarios::names`].
+    pub stats: usize,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query (a template).
+    #[serde(serialize_with = "template_text")]
+    pub path: Template,
+    /// Query parameters whose values are templates, percent-encoded once rendered and
+    /// appended to the path (fixed ones are part of `path`).
+    #[serde(skip)]
+    pub query: Vec<(String, Template)>,
+    /// Headers, values as templates; `[target].headers` merged in.
+    #[serde(skip)]
+    pub headers: Vec<(String, Template)>,
+    /// The body.
+    #[serde(skip)]
+    pub body: Body,
+    /// Values taken from the response into the user's variables.
+    #[serde(skip)]
+    pub extract: Vec<Extractor>,
+    /// Checks on the response.
+    #[serde(skip)]
+    pub checks: Vec<CheckStep>,
+    /// The whole request encoded once, when nothing in it changes per request (no template,
+    /// no signature): sent as is, like a quick run's request.
+    #[serde(skip)]
+    pub fixed: Option<Arc<[u8]>>,
+}
+
+impl RequestStep {
+    /// True when the response body must be kept (checks or extraction look at it).
+    pub fn needs_body(&self) -> bool {
+        self.extract.iter().any(|e| e.needs_body()) || self.checks.iter().any(|c| c.check.condition.needs_body())
+    }
+
+    /// True when the response head must be kept.
+    pub fn needs_headers(&self) -> bool {
+        self.extract.iter().any(|e| e.needs_headers()) || self.checks.iter().any(|c| c.check.condition.needs_headers())
+    }
+}
+
+/// A check with its place in the run's check tallies.
+#[derive(Debug, Clone)]
+pub struct CheckStep {
+    /// Index in [`Scenarios::checks`].
+    pub id: usize,
+    /// The check.
+    pub check: Check,
+}
+
+/// A request body.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    /// No body.
+    #[default]
+    Empty,
+    /// The same bytes every time.
+    Fixed(Arc<[u8]>),
+    /// Rendered per request.
+    Template(Template),
+    /// A random payload generated once for its size and shared (object-store tests).
+    Payload(Payload),
+    /// A JSON body with templates in its strings, rendered value by value.
+    Json(JsonTemplate),
+    /// A URL-encoded form whose values are templates, encoded once rendered.
+    Form(Vec<(String, Template)>),
+}
+
+/// A JSON body with templates in its strings. Each string is rendered on its own and the body
+/// serialized afterwards, so a rendered `"` or `\` is escaped and the body stays valid JSON;
+/// a template's result stays a JSON string.
+#[derive(Debug, Clone)]
+pub enum JsonTemplate {
+    /// A part without templates.
+    Fixed(serde_json::Value),
+    /// A string that is a template.
+    Text(Template),
+    /// An array with templates in it.
+    Array(Vec<JsonTemplate>),
+    /// An object with templates in it, keys in order.
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+impl JsonTemplate {
+    /// Builds the template of `value`; `compile` turns each string into a template (an error
+    /// stops the walk and is returned).
+    pub fn of<E>(
+        value: &serde_json::Value,
+        compile: &mut impl FnMut(&str) -> Result<Template, E>,
+    ) -> Result<JsonTemplate, E> {
+        use serde_json::Value as J;
+        Ok(match value {
+            J::String(text) => {
+                let template = compile(text)?;
+                if template.is_static() { JsonTemplate::Fixed(value.clone()) } else { JsonTemplate::Text(template) }
+            }
+            J::Array(items) => {
+                let parts = items.iter().map(|v| JsonTemplate::of(v, compile)).collect::<Result<Vec<_>, E>>()?;
+                match parts.iter().all(JsonTemplate::is_fixed) {
+                    true => JsonTemplate::Fixed(value.clone()),
+                    false => JsonTemplate::Array(parts),
+                }
+            }
+            J::Object(map) => {
+                let mut parts = Vec::with_capacity(map.len());
+                for (key, v) in map {
+                    parts.push((key.clone(), JsonTemplate::of(v, compile)?));
+                }
+                match parts.iter().all(|(_, p)| p.is_fixed()) {
+                    true => JsonTemplate::Fixed(value.clone()),
+                    false => JsonTemplate::Object(parts),
+                }
+            }
+            J::Null | J::Bool(_) | J::Number(_) => JsonTemplate::Fixed(value.clone()),
+        })
+    }
+
+    /// True when nothing in it is a template.
+    pub fn is_fixed(&self) -> bool {
+        matches!(self, JsonTemplate::Fixed(_))
+    }
+
+    /// Its templates, for the names they read.
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            JsonTemplate::Fixed(_) => Vec::new(),
+            JsonTemplate::Text(t) => vec![t],
+            JsonTemplate::Array(items) => items.iter().flat_map(JsonTemplate::templates).collect(),
+            JsonTemplate::Object(parts) => parts.iter().flat_map(|(_, p)| p.templates()).collect(),
+        }
+    }
+
+    /// The value for `vars`.
+    pub fn render(&self, vars: &Vars) -> Result<serde_json::Value, RenderError> {
+        Ok(match self {
+            JsonTemplate::Fixed(value) => value.clone(),
+            JsonTemplate::Text(template) => serde_json::Value::String(template.render_to_string(vars)?),
+            JsonTemplate::Array(items) => {
+                serde_json::Value::Array(items.iter().map(|i| i.render(vars)).collect::<Result<_, _>>()?)
+            }
+            JsonTemplate::Object(parts) => {
+                let mut map = serde_json::Map::new();
+                for (key, part) in parts {
+                    map.insert(key.clone(), part.render(vars)?);
+                }
+                serde_json::Value::Object(map)
+            }
+        })
+    }
+}
+
+/// A request rendered for one user: its path and query, headers and body (before signing).
+#[derive(Debug, Clone)]
+pub struct RenderedRequest {
+    /// Path and query, URL-encoded.
+    pub path: String,
+    /// Header fields.
+    pub headers: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<Arc<[u8]>>,
+    /// The body's SHA-256 when it is known in advance (a shared random payload).
+    pub payload_sha256: Option<Arc<str>>,
+}
+
+impl RequestStep {
+    /// Renders the request for `vars`: the path, then the query values (percent-encoded once
+    /// rendered), the headers and the body. Signing comes after (see the executor).
+    pub fn render(&self, vars: &Vars) -> Result<RenderedRequest, String> {
+        let mut path = String::new();
+        self.path.render(vars, &mut path).map_err(|e| format!("path: {e}"))?;
+        let mut separator = if path.contains('?') { '&' } else { '?' };
+        for (key, value) in &self.query {
+            let rendered = value.render_to_string(vars).map_err(|e| format!("query {key}: {e}"))?;
+            path.push(separator);
+            path.push_str(key);
+            path.push('=');
+            path.extend(url::form_urlencoded::byte_serialize(rendered.as_bytes()));
+            separator = '&';
+        }
+        let mut headers = Vec::with_capacity(self.headers.len() + 4);
+        for (name, value) in &self.headers {
+            let mut text = String::new();
+            value.render(vars, &mut text).map_err(|e| format!("header {name}: {e}"))?;
+            headers.push((name.clone(), text));
+        }
+        let (body, payload_sha256): (Option<Arc<[u8]>>, Option<Arc<str>>) = match &self.body {
+            Body::Empty => (None, None),
+            Body::Fixed(bytes) => (Some(bytes.clone()), None),
+            Body::Template(template) => {
+                let mut text = String::new();
+                template.render(vars, &mut text).map_err(|e| format!("body: {e}"))?;
+                (Some(Arc::from(text.into_bytes())), None)
+            }
+            Body::Json(json) => {
+                let value = json.render(vars).map_err(|e| format!("json body: {e}"))?;
+                (Some(Arc::from(value.to_string().into_bytes())), None)
+            }
+            Body::Form(pairs) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                for (key, value) in pairs {
+                    form.append_pair(key, &value.render_to_string(vars).map_err(|e| format!("form {key}: {e}"))?);
+                }
+                (Some(Arc::from(form.finish().into_bytes())), None)
+            }
+            Body::Payload(payload) => (Some(payload.bytes.clone()), Some(payload.sha256_hex.clone())),
+        };
+        Ok(RenderedRequest { path, headers, body, payload_sha256 })
+    }
+}
+
+/// `ws_connect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsConnectStep {
+    /// Index of the handshake's statistics in [`Scenarios::names`].
+    pub stats: usize,
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// Headers of the upgrade request (values are templates).
+    #[serde(skip)]
+    pub headers: Vec<(String, Template)>,
+}
+
+/// `ws_send`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsSendStep {
+    /// Index of the exchange's statistics in [`Scenarios::names`].
+    pub stats: usize,
+    /// The message (a template).
+    #[serde(serialize_with = "template_text")]
+    pub text: Template,
+}
+
+/// `ws_expect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsExpectStep {
+    /// Statistics of an expect without a send before it.
+    pub stats: usize,
+    /// What the message must look like.
+    #[serde(skip)]
+    pub matcher: WsMatcher,
+    /// How long to wait.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Values taken from the message.
+    #[serde(skip)]
+    pub extract: Vec<Extractor>,
+}
+
+/// What an expected WebSocket message must look like; every part given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct WsMatcher {
+    /// A JSONPath that must exist, with `equals` its value.
+    pub json: Option<(JsonPath, Option<serde_json::Value>)>,
+    /// A regex the message matches.
+    pub regex: Option<regex::Regex>,
+    /// JSON-RPC: the value at this path equals the one in the message just sent.
+    pub match_id: Option<JsonPath>,
+}
+
+/// `ws_close`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WsCloseStep {
+    /// Close code.
+    pub code: u16,
+    /// Close reason.
+    pub reason: String,
+}
+
+fn template_text<S: serde::Serializer>(t: &Template, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.text())
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// What a shard (and, merged, the run) counted of a plan file's scenarios beyond the run-wide
+/// statistics. Indexes follow [`Scenarios`]: `named` by name, `checks` by check, `branches` by
+/// branch, `iterations` by scenario. Outside the warmup only, like stage totals.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTallies {
+    /// Statistics per request name / WebSocket exchange.
+    pub named: Vec<crate::measure::stats::Stats>,
+    /// `[passed, failed]` per check.
+    pub checks: Vec<[u64; 2]>,
+    /// Times each `choose` branch was taken.
+    pub branches: Vec<u64>,
+    /// Iterations of the flow started, per scenario.
+    pub iterations: Vec<u64>,
+}
+
+impl FlowTallies {
+    /// Empty tallies shaped for `scenarios`.
+    pub fn for_scenarios(scenarios: &Scenarios) -> FlowTallies {
+        FlowTallies {
+            named: scenarios.names.iter().map(|_| crate::measure::stats::Stats::default()).collect(),
+            checks: vec![[0, 0]; scenarios.checks.len()],
+            branches: vec![0; scenarios.branches.len()],
+            iterations: vec![0; scenarios.list.len()],
+        }
+    }
+
+    /// Adds `other` (of the same shape) into these tallies.
+    pub fn merge(&mut self, other: &FlowTallies) {
+        if self.named.len() < other.named.len() {
+            self.named.resize_with(other.named.len(), Default::default);
+        }
+        for (a, b) in self.named.iter_mut().zip(&other.named) {
+            a.merge(b);
+        }
+        merge_counts(&mut self.checks, &other.checks, |a, b| {
+            a[0] += b[0];
+            a[1] += b[1];
+        });
+        merge_counts(&mut self.branches, &other.branches, |a, b| *a += b);
+        merge_counts(&mut self.iterations, &other.iterations, |a, b| *a += b);
+    }
+}
+
+fn merge_counts<T: Copy + Default>(into: &mut Vec<T>, from: &[T], add: impl Fn(&mut T, &T)) {
+    if into.len() < from.len() {
+        into.resize(from.len(), T::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        add(a, b);
+    }
+}
+
+fn named_exprs<S: serde::Serializer>(
+    named: &[(String, Vec<pummel_results::expr::Expr>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(named.iter().map(|(name, exprs)| (name, exprs.iter().map(|e| e.text.as_str()).collect::<Vec<_>>())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn without_stages_users_start_along_the_ramp_up_and_stay() {
+        assert_eq!(user_windows(&[], secs(10), 0, 10), vec![(secs(0), None)]);
+        assert_eq!(user_windows(&[], secs(10), 5, 10), vec![(secs(5), None)]);
+        assert_eq!(user_windows(&[], Duration::ZERO, 9, 10), vec![(secs(0), None)]);
+    }
+
+    #[test]
+    fn user_stages_give_each_user_its_active_windows() {
+        // 0 → 10 users over 10 s, 10 for 10 s, down to 0 over 10 s, then 4 for 10 s.
+        let stages = [
+            UserStage { users: 10, duration: secs(10), ramp_from: Some(0) },
+            UserStage { users: 10, duration: secs(10), ramp_from: None },
+            UserStage { users: 0, duration: secs(10), ramp_from: Some(10) },
+            UserStage { users: 4, duration: secs(10), ramp_from: None },
+        ];
+        // User 0 joins at once, leaves when the ramp down passes 0 users (at the end), and is
+        // back for the last level: windows touch at 30 s, so they merge.
+        assert_eq!(user_windows(&stages, Duration::ZERO, 0, 10), vec![(secs(0), Some(secs(40)))]);
+        // User 5 joins when the ramp reaches 5 users (5 s) and leaves when it falls to 5 (25 s).
+        assert_eq!(user_windows(&stages, Duration::ZERO, 5, 10), vec![(secs(5), Some(secs(25)))]);
+        // User 9: 9 s to 21 s only.
+        assert_eq!(user_windows(&stages, Duration::ZERO, 9, 10), vec![(secs(9), Some(secs(21)))]);
+        // User 3 leaves during the ramp down and comes back for the level of 4.
+        assert_eq!(
+            user_windows(&stages, Duration::ZERO, 3, 10),
+            vec![(secs(3), Some(secs(27))), (secs(30), Some(secs(40)))]
+        );
+        // The number active at any time follows the stages.
+        let active_at = |t: Duration| {
+            (0..10)
+                .filter(|&k| {
+                    user_windows(&stages, Duration::ZERO, k, 10)
+                        .iter()
+                        .any(|(start, end)| *start <= t && end.is_none_or(|e| t < e))
+                })
+                .count()
+        };
+        assert_eq!(active_at(Duration::from_millis(2500)), 3);
+        assert_eq!(active_at(secs(15)), 10);
+        assert_eq!(active_at(Duration::from_millis(27500)), 3);
+        assert_eq!(active_at(secs(35)), 4);
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        let globals = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Vars::new(Arc::new(Globals::new(&globals)), 7)
+    }
+
+    #[test]
+    fn json_strings_are_rendered_one_by_one_and_escaped() {
+        let value = serde_json::json!({ "who": "{{ word }}", "n": 5, "tags": ["{{ user }}", true], "fixed": "x" });
+        let template = JsonTemplate::of(&value, &mut |t: &str| Template::compile(t)).expect("templates compile");
+        assert!(!template.is_fixed());
+        assert_eq!(template.templates().len(), 2);
+        let rendered = template.render(&vars(&[("word", r#"say "hi" \ ok"#)])).expect("renders");
+        // Serialized and parsed back: valid JSON whose strings hold the rendered text as is.
+        let text = rendered.to_string();
+        let back: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back["who"], r#"say "hi" \ ok"#);
+        assert_eq!(back["tags"], serde_json::json!(["7", true]));
+        assert_eq!(back["n"], 5);
+        let fixed = JsonTemplate::of(&serde_json::json!({"a": [1, "b"]}), &mut |t: &str| Template::compile(t)).unwrap();
+        assert!(fixed.is_fixed());
+    }
+
+    #[test]
+    fn templated_query_values_and_forms_are_percent_encoded_once_rendered() {
+        let step = RequestStep {
+            stats: 0,
+            method: "POST".into(),
+            path: Template::compile("/s/{{ user }}").unwrap(),
+            query: vec![("q".into(), Template::compile("{{ word }}").unwrap()), ("n".into(), Template::literal("1 2"))],
+            headers: vec![("X-User".into(), Template::compile("u{{ user }}").unwrap())],
+            body: Body::Form(vec![("a".into(), Template::compile("{{ word }}").unwrap())]),
+            extract: Vec::new(),
+            checks: Vec::new(),
+            fixed: None,
+        };
+        let request = step.render(&vars(&[("word", "a b&c=d")])).expect("renders");
+        assert_eq!(request.path, "/s/7?q=a+b%26c%3Dd&n=1+2");
+        assert_eq!(request.headers, [("X-User".to_string(), "u7".to_string())]);
+        assert_eq!(request.body.as_deref(), Some(&b"a=a+b%26c%3Dd"[..]));
+    }
+}

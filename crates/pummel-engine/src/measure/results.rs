@@ -1,0 +1,36 @@
+//! The results document of a run, assembled from what it measured ([`document`]); its types
+//! are `pummel_results::document`'s.
+
+use pummel_results::document::{Histograms, ResultsDocument, SCHEMA_VERSION};
+use pummel_results::histogram::to_base64;
+use pummel_results::summary::Summary;
+
+use crate::engine::RunOutcome;
+use crate::measure::stats::Stats;
+use crate::plan::Plan;
+
+/// The serialized histograms of `stats`.
+pub fn histograms(stats: &Stats) -> Histograms {
+    Histograms {
+        latency: to_base64(&stats.latency),
+        service_time: to_base64(&stats.service_time),
+        connect_time: to_base64(&stats.connect_time),
+        schedule_lag: to_base64(&stats.schedule_lag),
+    }
+}
+
+/// Assembles the document of a finished (or cut short) run.
+pub fn document(plan: &Plan, outcome: &RunOutcome, summary: Summary) -> ResultsDocument {
+    ResultsDocument {
+        schema_version: SCHEMA_VERSION,
+        pummel_version: crate::VERSION.to_string(),
+        started_at: humantime::format_rfc3339_millis(outcome.started_at).to_string(),
+        plan: serde_json::to_value(plan).unwrap_or(serde_json::Value::Null),
+        summary,
+        timeline: outcome.timeline.clone(),
+        histograms: histograms(&outcome.total),
+        stage_histograms: outcome.stages.iter().map(|s| histograms(&s.stats)).collect(),
+        other_errors: outcome.other_errors.clone(),
+        find_limit: None,
+    }
+}

@@ -1,0 +1,262 @@
+//! Counters and histograms for a slice of a run: one second of one shard, one stage's totals,
+//! or a sliding window. The same type serves all of them so that merging is always the same
+//! operation and every figure is computed the same way everywhere.
+
+use std::time::Duration;
+
+use pummel_results::error_kind::{ErrorCounts, ErrorKind};
+use pummel_results::expr::{Metric, MetricSource, Stat};
+use pummel_results::histogram::{LatencyHistogram, merge, new_histogram, record};
+
+/// Status codes are counted in a flat array indexed by code: cheaper than a map on the hot path.
+const STATUS_SLOTS: usize = 1000;
+
+/// Counters and histograms of requests.
+///
+/// Latency and service time are recorded for every request that received a complete response
+/// (whatever its status); requests that failed in transport (refused, reset, timed out, ...) are
+/// counted by kind in `errors` but have no latency, as in wrk.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Requests started (written, or queued for a connection in the open model).
+    pub sent: u64,
+    /// Requests finished, successfully or not.
+    pub completed: u64,
+    /// Completed with an accepted status.
+    pub ok: u64,
+    /// Completed with a failure of some kind.
+    pub failed: u64,
+    /// Open-model requests that could not even be queued (`--max-inflight` reached).
+    pub dropped: u64,
+    /// Failures by kind.
+    pub errors: ErrorCounts,
+    /// Response bytes received (head and body).
+    pub bytes_in: u64,
+    /// Request bytes written.
+    pub bytes_out: u64,
+    /// Connections opened successfully.
+    pub connections_opened: u64,
+    /// Established connections the target closed (EOF or reset) — `pummel hold` counts them.
+    pub closed_by_peer: u64,
+    /// Time from the intended start to the end of the response (coordinated-omission corrected).
+    pub latency: LatencyHistogram,
+    /// Time from the write of the request to the end of the response.
+    pub service_time: LatencyHistogram,
+    /// Time to establish each TCP connection.
+    pub connect_time: LatencyHistogram,
+    /// Time of each completed TLS handshake (`https://`), after the TCP connect.
+    pub tls_handshake_time: LatencyHistogram,
+    /// TLS handshakes that resumed a session (counted in `tls_handshake_time` too).
+    pub tls_resumed: u64,
+    /// How late open-model requests were dispatched compared with their schedule.
+    pub schedule_lag: LatencyHistogram,
+    status: Box<[u64; STATUS_SLOTS]>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            sent: 0,
+            completed: 0,
+            ok: 0,
+            failed: 0,
+            dropped: 0,
+            errors: ErrorCounts::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+            connections_opened: 0,
+            closed_by_peer: 0,
+            latency: new_histogram(),
+            service_time: new_histogram(),
+            connect_time: new_histogram(),
+            tls_handshake_time: new_histogram(),
+            tls_resumed: 0,
+            schedule_lag: new_histogram(),
+            status: Box::new([0; STATUS_SLOTS]),
+        }
+    }
+}
+
+impl Stats {
+    /// Records a request that received a complete response.
+    pub fn record_response(&mut self, status: u16, ok: bool, latency: Duration, service_time: Duration) {
+        let failure = (!ok).then(|| ErrorKind::from_status(status));
+        self.record_judged_response(Some(status), failure, latency, service_time);
+    }
+
+    /// Records a complete answer whose verdict was reached elsewhere: `failure` is why it
+    /// counts as failed (a status not accepted, a failed check), `None` when it succeeded.
+    /// `status` is `None` for answers without one (WebSocket messages).
+    pub fn record_judged_response(
+        &mut self,
+        status: Option<u16>,
+        failure: Option<ErrorKind>,
+        latency: Duration,
+        service_time: Duration,
+    ) {
+        self.completed += 1;
+        if let Some(slot) = status.and_then(|s| self.status.get_mut(usize::from(s))) {
+            *slot += 1;
+        }
+        match failure {
+            None => self.ok += 1,
+            Some(kind) => {
+                self.failed += 1;
+                self.errors.add(kind);
+            }
+        }
+        record(&mut self.latency, latency);
+        record(&mut self.service_time, service_time);
+    }
+
+    /// Records a request that failed without a usable response.
+    pub fn record_failure(&mut self, kind: ErrorKind) {
+        self.completed += 1;
+        self.failed += 1;
+        self.errors.add(kind);
+    }
+
+    /// Adds every counter and histogram of `other` into this one.
+    pub fn merge(&mut self, other: &Stats) {
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.dropped += other.dropped;
+        self.errors.merge(&other.errors);
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.connections_opened += other.connections_opened;
+        self.closed_by_peer += other.closed_by_peer;
+        merge(&mut self.latency, &other.latency);
+        merge(&mut self.service_time, &other.service_time);
+        merge(&mut self.connect_time, &other.connect_time);
+        merge(&mut self.tls_handshake_time, &other.tls_handshake_time);
+        self.tls_resumed += other.tls_resumed;
+        merge(&mut self.schedule_lag, &other.schedule_lag);
+        for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Responses counted per status code, lowest code first.
+    pub fn status_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.status.iter().enumerate().filter(|(_, n)| **n > 0).map(|(code, n)| (code as u16, *n))
+    }
+
+    /// Failed share of completed requests (0 when nothing completed).
+    pub fn error_rate(&self) -> f64 {
+        if self.completed == 0 { 0.0 } else { self.failed as f64 / self.completed as f64 }
+    }
+
+    /// Pairs these stats with the time they cover, so rates and thresholds can be computed.
+    pub fn over(&self, elapsed: Duration) -> StatsOver<'_> {
+        StatsOver { stats: self, elapsed }
+    }
+}
+
+/// Stats together with the time span they cover: what thresholds and abort rules evaluate.
+#[derive(Debug, Clone, Copy)]
+pub struct StatsOver<'a> {
+    /// The stats.
+    pub stats: &'a Stats,
+    /// The time they cover.
+    pub elapsed: Duration,
+}
+
+impl StatsOver<'_> {
+    /// Completed requests per second.
+    pub fn achieved_rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 { self.stats.completed as f64 / secs } else { 0.0 }
+    }
+}
+
+/// Reads one statistic of a histogram in milliseconds; `None` when it is empty.
+pub fn histogram_stat_ms(histogram: &LatencyHistogram, stat: &Stat) -> Option<f64> {
+    if histogram.is_empty() {
+        return None;
+    }
+    let micros = match stat {
+        Stat::Min => histogram.min() as f64,
+        Stat::Mean => histogram.mean(),
+        Stat::Max => histogram.max() as f64,
+        Stat::Percentile(p) => histogram.value_at_quantile(p / 100.0) as f64,
+    };
+    Some(micros / 1000.0)
+}
+
+impl MetricSource for StatsOver<'_> {
+    fn metric_value(&self, metric: &Metric) -> Option<f64> {
+        let s = self.stats;
+        match metric {
+            Metric::Latency(stat) => histogram_stat_ms(&s.latency, stat),
+            Metric::ServiceTime(stat) => histogram_stat_ms(&s.service_time, stat),
+            Metric::ErrorRate => (s.completed > 0).then(|| s.error_rate()),
+            // Probes are not request stats; `summary::RunMetrics` answers them.
+            Metric::ProbeOk => None,
+            Metric::Rate => Some(self.achieved_rate()),
+            Metric::Dropped => Some(s.dropped as f64),
+            Metric::Failed => Some(s.failed as f64),
+            Metric::Completed => Some(s.completed as f64),
+            Metric::Sent => Some(s.sent as f64),
+            Metric::ErrorCount(name) => {
+                ErrorKind::ALL.iter().find(|k| k.name() == name).map(|k| s.errors.get(*k) as f64)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pummel_results::expr::Expr;
+
+    #[test]
+    fn records_and_merges() {
+        let mut a = Stats::default();
+        a.record_response(200, true, Duration::from_millis(10), Duration::from_millis(5));
+        a.record_response(503, false, Duration::from_millis(30), Duration::from_millis(20));
+        let mut b = Stats::default();
+        b.record_failure(ErrorKind::Reset);
+        b.merge(&a);
+        assert_eq!(b.completed, 3);
+        assert_eq!(b.ok, 1);
+        assert_eq!(b.failed, 2);
+        assert_eq!(b.errors.get(ErrorKind::Status5xx), 1);
+        assert_eq!(b.errors.get(ErrorKind::Reset), 1);
+        assert_eq!(b.status_counts().collect::<Vec<_>>(), vec![(200, 1), (503, 1)]);
+        assert_eq!(b.latency.len(), 2);
+        assert!((b.error_rate() - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tls_handshakes_merge_like_connects() {
+        let mut a = Stats::default();
+        record(&mut a.tls_handshake_time, Duration::from_micros(900));
+        a.tls_resumed += 1;
+        let mut b = Stats::default();
+        record(&mut b.tls_handshake_time, Duration::from_micros(1500));
+        b.merge(&a);
+        assert_eq!((b.tls_handshake_time.len(), b.tls_resumed), (2, 1));
+        assert!(b.connect_time.is_empty());
+    }
+
+    #[test]
+    fn thresholds_read_stats() {
+        let mut s = Stats::default();
+        for _ in 0..99 {
+            s.record_response(200, true, Duration::from_millis(10), Duration::from_millis(1));
+        }
+        s.record_response(500, false, Duration::from_millis(900), Duration::from_millis(1));
+        let view = s.over(Duration::from_secs(10));
+        let eval = |text: &str| Expr::parse(text).unwrap().evaluate(&view);
+        assert!(eval("p50<20ms").pass);
+        assert!(!eval("p99.9<500ms").pass);
+        assert!(eval("error_rate<2%").pass);
+        assert!(!eval("error_rate<1%").pass);
+        assert!(eval("rate>=10").pass);
+        assert!(eval("errors.status_5xx==1").pass);
+        assert!(!Expr::parse("p99<1s").unwrap().evaluate(&Stats::default().over(Duration::ZERO)).pass);
+    }
+}

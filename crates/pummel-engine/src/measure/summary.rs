@@ -1,0 +1,213 @@
+//! The end-of-run summary, filled in from what a run measured ([`summarize`]); its types are
+//! `pummel_results::summary`'s, the contract that `--json`, the results file, `report` and
+//! `compare` share.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pummel_results::expr::{Metric, MetricSource, Stat};
+use pummel_results::histogram::histogram_stat_ms;
+use pummel_results::summary::{
+    BranchSummary, Bytes, CheckSummary, ConnectFigures, GeneratorFigures, LatencyFigures, NamedSummary, ProbeSummary,
+    Rates, RequestCounts, ScenarioSummary, StageSummary, Summary, ThresholdVerdict, TlsFigures,
+};
+
+use crate::engine::{RunOutcome, StopReason};
+use crate::flow::{FlowTallies, Scenarios};
+use crate::measure::stats::{Stats, StatsOver};
+use crate::observe::ProbeTotals;
+use crate::plan::{Load, Plan};
+
+/// The figures thresholds read: the request stats, plus the probes.
+pub struct RunMetrics<'a> {
+    /// Request stats over the measured time.
+    pub stats: StatsOver<'a>,
+    /// Share of OK probes over all probes, if any ran.
+    pub probe_ok: Option<f64>,
+}
+
+impl<'a> RunMetrics<'a> {
+    /// The figures of `outcome`.
+    pub fn of(outcome: &'a RunOutcome) -> Self {
+        let (sent, ok) = outcome.probes.iter().fold((0, 0), |(s, o), p| (s + p.sent, o + p.ok));
+        RunMetrics {
+            stats: outcome.total.over(outcome.measured),
+            probe_ok: (sent > 0).then(|| ok as f64 / sent as f64),
+        }
+    }
+}
+
+impl MetricSource for RunMetrics<'_> {
+    fn metric_value(&self, metric: &Metric) -> Option<f64> {
+        match metric {
+            Metric::ProbeOk => self.probe_ok,
+            other => self.stats.metric_value(other),
+        }
+    }
+}
+
+fn probe_summary(totals: &ProbeTotals) -> ProbeSummary {
+    ProbeSummary {
+        url: totals.url.clone(),
+        sent: totals.sent,
+        ok: totals.ok,
+        ok_rate: totals.ok_rate(),
+        latency_ms: LatencyFigures::from_histogram(&totals.latency),
+        last_value: totals.last_value,
+        max_value: totals.max_value,
+    }
+}
+
+/// The TLS figures of `stats`; `None` when no TLS handshake completed.
+pub fn tls_figures(stats: &Stats) -> Option<TlsFigures> {
+    let h = &stats.tls_handshake_time;
+    (!h.is_empty()).then(|| TlsFigures {
+        count: h.len(),
+        mean: histogram_stat_ms(h, &Stat::Mean),
+        p99: histogram_stat_ms(h, &Stat::Percentile(99.0)),
+        resumed: stats.tls_resumed,
+    })
+}
+
+/// Builds the summary of `outcome` and evaluates the plan's thresholds on its totals.
+pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
+    let total = &outcome.total;
+    let (aborted, interrupted) = match &outcome.stop {
+        StopReason::Completed => (None, false),
+        StopReason::Interrupted => (None, true),
+        StopReason::Aborted(reason) => (Some(reason.clone()), false),
+    };
+    let target = match &plan.load {
+        Load::Open(open) => {
+            let secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
+            let requests: f64 = open.stages.iter().map(crate::plan::RateStage::planned_requests).sum();
+            (secs > 0.0).then(|| requests / secs)
+        }
+        Load::Closed(_) | Load::Hold(_) => None,
+    };
+    let mut summary = Summary {
+        pummel_version: crate::VERSION.to_string(),
+        partial: outcome.stop != StopReason::Completed,
+        aborted,
+        interrupted,
+        duration_s: outcome.measured.as_secs_f64(),
+        requests: RequestCounts {
+            sent: total.sent,
+            completed: total.completed,
+            ok: total.ok,
+            failed: total.failed,
+            dropped: total.dropped,
+            unfinished: outcome.unfinished,
+            error_rate: total.error_rate(),
+        },
+        rate: Rates { target, achieved: total.over(outcome.measured).achieved_rate() },
+        bytes: Bytes { received: total.bytes_in, sent: total.bytes_out },
+        latency_ms: LatencyFigures::from_histogram(&total.latency),
+        service_time_ms: LatencyFigures::from_histogram(&total.service_time),
+        connect_ms: ConnectFigures {
+            count: total.connections_opened,
+            mean: histogram_stat_ms(&total.connect_time, &Stat::Mean),
+            p99: histogram_stat_ms(&total.connect_time, &Stat::Percentile(99.0)),
+        },
+        tls_ms: tls_figures(total),
+        dns_ms: plan.target.dns_time.as_secs_f64() * 1000.0,
+        errors: error_map(total),
+        status: total.status_counts().map(|(code, n)| (code.to_string(), n)).collect(),
+        thresholds: plan.thresholds.iter().map(|t| ThresholdVerdict::evaluate(t, &RunMetrics::of(outcome))).collect(),
+        generator: GeneratorFigures {
+            threads: outcome.generator.threads,
+            cpu_seconds: outcome.generator.cpu_seconds,
+            schedule_lag_p99_ms: outcome.generator.lag_p99_ms,
+            bottleneck: outcome.generator.bottleneck.clone(),
+        },
+        stages: outcome
+            .stages
+            .iter()
+            .map(|stage| stage_summary(stage.target_rate, stage.measured, &stage.stats, stage.note.clone()))
+            .collect(),
+        probes: outcome.probes.iter().map(probe_summary).collect(),
+        target: outcome.target.clone(),
+        by_name: Vec::new(),
+        checks: Vec::new(),
+        branches: Vec::new(),
+        scenarios: Vec::new(),
+    };
+    if let (Some(scenarios), Some(tallies)) = (plan.scenarios.as_deref(), outcome.flows.as_ref()) {
+        add_flows(&mut summary, scenarios, tallies, outcome.measured);
+    }
+    summary
+}
+
+/// Adds a plan file's figures: per name (with its thresholds judged), checks, branches.
+fn add_flows(summary: &mut Summary, scenarios: &Scenarios, tallies: &FlowTallies, measured: Duration) {
+    for (index, named) in scenarios.names.iter().enumerate() {
+        let Some(stats) = tallies.named.get(index) else { continue };
+        summary.by_name.push(NamedSummary {
+            name: named.name.clone(),
+            scenario: scenarios.list.get(named.scenario).map(|s| s.name.clone()).unwrap_or_default(),
+            kind: named.kind.to_string(),
+            sent: stats.sent,
+            completed: stats.completed,
+            ok: stats.ok,
+            error_rate: stats.error_rate(),
+            rate: stats.over(measured).achieved_rate(),
+            latency_ms: LatencyFigures::from_histogram(&stats.latency),
+            errors: error_map(stats),
+        });
+        for (name, exprs) in &scenarios.named_thresholds {
+            if name != &named.name {
+                continue;
+            }
+            let metrics = RunMetrics { stats: stats.over(measured), probe_ok: None };
+            for expr in exprs {
+                let mut verdict = ThresholdVerdict::evaluate(expr, &metrics);
+                verdict.expr = format!("{name}: {}", verdict.expr);
+                summary.thresholds.push(verdict);
+            }
+        }
+    }
+    for (name, tally) in scenarios.checks.iter().zip(&tallies.checks) {
+        let runs = tally[0] + tally[1];
+        summary.checks.push(CheckSummary {
+            name: name.clone(),
+            passed: tally[0],
+            failed: tally[1],
+            pass_rate: (runs > 0).then(|| tally[0] as f64 / runs as f64),
+        });
+    }
+    let all_taken: u64 = tallies.branches.iter().sum();
+    for (name, &taken) in scenarios.branches.iter().zip(&tallies.branches) {
+        summary.branches.push(BranchSummary {
+            name: name.clone(),
+            taken,
+            share: (all_taken > 0).then(|| taken as f64 / all_taken as f64),
+        });
+    }
+    for (scenario, &iterations) in scenarios.list.iter().zip(&tallies.iterations) {
+        summary.scenarios.push(ScenarioSummary { name: scenario.name.clone(), iterations });
+    }
+}
+
+/// Builds one stage's row.
+pub fn stage_summary(
+    target_rate: Option<f64>,
+    measured: Duration,
+    stats: &Stats,
+    note: Option<String>,
+) -> StageSummary {
+    StageSummary {
+        target_rate,
+        duration_s: measured.as_secs_f64(),
+        achieved_rate: stats.over(measured).achieved_rate(),
+        completed: stats.completed,
+        failed: stats.failed,
+        error_rate: stats.error_rate(),
+        latency_ms: LatencyFigures::from_histogram(&stats.latency),
+        top_error: stats.errors.non_zero().max_by_key(|&(_, n)| n).map(|(k, _)| k.name().to_string()),
+        note,
+    }
+}
+
+fn error_map(stats: &Stats) -> BTreeMap<String, u64> {
+    stats.errors.non_zero().map(|(k, n)| (k.name().to_string(), n)).collect()
+}

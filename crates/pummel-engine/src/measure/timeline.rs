@@ -1,0 +1,53 @@
+//! One second of the run: the timeline entry the live view, the per-second lines and the
+//! results file show, built from the second's merged stats and the gauges read at its end.
+
+use pummel_results::expr::Stat;
+use pummel_results::histogram::histogram_stat_ms;
+use pummel_results::timeline::{LagFigures, TimelineEntry, TimelineLatency};
+
+use crate::measure::stats::Stats;
+
+/// Point-in-time values that are not sums over the second.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Gauges {
+    pub warmup: bool,
+    pub target_rate: Option<f64>,
+    pub in_flight: u64,
+    pub connections: u64,
+    pub cpu_percent: f64,
+}
+
+/// The entry for `second` from the merged interval stats and the gauges.
+pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry {
+    let pct = |p| histogram_stat_ms(&stats.latency, &Stat::Percentile(p));
+    let latency_ms = pct(50.0).map(|p50| TimelineLatency {
+        p50,
+        p90: pct(90.0).unwrap_or(p50),
+        p99: pct(99.0).unwrap_or(p50),
+        max: histogram_stat_ms(&stats.latency, &Stat::Max).unwrap_or(p50),
+    });
+    let schedule_lag_ms = histogram_stat_ms(&stats.schedule_lag, &Stat::Percentile(99.0))
+        .map(|p99| LagFigures { p99, max: histogram_stat_ms(&stats.schedule_lag, &Stat::Max).unwrap_or(p99) });
+    TimelineEntry {
+        second,
+        warmup: gauges.warmup,
+        target_rate: gauges.target_rate,
+        sent: stats.sent,
+        completed: stats.completed,
+        ok: stats.ok,
+        failed: stats.failed,
+        errors: stats.errors.non_zero().map(|(k, n)| (k.name().to_string(), n)).collect(),
+        dropped: stats.dropped,
+        in_flight: gauges.in_flight,
+        connections: gauges.connections,
+        connections_opened: stats.connections_opened,
+        closed_by_peer: stats.closed_by_peer,
+        bytes_in: stats.bytes_in,
+        bytes_out: stats.bytes_out,
+        latency_ms,
+        schedule_lag_ms,
+        cpu_percent: gauges.cpu_percent,
+        probes: Vec::new(),
+        target: None,
+    }
+}

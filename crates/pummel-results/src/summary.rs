@@ -1,0 +1,321 @@
+//! The end-of-run summary: the figures users read, compare and gate CI on.
+//!
+//! Its JSON form is what `pummel run --json` prints and the `summary` of the results file;
+//! field names are part of pummel's public contract (see `schema/results.schema.json`). The
+//! engine fills it in at the end of a run; `report` and `compare` only read it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::expr::{Expr, MetricSource, Stat};
+use crate::histogram::{LatencyHistogram, histogram_stat_ms};
+use crate::observed::TargetTotals;
+
+/// The summary of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Version of pummel that ran it.
+    pub pummel_version: String,
+    /// True when the run did not go to its planned end (interrupted or aborted).
+    pub partial: bool,
+    /// Why an abort rule ended the run, if one did.
+    pub aborted: Option<String>,
+    /// True when the user interrupted the run.
+    pub interrupted: bool,
+    /// Seconds over which the statistics were collected (warmup excluded).
+    pub duration_s: f64,
+    /// Request counts.
+    pub requests: RequestCounts,
+    /// Offered and achieved rates.
+    pub rate: Rates,
+    /// Bytes moved.
+    pub bytes: Bytes,
+    /// Latency from the intended start (coordinated omission corrected), milliseconds.
+    pub latency_ms: Option<LatencyFigures>,
+    /// Service time, from the write of the request to the end of the response, milliseconds.
+    pub service_time_ms: Option<LatencyFigures>,
+    /// TCP connect times, milliseconds.
+    pub connect_ms: ConnectFigures,
+    /// TLS handshake times, milliseconds (`https://`; absent when no handshake completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<TlsFigures>,
+    /// Time of the run's one DNS resolution, milliseconds.
+    pub dns_ms: f64,
+    /// Failures by kind (only kinds that occurred).
+    pub errors: BTreeMap<String, u64>,
+    /// Responses by status code.
+    pub status: BTreeMap<String, u64>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdVerdict>,
+    /// The generator's own health.
+    pub generator: GeneratorFigures,
+    /// One row per load stage.
+    pub stages: Vec<StageSummary>,
+    /// Each probe's figures (`--probe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeSummary>,
+    /// The watched target's figures (`--watch-pid`, `--watch-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetTotals>,
+    /// Plan files: figures per request name and WebSocket exchange.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_name: Vec<NamedSummary>,
+    /// Plan files: each check's passes and failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSummary>,
+    /// Plan files: how often each `choose` branch was taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<BranchSummary>,
+    /// Plan files: iterations started per scenario.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// One request name's (or WebSocket exchange's) figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NamedSummary {
+    /// The name (a request's `name`, or its method and path).
+    pub name: String,
+    /// The scenario it belongs to.
+    pub scenario: String,
+    /// `http` or `ws`.
+    pub kind: String,
+    /// Requests (or messages) started.
+    pub sent: u64,
+    /// Completed, successfully or not.
+    pub completed: u64,
+    /// Completed and accepted (status, checks, extraction).
+    pub ok: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+    /// Completed per second.
+    pub rate: f64,
+    /// Latency from the intended start.
+    pub latency_ms: Option<LatencyFigures>,
+    /// Failures by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// One check's tally.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckSummary {
+    /// Its name.
+    pub name: String,
+    /// Responses that passed it.
+    pub passed: u64,
+    /// Responses that failed it.
+    pub failed: u64,
+    /// passed / (passed + failed); `None` when it never ran.
+    pub pass_rate: Option<f64>,
+}
+
+/// How often a `choose` branch was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BranchSummary {
+    /// Its name.
+    pub name: String,
+    /// Times taken.
+    pub taken: u64,
+    /// Its share of all branch choices of the run (one `choose`: its split).
+    pub share: Option<f64>,
+}
+
+/// One scenario's iteration count.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioSummary {
+    /// Its name.
+    pub name: String,
+    /// Iterations of its flow started.
+    pub iterations: u64,
+}
+
+/// One probe's figures over the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeSummary {
+    /// The probe's URL.
+    pub url: String,
+    /// Probe requests sent.
+    pub sent: u64,
+    /// Those that were OK.
+    pub ok: u64,
+    /// ok / sent.
+    pub ok_rate: Option<f64>,
+    /// Latency of the answered probes, milliseconds.
+    pub latency_ms: Option<LatencyFigures>,
+    /// The last number read from the JSON body, if asked for.
+    pub last_value: Option<f64>,
+    /// The highest number read from the JSON body, if asked for.
+    pub max_value: Option<f64>,
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdVerdict {
+    /// The expression as written.
+    pub expr: String,
+    /// Whether it held.
+    pub pass: bool,
+    /// The measured value in the expression's normalised unit (ms, fraction, count), if any.
+    pub value: Option<f64>,
+    /// The measured value as shown to people (`241.3ms`, `1.20%`).
+    pub shown: Option<String>,
+}
+
+impl ThresholdVerdict {
+    /// Evaluates `expr` against `source`; a metric without data fails.
+    pub fn evaluate(expr: &Expr, source: &dyn MetricSource) -> Self {
+        let value = source.metric_value(&expr.metric);
+        ThresholdVerdict {
+            expr: expr.text.clone(),
+            pass: value.is_some_and(|v| expr.holds(v)),
+            value,
+            shown: value.map(|v| expr.format_value(v)),
+        }
+    }
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RequestCounts {
+    /// Started.
+    pub sent: u64,
+    /// Finished (ok or failed).
+    pub completed: u64,
+    /// Finished with an accepted status.
+    pub ok: u64,
+    /// Finished with a failure.
+    pub failed: u64,
+    /// Could not even be queued (open model, `--max-inflight`).
+    pub dropped: u64,
+    /// Started but still unanswered when the run ended.
+    pub unfinished: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+}
+
+/// Offered and achieved rates, requests per second.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    /// The mean target rate (open model).
+    pub target: Option<f64>,
+    /// Completed requests per second.
+    pub achieved: f64,
+}
+
+/// Bytes moved.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Bytes {
+    /// Response bytes received.
+    #[serde(rename = "in")]
+    pub received: u64,
+    /// Request bytes written.
+    #[serde(rename = "out")]
+    pub sent: u64,
+}
+
+/// Latency figures, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LatencyFigures {
+    /// Lowest.
+    pub min: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+impl LatencyFigures {
+    /// Reads the figures from a histogram; `None` when it is empty.
+    pub fn from_histogram(h: &LatencyHistogram) -> Option<Self> {
+        let get = |stat: Stat| histogram_stat_ms(h, &stat);
+        Some(LatencyFigures {
+            min: get(Stat::Min)?,
+            mean: get(Stat::Mean)?,
+            p50: get(Stat::Percentile(50.0))?,
+            p90: get(Stat::Percentile(90.0))?,
+            p95: get(Stat::Percentile(95.0))?,
+            p99: get(Stat::Percentile(99.0))?,
+            p999: get(Stat::Percentile(99.9))?,
+            max: get(Stat::Max)?,
+        })
+    }
+}
+
+/// Connect figures, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ConnectFigures {
+    /// Connections opened.
+    pub count: u64,
+    /// Mean connect time.
+    pub mean: Option<f64>,
+    /// 99th percentile connect time.
+    pub p99: Option<f64>,
+}
+
+/// TLS handshake figures, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TlsFigures {
+    /// Handshakes completed (one per connection opened).
+    pub count: u64,
+    /// Mean handshake time.
+    pub mean: Option<f64>,
+    /// 99th percentile handshake time.
+    pub p99: Option<f64>,
+    /// Handshakes that resumed a session (abbreviated: no certificate exchange).
+    #[serde(default)]
+    pub resumed: u64,
+}
+
+/// The generator's health.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorFigures {
+    /// Shards (threads) that ran.
+    pub threads: usize,
+    /// CPU seconds pummel used.
+    pub cpu_seconds: f64,
+    /// Schedule lag p99, milliseconds (open model).
+    pub schedule_lag_p99_ms: Option<f64>,
+    /// Set when the generator limited the run.
+    pub bottleneck: Option<String>,
+}
+
+/// One stage's row: what users copy into their tables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageSummary {
+    /// Target rate (open model).
+    pub target_rate: Option<f64>,
+    /// Seconds measured.
+    pub duration_s: f64,
+    /// Completed requests per second.
+    pub achieved_rate: f64,
+    /// Completed requests.
+    pub completed: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+    /// Latency figures.
+    pub latency_ms: Option<LatencyFigures>,
+    /// The failure kind seen most, if any.
+    pub top_error: Option<String>,
+    /// Why the stage was cut short, if it was.
+    pub note: Option<String>,
+}
+
+impl Summary {
+    /// True when every threshold held.
+    pub fn thresholds_pass(&self) -> bool {
+        self.thresholds.iter().all(|t| t.pass)
+    }
+}

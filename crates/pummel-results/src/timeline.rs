@@ -1,0 +1,76 @@
+//! One second of a run, as the live view, the per-second lines and the results file show it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened during one second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimelineEntry {
+    /// End of the second, counted from the run's start (1 = the first second).
+    pub second: u64,
+    /// True while the warmup lasts: these requests are excluded from the summary.
+    pub warmup: bool,
+    /// Target rate during this second (open model).
+    pub target_rate: Option<f64>,
+    /// Requests started.
+    pub sent: u64,
+    /// Requests finished.
+    pub completed: u64,
+    /// Finished with an accepted status.
+    pub ok: u64,
+    /// Finished with a failure.
+    pub failed: u64,
+    /// Failures by kind (only kinds that occurred).
+    pub errors: BTreeMap<String, u64>,
+    /// Requests that could not even be queued.
+    pub dropped: u64,
+    /// Requests started but not finished at the end of the second.
+    pub in_flight: u64,
+    /// Connections open at the end of the second.
+    pub connections: u64,
+    /// Connections opened during the second.
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// Established connections the target closed during the second (`pummel hold`).
+    #[serde(default)]
+    pub closed_by_peer: u64,
+    /// Response bytes received.
+    pub bytes_in: u64,
+    /// Request bytes written.
+    pub bytes_out: u64,
+    /// Latency figures of the requests that completed in this second.
+    pub latency_ms: Option<TimelineLatency>,
+    /// How late requests were dispatched versus plan (open model).
+    pub schedule_lag_ms: Option<LagFigures>,
+    /// CPU used by the pummel process, percent of one core.
+    pub cpu_percent: f64,
+    /// Probe requests that completed during this second (`--probe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<crate::observed::ProbeSample>,
+    /// The watched target process at the end of this second (`--watch-pid`, `--watch-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<pummel_system::watch::WatchSample>,
+}
+
+/// Latency percentiles of one second, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TimelineLatency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+/// Schedule lag of one second, milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LagFigures {
+    /// 99th percentile.
+    pub p99: f64,
+    /// Highest.
+    pub max: f64,
+}

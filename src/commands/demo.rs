@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use pummel_engine::engine::{self, RunControl};
 use pummel_engine::measure::summary::summarize;
-use pummel_engine::plan::{Arrival, Load, OpenLoad, Plan, RateStage, RequestSpec, StatusSet, Stop, Target};
+use pummel_engine::plan::{Arrival, Load, OpenLoad, Plan, QuickRun, RateStage, RequestSpec, StatusSet, Stop, Target};
 use pummel_results::duration::parse_duration;
 use pummel_results::expr::Expr;
 use pummel_sink::{Delay, SinkConfig};
@@ -70,8 +70,7 @@ pub fn run(args: DemoArgs) -> Result<ExitStatus, CliError> {
 fn demo_plan(url: &str, step: Duration) -> Result<Plan, CliError> {
     let target = Target::resolve(url).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let threshold = Expr::parse("error_rate<1%").map_err(|e| CliError::internal(anyhow!(e)))?;
-    let plan = Plan {
-        target,
+    let quick = QuickRun {
         request: RequestSpec { method: "GET".into(), headers: Vec::new(), body: Vec::new() },
         load: Load::Open(OpenLoad {
             stages: STEPS.iter().map(|&rate| RateStage::level(rate, step)).collect(),
@@ -79,24 +78,16 @@ fn demo_plan(url: &str, step: Duration) -> Result<Plan, CliError> {
             max_connections: 1000,
             max_inflight: None,
         }),
-        stop: Stop { duration: None, requests: None },
-        // The sink runs in this process too: one generator thread leaves it a core.
-        threads: 1,
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        keepalive: true,
-        warmup: Duration::ZERO,
-        ok_status: StatusSet::default(),
-        thresholds: vec![threshold],
-        abort_when: Vec::new(),
-        abort_window: Duration::from_secs(5),
-        source_addrs: Vec::new(),
-        observers: Default::default(),
-        tls: Default::default(),
-        scenarios: None,
         http2: None,
-        auth: None,
     };
+    let scenarios = quick.scenarios(&target, true, false, None).map_err(|e| CliError::internal(anyhow!(e)))?;
+    let mut plan = Plan::new(target, scenarios, Stop { duration: None, requests: None });
+    // The sink runs in this process too: one generator thread leaves it a core.
+    plan.threads = 1;
+    plan.timeout = Duration::from_secs(5);
+    plan.connect_timeout = Duration::from_secs(2);
+    plan.ok_status = StatusSet::default();
+    plan.thresholds = vec![threshold];
     plan.validate().map_err(|e| CliError::internal(anyhow!(e)))?;
     Ok(plan)
 }

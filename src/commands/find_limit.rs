@@ -101,7 +101,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     super::run::warn_about_limits(&spec.base, args.display);
     let control = RunControl::new();
     install_interrupt_handler(&control);
-    let title = format!("{} {}", spec.base.request.method, spec.base.target.url);
+    let title = format!("{} {}", args.request.method, spec.base.target.url);
     let mut view = LiveSteps { progress: Progress::new(args.display, title, None), quiet: args.display.quiet };
     let found = find_limit(&spec, &control, &mut view).map_err(|e| match e {
         FindLimitError::Invalid(_) => CliError::usage(anyhow!(e)),
@@ -109,7 +109,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     })?;
 
     let summary = summarize(&found.plan, &found.outcome);
-    let route = format!("{} {}", spec.base.request.method, spec.base.target.path_and_query);
+    let route = format!("{} {}", args.request.method, spec.base.target.path_and_query);
     if args.display.json {
         let value = serde_json::json!({ "find_limit": found.report, "summary": summary });
         let text = serde_json::to_string_pretty(&value).map_err(|e| CliError::internal(e.into()))?;
@@ -149,10 +149,10 @@ fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
         max_connections: args.connections,
         max_inflight: None,
     });
-    let mut base =
-        base_plan(&args.url, &args.request, &args.connection, load, Stop { duration: None, requests: None })?;
+    let http2 = args.http2.then_some(pummel_engine::plan::Http2Settings { streams: args.streams });
+    let stop = Stop { duration: None, requests: None };
+    let mut base = base_plan(&args.url, &args.request, &args.connection, load, http2, stop)?;
     base.ok_status = parse_ok_status(args.ok_status.as_deref())?;
-    base.http2 = args.http2.then_some(pummel_engine::plan::Http2Settings { streams: args.streams });
     validate(&base)?;
     let search = if args.steps.is_empty() {
         Search::Grow {

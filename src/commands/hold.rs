@@ -132,7 +132,7 @@ fn build_plan(args: &HoldArgs) -> Result<Plan, CliError> {
         reopen: args.reopen,
     });
     let stop = Stop { duration: Some(duration_flag("--duration", &args.duration)?), requests: None };
-    let mut plan = base_plan(&args.urls[0], &args.request, &args.connection, load, stop)?;
+    let mut plan = base_plan(&args.urls[0], &args.request, &args.connection, load, None, stop)?;
     for url in &args.urls[1..] {
         let more = Target::resolve(url).map_err(|e| match e {
             PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),

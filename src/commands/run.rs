@@ -14,7 +14,8 @@ use pummel_engine::measure::{results::document as results_document, summary::sum
 use pummel_engine::observe::probe::{ProbeExpect, ProbeSpec};
 use pummel_engine::observe::{Observers, WatchTarget};
 use pummel_engine::plan::{
-    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, RateStage, RequestSpec, Scheme, StatusSet, Stop, Target,
+    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, QuickRun, RateStage, RequestSpec, Scheme, StatusSet,
+    Stop, Target,
 };
 use pummel_results::duration::parse_duration;
 use pummel_results::expr::Expr;
@@ -44,13 +45,13 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     }
     let control = RunControl::new();
     install_interrupt_handler(&control);
-    let mut title = format!("{} {}", plan.request.method, plan.target.url);
-    if let Some(http2) = &plan.http2 {
+    let mut title = format!("{} {}", args.request.method, plan.target.url);
+    if args.http2 {
         let how = match plan.target.scheme {
             Scheme::Http => "h2c, prior knowledge",
             Scheme::Https => "TLS, ALPN h2",
         };
-        title.push_str(&format!(" (HTTP/2, {how}, {} streams per connection)", http2.streams));
+        title.push_str(&format!(" (HTTP/2, {how}, {} streams per connection)", args.streams));
         if !args.display.quiet && !args.display.json {
             eprintln!("pummel  {title}");
         }
@@ -134,25 +135,27 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
             })
         }
     };
-    let mut plan = base_plan(&args.url, &args.request, &args.connection, load, stop)?;
+    let http2 = args.http2.then_some(Http2Settings { streams: args.streams });
+    let mut plan = base_plan(&args.url, &args.request, &args.connection, load, http2, stop)?;
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
     plan.ok_status = parse_ok_status(args.ok_status.as_deref())?;
     plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
-    plan.http2 = args.http2.then_some(Http2Settings { streams: args.streams });
     validate(&plan)?;
     Ok(plan)
 }
 
-/// The parts of a plan that `run` and `find-limit` build the same way: target, request,
-/// connection settings; no thresholds, abort rules or warmup.
+/// The parts of a plan that `run`, `find-limit` and `hold` build the same way: the target, the
+/// one-scenario plan of the request under `load`, connection settings; no thresholds, abort
+/// rules or warmup.
 pub fn base_plan(
     url: &str,
     request: &RequestArgs,
     connection: &ConnectionArgs,
     load: Load,
+    http2: Option<Http2Settings>,
     stop: Stop,
 ) -> Result<Plan, CliError> {
     let target = Target::resolve(url).map_err(|e| match e {
@@ -174,27 +177,19 @@ pub fn base_plan(
         },
     };
     let auth = request.aws_sigv4.as_deref().map(sigv4_signer).transpose()?;
-    Ok(Plan {
-        target,
-        request: RequestSpec { method: request.method.clone(), headers, body },
-        load,
-        stop,
-        threads: connection.threads.unwrap_or_else(available_cpus),
-        timeout: duration_flag("--timeout", &connection.timeout)?,
-        connect_timeout: duration_flag("--connect-timeout", &connection.connect_timeout)?,
-        keepalive: !connection.no_keepalive,
-        warmup: Duration::ZERO,
-        ok_status: StatusSet::default(),
-        thresholds: Vec::new(),
-        abort_when: Vec::new(),
-        abort_window: Duration::from_secs(5),
-        source_addrs: super::hold::source_addrs_flag(connection.source_addrs.as_deref())?,
-        observers: Observers::default(),
-        tls: tls_settings(connection),
-        scenarios: None,
-        http2: None,
-        auth,
-    })
+    let keepalive = !connection.no_keepalive;
+    let quick = QuickRun { request: RequestSpec { method: request.method.clone(), headers, body }, load, http2 };
+    let scenarios =
+        quick.scenarios(&target, keepalive, auth.is_some(), stop.duration).map_err(|e| CliError::usage(anyhow!(e)))?;
+    let mut plan = Plan::new(target, scenarios, stop);
+    plan.threads = connection.threads.unwrap_or_else(available_cpus);
+    plan.timeout = duration_flag("--timeout", &connection.timeout)?;
+    plan.connect_timeout = duration_flag("--connect-timeout", &connection.connect_timeout)?;
+    plan.keepalive = keepalive;
+    plan.source_addrs = super::hold::source_addrs_flag(connection.source_addrs.as_deref())?;
+    plan.tls = tls_settings(connection);
+    plan.auth = auth;
+    Ok(plan)
 }
 
 /// `--aws-sigv4 REGION:SERVICE` with the keys from the standard AWS environment variables.
@@ -260,9 +255,7 @@ pub fn observers(args: &ObserveArgs, request_timeout: Duration) -> Result<Observ
 
 /// Checks the plan as the engine will; a failure is a usage error.
 pub fn validate(plan: &Plan) -> Result<(), CliError> {
-    plan.validate().map_err(|e| CliError::usage(anyhow!(e)))?;
-    plan.request.encode(&plan.target, plan.keepalive).map_err(|e| CliError::usage(anyhow!(e)))?;
-    Ok(())
+    plan.validate().map_err(|e| CliError::usage(anyhow!(e)))
 }
 
 /// Parses a duration flag; a mistake names the flag.
@@ -323,11 +316,7 @@ pub fn available_cpus() -> usize {
 
 /// Raises the open-file limit and says so when the requested connections cannot fit.
 pub fn warn_about_limits(plan: &Plan, display: DisplayArgs) {
-    let wanted = match &plan.load {
-        Load::Closed(c) => c.connections as u64,
-        Load::Open(o) => o.max_connections as u64,
-        Load::Hold(h) => h.connections as u64,
-    };
+    let wanted = plan.wanted_connections();
     match raise_open_file_limit() {
         Ok(limits) => {
             if limits.soft > limits.soft_before && !display.quiet && wanted + 64 > limits.soft_before {

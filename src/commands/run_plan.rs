@@ -104,8 +104,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         }
     }
     let status = quick::finish(&plan, &outcome, args.display, args.output.as_deref())?;
-    if staged && plan.scenarios.as_ref().is_some_and(|s| s.list.len() == 1) && !args.display.json && !args.display.quiet
-    {
+    if staged && plan.scenarios.list.len() == 1 && !args.display.json && !args.display.quiet {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
     Ok(status)
@@ -222,10 +221,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
             open.max_inflight = args.max_inflight;
         }
     };
-    pool(&mut plan.load);
-    if let Some(scenarios) = plan.scenarios.as_mut().and_then(Arc::get_mut) {
-        scenarios.list.iter_mut().for_each(|s| pool(&mut s.load));
-    }
+    Arc::make_mut(&mut plan.scenarios).list.iter_mut().for_each(|s| pool(&mut s.load));
     if let Some(n) = args.requests {
         plan.stop.requests = Some(n);
     }

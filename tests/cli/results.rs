@@ -35,9 +35,11 @@ fn results_document_matches_the_schema() {
     let _load = support::shared();
     let doc = closed_run_document();
     support::assert_valid_results(&doc);
-    assert_eq!(count(&doc, "/schema_version"), 1);
+    assert_eq!(count(&doc, "/schema_version"), 2);
     assert_eq!(doc["pummel_version"], doc["summary"]["pummel_version"]);
-    assert_eq!(doc["plan"]["load"]["model"], "closed");
+    // A quick run is one scenario of its one request.
+    assert_eq!(doc["plan"]["scenarios"]["list"][0]["load"]["model"], "closed");
+    assert_eq!(doc["plan"]["scenarios"]["list"][0]["flow"][0]["request"]["method"], "GET");
     assert_eq!(doc["stage_histograms"].as_array().map(Vec::len), Some(1));
 }
 

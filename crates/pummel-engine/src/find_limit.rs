@@ -11,6 +11,7 @@
 //! until a step breaks (never above `max_rate`), then bisects between the last good and first
 //! bad rate until they are within `precision` of each other.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{self, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
@@ -200,7 +201,7 @@ fn generator_stopped(steps: &[Step]) -> bool {
 
 fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
     let invalid = |m: &str| Err(FindLimitError::Invalid(m.to_string()));
-    if !matches!(spec.base.load, Load::Open(_)) {
+    if !matches!(spec.base.single_scenario().map(|s| &s.load), Some(Load::Open(_))) {
         return invalid("find-limit runs the open model: the base plan needs a rate");
     }
     if spec.step.is_zero() {
@@ -231,9 +232,7 @@ fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
 
 fn step_plan(spec: &FindLimitSpec, rate: f64) -> Plan {
     let mut plan = spec.base.clone();
-    if let Load::Open(open) = &mut plan.load {
-        open.stages = vec![RateStage::level(rate, spec.settle + spec.step)];
-    }
+    restage(&mut plan, vec![RateStage::level(rate, spec.settle + spec.step)]);
     plan.stop = Stop { duration: None, requests: None };
     plan.warmup = spec.settle;
     plan.thresholds = Vec::new();
@@ -245,6 +244,17 @@ fn step_plan(spec: &FindLimitSpec, rate: f64) -> Plan {
         value: spec.abort_step,
     }];
     plan
+}
+
+/// Gives the base plan's one open scenario these `stages` (and no other bound on its length).
+fn restage(plan: &mut Plan, stages: Vec<RateStage>) {
+    let scenarios = Arc::make_mut(&mut plan.scenarios);
+    for scenario in &mut scenarios.list {
+        if let Load::Open(open) = &mut scenario.load {
+            open.stages = stages.clone();
+            scenario.duration = None;
+        }
+    }
 }
 
 /// Decides whether a step is good, and why not.
@@ -382,10 +392,10 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
 /// The plan as it ran: one stage per step, each settle + step long.
 fn summary_plan(spec: &FindLimitSpec, steps: &[Step]) -> Plan {
     let mut plan = spec.base.clone();
-    if let Load::Open(open) = &mut plan.load {
-        open.stages =
-            steps.iter().map(|s| RateStage::level(s.rate, s.outcome.elapsed.max(Duration::from_millis(1)))).collect();
-    }
+    restage(
+        &mut plan,
+        steps.iter().map(|s| RateStage::level(s.rate, s.outcome.elapsed.max(Duration::from_millis(1)))).collect(),
+    );
     plan.stop = Stop { duration: None, requests: None };
     plan.warmup = Duration::ZERO;
     // The SLO judges each step (see `find_limit.slo` in the results), not all steps merged.
@@ -399,7 +409,8 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
     let mut total = Stats::default();
     let mut timeline = Vec::new();
     let mut stages = Vec::new();
-    let (mut elapsed, mut measured, mut unfinished) = (Duration::ZERO, Duration::ZERO, 0);
+    let (mut elapsed, mut measured) = (Duration::ZERO, Duration::ZERO);
+    let mut flows = crate::flow::FlowTallies::default();
     let mut other_errors = Vec::new();
     let mut generator = GeneratorHealth::default();
     for step in steps {
@@ -411,7 +422,7 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         }));
         elapsed += out.elapsed;
         measured += out.measured;
-        unfinished += out.unfinished;
+        flows.merge(&out.flows);
         other_errors.extend(out.other_errors);
         generator.cpu_seconds += out.generator.cpu_seconds;
         generator.threads = generator.threads.max(out.generator.threads);
@@ -441,12 +452,11 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         stages,
         total,
         timeline,
-        unfinished,
         other_errors,
         generator,
         probes: Vec::new(),
         target: None,
-        flows: None,
+        flows,
     }
 }
 
@@ -500,27 +510,8 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        let base = Plan {
-            target: crate::plan::Target::resolve("http://127.0.0.1:9/").unwrap(),
-            request: crate::plan::RequestSpec { method: "GET".into(), headers: vec![], body: vec![] },
-            load: Load::Closed(crate::plan::ClosedLoad { connections: 1 }),
-            stop: Stop { duration: None, requests: None },
-            threads: 1,
-            timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            keepalive: true,
-            warmup: Duration::ZERO,
-            ok_status: Default::default(),
-            thresholds: vec![],
-            abort_when: vec![],
-            abort_window: Duration::from_secs(1),
-            source_addrs: vec![],
-            observers: Default::default(),
-            tls: Default::default(),
-            scenarios: None,
-            http2: None,
-            auth: None,
-        };
+        let base =
+            crate::plan::test_plan("http://127.0.0.1:9/", Load::Closed(crate::plan::ClosedLoad { connections: 1 }));
         let spec = FindLimitSpec {
             base,
             search: Search::Steps(vec![10.0]),
@@ -533,12 +524,15 @@ mod tests {
         };
         assert!(check(&spec).is_err(), "closed-model base");
         let mut open = spec.clone();
-        open.base.load = Load::Open(crate::plan::OpenLoad {
-            stages: vec![],
-            arrival: crate::plan::Arrival::Uniform,
-            max_connections: 10,
-            max_inflight: None,
-        });
+        open.base = crate::plan::test_plan(
+            "http://127.0.0.1:9/",
+            Load::Open(crate::plan::OpenLoad {
+                stages: vec![],
+                arrival: crate::plan::Arrival::Uniform,
+                max_connections: 10,
+                max_inflight: None,
+            }),
+        );
         assert!(check(&open).is_ok());
         for search in [
             Search::Steps(vec![]),

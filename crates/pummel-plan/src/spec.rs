@@ -18,10 +18,8 @@ use pummel_engine::flow::{
 };
 use pummel_engine::inspect::check::Check;
 use pummel_engine::inspect::extract::Extractor;
-use pummel_engine::observe::Observers;
 use pummel_engine::plan::{
-    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, PlanError, RateStage, RequestSpec, StatusSet, Stop,
-    Target,
+    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, PlanError, RateStage, StatusSet, Stop, Target,
 };
 use pummel_engine::proto::http1::encode_request;
 use pummel_results::expr::Expr;
@@ -353,38 +351,20 @@ impl PlanSpec {
             feeders,
             named_thresholds: self.named_thresholds.clone(),
         };
-        let mut plan = Plan {
-            target,
-            request: RequestSpec { method: "GET".into(), headers: Vec::new(), body: Vec::new() },
-            // One scenario's shape makes the run's stages and target rate; several scenarios
-            // together have no single target rate, and no stages beyond the whole run.
-            load: match self.scenarios.as_slice() {
-                [only] => only.engine_load(),
-                _ => Load::Closed(ClosedLoad { connections: 1 }),
-            },
-            stop: Stop { duration: None, requests: None },
-            threads,
-            timeout: self.target.timeout,
-            connect_timeout: self.target.connect_timeout,
-            keepalive: self.target.keepalive,
-            warmup: Duration::ZERO,
-            ok_status: self.target.ok_status.clone(),
-            thresholds: self.thresholds.clone(),
-            abort_when: self.abort_when.clone(),
-            abort_window: self.abort_window,
-            observers: Observers::default(),
-            source_addrs: Vec::new(),
-            tls: Default::default(),
-            scenarios: None,
-            http2: None,
-            auth: None,
-        };
+        let mut plan = Plan::new(target, scenarios, Stop { duration: None, requests: None });
+        plan.threads = threads;
+        plan.timeout = self.target.timeout;
+        plan.connect_timeout = self.target.connect_timeout;
+        plan.keepalive = self.target.keepalive;
+        plan.ok_status = self.target.ok_status.clone();
+        plan.thresholds = self.thresholds.clone();
+        plan.abort_when = self.abort_when.clone();
+        plan.abort_window = self.abort_window;
         if let Some(sigv4) = &self.target.sigv4 {
             let credentials = Credentials::from_env(&sigv4.access_key_env, &sigv4.secret_key_env)
                 .map_err(|e| PlanError::Invalid(format!("auth.aws_sigv4: {e}")))?;
             plan.auth = Some(SigV4 { region: sigv4.region.clone(), service: sigv4.service.clone(), credentials });
         }
-        plan.scenarios = Some(Arc::new(scenarios));
         Ok(plan)
     }
 

@@ -49,6 +49,8 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         failed,
         errors: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
         dropped: 0,
+        unfinished: 0,
+        reconnects: 0,
         in_flight: 20 + second,
         connections: 30,
         connections_opened: 0,
@@ -107,7 +109,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         bytes: Bytes { received: completed * 60, sent: completed * 50 },
         latency_ms: Some(figures(10.0)),
         service_time_ms: Some(figures(9.0)),
-        connect_ms: ConnectFigures { count: 30, mean: Some(0.1), p99: Some(0.3) },
+        connect_ms: ConnectFigures { count: 30, reconnects: 0, mean: Some(0.1), p99: Some(0.3) },
         tls_ms: None,
         dns_ms: 0.0,
         status: [("200".to_string(), completed - failed), ("500".to_string(), failed)].into_iter().collect(),
@@ -133,9 +135,12 @@ fn plan(url: &str, rates: &[f64], seconds_per_stage: f64) -> serde_json::Value {
     serde_json::json!({
         "target": { "url": url },
         "stop": { "duration": null, "requests": null },
-        "request": { "method": "GET", "headers": [], "body": 0 },
-        "load": { "model": "open", "arrival": "uniform", "max_connections": 1000, "max_inflight": null,
-                  "stages": rates.iter().map(|r| serde_json::json!({"rate": r, "duration": seconds_per_stage})).collect::<Vec<_>>() },
+        "scenarios": { "list": [{
+            "name": "quick",
+            "load": { "model": "open", "arrival": "uniform", "max_connections": 1000, "max_inflight": null,
+                      "stages": rates.iter().map(|r| serde_json::json!({"rate": r, "duration": seconds_per_stage})).collect::<Vec<_>>() },
+            "flow": [{ "request": { "stats": 0, "method": "GET", "path": "/" } }],
+        }]},
     })
 }
 
@@ -150,7 +155,7 @@ pub fn open_run() -> ResultsDocument {
         .collect();
     let stages = vec![stage(1000.0, 10.0, 0.011, None)];
     ResultsDocument {
-        schema_version: 1,
+        schema_version: pummel_results::document::SCHEMA_VERSION,
         pummel_version: "0.1.0".into(),
         started_at: "2025-01-02T03:04:05.678Z".into(),
         plan: plan("http://127.0.0.1:8090/api?x=<1>&y=2", &[1000.0], 10.0),
@@ -277,7 +282,7 @@ pub fn find_limit_run() -> ResultsDocument {
     let mut summary = summary(&timeline, stages);
     summary.thresholds.clear();
     ResultsDocument {
-        schema_version: 1,
+        schema_version: pummel_results::document::SCHEMA_VERSION,
         pummel_version: "0.1.0".into(),
         started_at: "2025-01-02T03:04:05.678Z".into(),
         plan: plan("http://127.0.0.1:8090/", &rates, 2.0),

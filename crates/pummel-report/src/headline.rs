@@ -41,7 +41,7 @@ impl Headline {
         let mut facts = vec![
             ("started".to_string(), doc.started_at.replace('T', " ").replace('Z', " UTC")),
             ("measured".to_string(), fmt::seconds(s.duration_s)),
-            ("load".to_string(), load_text(&doc.plan)),
+            ("load".to_string(), load_text(doc)),
             (
                 "requests".to_string(),
                 format!(
@@ -108,8 +108,14 @@ fn badges(doc: &ResultsDocument) -> Vec<Badge> {
 
 /// `open model, 2,000 req/s (uniform)`, `open model, 3 stages: 200 → 1,000 → 5,000 req/s`,
 /// `closed model, 50 connections`.
-fn load_text(plan: &serde_json::Value) -> String {
-    let load = plan.get("load");
+fn load_text(doc: &ResultsDocument) -> String {
+    let load = doc.load();
+    if load.is_none() {
+        let names = doc.scenario_names();
+        if names.len() > 1 {
+            return format!("{} scenarios: {}", names.len(), names.join(", "));
+        }
+    }
     let model = load.and_then(|l| l.get("model")).and_then(|m| m.as_str()).unwrap_or("");
     match model {
         "closed" => {
@@ -131,6 +137,11 @@ fn load_text(plan: &serde_json::Value) -> String {
                     many.iter().map(|r| fmt::rate(*r)).collect::<Vec<_>>().join(" → ")
                 ),
             }
+        }
+        "hold" => {
+            let c = load.and_then(|l| l.get("connections")).and_then(|c| c.as_u64()).unwrap_or(0);
+            let mode = load.and_then(|l| l.get("mode")).and_then(|m| m.as_str()).unwrap_or("idle");
+            format!("hold model, {} {mode} connections", fmt::thousands(c))
         }
         _ => "unknown load".to_string(),
     }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use pummel_results::document::{ResultsDocument, SCHEMA_VERSION};
+use pummel_results::document::{OLDEST_READABLE_VERSION, ResultsDocument, SCHEMA_VERSION};
 
 use crate::error::ReportError;
 
@@ -26,7 +26,8 @@ pub fn from_slice(bytes: &[u8], path: &Path) -> Result<ResultsDocument, ReportEr
     let Some(version) = object.get("schema_version") else {
         return Err(ReportError::NotResults { path: path.to_path_buf(), reason: "it has no schema_version".into() });
     };
-    if version.as_u64() != Some(u64::from(SCHEMA_VERSION)) {
+    let readable = u64::from(OLDEST_READABLE_VERSION)..=u64::from(SCHEMA_VERSION);
+    if !version.as_u64().is_some_and(|v| readable.contains(&v)) {
         return Err(ReportError::Version {
             path: path.to_path_buf(),
             found: version.clone(),
@@ -54,7 +55,7 @@ mod tests {
         assert!(err("[1]").contains("not a JSON object"));
         assert!(err("{}").contains("no schema_version"));
         assert!(err(r#"{"schema_version": 99}"#).contains("schema_version 99"));
-        assert!(err(r#"{"schema_version": 1}"#).contains("missing field"));
+        assert!(err(r#"{"schema_version": 2}"#).contains("missing field"));
     }
 
     #[test]

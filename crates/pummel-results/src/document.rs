@@ -18,7 +18,7 @@ use crate::timeline::TimelineEntry;
 pub const SCHEMA: &str = include_str!("../schema/results.schema.json");
 
 /// The version of the results document's shape.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The full results of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,7 +128,38 @@ pub enum ResultsError {
     },
 }
 
+/// The oldest document version this crate still reads (version 1 had a quick run's `load` and
+/// `request` in `plan` instead of its one scenario).
+pub const OLDEST_READABLE_VERSION: u32 = 1;
+
 impl ResultsDocument {
+    /// The load of the run's one scenario (a quick run's), as it ran; `None` with several.
+    pub fn load(&self) -> Option<&serde_json::Value> {
+        match self.scenario_list() {
+            Some([only]) => only.get("load"),
+            Some(_) => None,
+            None => self.plan.get("load"),
+        }
+    }
+
+    /// The method of a run of one request (a quick run), e.g. `GET`.
+    pub fn method(&self) -> Option<&str> {
+        match self.scenario_list() {
+            Some([only]) => only.pointer("/flow/0/request/method").and_then(|m| m.as_str()),
+            Some(_) => None,
+            None => self.plan.pointer("/request/method").and_then(|m| m.as_str()),
+        }
+    }
+
+    /// The names of the scenarios that ran (none for a version-1 document).
+    pub fn scenario_names(&self) -> Vec<&str> {
+        self.scenario_list().unwrap_or_default().iter().filter_map(|s| s.get("name")?.as_str()).collect()
+    }
+
+    fn scenario_list(&self) -> Option<&[serde_json::Value]> {
+        self.plan.pointer("/scenarios/list").and_then(|l| l.as_array()).map(Vec::as_slice)
+    }
+
     /// Writes the document atomically: to a temporary file beside `path`, then renamed over it,
     /// so a reader never sees half a file even if pummel is killed while writing.
     pub fn write_atomically(&self, path: &Path) -> Result<(), ResultsError> {

@@ -175,20 +175,22 @@ impl ThresholdVerdict {
     }
 }
 
-/// Request counts.
+/// Request counts. Every request that was due ends as `completed`, `unfinished` or `dropped`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct RequestCounts {
-    /// Started.
+    /// Written to a connection.
     pub sent: u64,
-    /// Finished (ok or failed).
+    /// Finished: answered (ok or not), or failed (a connection that could not be opened
+    /// included, so a failed request may be completed without having been sent).
     pub completed: u64,
     /// Finished with an accepted status.
     pub ok: u64,
     /// Finished with a failure.
     pub failed: u64,
-    /// Could not even be queued (open model, `--max-inflight`).
+    /// Due but never sent: `--max-inflight` was reached, or it still waited for a connection
+    /// when the run ended.
     pub dropped: u64,
-    /// Started but still unanswered when the run ended.
+    /// Sent but still unanswered when the run ended.
     pub unfinished: u64,
     /// failed / completed.
     pub error_rate: f64,
@@ -257,6 +259,10 @@ impl LatencyFigures {
 pub struct ConnectFigures {
     /// Connections opened.
     pub count: u64,
+    /// Idle keep-alive connections the server had closed, noticed before a request reused them
+    /// and replaced by a new connection (counted in `count` too; never a failure).
+    #[serde(default)]
+    pub reconnects: u64,
     /// Mean connect time.
     pub mean: Option<f64>,
     /// 99th percentile connect time.

@@ -13,7 +13,7 @@ pub struct TimelineEntry {
     pub warmup: bool,
     /// Target rate during this second (open model).
     pub target_rate: Option<f64>,
-    /// Requests started.
+    /// Requests written to a connection.
     pub sent: u64,
     /// Requests finished.
     pub completed: u64,
@@ -23,9 +23,17 @@ pub struct TimelineEntry {
     pub failed: u64,
     /// Failures by kind (only kinds that occurred).
     pub errors: BTreeMap<String, u64>,
-    /// Requests that could not even be queued.
+    /// Requests that were due but never sent (`--max-inflight`, or still waiting for a
+    /// connection when the run ended).
     pub dropped: u64,
-    /// Requests started but not finished at the end of the second.
+    /// Requests sent but unanswered when the run ended (the last entry only).
+    #[serde(default)]
+    pub unfinished: u64,
+    /// Idle connections found closed by the server and replaced before a request used them.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Requests due but not finished at the end of the second (waiting for a connection, or
+    /// sent and unanswered).
     pub in_flight: u64,
     /// Connections open at the end of the second.
     pub connections: u64,

@@ -10,12 +10,13 @@ use cpu_time::ProcessTime;
 
 use super::shard::{self, ShardReport, ShardSetup};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
-use crate::flow::{FlowTallies, Scenarios};
-use crate::measure::stats::{Stats, histogram_stat_ms};
+use crate::flow::FlowTallies;
+use crate::measure::stats::Stats;
 use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
-use crate::plan::{Load, Plan, RateStage};
+use crate::plan::Plan;
 use pummel_results::expr::{MetricSource, Stat};
+use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::timeline::TimelineEntry;
 
 /// Delay between spawning the shards and their common start, so they all begin together.
@@ -34,24 +35,9 @@ pub(super) fn run(
     control: &RunControl,
     mut on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
-    // A quick run (closed or open model, HTTP/1.1) runs as a one-scenario plan: one engine
-    // path for quick runs and plan files. HTTP/2 and hold keep their own drivers.
-    let as_flow;
-    let plan = match (&plan.scenarios, &plan.load, &plan.http2) {
-        (None, Load::Closed(_) | Load::Open(_), None) => {
-            as_flow = Plan { scenarios: Some(Arc::new(Scenarios::of_quick_plan(plan)?)), ..plan.clone() };
-            &as_flow
-        }
-        _ => plan,
-    };
     let shards = effective_shards(plan);
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
-    // A plan file's requests are built by their steps; a quick run's one request once, here.
-    let request: Arc<[u8]> = match plan.scenarios {
-        Some(_) => Arc::from(&[][..]),
-        None => plan.request.encode(&plan.target, plan.keepalive)?.into(),
-    };
     let tls = plan.tls_client()?.map(Arc::new);
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
@@ -66,7 +52,6 @@ pub(super) fn run(
             index,
             shards,
             plan: plan_arc.clone(),
-            request: request.clone(),
             tls: tls.clone(),
             start,
             stop: stop.clone(),
@@ -92,9 +77,8 @@ pub(super) fn run(
     let mut stage_totals: Vec<Stats> = (0..plan.stage_count()).map(|_| Stats::default()).collect();
     let mut timeline = Vec::new();
     let mut next_second = 1u64;
-    let mut unfinished = 0;
     let mut other_errors = Vec::new();
-    let mut flows = plan.scenarios.as_deref().map(FlowTallies::for_scenarios);
+    let mut flows = FlowTallies::for_scenarios(&plan.scenarios);
     let mut aborted: Option<String> = None;
     let mut cpu_last = Duration::ZERO;
     let mut elapsed = Duration::ZERO;
@@ -112,26 +96,19 @@ pub(super) fn run(
                 shard,
                 tail_second,
                 tail,
-                connections,
                 stages,
                 flows: shard_flows,
-                unfinished: left,
                 other_errors: messages,
                 sending_stopped,
             } => {
                 let slot = pending.entry(tail_second).or_default();
                 slot.stats.merge(&tail);
-                slot.in_flight += left;
-                slot.connections += connections;
                 finished[shard] = true;
                 elapsed = elapsed.max(sending_stopped);
-                unfinished += left;
                 for (total, stage) in stage_totals.iter_mut().zip(&stages) {
                     total.merge(stage);
                 }
-                if let Some(flows) = flows.as_mut() {
-                    flows.merge(&shard_flows);
-                }
+                flows.merge(&shard_flows);
                 for message in messages {
                     if other_errors.len() < 10 {
                         other_errors.push(message);
@@ -153,7 +130,7 @@ pub(super) fn run(
             let cpu_now = cpu_at_start.elapsed();
             let gauges = Gauges {
                 warmup: Duration::from_secs(next_second - 1) < plan.warmup,
-                target_rate: target_rate_at(plan, Duration::from_secs(next_second - 1)),
+                target_rate: plan.target_rate_at(Duration::from_secs(next_second - 1)),
                 in_flight: done.in_flight,
                 connections: done.connections,
                 cpu_percent: (cpu_now - cpu_last).as_secs_f64() * 100.0,
@@ -212,7 +189,6 @@ pub(super) fn run(
         stages,
         total,
         timeline,
-        unfinished,
         other_errors,
         generator,
         probes,
@@ -221,25 +197,12 @@ pub(super) fn run(
     })
 }
 
-/// More shards than connections would leave some idle; fewer than asked is fine.
+/// More shards than connections would leave some idle; fewer than asked is fine. Every
+/// scenario is spread over the shards, so a plan of several uses as many as its connections
+/// allow.
 fn effective_shards(plan: &Plan) -> usize {
-    let connections = match &plan.load {
-        Load::Closed(closed) => closed.connections,
-        Load::Open(open) => open.max_connections,
-        Load::Hold(hold) => hold.connections,
-    };
-    plan.threads.min(connections).max(1)
-}
-
-fn target_rate_at(plan: &Plan, offset: Duration) -> Option<f64> {
-    match &plan.load {
-        Load::Open(open) => {
-            let index = plan.stage_at(offset);
-            let stage_start: Duration = open.stages.iter().take(index).map(|s| s.duration).sum();
-            open.stages.get(index).map(|s| s.rate_at(offset.saturating_sub(stage_start)))
-        }
-        Load::Closed(_) | Load::Hold(_) => None,
-    }
+    let connections = plan.wanted_connections().max(1);
+    plan.threads.min(usize::try_from(connections).unwrap_or(usize::MAX)).max(1)
 }
 
 fn check_abort_rules(plan: &Plan, window: &VecDeque<Stats>) -> Option<String> {
@@ -264,16 +227,16 @@ fn stage_outcomes(plan: &Plan, totals: Vec<Stats>, elapsed: Duration, stop: &Sto
         StopReason::Interrupted => Some("interrupted".to_string()),
         StopReason::Aborted(reason) => Some(format!("aborted: {reason}")),
     };
-    match &plan.load {
-        Load::Closed(_) | Load::Hold(_) => vec![StageOutcome {
+    match plan.rate_stages() {
+        [] => vec![StageOutcome {
             target_rate: None,
             measured: elapsed.saturating_sub(plan.warmup),
             stats: totals.into_iter().next().unwrap_or_default(),
             note: cut_short,
         }],
-        Load::Open(open) => {
+        stages => {
             let mut stage_start = Duration::ZERO;
-            open.stages
+            stages
                 .iter()
                 .zip(totals)
                 .map(|(stage, stats)| {
@@ -321,14 +284,7 @@ fn generator_health(
         0.0
     };
     let achieved = total.over(measured).achieved_rate();
-    let target = match &plan.load {
-        Load::Open(open) => {
-            let planned: f64 = open.stages.iter().map(RateStage::planned_requests).sum();
-            let planned_secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-            (planned_secs > 0.0).then(|| planned / planned_secs)
-        }
-        Load::Closed(_) | Load::Hold(_) => None,
-    };
+    let target = plan.mean_target_rate();
     let bottleneck = if let Some(lag) = lag_p99_ms.filter(|lag| *lag > 10.0) {
         Some(format!(
             "schedule lag p99 was {lag:.1} ms (> 10 ms): pummel could not send on time, so the results understate what the target can do"

@@ -1,10 +1,10 @@
 //! Runs a validated plan.
 //!
-//! [`run`] starts one OS thread per shard, each with its own single-threaded tokio runtime,
-//! connections, slice of the schedule and histograms — no locks on the hot path. Every second
-//! each shard hands its interval stats to the collector on the calling thread, which merges
-//! them into the timeline, evaluates abort rules and tells the caller (the live view). At the
-//! end, the shards' per-stage totals are merged into the outcome.
+//! [`run`] starts one OS thread per shard (`shard.rs`), each with its own single-threaded tokio
+//! runtime, connections, slice of every scenario and figures — no locks on the hot path. Every
+//! second each shard hands its interval stats to the collector (`collector.rs`) on the calling
+//! thread, which merges them into the timeline, evaluates abort rules and tells the caller (the
+//! live view). At the end, the shards' per-stage totals are merged into the outcome.
 
 mod collector;
 mod control;
@@ -46,8 +46,6 @@ pub struct RunOutcome {
     pub total: Stats,
     /// One entry per second.
     pub timeline: Vec<TimelineEntry>,
-    /// Requests still unanswered when the run ended (sent but never completed).
-    pub unfinished: u64,
     /// The first few messages of `other` errors, and of distinct `tls_error`s (`TLS: ...`).
     pub other_errors: Vec<String>,
     /// The generator's own health.
@@ -56,8 +54,8 @@ pub struct RunOutcome {
     pub probes: Vec<crate::observe::ProbeTotals>,
     /// The watched target's figures over the run.
     pub target: Option<pummel_results::observed::TargetTotals>,
-    /// A plan file's tallies: statistics per request name, checks, branches, iterations.
-    pub flows: Option<crate::flow::FlowTallies>,
+    /// The scenarios' tallies: statistics per request name, checks, branches, iterations.
+    pub flows: crate::flow::FlowTallies,
 }
 
 /// One stage's totals.

@@ -52,57 +52,6 @@ pub struct Scenarios {
     pub named_thresholds: Vec<(String, Vec<pummel_results::expr::Expr>)>,
 }
 
-impl Scenarios {
-    /// A quick run as a one-scenario plan: the same load, and a flow of its one request,
-    /// encoded once (or, signed with `--aws-sigv4`, rendered and signed per request). The engine
-    /// runs every closed- and open-model run this way: one path for quick runs and plans. It
-    /// keeps no per-name statistics (`names` is empty): the run's are the request's.
-    pub fn of_quick_plan(plan: &crate::plan::Plan) -> Result<Scenarios, crate::plan::PlanError> {
-        let fixed = match plan.auth {
-            Some(_) => None,
-            None => Some(Arc::from(plan.request.encode(&plan.target, plan.keepalive)?)),
-        };
-        let request = RequestStep {
-            stats: 0,
-            method: plan.request.method.clone(),
-            path: Template::literal(&plan.target.path_and_query),
-            query: Vec::new(),
-            headers: plan.request.headers.iter().map(|(n, v)| (n.clone(), Template::literal(v))).collect(),
-            body: match (plan.request.body.is_empty(), &plan.auth) {
-                (true, _) => Body::Empty,
-                (false, None) => Body::Fixed(Arc::from(plan.request.body.as_slice())),
-                // Signed: the body's hash is computed once here, not per request.
-                (false, Some(_)) => Body::Payload(Payload {
-                    bytes: Arc::from(plan.request.body.as_slice()),
-                    sha256_hex: Arc::from(crate::flow::sigv4::sha256_hex(&plan.request.body)),
-                }),
-            },
-            extract: Vec::new(),
-            checks: Vec::new(),
-            fixed,
-        };
-        Ok(Scenarios {
-            list: vec![Scenario {
-                name: "quick".into(),
-                load: plan.load.clone(),
-                ramp_up: Duration::ZERO,
-                user_stages: Vec::new(),
-                feeders: Vec::new(),
-                iterations: None,
-                duration: plan.stop.duration,
-                flow: Flow { steps: vec![Step::Request(Arc::new(request))] },
-                http2: None,
-            }],
-            names: Vec::new(),
-            checks: Vec::new(),
-            branches: Vec::new(),
-            globals: Arc::new(Globals::default()),
-            feeders: Vec::new(),
-            named_thresholds: Vec::new(),
-        })
-    }
-}
-
 /// What a set of statistics is named after, and which scenario it belongs to.
 #[derive(Debug, Clone, Serialize)]
 pub struct NamedStats {
@@ -148,6 +97,21 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The connections the scenario may open at once: one per user over HTTP/1.1 (a user per
+    /// `streams` over HTTP/2), the pool bound of the open model, the held connections of hold.
+    pub fn connections(&self) -> u64 {
+        match &self.load {
+            Load::Closed(closed) => (closed.connections as u64).div_ceil(self.users_per_connection() as u64),
+            Load::Open(open) => open.max_connections as u64,
+            Load::Hold(hold) => hold.connections as u64,
+        }
+    }
+
+    /// Users one connection serves at once: its HTTP/2 streams; 1 for HTTP/1.1.
+    pub fn users_per_connection(&self) -> usize {
+        self.http2.as_ref().map_or(1, |settings| settings.streams.max(1))
+    }
+
     /// How long the scenario starts iterations: its stages (open model), capped by its
     /// `duration`; `None` when only `iterations` bound it.
     pub fn planned_duration(&self) -> Option<Duration> {
@@ -176,46 +140,32 @@ pub struct UserStage {
     pub ramp_from: Option<u64>,
 }
 
-/// When user `k` of a closed scenario of `total` users is active, from the run's start:
-/// `[start, end)` windows, `end` `None` for "until the scenario ends". Without stages, user
-/// `k` starts `k/total` into the ramp-up and stays; with stages, it is active while the
-/// stage's number of users (rising or falling linearly on a ramp) is above `k`.
-pub fn user_windows(stages: &[UserStage], ramp_up: Duration, k: u64, total: u64) -> Vec<(Duration, Option<Duration>)> {
-    if stages.is_empty() {
-        return vec![(ramp_up.mul_f64(k as f64 / total.max(1) as f64), None)];
-    }
-    let mut windows: Vec<(Duration, Option<Duration>)> = Vec::new();
-    let mut t0 = Duration::ZERO;
-    for stage in stages {
-        let t1 = t0 + stage.duration;
-        let from = stage.ramp_from.unwrap_or(stage.users) as f64;
-        let to = stage.users as f64;
-        let kf = k as f64;
-        // The part of [t0, t1) where from + (to - from)·s > k, s = (t - t0)/duration.
-        let active = if from == to {
-            (kf < to).then_some((t0, t1))
-        } else if to > from {
-            (kf < to).then(|| (t0 + stage.duration.mul_f64(((kf - from) / (to - from)).clamp(0.0, 1.0)), t1))
-        } else {
-            (kf < from).then(|| (t0, t0 + stage.duration.mul_f64(((from - kf) / (from - to)).clamp(0.0, 1.0))))
-        };
-        if let Some((start, end)) = active.filter(|(s, e)| s < e) {
-            match windows.last_mut() {
-                Some((_, Some(last_end))) if *last_end == start => *last_end = end,
-                _ => windows.push((start, Some(end))),
-            }
-        }
-        t0 = t1;
-    }
-    windows
-}
-
 /// A sequence of steps.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(transparent)]
 pub struct Flow {
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+impl Flow {
+    /// Every request step of the flow, nested ones included, in order.
+    pub fn requests(&self) -> Vec<&RequestStep> {
+        let mut out = Vec::new();
+        self.collect_requests(&mut out);
+        out
+    }
+
+    fn collect_requests<'a>(&'a self, out: &mut Vec<&'a RequestStep>) {
+        for step in &self.steps {
+            match step {
+                Step::Request(request) => out.push(request),
+                Step::Block(block) => block.flow.collect_requests(out),
+                Step::Choose(choice) => choice.branches.iter().for_each(|b| b.flow.collect_requests(out)),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// One step of a flow.
@@ -238,6 +188,37 @@ pub enum Step {
     WsExpect(Arc<WsExpectStep>),
     /// Close the session.
     WsClose(WsCloseStep),
+    /// Open a connection and hold it until the target closes it or the run ends
+    /// (`pummel hold`).
+    Hold(Arc<HoldStep>),
+}
+
+/// What a held connection does (`pummel hold`): connect, maybe send, then keep the connection
+/// in its mode until the target closes it or the run ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldStep {
+    /// Idle keep-alive, slow request, pending answer, or WebSocket.
+    pub mode: crate::plan::HoldMode,
+    /// Interval between the bytes of a slow request, or between WebSocket pings.
+    #[serde(with = "secs")]
+    pub drip: Duration,
+    /// The request, encoded once (the upgrade's fields come from it in `ws` mode).
+    #[serde(skip)]
+    pub request: Arc<[u8]>,
+    /// True for a HEAD request (no body follows its answer).
+    pub head_request: bool,
+    /// `ws` mode: the session's URL and the request's header fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws: Option<HoldWebSocket>,
+}
+
+/// The WebSocket a held connection upgrades to.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldWebSocket {
+    /// `ws://` or `wss://`, the target's host and path.
+    pub url: String,
+    /// Header fields added to the upgrade.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A pause of a fixed, uniform or exponential length.
@@ -351,6 +332,19 @@ pub struct RequestStep {
 }
 
 impl RequestStep {
+    /// True when the request is the same every time: no template anywhere in it.
+    pub fn is_static(&self) -> bool {
+        let body = match &self.body {
+            Body::Empty | Body::Fixed(_) | Body::Payload(_) => true,
+            Body::Template(template) => template.is_static(),
+            Body::Json(json) => json.is_fixed(),
+            Body::Form(fields) => fields.iter().all(|(_, t)| t.is_static()),
+        };
+        body && self.path.is_static()
+            && self.query.iter().all(|(_, t)| t.is_static())
+            && self.headers.iter().all(|(_, t)| t.is_static())
+    }
+
     /// True when the response body must be kept (checks or extraction look at it).
     pub fn needs_body(&self) -> bool {
         self.extract.iter().any(|e| e.needs_body()) || self.checks.iter().any(|c| c.check.condition.needs_body())
@@ -657,59 +651,6 @@ fn named_exprs<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_map(named.iter().map(|(name, exprs)| (name, exprs.iter().map(|e| e.text.as_str()).collect::<Vec<_>>())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secs(s: u64) -> Duration {
-        Duration::from_secs(s)
-    }
-
-    #[test]
-    fn without_stages_users_start_along_the_ramp_up_and_stay() {
-        assert_eq!(user_windows(&[], secs(10), 0, 10), vec![(secs(0), None)]);
-        assert_eq!(user_windows(&[], secs(10), 5, 10), vec![(secs(5), None)]);
-        assert_eq!(user_windows(&[], Duration::ZERO, 9, 10), vec![(secs(0), None)]);
-    }
-
-    #[test]
-    fn user_stages_give_each_user_its_active_windows() {
-        // 0 → 10 users over 10 s, 10 for 10 s, down to 0 over 10 s, then 4 for 10 s.
-        let stages = [
-            UserStage { users: 10, duration: secs(10), ramp_from: Some(0) },
-            UserStage { users: 10, duration: secs(10), ramp_from: None },
-            UserStage { users: 0, duration: secs(10), ramp_from: Some(10) },
-            UserStage { users: 4, duration: secs(10), ramp_from: None },
-        ];
-        // User 0 joins at once, leaves when the ramp down passes 0 users (at the end), and is
-        // back for the last level: windows touch at 30 s, so they merge.
-        assert_eq!(user_windows(&stages, Duration::ZERO, 0, 10), vec![(secs(0), Some(secs(40)))]);
-        // User 5 joins when the ramp reaches 5 users (5 s) and leaves when it falls to 5 (25 s).
-        assert_eq!(user_windows(&stages, Duration::ZERO, 5, 10), vec![(secs(5), Some(secs(25)))]);
-        // User 9: 9 s to 21 s only.
-        assert_eq!(user_windows(&stages, Duration::ZERO, 9, 10), vec![(secs(9), Some(secs(21)))]);
-        // User 3 leaves during the ramp down and comes back for the level of 4.
-        assert_eq!(
-            user_windows(&stages, Duration::ZERO, 3, 10),
-            vec![(secs(3), Some(secs(27))), (secs(30), Some(secs(40)))]
-        );
-        // The number active at any time follows the stages.
-        let active_at = |t: Duration| {
-            (0..10)
-                .filter(|&k| {
-                    user_windows(&stages, Duration::ZERO, k, 10)
-                        .iter()
-                        .any(|(start, end)| *start <= t && end.is_none_or(|e| t < e))
-                })
-                .count()
-        };
-        assert_eq!(active_at(Duration::from_millis(2500)), 3);
-        assert_eq!(active_at(secs(15)), 10);
-        assert_eq!(active_at(Duration::from_millis(27500)), 3);
-        assert_eq!(active_at(secs(35)), 4);
-    }
 }
 
 #[cfg(test)]

@@ -133,25 +133,6 @@ impl Iterator for Arrivals {
     }
 }
 
-/// Takes one from a budget that may be unbounded (`None`); false when it is spent.
-pub fn take_one(budget: &std::cell::Cell<Option<u64>>) -> bool {
-    match budget.get() {
-        None => true,
-        Some(0) => false,
-        Some(n) => {
-            budget.set(Some(n - 1));
-            true
-        }
-    }
-}
-
-/// Splits `total` items over `parts` shares as evenly as possible; share `index` is returned.
-pub fn share(total: u64, parts: usize, index: usize) -> u64 {
-    let parts = parts.max(1) as u64;
-    let index = index as u64;
-    total / parts + u64::from(index < total % parts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,15 +199,5 @@ mod tests {
             (0..2).map(|i| Arrivals::new(&[stage(5000.0, 4.0)], Arrival::Poisson, i, 2, 7).count()).sum();
         // 20,000 expected; a Poisson count has sd ≈ 141, so ±2 % is more than 2.8 sd.
         assert!((19_600..=20_400).contains(&total), "{total}");
-    }
-
-    #[test]
-    fn shares_add_up() {
-        for total in [0u64, 1, 7, 5000] {
-            for parts in 1..6 {
-                let sum: u64 = (0..parts).map(|i| share(total, parts, i)).sum();
-                assert_eq!(sum, total);
-            }
-        }
     }
 }

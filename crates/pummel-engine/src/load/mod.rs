@@ -1,3 +1,110 @@
-//! When work starts: the arrival schedule of the open model ([`arrivals`]).
+//! When work starts: one module per load model, each starting the users of a scenario on a
+//! shard and leaving what they do to `crate::exec`.
+//!
+//! - [`closed`]: users that loop over their flow, all at once, along a ramp-up, or in stages
+//!   of users (users join as the count rises and leave as it falls);
+//! - [`open`]: arrivals on a schedule ([`arrivals`]), each an iteration by a user of a pool,
+//!   whether or not earlier ones came back;
+//! - [`hold`]: connections opened at a paced rate and held until the run ends.
+//!
+//! Every scenario's users and rate are spread over the shards, so a plan of several scenarios
+//! uses every thread; a new load model is one more file here.
 
 pub mod arrivals;
+pub mod closed;
+pub mod hold;
+pub mod open;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use tokio::task::JoinSet;
+use tokio::time::sleep_until;
+
+use crate::engine::shard::{DISPATCH_SLACK, Shard};
+use crate::exec::ScenarioRun;
+use crate::plan::Load;
+
+/// Runs every scenario of the plan on this shard until each ends.
+pub(crate) async fn run(shard: Rc<Shard>) {
+    let mut running = JoinSet::new();
+    for index in 0..shard.plan.scenarios.list.len() {
+        match ScenarioRun::new(&shard, index) {
+            Ok(run) => {
+                running.spawn_local(run_scenario(shard.clone(), Rc::new(run)));
+            }
+            Err(e) => {
+                let name = &shard.plan.scenarios.list[index].name;
+                shard.meter.note_error(format!("scenario {name}: {e}"));
+            }
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Runs one scenario's users until they finish or the scenario's time is up.
+async fn run_scenario(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
+    let scenario = run.scenario();
+    let users = async {
+        match &scenario.load {
+            Load::Closed(closed) => closed::run(&shard, &run, closed).await,
+            Load::Open(open) => open::run(&shard, &run, open).await,
+            Load::Hold(hold) => hold::run(&shard, &run, hold).await,
+        }
+    };
+    tokio::pin!(users);
+    // The scenario's time is its duration, or its stages' length.
+    let slack = if matches!(scenario.load, Load::Open(_)) { DISPATCH_SLACK } else { Default::default() };
+    let deadline = scenario.planned_duration().map(|d| shard.start + d + slack);
+    tokio::select! {
+        () = &mut users => {}
+        () = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => {
+            // Users finish the request in flight; the shard's grace bounds the wait.
+            run.stop.cancel();
+            users.await;
+        }
+    }
+    run.stop.cancel();
+}
+
+/// Takes one from a budget that may be unbounded (`None`); false when it is spent.
+pub fn take_one(budget: &Cell<Option<u64>>) -> bool {
+    match budget.get() {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            budget.set(Some(n - 1));
+            true
+        }
+    }
+}
+
+/// Splits `total` items over `parts` shares as evenly as possible; share `index` is returned.
+pub fn share(total: u64, parts: usize, index: usize) -> u64 {
+    let parts = parts.max(1) as u64;
+    let index = index as u64;
+    total / parts + u64::from(index < total % parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up() {
+        for total in [0u64, 1, 7, 5000] {
+            for parts in 1..6 {
+                let sum: u64 = (0..parts).map(|i| share(total, parts, i)).sum();
+                assert_eq!(sum, total);
+            }
+        }
+    }
+
+    #[test]
+    fn budgets_run_out() {
+        let budget = Cell::new(Some(2));
+        assert!(take_one(&budget) && take_one(&budget) && !take_one(&budget));
+        let unbounded = Cell::new(None);
+        assert!((0..1000).all(|_| take_one(&unbounded)));
+    }
+}

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use pummel_results::error_kind::{ErrorCounts, ErrorKind};
-use pummel_results::expr::{Metric, MetricSource, Stat};
-use pummel_results::histogram::{LatencyHistogram, merge, new_histogram, record};
+use pummel_results::expr::{Metric, MetricSource};
+use pummel_results::histogram::{LatencyHistogram, histogram_stat_ms, merge, new_histogram, record};
 
 /// Status codes are counted in a flat array indexed by code: cheaper than a map on the hot path.
 const STATUS_SLOTS: usize = 1000;
@@ -15,10 +15,11 @@ const STATUS_SLOTS: usize = 1000;
 ///
 /// Latency and service time are recorded for every request that received a complete response
 /// (whatever its status); requests that failed in transport (refused, reset, timed out, ...) are
-/// counted by kind in `errors` but have no latency, as in wrk.
+/// counted by kind in `errors` but have no latency, as in wrk. Every request that was due ends
+/// in exactly one of `completed`, `unfinished` or `dropped` (see `measure::meter`).
 #[derive(Debug, Clone)]
 pub struct Stats {
-    /// Requests started (written, or queued for a connection in the open model).
+    /// Requests written to a connection (their first byte went out).
     pub sent: u64,
     /// Requests finished, successfully or not.
     pub completed: u64,
@@ -26,8 +27,14 @@ pub struct Stats {
     pub ok: u64,
     /// Completed with a failure of some kind.
     pub failed: u64,
-    /// Open-model requests that could not even be queued (`--max-inflight` reached).
+    /// Requests that were due but never sent: `--max-inflight` was reached, or they still
+    /// waited for a connection when the run ended.
     pub dropped: u64,
+    /// Requests sent but still unanswered when the run ended.
+    pub unfinished: u64,
+    /// Idle connections the peer had closed, found so before a request used them and replaced
+    /// (pummel's own doing: never counted as a failure).
+    pub reconnects: u64,
     /// Failures by kind.
     pub errors: ErrorCounts,
     /// Response bytes received (head and body).
@@ -61,6 +68,8 @@ impl Default for Stats {
             ok: 0,
             failed: 0,
             dropped: 0,
+            unfinished: 0,
+            reconnects: 0,
             errors: ErrorCounts::default(),
             bytes_in: 0,
             bytes_out: 0,
@@ -123,6 +132,8 @@ impl Stats {
         self.ok += other.ok;
         self.failed += other.failed;
         self.dropped += other.dropped;
+        self.unfinished += other.unfinished;
+        self.reconnects += other.reconnects;
         self.errors.merge(&other.errors);
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
@@ -170,20 +181,6 @@ impl StatsOver<'_> {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 { self.stats.completed as f64 / secs } else { 0.0 }
     }
-}
-
-/// Reads one statistic of a histogram in milliseconds; `None` when it is empty.
-pub fn histogram_stat_ms(histogram: &LatencyHistogram, stat: &Stat) -> Option<f64> {
-    if histogram.is_empty() {
-        return None;
-    }
-    let micros = match stat {
-        Stat::Min => histogram.min() as f64,
-        Stat::Mean => histogram.mean(),
-        Stat::Max => histogram.max() as f64,
-        Stat::Percentile(p) => histogram.value_at_quantile(p / 100.0) as f64,
-    };
-    Some(micros / 1000.0)
 }
 
 impl MetricSource for StatsOver<'_> {

@@ -16,7 +16,7 @@ use crate::engine::{RunOutcome, StopReason};
 use crate::flow::{FlowTallies, Scenarios};
 use crate::measure::stats::{Stats, StatsOver};
 use crate::observe::ProbeTotals;
-use crate::plan::{Load, Plan};
+use crate::plan::Plan;
 
 /// The figures thresholds read: the request stats, plus the probes.
 pub struct RunMetrics<'a> {
@@ -77,14 +77,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         StopReason::Interrupted => (None, true),
         StopReason::Aborted(reason) => (Some(reason.clone()), false),
     };
-    let target = match &plan.load {
-        Load::Open(open) => {
-            let secs: f64 = open.stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-            let requests: f64 = open.stages.iter().map(crate::plan::RateStage::planned_requests).sum();
-            (secs > 0.0).then(|| requests / secs)
-        }
-        Load::Closed(_) | Load::Hold(_) => None,
-    };
+    let target = plan.mean_target_rate();
     let mut summary = Summary {
         pummel_version: crate::VERSION.to_string(),
         partial: outcome.stop != StopReason::Completed,
@@ -97,7 +90,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
             ok: total.ok,
             failed: total.failed,
             dropped: total.dropped,
-            unfinished: outcome.unfinished,
+            unfinished: total.unfinished,
             error_rate: total.error_rate(),
         },
         rate: Rates { target, achieved: total.over(outcome.measured).achieved_rate() },
@@ -106,6 +99,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         service_time_ms: LatencyFigures::from_histogram(&total.service_time),
         connect_ms: ConnectFigures {
             count: total.connections_opened,
+            reconnects: total.reconnects,
             mean: histogram_stat_ms(&total.connect_time, &Stat::Mean),
             p99: histogram_stat_ms(&total.connect_time, &Stat::Percentile(99.0)),
         },
@@ -132,9 +126,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         branches: Vec::new(),
         scenarios: Vec::new(),
     };
-    if let (Some(scenarios), Some(tallies)) = (plan.scenarios.as_deref(), outcome.flows.as_ref()) {
-        add_flows(&mut summary, scenarios, tallies, outcome.measured);
-    }
+    add_flows(&mut summary, &plan.scenarios, &outcome.flows, outcome.measured);
     summary
 }
 
@@ -183,7 +175,9 @@ fn add_flows(summary: &mut Summary, scenarios: &Scenarios, tallies: &FlowTallies
             share: (all_taken > 0).then(|| taken as f64 / all_taken as f64),
         });
     }
-    for (scenario, &iterations) in scenarios.list.iter().zip(&tallies.iterations) {
+    // A quick run (its one request has no name of its own) has no scenario to list.
+    let quick = scenarios.names.is_empty();
+    for (scenario, &iterations) in scenarios.list.iter().zip(&tallies.iterations).filter(|_| !quick) {
         summary.scenarios.push(ScenarioSummary { name: scenario.name.clone(), iterations });
     }
 }

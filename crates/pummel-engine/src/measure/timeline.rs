@@ -38,6 +38,8 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         failed: stats.failed,
         errors: stats.errors.non_zero().map(|(k, n)| (k.name().to_string(), n)).collect(),
         dropped: stats.dropped,
+        unfinished: stats.unfinished,
+        reconnects: stats.reconnects,
         in_flight: gauges.in_flight,
         connections: gauges.connections,
         connections_opened: stats.connections_opened,

@@ -315,7 +315,7 @@ fn a_flow_plan_builds_the_engines_scenarios_with_names_checks_and_branches() {
     let spec = valid_with_fixtures(FLOWS);
     let plan = spec.to_plan(2).expect("loopback plan");
     plan.validate().expect("valid engine plan");
-    let scenarios = plan.scenarios.as_deref().expect("a plan file runs scenarios");
+    let scenarios = &*plan.scenarios;
     let names: Vec<(&str, usize, &str)> =
         scenarios.names.iter().map(|n| (n.name.as_str(), n.scenario, n.kind)).collect();
     assert_eq!(
@@ -468,7 +468,7 @@ fn users_are_the_closed_model_and_iterations_count_per_user() {
     assert_eq!(spec.scenarios[0].iterations, Some(5));
     let plan = spec.to_plan(2).expect("loopback plan");
     plan.validate().expect("valid engine plan");
-    let scenario = &plan.scenarios.as_deref().expect("scenarios").list[0];
+    let scenario = &plan.scenarios.list[0];
     assert!(matches!(scenario.load, Load::Closed(ref c) if c.connections == 20));
     assert_eq!((scenario.iterations, scenario.duration), (Some(5), None));
     assert_eq!(scenario.ramp_up, Duration::from_secs(1));
@@ -480,7 +480,7 @@ fn a_rate_bounded_by_iterations_lasts_as_long_as_sending_takes() {
     let spec = valid(&BASE.replace("duration = \"10s\"", "iterations = 250"));
     let plan = spec.to_plan(1).expect("loopback plan");
     plan.validate().expect("valid engine plan");
-    let scenario = &plan.scenarios.as_deref().expect("scenarios").list[0];
+    let scenario = &plan.scenarios.list[0];
     let Load::Open(open) = &scenario.load else { panic!("open model expected") };
     assert_eq!(open.stages[0].duration, Duration::from_secs(4));
     assert_eq!(scenario.iterations, Some(250));
@@ -574,8 +574,7 @@ flow = [ { request = { path = "/" } } ]
     let streams: Vec<Option<usize>> = spec.scenarios.iter().map(|s| s.http2_streams).collect();
     assert_eq!(streams, [Some(16), Some(100), None]);
     let plan = spec.to_plan(1).expect("flows over HTTP/2 run");
-    assert_eq!(plan.http2, None, "the quick driver's setting stays unused");
-    let scenarios = plan.scenarios.expect("scenarios");
+    let scenarios = plan.scenarios;
     let engine: Vec<Option<usize>> = scenarios.list.iter().map(|s| s.http2.as_ref().map(|h| h.streams)).collect();
     assert_eq!(engine, [Some(16), Some(100), None]);
     plan_validates(&spec);
@@ -688,7 +687,7 @@ flow = [ { request = { path = "/other" } } ]
 "#,
     );
     let plan = spec.to_plan(1).expect("a plan");
-    let scenarios = plan.scenarios.as_deref().expect("scenarios");
+    let scenarios = &*plan.scenarios;
     assert_eq!(scenarios.list[0].feeders, [0]);
     assert!(scenarios.list[1].feeders.is_empty());
 }

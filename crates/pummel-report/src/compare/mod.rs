@@ -283,7 +283,7 @@ impl RunInfo {
         RunInfo {
             path: path.to_string(),
             started_at: doc.started_at.clone(),
-            target: format!("{} {}", text("/request/method"), text("/target/url")),
+            target: format!("{} {}", doc.method().unwrap_or("?"), text("/target/url")),
             duration_s: doc.summary.duration_s,
             partial: doc.summary.partial,
             noise: Noise::estimate(&doc.timeline),
@@ -351,7 +351,7 @@ impl Comparison {
         if base_info.target != new_info.target {
             notes.push(format!("different targets: {} vs {}", base_info.target, new_info.target));
         }
-        if base.plan.get("load") != new.plan.get("load") {
+        if base.load() != new.load() || base.scenario_names() != new.scenario_names() {
             notes.push("the load differs between the runs (rate, stages or connections)".to_string());
         }
         for info in [&base_info, &new_info] {

@@ -43,12 +43,10 @@ pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What opening a session took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct WsOpened {
-    /// The TCP handshake.
-    pub connect: Duration,
-    /// The TLS handshake, for `wss://`.
-    pub tls: Option<Duration>,
+    /// The TCP (and, for `wss://`, TLS) handshakes.
+    pub opened: crate::dial::Opened,
     /// The HTTP upgrade: from sending the request to the `101` answer checked.
     pub handshake: Duration,
 }

@@ -61,6 +61,26 @@ impl WsSession {
         Box::pin(connect(target, headers, source, timeout)).await
     }
 
+    /// Upgrades `stream`, a connection already open to `target`'s address (plain or TLS),
+    /// with `headers` added to the request; the upgrade has `timeout`. Returns the session and
+    /// how long the upgrade took.
+    pub async fn upgrade(
+        stream: Stream,
+        target: &WsTarget,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<(WsSession, Duration), TransportError> {
+        Box::pin(upgrade(stream, target, headers, timeout)).await
+    }
+
+    /// Sends a ping (a held session's keep-alive).
+    pub async fn ping(&mut self) -> Result<(), TransportError> {
+        let inner = &mut *self.inner;
+        inner.check_open()?;
+        let sent = inner.ws.send(Message::Ping(Default::default())).await;
+        sent.map_err(|e| inner.broken(e))
+    }
+
     /// Sends one text message.
     pub async fn send_text(&mut self, text: &str) -> Result<(), TransportError> {
         let inner = &mut *self.inner;
@@ -178,6 +198,9 @@ impl Inner {
                     }
                     None => "closed by the peer".to_string(),
                 };
+                // tungstenite queued the answering close frame (RFC 6455 §5.5.1); send it now,
+                // without waiting long for a peer that no longer reads.
+                let _ = tokio::time::timeout(CLOSE_WAIT, self.ws.flush()).await;
                 self.ended = Some(why.clone());
                 Err(TransportError::ws_closed(why))
             }
@@ -215,9 +238,19 @@ async fn connect(
     source: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<(WsSession, WsOpened), TransportError> {
-    let (request, key) = handshake::request(target, headers)?;
     let tls = target.tls.as_ref().map(|client| TlsFor { client, alpn: Alpn::Http1 });
-    let (mut io, opened) = crate::dial::open(target.addr, source, timeout, tls).await?;
+    let (stream, opened) = crate::dial::open(target.addr, source, timeout, tls).await?;
+    let (session, handshake) = upgrade(stream, target, headers, timeout).await?;
+    Ok((session, WsOpened { opened, handshake }))
+}
+
+async fn upgrade(
+    mut io: Stream,
+    target: &WsTarget,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Result<(WsSession, Duration), TransportError> {
+    let (request, key) = handshake::request(target, headers)?;
     let started = Instant::now();
     let upgraded = tokio::time::timeout(timeout, handshake::upgrade(&mut io, &request, &key)).await;
     let rest = match upgraded {
@@ -226,8 +259,7 @@ async fn connect(
     };
     let handshake = started.elapsed();
     let ws = WebSocketStream::from_partially_read(io, rest, Role::Client, Some(small_config())).await;
-    let opened = WsOpened { connect: opened.connect, tls: opened.tls.map(|h| h.took), handshake };
-    Ok((WsSession { inner: Box::new(Inner { ws, kept: VecDeque::new(), ended: None }) }, opened))
+    Ok((WsSession { inner: Box::new(Inner { ws, kept: VecDeque::new(), ended: None }) }, handshake))
 }
 
 #[cfg(test)]

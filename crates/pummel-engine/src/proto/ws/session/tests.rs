@@ -59,8 +59,8 @@ async fn round_trip_and_clean_close() {
     let addr = server(echo).await;
     let (mut session, opened) =
         WsSession::connect(&target(addr), &[("X-Token".into(), "t1".into())], None, SECOND).await.unwrap();
-    assert!(opened.tls.is_none());
-    assert!(opened.connect < SECOND && opened.handshake < SECOND);
+    assert!(opened.opened.tls.is_none());
+    assert!(opened.opened.connect < SECOND && opened.handshake < SECOND);
     session.send_text("hello").await.unwrap();
     let got = session.expect(&mut |m| m == "hello", SECOND).await.unwrap();
     assert_eq!(got, "hello");
@@ -287,7 +287,7 @@ async fn wss_round_trip_with_an_rcgen_certificate() {
     let target = target.with_tls(&client);
     assert_eq!(target.tls.as_ref().unwrap().server_name, rustls::pki_types::ServerName::try_from("localhost").unwrap());
     let (mut session, opened) = WsSession::connect(&target, &[], None, 5 * SECOND).await.unwrap();
-    assert!(opened.tls.is_some());
+    assert!(opened.opened.tls.is_some());
     session.send_text(r#"{"id":42}"#).await.unwrap();
     let reply = session.expect(&mut |m| json_id(m) == Some(42), SECOND).await.unwrap();
     assert_eq!(reply, r#"{"id":42}"#);

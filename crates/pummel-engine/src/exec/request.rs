@@ -1,0 +1,296 @@
+//! An HTTP request step: rendered for the user (templates, signature), sent over the user's
+//! HTTP/1.1 connection or the scenario's HTTP/2 pool, and judged (status, checks, extraction).
+//!
+//! A keep-alive connection is reused only while it is good. Before a request goes out on an
+//! idle connection, the socket is looked at (at no cost unless the runtime saw it become
+//! readable): a connection the server closed while idle — its idle timeout was shorter than
+//! the user's think time, or it closed right after an answer without saying
+//! `Connection: close` — is replaced by a new one and counted in `reconnects`, never as a
+//! failure of the target. If a reused connection still closes before the first byte of the
+//! answer (the server's close crossed our request), an idempotent request (RFC 9110 §9.2.2)
+//! goes out once more on a fresh connection; any other fails as `reset`, "closed by the
+//! server while idle", since the server may have acted on it.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pummel_results::error_kind::ErrorKind;
+use tokio::time::Instant;
+
+use super::{Held, User};
+use crate::dial::{Alpn, IdleState, TransportError};
+use crate::engine::shard::Shard;
+use crate::flow::{RenderedRequest, RequestStep};
+use crate::inspect::{JsonBody, ResponseView};
+use crate::measure::meter::{Answer, Request};
+use crate::proto::http1::{Connection, encode_head};
+use crate::proto::http2::{Capture, FlowPool, Kept};
+
+/// Most body bytes kept for checks and extraction.
+const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// Sends one request step and judges its response. `request` is in flight since it was due.
+pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, request: Request) {
+    if let Some(pool) = user.http2.clone() {
+        // Boxed, so that an HTTP/1.1 user's task stays as small as it was.
+        return Box::pin(send_over_http2(shard, user, &pool, step, request)).await;
+    }
+    let rendered = match &step.fixed {
+        Some(bytes) => Rendered { head: Vec::new(), body: Some(bytes.clone()) },
+        None => match render(shard, user, step) {
+            Ok(rendered) => rendered,
+            Err(detail) => return request.failed(&TransportError::other(detail)),
+        },
+    };
+    send_over_http1(shard, user, step, request, &rendered).await;
+}
+
+/// The request over the user's HTTP/1.1 connection (opened or replaced as needed).
+async fn send_over_http1(
+    shard: &Shard,
+    user: &mut User,
+    step: &RequestStep,
+    mut request: Request,
+    rendered: &Rendered,
+) {
+    let (name, intended) = (request.name(), request.intended());
+    let (wants_headers, wants_body) = (step.needs_headers(), step.needs_body());
+    let bytes_out = (rendered.head.len() + rendered.body.as_ref().map_or(0, |b| b.len())) as u64;
+    let head_request = step.method.eq_ignore_ascii_case("HEAD");
+    let mut retried = false;
+    loop {
+        // The connection leaves the user for the exchange (extraction writes the user's variables).
+        let (mut conn, reused) = match take_idle(shard, user, intended) {
+            Some(conn) => (conn, true),
+            None => match open(shard, name, intended).await {
+                Ok(conn) => (conn, false),
+                Err(e) => return request.failed(&e),
+            },
+        };
+        conn.io.capture(wants_headers, if wants_body { CAPTURE_LIMIT } else { 0 });
+        let reading = Cell::new(false);
+        let exchange = async {
+            let sent_at = Instant::now();
+            if !rendered.head.is_empty() {
+                conn.io.write_all(&rendered.head).await?;
+            }
+            if let Some(body) = &rendered.body {
+                conn.io.write_all(body).await?;
+            }
+            request.written_at(bytes_out, sent_at);
+            reading.set(true);
+            conn.io.read_response(head_request).await
+        };
+        let result = tokio::time::timeout(shard.plan.timeout, exchange).await;
+        let done = Instant::now();
+        match result {
+            Ok(Ok(info)) => {
+                let headers: Vec<(&[u8], &[u8])> =
+                    if wants_headers { conn.io.captured_headers().collect() } else { Vec::new() };
+                let view = ResponseView {
+                    status: info.status,
+                    headers: &headers,
+                    body: conn.io.captured_body(),
+                    // Latency as everywhere: from when the request was due.
+                    elapsed: done - intended,
+                };
+                let failure = judge(shard, user, step, &view, intended);
+                let keep = shard.plan.keepalive && conn.io.reusable(&info);
+                drop(headers);
+                request.answered(Answer {
+                    status: Some(info.status),
+                    failure,
+                    done,
+                    bytes_in: info.head_bytes + info.body_bytes,
+                });
+                if keep {
+                    user.conn = Some(conn);
+                }
+                return;
+            }
+            Ok(Err(e)) if reused && !retried && closed_before_answer(&e, &conn.io, reading.get()) => {
+                drop(conn);
+                if !is_idempotent(&step.method) {
+                    return request.failed(&TransportError::new(ErrorKind::Reset, "closed by the server while idle"));
+                }
+                shard.meter.reconnected(intended);
+                retried = true;
+            }
+            Ok(Err(e)) => return request.failed(&e),
+            Err(_elapsed) => return request.failed(&TransportError::timeout(shard.plan.timeout)),
+        }
+    }
+}
+
+/// The user's idle connection, if it is still good; one the server closed while it was idle
+/// is dropped and counted as a reconnect.
+fn take_idle(shard: &Shard, user: &mut User, intended: Instant) -> Option<Held<Connection>> {
+    let conn = user.conn.take()?;
+    match conn.io.idle_state() {
+        IdleState::Open => Some(conn),
+        IdleState::Closed | IdleState::Unexpected => {
+            shard.meter.reconnected(intended);
+            None
+        }
+    }
+}
+
+/// True when a reused connection failed the way a connection the server closed while idle
+/// fails: reset or closed before any byte of the answer.
+fn closed_before_answer(error: &TransportError, conn: &Connection, reading: bool) -> bool {
+    error.kind == ErrorKind::Reset && !(reading && conn.answer_started())
+}
+
+/// Methods a client may repeat without changing the outcome (RFC 9110 §9.2.2).
+fn is_idempotent(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].iter().any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// Opens a connection to the target for the request due at `intended`, counted under `name`.
+async fn open(shard: &Shard, name: Option<usize>, intended: Instant) -> Result<Held<Connection>, TransportError> {
+    let (stream, opened) = shard.dialer.open(Alpn::Http1).await?;
+    shard.meter.opened(name, intended, &opened);
+    Ok(Held { io: Connection::new(stream), _gauge: shard.meter.connection_gauge() })
+}
+
+/// The request over the scenario's shared HTTP/2 connections: the same rendering (templates,
+/// signature), judging and statistics; the request waits for a free stream slot.
+async fn send_over_http2(
+    shard: &Shard,
+    user: &mut User,
+    pool: &std::rc::Rc<FlowPool>,
+    step: &RequestStep,
+    mut request: Request,
+) {
+    let built = if step.is_static() && shard.plan.auth.is_none() {
+        let key = std::ptr::from_ref(step) as usize;
+        pool.fixed_request(key, || h2_request(shard, user, pool, step))
+    } else {
+        h2_request(shard, user, pool, step).map(std::rc::Rc::new)
+    };
+    let h2 = match built {
+        Ok(h2) => h2,
+        Err(detail) => return request.failed(&TransportError::other(detail)),
+    };
+    let capture =
+        Capture { headers: step.needs_headers(), body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 } };
+    let mut kept = Kept::default();
+    let (name, intended) = (request.name(), request.intended());
+    // The connection counts the bytes of its frames as they pass.
+    let result = pool.send(name, intended, &h2, capture, &mut kept, &mut |at| request.written_at(0, at)).await;
+    match result {
+        Ok(answered) => {
+            let headers = kept.header_pairs();
+            // Latency as everywhere: from when the request was due.
+            let elapsed = answered.done - intended;
+            let view = ResponseView { status: answered.status, headers: &headers, body: &kept.body, elapsed };
+            let failure = judge(shard, user, step, &view, intended);
+            request.answered(Answer { status: Some(answered.status), failure, done: answered.done, bytes_in: 0 });
+        }
+        Err(e) => request.failed(&e),
+    }
+}
+
+/// The request in HTTP/2 form, rendered for `user`.
+fn h2_request(
+    shard: &Shard,
+    user: &User,
+    pool: &FlowPool,
+    step: &RequestStep,
+) -> Result<crate::proto::http2::H2Request, String> {
+    render_parts(shard, user, step).and_then(|parts| {
+        // The body's bytes are shared, not copied.
+        let body = parts.body.map_or_else(Bytes::new, Bytes::from_owner);
+        pool.request(&step.method, &parts.path, &parts.headers, body)
+    })
+}
+
+/// Judges a complete response: its status, then the step's checks (tallied) and extraction
+/// (into the user's variables). Returns why it counts as failed, if it does.
+fn judge(
+    shard: &Shard,
+    user: &mut User,
+    step: &RequestStep,
+    view: &ResponseView,
+    intended: Instant,
+) -> Option<ErrorKind> {
+    let mut failure = None;
+    if !(step.checks.is_empty() && step.extract.is_empty()) {
+        let json = JsonBody::new(view.body);
+        for check in &step.checks {
+            let passed = check.check.passes(view, &json);
+            shard.meter.check(check.id, passed, intended);
+            if !passed && check.check.fail_request && failure.is_none() {
+                failure = Some(ErrorKind::CheckFailed);
+            }
+        }
+        for extractor in &step.extract {
+            match extractor.extract(view, &json).or_else(|| extractor.default.clone()) {
+                Some(value) => user.vars.set(&extractor.variable, value),
+                None => {
+                    failure.get_or_insert(ErrorKind::ExtractFailed);
+                }
+            }
+        }
+    }
+    if shard.plan.ok_status.contains(view.status) { failure } else { Some(ErrorKind::from_status(view.status)) }
+}
+
+/// The bytes of one request: its head, and its body when that is not in the head.
+struct Rendered {
+    head: Vec<u8>,
+    body: Option<Arc<[u8]>>,
+}
+
+/// A request rendered for `user`, before it takes its HTTP/1.1 or HTTP/2 form.
+struct Parts {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Arc<[u8]>>,
+}
+
+/// Renders a request for `user` in HTTP/1.1 form.
+fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, String> {
+    let Parts { path, headers, body } = render_parts(shard, user, step)?;
+    let body_len = body.as_ref().map_or(0, |b| b.len());
+    let head =
+        encode_head(&step.method, &path, &shard.plan.target.host_header, &headers, body_len, shard.plan.keepalive)
+            .map_err(|e| e.to_string())?;
+    Ok(Rendered { head, body })
+}
+
+/// Renders a request's parts for `user`: templates, then the signature when the plan signs
+/// requests.
+fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts, String> {
+    let target = &shard.plan.target;
+    let RenderedRequest { path, mut headers, body, payload_sha256 } = step.render(&user.vars)?;
+    if let Some(signer) = &shard.plan.auth {
+        let body_bytes = body.as_deref().unwrap_or(&[]);
+        let hash = payload_sha256.map_or_else(|| crate::flow::sigv4::sha256_hex(body_bytes), |h| h.to_string());
+        let mut signed = headers.clone();
+        if !signed.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            signed.push(("host".to_string(), target.host_header.clone()));
+        }
+        let extra = signer
+            .sign(&step.method, &target.host_header, &path, &signed, &hash, std::time::SystemTime::now())
+            .map_err(|e| format!("signing: {e}"))?;
+        headers.extend(extra);
+    }
+    Ok(Parts { path, headers, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_idempotent_methods_are_retried() {
+        for method in ["GET", "head", "PUT", "DELETE", "OPTIONS", "TRACE"] {
+            assert!(is_idempotent(method), "{method}");
+        }
+        for method in ["POST", "PATCH", "CONNECT"] {
+            assert!(!is_idempotent(method), "{method}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The WebSocket steps of a flow: `ws_connect`, `ws_send`, `ws_expect`, `ws_close`, and the
+//! session kept alive while the user waits.
+//!
+//! A session is counted like a request: `ws_connect` is answered by the `101` (its service
+//! time is the upgrade), a `ws_send` is answered by the `ws_expect` that follows it (latency
+//! from the send) or, without one, when it was written. A session that died (the peer closed
+//! it, or the server restarted) is opened again, with the last `ws_connect`'s settings, by the
+//! next step that needs it; a reconnect that fails fails that step with its own kind
+//! (`connect_refused` when nothing listens any more).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pummel_results::error_kind::ErrorKind;
+use tokio::time::Instant;
+
+use super::User;
+use crate::dial::TransportError;
+use crate::engine::shard::Shard;
+use crate::flow::{WsCloseStep, WsConnectStep, WsExpectStep, WsMatcher, WsSendStep};
+use crate::inspect::JsonBody;
+use crate::inspect::check::json_equals;
+use crate::measure::meter::{Answer, ConnectionGauge, Request};
+use crate::proto::ws::{WsSession, WsTarget};
+
+/// A user's open session, counted as an open connection while it lives.
+pub(super) struct WsUser {
+    pub session: Box<WsSession>,
+    /// The statistics the session's `ws_connect` counts under.
+    stats: usize,
+    _gauge: ConnectionGauge,
+}
+
+/// A message sent on the session and not yet answered.
+pub(super) struct SentMessage {
+    request: Request,
+    /// The message, kept only when a JSON-RPC id must be matched.
+    text: Option<String>,
+}
+
+impl User {
+    /// Closes the user's session. A message sent without a `ws_expect` after it is complete
+    /// (when it was written) — unless the session `broke`, when its answer will never come:
+    /// then it fails as `ws_closed`.
+    pub(super) fn close_ws(&mut self, broke: bool) {
+        self.ws = None;
+        if let Some(sent) = self.sent.take() {
+            match broke {
+                false => complete_send(sent),
+                true => sent
+                    .request
+                    .failed(&TransportError::ws_closed("the session closed before the message was answered")),
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// WebSocket targets by URL, resolved once per shard rather than per session.
+    static WS_TARGETS: RefCell<HashMap<String, WsTarget>> = Default::default();
+}
+
+/// The target of `url`, resolved on first use; `wss://` uses the run's TLS settings
+/// (`--insecure`, `--cacert`, ...) when the plan's target is `https://`.
+pub(super) fn target(shard: &Shard, url: &str) -> Result<WsTarget, String> {
+    if let Some(target) = WS_TARGETS.with_borrow(|targets| targets.get(url).cloned()) {
+        return Ok(target);
+    }
+    let mut target = WsTarget::from_url(url)?;
+    if let Some(tls) = shard.dialer.tls() {
+        target = target.with_tls(tls);
+    }
+    WS_TARGETS.with_borrow_mut(|targets| targets.insert(url.to_string(), target.clone()));
+    Ok(target)
+}
+
+/// `ws_connect`: opens the user's session (replacing an open one), counted like a request.
+pub(super) async fn connect(shard: &Shard, user: &mut User, step: &Arc<WsConnectStep>, due: Instant) {
+    user.close_ws(false);
+    user.last_connect = Some(step.clone());
+    let mut request = shard.meter.begin(Some(step.stats), due);
+    match open(shard, user, step, &mut request).await {
+        Ok(()) => request.answered(Answer { status: Some(101), failure: None, done: Instant::now(), bytes_in: 0 }),
+        Err(e) => request.failed(&e),
+    }
+}
+
+/// Opens the session of `step` for `user`, recording its connect and handshake times under
+/// `request` (marked written when the upgrade goes out).
+async fn open(
+    shard: &Shard,
+    user: &mut User,
+    step: &WsConnectStep,
+    request: &mut Request,
+) -> Result<(), TransportError> {
+    let mut headers = Vec::with_capacity(step.headers.len());
+    for (header, value) in &step.headers {
+        let mut text = String::new();
+        value.render(&user.vars, &mut text).map_err(|e| TransportError::other(format!("header {header}: {e}")))?;
+        headers.push((header.clone(), text));
+    }
+    let target = target(shard, &step.url).map_err(TransportError::other)?;
+    let timeout = shard.dialer.timeout();
+    let (session, opened) = WsSession::connect(&target, &headers, shard.dialer.next_source(), timeout).await?;
+    shard.meter.opened(request.name(), request.intended(), &opened.opened);
+    // The upgrade went out `handshake` ago: service time is the upgrade's.
+    request.written_at(0, Instant::now() - opened.handshake);
+    user.ws = Some(WsUser { session: Box::new(session), stats: step.stats, _gauge: shard.meter.connection_gauge() });
+    Ok(())
+}
+
+/// A session for a step that needs one: the open one, or the last `ws_connect`'s opened again
+/// (counted under that step's connect figures); `Err` when there is none or it cannot be had.
+async fn session<'a>(
+    shard: &Shard,
+    user: &'a mut User,
+    request: &mut Request,
+    what: &str,
+) -> Result<&'a mut WsUser, TransportError> {
+    if user.ws.is_none() {
+        let Some(connect) = user.last_connect.clone() else {
+            return Err(TransportError::ws_closed(format!("{what} without an open session (no ws_connect before it)")));
+        };
+        open(shard, user, &connect, request).await?;
+    }
+    user.ws.as_mut().ok_or_else(|| TransportError::ws_closed(format!("{what} without an open session")))
+}
+
+/// `ws_send`: sends a message; the exchange completes at the next `ws_expect` (or now, when
+/// another send comes first).
+pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due: Instant) {
+    if let Some(sent) = user.sent.take() {
+        complete_send(sent);
+    }
+    let mut request = shard.meter.begin(Some(step.stats), due);
+    let mut text = String::new();
+    if let Err(e) = step.text.render(&user.vars, &mut text) {
+        return request.failed(&TransportError::other(e.to_string()));
+    }
+    let ws = match session(shard, user, &mut request, "ws_send").await {
+        Ok(ws) => ws,
+        Err(e) => return request.failed(&e),
+    };
+    let sent_at = Instant::now();
+    // A peer that stops reading must not hold the user past the request timeout.
+    let timeout = shard.plan.timeout;
+    let written = tokio::time::timeout(timeout, ws.session.send_text(&text)).await.unwrap_or_else(|_| {
+        Err(TransportError::new(
+            ErrorKind::Timeout,
+            format!("the message could not be written within {}", pummel_results::duration::format_duration(timeout)),
+        ))
+    });
+    match written {
+        Ok(()) => {
+            request.written_at(text.len() as u64, sent_at);
+            user.sent = Some(SentMessage { request, text: Some(text) });
+        }
+        Err(e) => {
+            request.failed(&e);
+            user.close_ws(true);
+        }
+    }
+}
+
+/// Counts a sent message that no `ws_expect` waited for as complete when it was written.
+fn complete_send(sent: SentMessage) {
+    let done = sent.request.sent_at().unwrap_or_else(Instant::now);
+    sent.request.answered(Answer { status: None, failure: None, done, bytes_in: 0 });
+}
+
+/// `ws_expect`: waits for a matching message; completes the exchange of the last send.
+pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) {
+    let (mut request, sent_text, after_send) = match user.sent.take() {
+        Some(sent) => (sent.request, sent.text, true),
+        None => (shard.meter.begin(Some(step.stats), Instant::now()), None, false),
+    };
+    let wanted_id = match (&step.matcher.match_id, &sent_text) {
+        (Some(path), Some(text)) => {
+            let json = JsonBody::new(text.as_bytes());
+            json.value().and_then(|v| path.first(v)).cloned()
+        }
+        _ => None,
+    };
+    // After a send, the answer can only come on the session the message went out on.
+    let ws = match (after_send, user.ws.is_some()) {
+        (true, false) => {
+            return request.failed(&TransportError::ws_closed("the session closed before the message was answered"));
+        }
+        _ => match session(shard, user, &mut request, "ws_expect").await {
+            Ok(ws) => ws,
+            Err(e) => return request.failed(&e),
+        },
+    };
+    let mut matches = |message: &str| message_matches(&step.matcher, wanted_id.as_ref(), message);
+    let result = ws.session.expect(&mut matches, step.timeout).await;
+    let done = Instant::now();
+    match result {
+        Ok(message) => {
+            let json = JsonBody::new(message.as_bytes());
+            let mut failure = None;
+            for extractor in &step.extract {
+                match extractor.extract_text(&message, &json).or_else(|| extractor.default.clone()) {
+                    Some(value) => user.vars.set(&extractor.variable, value),
+                    None => failure = Some(ErrorKind::ExtractFailed),
+                }
+            }
+            request.answered(Answer { status: None, failure, done, bytes_in: message.len() as u64 });
+        }
+        Err(e) => {
+            let closed = e.kind == ErrorKind::WsClosed;
+            request.failed(&e);
+            if closed {
+                user.close_ws(true);
+            }
+        }
+    }
+}
+
+/// `ws_close`: closes the session (waiting a little for the peer's answer).
+pub(super) async fn close(shard: &Shard, user: &mut User, step: &WsCloseStep) {
+    if let Some(ws) = &mut user.ws {
+        let _ = tokio::time::timeout(shard.plan.timeout, ws.session.close(step.code, &step.reason)).await;
+    }
+    user.close_ws(false);
+    user.last_connect = None;
+}
+
+/// The session broke while the user held it: a failure of the session's name, and a close by
+/// the peer.
+pub(super) fn broke_while_idle(shard: &Shard, user: &mut User, error: &TransportError) {
+    let now = Instant::now();
+    if let Some(ws) = &user.ws {
+        shard.meter.begin(Some(ws.stats), now).failed(error);
+    }
+    shard.meter.record(now, |s| s.closed_by_peer += 1);
+    user.close_ws(true);
+}
+
+/// True when `message` is what `matcher` waits for.
+fn message_matches(matcher: &WsMatcher, wanted_id: Option<&serde_json::Value>, message: &str) -> bool {
+    if let Some(regex) = &matcher.regex {
+        if !regex.is_match(message) {
+            return false;
+        }
+    }
+    if matcher.json.is_none() && matcher.match_id.is_none() {
+        return true;
+    }
+    let json = JsonBody::new(message.as_bytes());
+    let Some(value) = json.value() else { return false };
+    if let Some((path, equals)) = &matcher.json {
+        match (path.first(value), equals) {
+            (None, _) => return false,
+            (Some(found), Some(expected)) if !json_equals(found, expected) => return false,
+            _ => {}
+        }
+    }
+    if let (Some(path), Some(wanted)) = (&matcher.match_id, wanted_id) {
+        if path.first(value) != Some(wanted) {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,140 @@
+//! The open model: iterations start on schedule, whether or not earlier ones came back.
+//!
+//! The dispatcher walks the shard's arrivals ([`super::arrivals`]) and hands each to an idle
+//! user of the scenario's pool, or to a new one while the pool allows (`max_connections`
+//! users, each with its own connection; with HTTP/2, `streams` users per connection);
+//! otherwise it waits in line, and that wait counts in its latency. A user runs one iteration
+//! per arrival, a new virtual user each time (its connection stays).
+//!
+//! When the flow starts with a request (a quick run is such a flow), that request is due when
+//! the arrival is: it is in flight from then on, takes its permit (`-n`) then, and
+//! `--max-inflight` drops it (`dropped`) when that many are already due and unanswered. One
+//! still waiting for a user when the run ends was never sent: it counts as dropped. For
+//! other flows `--max-inflight` bounds the iterations waiting or under way.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use pummel_results::histogram::record;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+
+use super::arrivals::Arrivals;
+use super::share;
+use crate::engine::shard::Shard;
+use crate::exec::{Arrival, ScenarioRun, User, arrival};
+use crate::plan::OpenLoad;
+
+/// Arrivals waiting for a free user of the pool, with the users serving them.
+struct Queue {
+    /// Iterations due and waiting for a user.
+    waiting: RefCell<VecDeque<Arrival>>,
+    /// Wakes an idle user.
+    wake: Notify,
+    /// Users parked on `wake` that no one has woken yet.
+    idle: Cell<usize>,
+    /// Users in the pool.
+    users: Cell<usize>,
+    /// Set when the schedule is exhausted.
+    done: Cell<bool>,
+}
+
+/// Runs this shard's share of an open scenario: dispatches its arrivals until the schedule,
+/// the iteration budget or the scenario ends, then waits for the iterations under way.
+pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoad) {
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let shards = shard.shards;
+    let per_connection = run.scenario().users_per_connection();
+    let pool = share(open.max_connections as u64, shards, shard.index).max(1) as usize * per_connection;
+    let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
+    let first_request = run.first_request();
+    let queue = Rc::new(Queue {
+        waiting: RefCell::new(VecDeque::new()),
+        wake: Notify::new(),
+        idle: Cell::new(0),
+        users: Cell::new(0),
+        done: Cell::new(false),
+    });
+    let mut users = JoinSet::new();
+    let planned = run.scenario().planned_duration().unwrap_or(std::time::Duration::MAX);
+    for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
+        // Behind schedule, the dispatcher does not sleep: it must see the scenario's end here.
+        if offset >= planned || run.stop.is_cancelled() {
+            break;
+        }
+        let intended = shard.start + offset;
+        if Instant::now() < intended {
+            tokio::select! {
+                () = sleep_until(intended) => {}
+                () = run.stop.cancelled() => break,
+            }
+        }
+        let lag = Instant::now().saturating_duration_since(intended);
+        if !run.take_iteration() {
+            break;
+        }
+        shard.meter.record(intended, |s| record(&mut s.schedule_lag, lag));
+        let first = match first_request {
+            Some(name) => {
+                if !shard.take_permit() {
+                    break;
+                }
+                let request = shard.meter.begin(Some(name), intended);
+                if max_inflight.is_some_and(|max| shard.meter.in_flight() > max) {
+                    request.drop_unsent();
+                    continue;
+                }
+                Some(request)
+            }
+            None => {
+                // No request is due yet: the bound applies to iterations waiting or under way.
+                let busy = queue.users.get() - queue.idle.get();
+                let pending = (queue.waiting.borrow().len() + busy) as u64;
+                if max_inflight.is_some_and(|max| pending >= max) {
+                    shard.meter.record(intended, |s| s.dropped += 1);
+                    continue;
+                }
+                None
+            }
+        };
+        queue.waiting.borrow_mut().push_back(Arrival { intended, first });
+        if queue.idle.get() > 0 {
+            queue.idle.set(queue.idle.get() - 1);
+            queue.wake.notify_one();
+        } else if queue.users.get() < pool {
+            queue.users.set(queue.users.get() + 1);
+            users.spawn_local(open_user(shard.clone(), run.clone(), queue.clone()));
+        }
+    }
+    queue.done.set(true);
+    queue.wake.notify_waiters();
+    while users.join_next().await.is_some() {}
+}
+
+/// One user of the pool: runs queued iterations, a new virtual user each time (its
+/// connection stays), until the queue is done.
+async fn open_user(shard: Rc<Shard>, run: Rc<ScenarioRun>, queue: Rc<Queue>) {
+    let mut user = User::new(&shard, &run);
+    loop {
+        if run.stop.is_cancelled() {
+            break;
+        }
+        let next = queue.waiting.borrow_mut().pop_front();
+        match next {
+            Some(due) => arrival(&shard, &run, &mut user, due).await,
+            None if queue.done.get() => break,
+            None => {
+                // The dispatcher takes us off the idle count when it wakes us.
+                queue.idle.set(queue.idle.get() + 1);
+                tokio::select! {
+                    () = queue.wake.notified() => {}
+                    () = run.stop.cancelled() => {}
+                }
+            }
+        }
+    }
+    user.leave();
+}

@@ -1,0 +1,406 @@
+//! Where a shard's figures go ([`Meter`]), and the values that count by construction:
+//! a [`Request`] is in flight from the moment it is due until it is answered, failed or
+//! abandoned, and a [`ConnectionGauge`] counts an open connection for as long as it lives.
+//!
+//! Nothing is counted by hand and undone later. A request is `sent` once its first byte is
+//! written ([`Request::written`]); it ends exactly once: answered, failed (by kind), or, when
+//! its value is dropped without either (the run ended under it), `unfinished` if it was sent
+//! and `dropped` if it never was. So at the end of every run
+//! `due = completed + unfinished + dropped`, whatever path a request took.
+//!
+//! Figures are recorded into the current second (the collector takes it every second) and,
+//! outside the warmup, into the totals of the stage the request was due in, and of its name
+//! (plan files' per-request statistics). One shard, one thread: plain `Cell`s and a `RefCell`.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use pummel_results::error_kind::ErrorKind;
+use pummel_results::histogram::record;
+use tokio::time::Instant;
+
+use crate::dial::{Opened, TransportError};
+use crate::flow::{FlowTallies, Scenarios};
+use crate::measure::stats::Stats;
+use crate::plan::{RateStage, stage_at};
+
+/// How many distinct `other` / `tls_error` messages a shard keeps.
+const KEPT_MESSAGES: usize = 5;
+
+/// The figures of one shard: the current second, per-stage and per-name totals, gauges.
+#[derive(Debug)]
+pub struct Meter {
+    start: Instant,
+    warmup_end: Instant,
+    /// The run's stages (a one-scenario open plan's); empty: one stage.
+    stages: Vec<RateStage>,
+    figures: RefCell<Figures>,
+    in_flight: Cell<u64>,
+    connections: Cell<u64>,
+}
+
+#[derive(Debug)]
+struct Figures {
+    interval: Stats,
+    stages: Vec<Stats>,
+    flows: FlowTallies,
+    other_errors: Vec<String>,
+}
+
+/// What a shard measured, handed over when it ends.
+#[derive(Debug)]
+pub struct Totals {
+    /// The stats since the last whole second.
+    pub tail: Stats,
+    /// Per stage, outside the warmup.
+    pub stages: Vec<Stats>,
+    /// Per name, check, branch and scenario.
+    pub flows: FlowTallies,
+    /// Distinct messages of `other` and `tls_error` failures.
+    pub other_errors: Vec<String>,
+}
+
+impl Meter {
+    /// A meter for a run that starts at `start`, whose first `warmup` is not in the totals.
+    pub fn new(start: Instant, warmup: Duration, stages: &[RateStage], scenarios: &Scenarios) -> Meter {
+        Meter {
+            start,
+            warmup_end: start + warmup,
+            stages: stages.to_vec(),
+            figures: RefCell::new(Figures {
+                interval: Stats::default(),
+                stages: (0..stages.len().max(1)).map(|_| Stats::default()).collect(),
+                flows: FlowTallies::for_scenarios(scenarios),
+                other_errors: Vec::new(),
+            }),
+            in_flight: Cell::new(0),
+            connections: Cell::new(0),
+        }
+    }
+
+    /// The run's start.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// True when something due at `intended` counts in the totals (it is past the warmup).
+    pub fn counts(&self, intended: Instant) -> bool {
+        intended >= self.warmup_end
+    }
+
+    /// Applies `f` to the current second's stats and, outside the warmup, to the totals of the
+    /// stage `intended` falls in and of the statistics `name`.
+    pub fn record_in(&self, name: Option<usize>, intended: Instant, f: impl Fn(&mut Stats)) {
+        let mut figures = self.figures.borrow_mut();
+        f(&mut figures.interval);
+        if intended >= self.warmup_end {
+            let stage = stage_at(&self.stages, intended.saturating_duration_since(self.start));
+            if let Some(totals) = figures.stages.get_mut(stage) {
+                f(totals);
+            }
+            if let Some(named) = name.and_then(|n| figures.flows.named.get_mut(n)) {
+                f(named);
+            }
+        }
+    }
+
+    /// As [`record_in`](Self::record_in), for no name.
+    pub fn record(&self, intended: Instant, f: impl Fn(&mut Stats)) {
+        self.record_in(None, intended, f);
+    }
+
+    /// Records what opening a connection took, under the request due at `intended` (`name`).
+    pub fn opened(&self, name: Option<usize>, intended: Instant, opened: &Opened) {
+        self.record_in(name, intended, |s| {
+            s.connections_opened += 1;
+            record(&mut s.connect_time, opened.connect);
+            if let Some(tls) = &opened.tls {
+                record(&mut s.tls_handshake_time, tls.took);
+                s.tls_resumed += u64::from(tls.resumed);
+            }
+        });
+    }
+
+    /// Counts a connection that had closed while idle and was replaced before a request used
+    /// it: pummel's own doing, never a failure of the target.
+    pub fn reconnected(&self, intended: Instant) {
+        self.record(intended, |s| s.reconnects += 1);
+    }
+
+    /// Bytes moved on a connection that many requests share (HTTP/2), counted as they pass.
+    pub fn bytes(&self, received: u64, sent: u64) {
+        self.record(Instant::now(), |s| {
+            s.bytes_in += received;
+            s.bytes_out += sent;
+        });
+    }
+
+    /// Keeps a message about a failure (once per distinct message, a few at most).
+    pub fn note_error(&self, message: String) {
+        let mut figures = self.figures.borrow_mut();
+        if figures.other_errors.len() < KEPT_MESSAGES && !figures.other_errors.contains(&message) {
+            figures.other_errors.push(message);
+        }
+    }
+
+    /// `other` and `tls_error` say little without their message; keep it.
+    fn note_failure(&self, error: &TransportError) {
+        if matches!(error.kind, ErrorKind::Other | ErrorKind::TlsError) {
+            self.note_error(error.detail.clone());
+        }
+    }
+
+    /// Tallies a check's result on a response due at `intended`.
+    pub fn check(&self, id: usize, passed: bool, intended: Instant) {
+        if intended >= self.warmup_end {
+            if let Some(tally) = self.figures.borrow_mut().flows.checks.get_mut(id) {
+                tally[usize::from(!passed)] += 1;
+            }
+        }
+    }
+
+    /// Tallies a `choose` branch taken.
+    pub fn branch(&self, id: usize) {
+        if let Some(count) = self.figures.borrow_mut().flows.branches.get_mut(id) {
+            *count += 1;
+        }
+    }
+
+    /// Tallies an iteration of scenario `scenario` started.
+    pub fn iteration(&self, scenario: usize) {
+        if let Some(count) = self.figures.borrow_mut().flows.iterations.get_mut(scenario) {
+            *count += 1;
+        }
+    }
+
+    /// Requests due and not yet answered (waiting for a connection, or on the wire).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.get()
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> u64 {
+        self.connections.get()
+    }
+
+    /// The current second's stats, handed to the collector; a new second starts.
+    pub fn take_second(&self) -> Stats {
+        std::mem::take(&mut self.figures.borrow_mut().interval)
+    }
+
+    /// Everything not yet handed over, at the shard's end.
+    pub fn totals(&self) -> Totals {
+        let mut figures = self.figures.borrow_mut();
+        Totals {
+            tail: std::mem::take(&mut figures.interval),
+            stages: std::mem::take(&mut figures.stages),
+            flows: std::mem::take(&mut figures.flows),
+            other_errors: std::mem::take(&mut figures.other_errors),
+        }
+    }
+
+    /// A request of `name` due at `intended`: in flight from now until it ends.
+    pub fn begin(self: &Rc<Self>, name: Option<usize>, intended: Instant) -> Request {
+        self.in_flight.set(self.in_flight.get() + 1);
+        Request { meter: self.clone(), name, intended, sent_at: None, ended: false }
+    }
+
+    /// Counts an open connection for as long as the gauge lives.
+    pub fn connection_gauge(self: &Rc<Self>) -> ConnectionGauge {
+        self.connections.set(self.connections.get() + 1);
+        ConnectionGauge(self.clone())
+    }
+}
+
+/// A request from the moment it is due until it is answered, failed or abandoned (see the
+/// module doc). Whoever holds it answers for it; dropping it unended counts it as
+/// `unfinished` (sent) or `dropped` (never sent).
+#[derive(Debug)]
+pub struct Request {
+    meter: Rc<Meter>,
+    name: Option<usize>,
+    intended: Instant,
+    /// When its first byte was written.
+    sent_at: Option<Instant>,
+    ended: bool,
+}
+
+/// How a request was answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// The status code; `None` for answers without one (WebSocket messages).
+    pub status: Option<u16>,
+    /// Why it counts as failed (a status not accepted, a failed check); `None`: it succeeded.
+    pub failure: Option<ErrorKind>,
+    /// When the answer was complete.
+    pub done: Instant,
+    /// Bytes of the answer on the wire (0 where the connection counts them itself).
+    pub bytes_in: u64,
+}
+
+impl Request {
+    /// When the request was due: its latency counts from here.
+    pub fn intended(&self) -> Instant {
+        self.intended
+    }
+
+    /// The statistics name it counts under.
+    pub fn name(&self) -> Option<usize> {
+        self.name
+    }
+
+    /// When its first byte was written, if it was.
+    pub fn sent_at(&self) -> Option<Instant> {
+        self.sent_at
+    }
+
+    /// The request (or its first `bytes`) went out now. The first call counts it as `sent`
+    /// and starts its service time; later ones (a slow request's drips, a retry on a fresh
+    /// connection) count only their bytes.
+    pub fn written(&mut self, bytes: u64) {
+        self.written_at(bytes, Instant::now());
+    }
+
+    /// As [`written`](Self::written), at a time the caller measured.
+    pub fn written_at(&mut self, bytes: u64, at: Instant) {
+        let first = self.sent_at.is_none();
+        if first {
+            self.sent_at = Some(at);
+        }
+        self.meter.record_in(self.name, self.intended, |s| {
+            s.sent += u64::from(first);
+            s.bytes_out += bytes;
+        });
+    }
+
+    /// Ends the request with its answer: latency from when it was due, service time from its
+    /// first byte out (from `sent` when the caller measured that itself).
+    pub fn answered(mut self, answer: Answer) {
+        let sent_at = self.sent_at.unwrap_or(answer.done);
+        let intended = self.intended;
+        self.finish(|s| {
+            s.bytes_in += answer.bytes_in;
+            s.record_judged_response(
+                answer.status,
+                answer.failure,
+                answer.done.saturating_duration_since(intended),
+                answer.done.saturating_duration_since(sent_at),
+            );
+        });
+    }
+
+    /// Ends the request with a failure, counted by its kind.
+    pub fn failed(mut self, error: &TransportError) {
+        self.meter.note_failure(error);
+        self.finish(|s| s.record_failure(error.kind));
+    }
+
+    /// Ends a request that was never sent because too many were in flight (`--max-inflight`).
+    pub fn drop_unsent(mut self) {
+        self.finish(|s| s.dropped += 1);
+    }
+
+    fn finish(&mut self, f: impl Fn(&mut Stats)) {
+        self.ended = true;
+        self.meter.in_flight.set(self.meter.in_flight.get().saturating_sub(1));
+        self.meter.record_in(self.name, self.intended, f);
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if !self.ended {
+            let sent = self.sent_at.is_some();
+            self.finish(|s| {
+                if sent {
+                    s.unfinished += 1;
+                } else {
+                    s.dropped += 1;
+                }
+            });
+        }
+    }
+}
+
+/// Counts one open connection in its shard's gauge until dropped.
+#[derive(Debug)]
+pub struct ConnectionGauge(Rc<Meter>);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get().saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter() -> Rc<Meter> {
+        let scenarios = Scenarios {
+            list: Vec::new(),
+            names: Vec::new(),
+            checks: Vec::new(),
+            branches: Vec::new(),
+            globals: Default::default(),
+            feeders: Vec::new(),
+            named_thresholds: Vec::new(),
+        };
+        Rc::new(Meter::new(Instant::now(), Duration::ZERO, &[], &scenarios))
+    }
+
+    fn answer(done: Instant) -> Answer {
+        Answer { status: Some(200), failure: None, done, bytes_in: 10 }
+    }
+
+    #[test]
+    fn every_due_request_ends_exactly_once() {
+        let meter = meter();
+        let now = Instant::now();
+        let mut answered = meter.begin(None, now);
+        answered.written(5);
+        answered.written(5);
+        let mut failed = meter.begin(None, now);
+        failed.written(5);
+        let unsent = meter.begin(None, now);
+        let mut abandoned = meter.begin(None, now);
+        abandoned.written(5);
+        let never_written = meter.begin(None, now);
+        assert_eq!(meter.in_flight(), 5);
+        answered.answered(answer(Instant::now()));
+        failed.failed(&TransportError::closed_before_answer());
+        unsent.drop_unsent();
+        drop(abandoned);
+        drop(never_written);
+        assert_eq!(meter.in_flight(), 0);
+        let s = meter.take_second();
+        assert_eq!((s.sent, s.completed, s.ok, s.failed), (3, 2, 1, 1));
+        assert_eq!((s.unfinished, s.dropped, s.bytes_out, s.bytes_in), (1, 2, 20, 10));
+        assert_eq!(s.errors.get(ErrorKind::Reset), 1);
+    }
+
+    #[test]
+    fn latency_counts_from_due_and_service_from_the_first_byte() {
+        let meter = meter();
+        let due = Instant::now();
+        let mut request = meter.begin(None, due);
+        request.written_at(1, due + Duration::from_millis(40));
+        request.answered(answer(due + Duration::from_millis(50)));
+        let s = meter.take_second();
+        assert!((49_000..=50_100).contains(&s.latency.max()), "{}", s.latency.max());
+        assert!((9_900..=10_100).contains(&s.service_time.max()), "{}", s.service_time.max());
+    }
+
+    #[test]
+    fn connection_gauges_follow_their_connections() {
+        let meter = meter();
+        let a = meter.connection_gauge();
+        let b = meter.connection_gauge();
+        assert_eq!(meter.connections(), 2);
+        drop(a);
+        assert_eq!(meter.connections(), 1);
+        drop(b);
+        assert_eq!(meter.connections(), 0);
+    }
+}

@@ -29,6 +29,8 @@ mod hold;
 mod http2;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
+#[path = "cli/keepalive.rs"]
+mod keepalive;
 #[path = "cli/latency.rs"]
 mod latency;
 #[path = "cli/observe.rs"]

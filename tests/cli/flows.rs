@@ -475,6 +475,59 @@ flow = [
     assert_eq!(errors(summary).get("ws_expect_timeout"), Some(&6), "{summary:#}");
 }
 
+/// A WebSocket user whose server goes away reconnects on its next step: while nothing listens,
+/// each attempt fails as `connect_refused` (not `ws_closed`); once the server is back (a new
+/// process on the same port), the exchanges succeed again on a new session.
+#[test]
+fn a_websocket_user_reconnects_after_its_server_restarts() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
+    let listen = addr.to_string();
+    let start_sink = || {
+        let mut sink = support::spawn(&["sink", "--listen", &listen, "--duration", "60s"], None);
+        assert!(sink.wait_for_stderr("listening on", Duration::from_secs(10)), "the sink did not start on {addr}");
+        assert!(support::wait_until_listening(addr, Duration::from_secs(5)) && sink.is_alive());
+        sink
+    };
+    let sink = start_sink();
+    let plan = write_plan(
+        &dir,
+        "chat.toml",
+        r#"
+[[scenario]]
+users = 2
+duration = "7s"
+flow = [
+  { ws_connect = { path = "/ws", name = "open" } },
+  { every = "100ms", flow = [
+      { ws_send = { json = { id = "{{ user }}-{{ now_ms() }}" }, name = "say" } },
+      { ws_expect = { match_id = "$.id", timeout = "1s", name = "say" } },
+  ] },
+]
+"#,
+    );
+    let (results_path, results) = support::path_in(&dir, "results.json");
+    let base = format!("http://{addr}");
+    let run = support::spawn(&["run", &plan, "--base-url", &base, "-o", &results, "-q", "-t", "1"], None);
+    std::thread::sleep(Duration::from_millis(1500));
+    sink.signal("KILL");
+    drop(sink);
+    std::thread::sleep(Duration::from_millis(1500));
+    let _back = start_sink();
+    let out = run.wait(Duration::from_secs(30));
+    out.assert_no_panic();
+    let document = support::read_json(&results_path);
+    let summary = &document["summary"];
+    let say = by_name(summary, "say");
+    assert!(count(say, "/errors/connect_refused") > 0, "refused reconnects: {say}");
+    assert!(say["errors"].get("ws_closed").is_none(), "a step after the close reconnects: {say}");
+    // The last whole seconds, after the restart, answer again.
+    let timeline = document["timeline"].as_array().expect("timeline");
+    let late_ok: u64 = timeline.iter().filter(|e| count(e, "/second") >= 5).map(|e| count(e, "/ok")).sum();
+    assert!(late_ok >= 10, "exchanges after the restart: {late_ok} in {timeline:#?}");
+}
+
 /// `--dry-run 3` prints three rendered requests of each scenario and sends nothing.
 #[test]
 fn dry_run_renders_requests_and_sends_nothing() {
@@ -607,36 +660,43 @@ flow = [ { request = { path = "/", name = "page" } }, { think = "100ms" } ]
 }
 
 /// `pummel run URL --aws-sigv4 REGION:SERVICE --object-size SIZE` (quick mode) signs every
-/// request with the keys of `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, and the random
-/// payload is the body that arrives, its hash the signed one; without the keys it exits 2
-/// naming the missing variable.
+/// request with the keys of `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, over HTTP/1.1 and
+/// over HTTP/2 alike, and the random payload is the body that arrives, its hash the signed
+/// one; without the keys it exits 2 naming the missing variable.
 #[test]
 fn quick_runs_sign_every_request_with_aws_sigv4() {
     let _load = support::shared();
-    let dir = support::temp_dir();
-    let (record_path, record) = support::path_in(&dir, "received.jsonl");
-    let (_sink, addr) = spawn_sink(&["--record", &record]);
-    let url = format!("http://{addr}/bucket/key");
-    let args = ["run", url.as_str(), "-m", "PUT", "--object-size", "2KiB", "--aws-sigv4", "us-east-1:s3", "-n", "10"];
     let keys = [("AWS_ACCESS_KEY_ID", Some("AKIDEXAMPLE")), ("AWS_SECRET_ACCESS_KEY", Some("secret"))];
-    let out = support::spawn_with_env(&args, None, &keys).wait(Duration::from_secs(20));
-    out.assert_code(0);
-    let requests = recorded(&record_path, 10, Duration::from_secs(10));
-    assert_eq!(requests.len(), 10);
-    for request in &requests {
-        let auth = crate::support::plans::header(request, "authorization").expect("an authorization header");
-        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
-        assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
-        let body = request["body_base64"].as_str().map(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(b).expect("base64 body")
-        });
-        let body = body.unwrap_or_default();
-        assert_eq!(body.len(), 2048);
-        let hash = crate::support::plans::header(request, "x-amz-content-sha256").expect("x-amz-content-sha256");
-        use sha2::Digest as _;
-        assert_eq!(hash, hex::encode(sha2::Sha256::digest(&body)));
+    for http2 in [false, true] {
+        let dir = support::temp_dir();
+        let (record_path, record) = support::path_in(&dir, "received.jsonl");
+        let (_sink, addr) = spawn_sink(&["--record", &record]);
+        let url = format!("http://{addr}/bucket/key");
+        let mut args =
+            vec!["run", url.as_str(), "-m", "PUT", "--object-size", "2KiB", "--aws-sigv4", "us-east-1:s3", "-n", "10"];
+        if http2 {
+            args.push("--http2");
+        }
+        let out = support::spawn_with_env(&args, None, &keys).wait(Duration::from_secs(20));
+        out.assert_code(0);
+        let requests = recorded(&record_path, 10, Duration::from_secs(10));
+        assert_eq!(requests.len(), 10, "http2: {http2}");
+        for request in &requests {
+            let auth = crate::support::plans::header(request, "authorization").expect("an authorization header");
+            assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
+            assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
+            let body = request["body_base64"].as_str().map(|b| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.decode(b).expect("base64 body")
+            });
+            let body = body.unwrap_or_default();
+            assert_eq!(body.len(), 2048, "http2: {http2}");
+            let hash = crate::support::plans::header(request, "x-amz-content-sha256").expect("x-amz-content-sha256");
+            use sha2::Digest as _;
+            assert_eq!(hash, hex::encode(sha2::Sha256::digest(&body)));
+        }
     }
+    let args = ["run", "http://127.0.0.1:9/", "--aws-sigv4", "us-east-1:s3", "-n", "10"];
     let missing = support::spawn_with_env(&args, None, &[keys[0], ("AWS_SECRET_ACCESS_KEY", None)]);
     let out = missing.wait(Duration::from_secs(10));
     out.assert_code(2);

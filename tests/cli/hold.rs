@@ -4,68 +4,14 @@
 //! it is missing). Also `--source-addrs`, and the 30,000-connection run that needs them.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, ChildGuard};
-
-/// Where the nginx binary is expected (Debian/Ubuntu `nginx-light`).
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// nginx in the foreground, one process, on a free loopback port, with a config of its own in
-/// a temporary directory; killed (by PID) on drop.
-struct Nginx {
-    process: ChildGuard,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start() -> Nginx {
-        assert!(
-            Path::new(NGINX).exists(),
-            "{NGINX} is missing: install nginx (`apt-get install -y nginx-light`); this test needs an \
-             independent server to hold connections to"
-        );
-        let dir = support::temp_dir();
-        let root = dir.path().to_str().expect("temporary paths are UTF-8").to_string();
-        let addr: SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
-        let config = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 8192;\n\
-             pid {root}/nginx.pid;\nerror_log {root}/error.log warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
-             \x20 fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n\
-             \x20 keepalive_timeout 60s;\n\
-             \x20 server {{ listen {addr}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
-        );
-        let config_path = dir.path().join("nginx.conf");
-        std::fs::write(&config_path, config).expect("write the nginx config");
-        let child = Command::new(NGINX)
-            .arg("-p")
-            .arg(&root)
-            .arg("-c")
-            .arg(&config_path)
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {NGINX}: {e}"));
-        let mut process = ChildGuard(child);
-        let up = support::wait_until_listening(addr, Duration::from_secs(10));
-        if !up || !matches!(process.0.try_wait(), Ok(None)) {
-            let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-            panic!("nginx did not come up on {addr}; its error log:\n{log}");
-        }
-        Nginx { process, addr, _dir: dir }
-    }
-}
+use crate::support;
+use crate::support::nginx::Nginx;
 
 /// `pummel watch --pid PID --json` for `duration`: the target's ESTABLISHED count per sample.
 fn watch_established(pid: u32, duration: &str) -> Vec<u64> {
@@ -254,23 +200,15 @@ fn hold_source_addrs_spread_connections_over_local_addresses() {
     let (_sink, addr) = support::spawn_sink(&[]);
     let url = format!("http://{addr}/");
     let hold = support::spawn(
-        &["hold", &url, "-c", "40", "-d", "3s", "--source-addrs", "127.0.0.2-127.0.0.3", "--plain"],
+        &["hold", &url, "-c", "40", "-d", "60s", "--source-addrs", "127.0.0.2-127.0.0.3", "--plain"],
         None,
     );
     // --plain progress goes to stdout; wait for the connections through the sink's side.
-    let mut peers = BTreeMap::new();
-    for _ in 0..100 {
-        peers = peers_of(addr.port());
-        if peers.values().sum::<u64>() == 40 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = hold.wait(Duration::from_secs(30));
-    out.assert_code(0).assert_no_panic();
+    let peers = wait_for(|| Some(peers_of(addr.port())).filter(|p| p.values().sum::<u64>() == 40));
+    let out = interrupt(hold);
     let expected: BTreeMap<Ipv4Addr, u64> =
         [(Ipv4Addr::new(127, 0, 0, 2), 20), (Ipv4Addr::new(127, 0, 0, 3), 20)].into();
-    assert_eq!(peers, expected, "connections should come from 127.0.0.2 and .3 in turn\n{}", out.stdout);
+    assert_eq!(peers, Some(expected), "connections should come from 127.0.0.2 and .3 in turn\n{}", out.stdout);
 }
 
 #[test]
@@ -279,19 +217,32 @@ fn hold_spreads_connections_over_several_urls() {
     let (_first, first) = support::spawn_sink(&[]);
     let (_second, second) = support::spawn_sink(&[]);
     let (first_url, second_url) = (format!("http://{first}/"), format!("http://{second}/"));
-    let hold = support::spawn(&["hold", &first_url, &second_url, "-c", "40", "-d", "3s", "--plain"], None);
+    let hold = support::spawn(&["hold", &first_url, &second_url, "-c", "40", "-d", "60s", "--plain"], None);
     let held = |port: u16| peers_of(port).values().sum::<u64>();
-    let mut counts = (0, 0);
-    for _ in 0..100 {
-        counts = (held(first.port()), held(second.port()));
-        if counts == (20, 20) {
-            break;
+    let counts = wait_for(|| Some((held(first.port()), held(second.port()))).filter(|c| *c == (20, 20)));
+    let out = interrupt(hold);
+    assert_eq!(counts, Some((20, 20)), "40 connections should be spread over both targets\n{}", out.stdout);
+}
+
+/// Polls `seen` until it gives a value, for at most 30 s (a busy machine may take a while to
+/// start the run): `None` when it never did.
+fn wait_for<T>(mut seen: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(value) = seen() {
+            return Some(value);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    None
+}
+
+/// Ends a hold that was given more time than the test needs: SIGINT, exit 130, no panic.
+fn interrupt(hold: support::Running) -> support::Output {
+    hold.signal("INT");
     let out = hold.wait(Duration::from_secs(30));
-    out.assert_code(0).assert_no_panic();
-    assert_eq!(counts, (20, 20), "40 connections should be spread over both targets\n{}", out.stdout);
+    out.assert_code(130).assert_no_panic();
+    out
 }
 
 /// 30,000 held connections: more than the ephemeral ports of one source address to one

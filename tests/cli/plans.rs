@@ -126,6 +126,26 @@ fn the_staged_example_reaches_each_stage_rate() {
     assert!(thresholds.iter().all(|t| t["pass"] == true), "{summary}");
 }
 
+/// A plan of several scenarios runs on every thread asked for: `examples/api-ids.toml` (an
+/// open-model scenario beside a closed one) with `-t 2` reports two generator threads, and
+/// both scenarios' requests are answered.
+#[test]
+fn a_plan_of_several_scenarios_uses_every_thread() {
+    let _load = support::shared();
+    let sink = Sink::start(&["--echo"]);
+    let base = sink.url("");
+    let out = support::run(
+        &["run", &example("api-ids.toml"), "--base-url", &base, "-t", "2", "-d", "2s", "--json"],
+        Duration::from_secs(60),
+    );
+    out.assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/generator/threads"), 2, "{summary:#}");
+    for scenario in summary["scenarios"].as_array().expect("scenarios") {
+        assert!(count(scenario, "/iterations") > 0, "{scenario}");
+    }
+}
+
 /// `-d 1s` replaces the closed-model example's 10 s; `--threshold` adds to its rules.
 #[test]
 fn command_line_flags_override_the_plan() {

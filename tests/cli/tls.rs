@@ -198,3 +198,25 @@ fn bad_tls_usage_exits_2_with_a_clear_message() {
     out.assert_code(2);
     assert!(out.stderr.contains("--cert"), "{}", out.stderr);
 }
+
+/// `hold --mode ws` over `https://`: WebSocket sessions through TLS (`wss://`), verified with
+/// the sink's CA, upgraded, pinged and held as over plain TCP.
+#[test]
+fn hold_ws_holds_sessions_over_tls() {
+    let _load = support::shared();
+    let sink = TlsSink::start();
+    let url = format!("https://{}/chat", sink.addr);
+    let out = support::run(
+        &[
+            "hold", &url, "--mode", "ws", "-c", "20", "--drip", "200ms", "-d", "2s", "--cacert", &sink.ca, "--json",
+            "-t", "1",
+        ],
+        Duration::from_secs(30),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/ok"), 20, "{summary:#}");
+    assert_eq!(count(&summary, "/status/101"), 20, "{summary:#}");
+    assert_eq!(count(&summary, "/tls_ms/count"), 20, "one handshake per session: {summary:#}");
+    assert_eq!(summary["errors"], serde_json::json!({}));
+}

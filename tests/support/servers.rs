@@ -7,7 +7,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -24,9 +24,19 @@ pub enum Behaviour {
     Partial,
     /// Reads the request and never answers; holds the connection until the client leaves.
     Silent,
+    /// `200 OK` to every request (bodies read), keep-alive, and closes a connection once it
+    /// has been idle for `idle` — a server whose idle timeout is shorter than a user's pause.
+    IdleClose { idle: Duration },
+    /// An object store refusing uploads: a request with a body gets `403` at once, before its
+    /// body is read, and the connection is closed (the unread body makes it a reset), without
+    /// `Connection: close`; other requests get `200 OK`, keep-alive.
+    RefuseUploads,
+    /// Reads a whole request, then closes the connection without answering.
+    CloseAfterRequest,
 }
 
 const OK_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+const FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nforbidden";
 const GARBAGE: &[u8] = b"not http at all\r\n\r\n";
 const PARTIAL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
 
@@ -35,12 +45,14 @@ pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
     acceptor: Option<JoinHandle<()>>,
 }
 
 /// What the connection threads of one server share.
 struct Shared {
     behaviour: Behaviour,
+    accepted: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     /// When the first connection was accepted: the stall is timed from it, since the client
     /// starts its clock at about the same moment (the server's own start is earlier by however
@@ -54,7 +66,13 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared { behaviour, stop: stop.clone(), first_accept: OnceLock::new() });
+        let accepted = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared {
+            behaviour,
+            accepted: accepted.clone(),
+            stop: stop.clone(),
+            first_accept: OnceLock::new(),
+        });
         let acceptor = thread::spawn(move || {
             for stream in listener.incoming() {
                 if shared.stop.load(Ordering::SeqCst) {
@@ -62,11 +80,17 @@ impl TestServer {
                 }
                 let Ok(stream) = stream else { continue };
                 shared.first_accept.get_or_init(Instant::now);
+                shared.accepted.fetch_add(1, Ordering::SeqCst);
                 let shared = shared.clone();
                 thread::spawn(move || serve(stream, &shared));
             }
         });
-        TestServer { addr, stop, acceptor: Some(acceptor) }
+        TestServer { addr, stop, accepted, acceptor: Some(acceptor) }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT/`.
@@ -86,7 +110,7 @@ impl Drop for TestServer {
     }
 }
 
-/// Reads request heads (no bodies: pummel's test requests are GETs) off one connection.
+/// Reads requests off one connection: heads, and bodies by their `Content-Length` when asked.
 struct Requests {
     stream: TcpStream,
     buffer: Vec<u8>,
@@ -95,10 +119,47 @@ struct Requests {
 impl Requests {
     /// Waits for the next complete request head; false when the client left or the server stops.
     fn next(&mut self, stop: &AtomicBool) -> bool {
+        self.next_head(stop, None).is_some()
+    }
+
+    /// Waits for the next complete request head and returns its `Content-Length` (0 without
+    /// one); `None` when the client left, the server stops, or nothing came within `idle`.
+    fn next_head(&mut self, stop: &AtomicBool, idle: Option<Duration>) -> Option<usize> {
         let mut chunk = [0u8; 4096];
+        let quiet_since = Instant::now();
         loop {
             if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).to_ascii_lowercase();
                 self.buffer.drain(..end + 4);
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                return Some(length);
+            }
+            if stop.load(Ordering::SeqCst)
+                || idle.is_some_and(|idle| self.buffer.is_empty() && quiet_since.elapsed() >= idle)
+            {
+                return None;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads and discards a body of `length` bytes; false when the client left first.
+    fn skip_body(&mut self, mut length: usize, stop: &AtomicBool) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let buffered = length.min(self.buffer.len());
+            self.buffer.drain(..buffered);
+            length -= buffered;
+            if length == 0 {
                 return true;
             }
             if stop.load(Ordering::SeqCst) {
@@ -165,6 +226,34 @@ fn serve(stream: TcpStream, shared: &Shared) {
         Behaviour::Silent => {
             if requests.next(stop) {
                 requests.hold(stop);
+            }
+        }
+        Behaviour::IdleClose { idle } => {
+            while let Some(length) = requests.next_head(stop, Some(idle)) {
+                if !requests.skip_body(length, stop) || requests.stream.write_all(OK_RESPONSE).is_err() {
+                    return;
+                }
+            }
+            // Idle for too long: a clean close, as a server's keep-alive timeout does.
+            let _ = requests.stream.shutdown(Shutdown::Both);
+        }
+        Behaviour::RefuseUploads => {
+            while let Some(length) = requests.next_head(stop, None) {
+                if length > 0 {
+                    // Answered before the body is read, then closed: the unread body resets it.
+                    let _ = requests.stream.write_all(FORBIDDEN);
+                    return;
+                }
+                if requests.stream.write_all(OK_RESPONSE).is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::CloseAfterRequest => {
+            if let Some(length) = requests.next_head(stop, None) {
+                if requests.skip_body(length, stop) {
+                    let _ = requests.stream.shutdown(Shutdown::Both);
+                }
             }
         }
     }

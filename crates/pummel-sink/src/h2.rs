@@ -7,7 +7,9 @@
 //! `500` at the error rate, `503` beyond the capacity, after the configured delay; requests,
 //! answers and bytes are counted in the same [`SinkStats`](crate::SinkStats) (one connection
 //! however many streams). With `--echo`, normal answers describe the request as over HTTP/1.1
-//! (`echo`: JSON body, `x-request-id`). Requests are not written to the record file.
+//! (`echo`: JSON body, `x-request-id`). With `--record`, each request is written to the record file
+//! as HTTP/1.1 ones are (method, path, header fields in HTTP/2's lower case, pseudo-headers
+//! left out, body).
 //!
 //! The TLS side drives the connection's rustls session by hand on the tokio socket, as
 //! `stream` does for HTTP/1.1 (the session was set up there, and its handshake is done by the
@@ -30,6 +32,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::connection::Shared;
 use crate::echo::Echo;
+use crate::record::Captured;
 use crate::response::{Answer, ConnMode, Outcome};
 use crate::stats::SinkStats;
 use crate::stream::{Stream, TlsStream};
@@ -127,18 +130,40 @@ impl Answers {
     }
 }
 
-/// What an echo answer (`--echo`) tells of an HTTP/2 request.
+/// What an echo answer (`--echo`) tells of an HTTP/2 request, and what `--record` keeps of it.
 struct Echoed {
     method: String,
     /// Path and query.
     target: String,
     body_bytes: u64,
+    /// The request as recorded, when the sink records.
+    captured: Option<Captured>,
 }
 
 impl Echoed {
-    fn of<T>(request: &http::Request<T>) -> Echoed {
+    fn of<T>(request: &http::Request<T>, recording: bool) -> Echoed {
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-        Echoed { method: request.method().as_str().to_string(), target, body_bytes: 0 }
+        let method = request.method().as_str().to_string();
+        let captured = recording.then(|| Captured {
+            method: method.clone(),
+            target: target.clone(),
+            headers: request
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+                })
+                .collect(),
+            ..Captured::default()
+        });
+        Echoed { method, target, body_bytes: 0, captured }
+    }
+
+    /// Hands the recorded request to the recorder, once.
+    fn record(&mut self, shared: &Shared) {
+        if let (Some(recorder), Some(captured)) = (&shared.recorder, self.captured.take()) {
+            recorder.record(captured);
+        }
     }
 }
 
@@ -167,7 +192,8 @@ pub(crate) async fn serve(stream: Stream, received: Vec<u8>, shared: Arc<Shared>
             accepted = connection.accept() => match accepted {
                 Some(Ok((request, respond))) => {
                     let head_only = request.method() == Method::HEAD;
-                    let echoed = shared.echo.is_some().then(|| Echoed::of(&request));
+                    let recording = shared.recorder.is_some();
+                    let echoed = (shared.echo.is_some() || recording).then(|| Echoed::of(&request, recording));
                     let body = request.into_body();
                     if body.is_end_stream() {
                         shared.stats.add_requests(1);
@@ -204,8 +230,11 @@ fn answer(
     held: &mut JoinSet<()>,
     mut respond: SendResponse<Bytes>,
     head_only: bool,
-    echoed: Option<Echoed>,
+    mut echoed: Option<Echoed>,
 ) {
+    if let Some(echoed) = &mut echoed {
+        echoed.record(shared);
+    }
     let outcome = outcome(shared);
     if shared.delay.is_zero() {
         if answers.send(&mut respond, outcome, head_only, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
@@ -236,9 +265,15 @@ async fn read_body_then_answer(
         let _ = body.flow_control().release_capacity(chunk.len());
         if let Some(echoed) = &mut echoed {
             echoed.body_bytes += chunk.len() as u64;
+            if let Some(captured) = &mut echoed.captured {
+                captured.push_body(&chunk);
+            }
         }
     }
     shared.stats.add_requests(1);
+    if let Some(echoed) = &mut echoed {
+        echoed.record(&shared);
+    }
     let outcome = outcome(&shared);
     if !shared.delay.is_zero() {
         sleep_until(after(Instant::now(), shared.delay.sample())).await;

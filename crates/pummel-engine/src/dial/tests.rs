@@ -79,7 +79,10 @@ impl Pki {
             builder.with_no_client_auth()
         };
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key.clone()));
-        let config = Arc::new(builder.with_single_cert(vec![self.server_cert.clone()], key).unwrap());
+        let mut config = builder.with_single_cert(vec![self.server_cert.clone()], key).unwrap();
+        // Either protocol may ask: the table test's HTTP/2 clients, everyone else's HTTP/1.1.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -197,4 +200,153 @@ fn a_plain_http_server_is_a_tls_error() {
     let client = TlsClient::new(&settings, "127.0.0.1").unwrap();
     let error = runtime().block_on(open(addr, TIMEOUT, Some(&client))).err().unwrap();
     assert_eq!(error.kind, ErrorKind::TlsError, "{error}");
+}
+
+/// The protocols a failure is classified over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    WebSocket,
+}
+
+const PROTOCOLS: [Protocol; 3] = [Protocol::Http1, Protocol::Http2, Protocol::WebSocket];
+
+/// How long every client step may take in the table test.
+const STEP: Duration = Duration::from_millis(500);
+
+/// What a server does with each connection it accepts.
+#[derive(Debug, Clone, Copy)]
+enum Misbehaviour {
+    /// Resets the connection (SO_LINGER 0) before reading anything.
+    ResetAtOnce,
+    /// Reads the first bytes of the request, then resets the connection.
+    ResetAfterRequest,
+    /// Reads the first bytes, then answers bytes that are not HTTP (and keeps the connection).
+    Garbage,
+    /// Reads the first bytes and never answers.
+    Silent,
+    /// Reads the first bytes and answers `404 Not Found` (an upgrade refused).
+    NotFound,
+}
+
+/// A plain TCP server on a thread, treating every connection as `misbehaviour`.
+fn misbehaving(misbehaviour: Misbehaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut tcp in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let reset = |tcp: std::net::TcpStream| {
+                    let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+                    drop(tcp);
+                };
+                if let Misbehaviour::ResetAtOnce = misbehaviour {
+                    return reset(tcp);
+                }
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut buf = [0u8; 4096];
+                if tcp.read(&mut buf).unwrap_or(0) == 0 {
+                    return;
+                }
+                match misbehaviour {
+                    Misbehaviour::ResetAtOnce | Misbehaviour::ResetAfterRequest => return reset(tcp),
+                    Misbehaviour::Garbage => {
+                        let _ = tcp.write_all(b"garbage, not a protocol at all\r\n\r\n");
+                    }
+                    Misbehaviour::NotFound => {
+                        let _ = tcp.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                    }
+                    Misbehaviour::Silent => {}
+                }
+                // Hold the connection (reading on) until the client leaves.
+                while tcp.read(&mut buf).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// How one request (an HTTP/1.1 GET, an HTTP/2 GET on a pooled stream, a WebSocket upgrade)
+/// to `addr` fails; panics when it succeeds.
+fn failure_over(protocol: Protocol, addr: SocketAddr, tls: Option<&TlsClient>) -> TransportError {
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime(), async move {
+        let result = match protocol {
+            Protocol::Http1 => {
+                let exchange = async {
+                    let (mut conn, _) = open(addr, STEP, tls).await?;
+                    conn.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await?;
+                    conn.read_response(false).await.map(|_| ())
+                };
+                tokio::time::timeout(STEP, exchange).await.unwrap_or_else(|_| Err(TransportError::timeout(STEP)))
+            }
+            Protocol::Http2 => {
+                use crate::proto::http2::{Capture, FlowPool, Kept};
+                let meter = std::rc::Rc::new(crate::measure::meter::Meter::new(
+                    tokio::time::Instant::now(),
+                    Duration::ZERO,
+                    &[],
+                    &crate::flow::Scenarios::default(),
+                ));
+                let dialer = std::rc::Rc::new(super::Dialer::new(0, vec![addr], vec![], STEP, tls));
+                let pool = FlowPool::new(meter, dialer, 1, 1, tls.is_some(), "127.0.0.1", STEP).unwrap();
+                let request = pool.request("GET", "/", &[], bytes::Bytes::new()).unwrap();
+                let capture = Capture { headers: false, body_limit: 0 };
+                let now = tokio::time::Instant::now();
+                pool.send(None, now, &request, capture, &mut Kept::default(), &mut |_| {}).await.map(|_| ())
+            }
+            Protocol::WebSocket => {
+                let target = crate::proto::ws::WsTarget {
+                    addr,
+                    host_header: "127.0.0.1".into(),
+                    path_and_query: "/".into(),
+                    tls: tls.cloned(),
+                };
+                crate::proto::ws::WsSession::connect(&target, &[], None, STEP).await.map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => panic!("{protocol:?} to {addr} succeeded"),
+            Err(e) => e,
+        }
+    })
+}
+
+/// The same failure is the same kind over every protocol: a table of failures × protocols.
+#[test]
+fn each_failure_gets_one_kind_over_every_protocol() {
+    crate::dial::tls_config::install_crypto_provider();
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let pki = Pki::new("kinds");
+    let other_ca = Pki::new("kinds-other");
+    let asks_for_a_client_certificate = pki.serve(true, b"HTTP/1.1 204 No Content\r\n\r\n".to_vec());
+    let signed_by_an_unknown_ca = pki.serve(false, b"HTTP/1.1 204 No Content\r\n\r\n".to_vec());
+    let table: Vec<(&str, SocketAddr, Option<TlsClient>, ErrorKind)> = vec![
+        ("nothing listens", refused, None, ErrorKind::ConnectRefused),
+        ("reset before the request", misbehaving(Misbehaviour::ResetAtOnce), None, ErrorKind::Reset),
+        ("reset after the request", misbehaving(Misbehaviour::ResetAfterRequest), None, ErrorKind::Reset),
+        ("a TLS alert", asks_for_a_client_certificate, Some(client(&pki, false)), ErrorKind::TlsError),
+        ("a certificate not trusted", signed_by_an_unknown_ca, Some(client(&other_ca, false)), ErrorKind::TlsError),
+        ("an answer that is not HTTP", misbehaving(Misbehaviour::Garbage), None, ErrorKind::MalformedResponse),
+        ("no answer in time", misbehaving(Misbehaviour::Silent), None, ErrorKind::Timeout),
+    ];
+    let mut wrong = Vec::new();
+    for (failure, addr, tls, expected) in &table {
+        for protocol in PROTOCOLS {
+            let error = failure_over(protocol, *addr, tls.as_ref());
+            if error.kind != *expected {
+                wrong.push(format!("{failure} over {protocol:?}: {error}, expected {expected}"));
+            }
+        }
+    }
+    // The one failure only a WebSocket can meet.
+    let refused_upgrade = failure_over(Protocol::WebSocket, misbehaving(Misbehaviour::NotFound), None);
+    if refused_upgrade.kind != ErrorKind::WsHandshake {
+        wrong.push(format!("a refused upgrade: {refused_upgrade}, expected ws_handshake"));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

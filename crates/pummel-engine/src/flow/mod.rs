@@ -29,7 +29,7 @@ use crate::plan::{Load, secs};
 
 /// Everything the plan-file part of a run shares: scenarios, names of request statistics and
 /// checks, template globals and feeders.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Scenarios {
     /// The scenarios, all running at once.
     pub list: Vec<Scenario>,

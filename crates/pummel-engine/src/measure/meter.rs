@@ -338,16 +338,7 @@ mod tests {
     use super::*;
 
     fn meter() -> Rc<Meter> {
-        let scenarios = Scenarios {
-            list: Vec::new(),
-            names: Vec::new(),
-            checks: Vec::new(),
-            branches: Vec::new(),
-            globals: Default::default(),
-            feeders: Vec::new(),
-            named_thresholds: Vec::new(),
-        };
-        Rc::new(Meter::new(Instant::now(), Duration::ZERO, &[], &scenarios))
+        Rc::new(Meter::new(Instant::now(), Duration::ZERO, &[], &Scenarios::default()))
     }
 
     fn answer(done: Instant) -> Answer {

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::counted::Counted;
+use super::counted::{Counted, Failure};
 use super::{After, Answered, Ask, Capture, H2Request, Kept, attempt, handshake};
 use crate::dial::{Alpn, Dialer, TransportError};
 use crate::measure::meter::Meter;
@@ -83,6 +83,8 @@ enum PoolState {
 /// A live HTTP/2 connection: the handle streams are opened with, and its driver task.
 struct Live {
     sender: SendRequest<Bytes>,
+    /// The connection's own failure, classified below h2 (a TLS alert), once it failed.
+    failure: Failure,
     /// Set when the connection ended (closed by either side, or broken), or was retired.
     closed: Rc<Cell<bool>>,
     driver: JoinHandle<()>,
@@ -178,9 +180,11 @@ impl FlowPool {
         let mut retried = false;
         loop {
             let slot = self.slot().await;
-            let (mut sender, closed) = slot.connection.sender(&self.slots, Opener { name, intended }).await?;
+            let (mut sender, closed, failure) = slot.connection.sender(&self.slots, Opener { name, intended }).await?;
             let ask = Ask { request, capture, retried, timeout: self.timeout };
             let (after, result) = attempt(&mut sender, closed.get(), &ask, kept, on_sent).await;
+            // The connection's own failure (a TLS alert under h2) says more than h2's words for it.
+            let result = result.map_err(|e| failure.get().unwrap_or(e));
             if after != After::Usable || closed.get() {
                 slot.connection.retire();
             }
@@ -261,7 +265,8 @@ impl Slots {
         if opened.tls.is_some_and(|tls| !tls.h2) {
             return Err(TransportError::other("the target did not agree to HTTP/2 (no ALPN h2); drop --http2"));
         }
-        let io = Counted { io: stream, meter: self.meter.clone() };
+        let failure = Failure::default();
+        let io = Counted { io: stream, meter: self.meter.clone(), failure: failure.clone() };
         let (sender, driver) = handshake(io, self.dialer.timeout()).await?;
         self.meter.opened(opener.name, opener.intended, &opened);
         let closed = Rc::new(Cell::new(false));
@@ -273,7 +278,7 @@ impl Slots {
             driver.await;
             ended.set(true);
         });
-        Ok(Live { sender, closed, driver })
+        Ok(Live { sender, failure, closed, driver })
     }
 }
 
@@ -310,11 +315,11 @@ impl Pooled {
         &self,
         slots: &Slots,
         opener: Opener,
-    ) -> Result<(SendRequest<Bytes>, Rc<Cell<bool>>), TransportError> {
+    ) -> Result<(SendRequest<Bytes>, Rc<Cell<bool>>, Failure), TransportError> {
         loop {
             let opened = self.opened.notified();
             let start_opening = match &*self.state.borrow() {
-                PoolState::Open(live) => return Ok((live.sender.clone(), live.closed.clone())),
+                PoolState::Open(live) => return Ok((live.sender.clone(), live.closed.clone(), live.failure.clone())),
                 PoolState::Dead(error) => return Err(error.clone()),
                 PoolState::New => true,
                 PoolState::Opening => false,

@@ -5,7 +5,8 @@
 //!   of users (users join as the count rises and leave as it falls);
 //! - [`open`]: arrivals on a schedule ([`arrivals`]), each an iteration by a user of a pool,
 //!   whether or not earlier ones came back;
-//! - [`hold`]: connections opened at a paced rate and held until the run ends.
+//! - [`hold`]: connections opened at a paced rate and held until the run ends;
+//! - [`timer`]: the microsecond timer the open model's arrivals leave on.
 //!
 //! Every scenario's users and rate are spread over the shards, so a plan of several scenarios
 //! uses every thread; a new load model is one more file here.
@@ -14,6 +15,7 @@ pub mod arrivals;
 pub mod closed;
 pub mod hold;
 pub mod open;
+pub mod timer;
 
 use std::cell::Cell;
 use std::rc::Rc;

@@ -1,6 +1,7 @@
 //! The open model: iterations start on schedule, whether or not earlier ones came back.
 //!
-//! The dispatcher walks the shard's arrivals ([`super::arrivals`]) and hands each to an idle
+//! The dispatcher walks the shard's arrivals ([`super::arrivals`]), waits for each on the
+//! microsecond timer ([`super::timer`]), and hands it to an idle
 //! user of the scenario's pool, or to a new one while the pool allows (`max_connections`
 //! users, each with its own connection; with HTTP/2, `streams` users per connection);
 //! otherwise it waits in line, and that wait counts in its latency. A user runs one iteration
@@ -19,13 +20,18 @@ use std::rc::Rc;
 use pummel_results::histogram::record;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 use super::arrivals::Arrivals;
 use super::share;
+use super::timer::ArrivalTimer;
 use crate::engine::shard::Shard;
 use crate::exec::{Arrival, ScenarioRun, User, arrival};
 use crate::plan::OpenLoad;
+
+/// Waits for an arrival longer than this also watch for the scenario's end; shorter ones only
+/// check it before and after (registering with the stop token costs more than a short wait).
+const WATCH_STOP_ABOVE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Arrivals waiting for a free user of the pool, with the users serving them.
 struct Queue {
@@ -59,6 +65,7 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
         done: Cell::new(false),
     });
     let mut users = JoinSet::new();
+    let timer = ArrivalTimer::new();
     let planned = run.scenario().planned_duration().unwrap_or(std::time::Duration::MAX);
     for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
         // Behind schedule, the dispatcher does not sleep: it must see the scenario's end here.
@@ -66,11 +73,15 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
             break;
         }
         let intended = shard.start + offset;
-        if Instant::now() < intended {
+        let left = intended.saturating_duration_since(Instant::now());
+        if left > WATCH_STOP_ABOVE {
             tokio::select! {
-                () = sleep_until(intended) => {}
+                () = timer.sleep_until(intended) => {}
                 () = run.stop.cancelled() => break,
             }
+        } else if !left.is_zero() {
+            // A short wait: the stop is seen at the next arrival, without registering for it.
+            timer.sleep_until(intended).await;
         }
         let lag = Instant::now().saturating_duration_since(intended);
         if !run.take_iteration() {
@@ -103,7 +114,9 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
         queue.waiting.borrow_mut().push_back(Arrival { intended, first });
         if queue.idle.get() > 0 {
             queue.idle.set(queue.idle.get() - 1);
-            queue.wake.notify_one();
+            // The user idle the shortest time: its connection is the warmest, and few
+            // connections stay busy instead of every one of the pool waking now and then.
+            queue.wake.notify_last();
         } else if queue.users.get() < pool {
             queue.users.set(queue.users.get() + 1);
             users.spawn_local(open_user(shard.clone(), run.clone(), queue.clone()));

@@ -32,10 +32,10 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::hold::held_user;
-use self::ws::{SentMessage, WsUser};
+use self::ws::WsState;
 use crate::engine::shard::Shard;
 use crate::flow::template::Vars;
-use crate::flow::{Flow, Scenario, Scenarios, Step, WsConnectStep};
+use crate::flow::{Flow, Scenario, Scenarios, Step};
 use crate::load::closed::users_on;
 use crate::load::share;
 use crate::measure::meter::{ConnectionGauge, Request};
@@ -142,13 +142,9 @@ struct Held<T> {
 pub(crate) struct User {
     vars: Vars,
     conn: Option<Held<Connection>>,
-    /// The WebSocket session, with the statistics its handshake was counted under.
-    ws: Option<WsUser>,
-    /// The last message sent on the session and not yet answered.
-    sent: Option<SentMessage>,
-    /// The `ws_connect` that opened the session: a step that finds the session gone opens it
-    /// again with it.
-    last_connect: Option<Arc<WsConnectStep>>,
+    /// What the user's WebSocket steps keep between them; boxed, since most users of most
+    /// runs never open a session (a held user is counted in KiB).
+    ws: Option<Box<WsState>>,
     rng: SmallRng,
     /// The scenario's shared HTTP/2 connections, when it speaks HTTP/2 (then `conn` stays unused).
     http2: Option<Rc<FlowPool>>,
@@ -165,8 +161,6 @@ impl User {
             vars: Vars::new(run.scenarios.globals.clone(), shard.index as u64),
             conn: None,
             ws: None,
-            sent: None,
-            last_connect: None,
             rng: SmallRng::from_rng(&mut rand::rng()),
             http2: run.http2.clone(),
             leave_at: None,
@@ -201,7 +195,7 @@ impl User {
     pub fn leave(&mut self) {
         self.conn = None;
         self.close_ws(false);
-        self.last_connect = None;
+        self.ws = None;
     }
 }
 
@@ -252,7 +246,7 @@ pub(crate) async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut
     run.arrivals.set(n + 1);
     user.vars = Vars::new(run.scenarios.globals.clone(), n * run.shards + run.shard);
     user.close_ws(false);
-    user.last_connect = None;
+    user.ws = None;
     if !user.begin_iteration(shard, run, 0) {
         // Its first request, if it was due, is dropped with it: it never went out.
         run.stop.cancel();
@@ -342,16 +336,17 @@ async fn walk_steps(
                     return false;
                 }
             }
+            // The WebSocket steps are boxed: an HTTP user's task does not carry their futures.
             Step::WsConnect(connect) => {
                 let due = intended.take().unwrap_or_else(Instant::now);
-                ws::connect(shard, user, connect, due).await;
+                Box::pin(ws::connect(shard, user, connect, due)).await;
             }
             Step::WsSend(send) => {
                 let due = intended.take().unwrap_or_else(Instant::now);
-                ws::send(shard, user, send, due).await;
+                Box::pin(ws::send(shard, user, send, due)).await;
             }
-            Step::WsExpect(expect) => ws::expect(shard, user, expect).await,
-            Step::WsClose(close) => ws::close(shard, user, close).await,
+            Step::WsExpect(expect) => Box::pin(ws::expect(shard, user, expect)).await,
+            Step::WsClose(close) => Box::pin(ws::close(shard, user, close)).await,
             // A held connection is the whole flow of a hold scenario (`held_user`).
             Step::Hold(_) => {}
         }
@@ -366,16 +361,24 @@ async fn pause(shard: &Shard, run: &ScenarioRun, user: &mut User, until: Instant
     let leaving = user.leave_at.is_some_and(|at| at < until);
     let until = user.leave_at.map_or(until, |at| at.min(until));
     loop {
-        let Some(session) = &mut user.ws else {
+        let Some(session) = user.ws.as_mut().and_then(|ws| ws.session.as_mut()) else {
             return tokio::select! {
                 () = sleep_until(until) => !leaving,
                 () = run.stop.cancelled() => false,
             };
         };
-        tokio::select! {
-            () = sleep_until(until) => return !leaving,
-            () = run.stop.cancelled() => return false,
-            error = session.session.idle() => ws::broke_while_idle(shard, user, &error),
+        // Boxed, like the WebSocket steps: a pause without a session stays small.
+        let woke = Box::pin(async {
+            tokio::select! {
+                () = sleep_until(until) => Err(!leaving),
+                () = run.stop.cancelled() => Err(false),
+                error = session.session.idle() => Ok(error),
+            }
+        })
+        .await;
+        match woke {
+            Err(done) => return done,
+            Ok(error) => ws::broke_while_idle(shard, user, &error),
         }
     }
 }

@@ -32,6 +32,18 @@ pub(super) struct WsUser {
     _gauge: ConnectionGauge,
 }
 
+/// What a user's WebSocket steps keep between them.
+#[derive(Default)]
+pub(super) struct WsState {
+    /// The open session, with the statistics its handshake was counted under.
+    pub session: Option<WsUser>,
+    /// The last message sent on the session and not yet answered.
+    sent: Option<SentMessage>,
+    /// The `ws_connect` that opened the session: a step that finds the session gone opens it
+    /// again with it.
+    last_connect: Option<Arc<WsConnectStep>>,
+}
+
 /// A message sent on the session and not yet answered.
 pub(super) struct SentMessage {
     request: Request,
@@ -40,12 +52,18 @@ pub(super) struct SentMessage {
 }
 
 impl User {
+    /// The user's WebSocket state, made on first use.
+    fn ws_state(&mut self) -> &mut WsState {
+        self.ws.get_or_insert_with(Default::default)
+    }
+
     /// Closes the user's session. A message sent without a `ws_expect` after it is complete
     /// (when it was written) — unless the session `broke`, when its answer will never come:
     /// then it fails as `ws_closed`.
     pub(super) fn close_ws(&mut self, broke: bool) {
-        self.ws = None;
-        if let Some(sent) = self.sent.take() {
+        let Some(state) = &mut self.ws else { return };
+        state.session = None;
+        if let Some(sent) = state.sent.take() {
             match broke {
                 false => complete_send(sent),
                 true => sent
@@ -78,7 +96,7 @@ pub(super) fn target(shard: &Shard, url: &str) -> Result<WsTarget, String> {
 /// `ws_connect`: opens the user's session (replacing an open one), counted like a request.
 pub(super) async fn connect(shard: &Shard, user: &mut User, step: &Arc<WsConnectStep>, due: Instant) {
     user.close_ws(false);
-    user.last_connect = Some(step.clone());
+    user.ws_state().last_connect = Some(step.clone());
     let mut request = shard.meter.begin(Some(step.stats), due);
     match open(shard, user, step, &mut request).await {
         Ok(()) => request.answered(Answer { status: Some(101), failure: None, done: Instant::now(), bytes_in: 0 }),
@@ -106,7 +124,8 @@ async fn open(
     shard.meter.opened(request.name(), request.intended(), &opened.opened);
     // The upgrade went out `handshake` ago: service time is the upgrade's.
     request.written_at(0, Instant::now() - opened.handshake);
-    user.ws = Some(WsUser { session: Box::new(session), stats: step.stats, _gauge: shard.meter.connection_gauge() });
+    let session = WsUser { session: Box::new(session), stats: step.stats, _gauge: shard.meter.connection_gauge() };
+    user.ws_state().session = Some(session);
     Ok(())
 }
 
@@ -118,19 +137,19 @@ async fn session<'a>(
     request: &mut Request,
     what: &str,
 ) -> Result<&'a mut WsUser, TransportError> {
-    if user.ws.is_none() {
-        let Some(connect) = user.last_connect.clone() else {
+    if user.ws_state().session.is_none() {
+        let Some(connect) = user.ws_state().last_connect.clone() else {
             return Err(TransportError::ws_closed(format!("{what} without an open session (no ws_connect before it)")));
         };
         open(shard, user, &connect, request).await?;
     }
-    user.ws.as_mut().ok_or_else(|| TransportError::ws_closed(format!("{what} without an open session")))
+    user.ws_state().session.as_mut().ok_or_else(|| TransportError::ws_closed(format!("{what} without an open session")))
 }
 
 /// `ws_send`: sends a message; the exchange completes at the next `ws_expect` (or now, when
 /// another send comes first).
 pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due: Instant) {
-    if let Some(sent) = user.sent.take() {
+    if let Some(sent) = user.ws_state().sent.take() {
         complete_send(sent);
     }
     let mut request = shard.meter.begin(Some(step.stats), due);
@@ -154,7 +173,7 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due:
     match written {
         Ok(()) => {
             request.written_at(text.len() as u64, sent_at);
-            user.sent = Some(SentMessage { request, text: Some(text) });
+            user.ws_state().sent = Some(SentMessage { request, text: Some(text) });
         }
         Err(e) => {
             request.failed(&e);
@@ -171,7 +190,7 @@ fn complete_send(sent: SentMessage) {
 
 /// `ws_expect`: waits for a matching message; completes the exchange of the last send.
 pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) {
-    let (mut request, sent_text, after_send) = match user.sent.take() {
+    let (mut request, sent_text, after_send) = match user.ws_state().sent.take() {
         Some(sent) => (sent.request, sent.text, true),
         None => (shard.meter.begin(Some(step.stats), Instant::now()), None, false),
     };
@@ -183,7 +202,7 @@ pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) 
         _ => None,
     };
     // After a send, the answer can only come on the session the message went out on.
-    let ws = match (after_send, user.ws.is_some()) {
+    let ws = match (after_send, user.ws_state().session.is_some()) {
         (true, false) => {
             return request.failed(&TransportError::ws_closed("the session closed before the message was answered"));
         }
@@ -219,18 +238,18 @@ pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) 
 
 /// `ws_close`: closes the session (waiting a little for the peer's answer).
 pub(super) async fn close(shard: &Shard, user: &mut User, step: &WsCloseStep) {
-    if let Some(ws) = &mut user.ws {
+    if let Some(ws) = user.ws_state().session.as_mut() {
         let _ = tokio::time::timeout(shard.plan.timeout, ws.session.close(step.code, &step.reason)).await;
     }
     user.close_ws(false);
-    user.last_connect = None;
+    user.ws_state().last_connect = None;
 }
 
 /// The session broke while the user held it: a failure of the session's name, and a close by
 /// the peer.
 pub(super) fn broke_while_idle(shard: &Shard, user: &mut User, error: &TransportError) {
     let now = Instant::now();
-    if let Some(ws) = &user.ws {
+    if let Some(ws) = user.ws.as_ref().and_then(|state| state.session.as_ref()) {
         shard.meter.begin(Some(ws.stats), now).failed(error);
     }
     shard.meter.record(now, |s| s.closed_by_peer += 1);

@@ -45,19 +45,29 @@ pub(crate) async fn held_user(shard: &Shard, run: &ScenarioRun, intended: Instan
     let Some(Step::Hold(step)) = run.scenario().flow.steps.first() else { return };
     let request = shard.meter.begin(None, intended);
     let closed = match step.mode {
-        HoldMode::WebSocket => websocket(shard, step, request).await,
+        // Boxed: an idle held connection's task does not carry a WebSocket session's futures.
+        HoldMode::WebSocket => Box::pin(websocket(shard, step, request)).await,
         mode => {
-            let (stream, opened) = match shard.dialer.open(Alpn::Http1).await {
+            // The opening and the exchange are boxed: they last a moment, and the state of
+            // what lasts (an idle connection) is then all a held connection's task carries.
+            let (stream, opened) = match Box::pin(shard.dialer.open(Alpn::Http1)).await {
                 Ok(open) => open,
                 Err(e) => return request.failed(&e),
             };
             shard.meter.opened(None, intended, &opened);
             let _gauge = shard.meter.connection_gauge();
-            let conn = Connection::new(stream);
-            match mode {
-                HoldMode::Idle => exchange_then_idle(shard, step, conn, request, Some(shard.plan.timeout)).await,
-                HoldMode::Pending => exchange_then_idle(shard, step, conn, request, None).await,
-                HoldMode::SlowRequest | HoldMode::WebSocket => slow_request(shard, step, &conn, request).await,
+            let mut conn = Connection::new(stream);
+            let answered = match mode {
+                HoldMode::Idle => Box::pin(exchange(shard, step, &mut conn, request, Some(shard.plan.timeout))).await,
+                HoldMode::Pending => Box::pin(exchange(shard, step, &mut conn, request, None)).await,
+                HoldMode::SlowRequest | HoldMode::WebSocket => {
+                    Box::pin(slow_request(shard, step, &conn, request)).await
+                }
+            };
+            match answered {
+                Held::Answered => wait_closed(&conn).await,
+                Held::Closed => true,
+                Held::Failed => false,
             }
         }
     };
@@ -66,15 +76,24 @@ pub(crate) async fn held_user(shard: &Shard, run: &ScenarioRun, intended: Instan
     }
 }
 
-/// Sends the request, records its response (waiting at most `timeout`, if given), then waits
-/// on the idle connection. True when the target closed it.
-async fn exchange_then_idle(
+/// How a held connection's exchange ended.
+enum Held {
+    /// Answered: the connection is held idle now.
+    Answered,
+    /// The target closed the connection.
+    Closed,
+    /// It failed otherwise; the connection is given up.
+    Failed,
+}
+
+/// Sends the request and records its response (waiting at most `timeout`, if given).
+async fn exchange(
     shard: &Shard,
     step: &HoldStep,
-    mut conn: Connection,
+    conn: &mut Connection,
     mut request: Request,
     timeout: Option<Duration>,
-) -> bool {
+) -> Held {
     let exchange = async {
         let sent_at = Instant::now();
         conn.write_all(&step.request).await?;
@@ -91,12 +110,12 @@ async fn exchange_then_idle(
             let failure = (!shard.plan.ok_status.contains(info.status)).then(|| ErrorKind::from_status(info.status));
             let bytes_in = info.head_bytes + info.body_bytes;
             request.answered(Answer { status: Some(info.status), failure, done, bytes_in });
-            wait_closed(&conn).await
+            Held::Answered
         }
         Err(e) => {
             let closed = e.kind == ErrorKind::Reset;
             request.failed(&e);
-            closed
+            if closed { Held::Closed } else { Held::Failed }
         }
     }
 }
@@ -120,9 +139,9 @@ enum PeerEvent {
     Sent { n: usize, status: Option<u16> },
 }
 
-/// Writes the request head a few bytes every `drip`, never finishing it. True when the target
-/// closed the connection.
-async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut request: Request) -> bool {
+/// Writes the request head a few bytes every `drip`, never finishing it, until the target
+/// answers (then the connection is held idle) or closes it.
+async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut request: Request) -> Held {
     let head = &step.request[..head_without_final_crlf(&step.request)];
     let mut offset = 0usize;
     loop {
@@ -136,7 +155,7 @@ async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut req
         if let Err(e) = conn.write_all(chunk).await {
             let closed = e.kind == ErrorKind::Reset;
             request.failed(&e);
-            return closed;
+            return if closed { Held::Closed } else { Held::Failed };
         }
         offset += chunk.len();
         request.written_at(chunk.len() as u64, at);
@@ -154,19 +173,19 @@ async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut req
                     ErrorKind::Reset,
                     "the target closed a slow request before its head was complete",
                 ));
-                true
+                Held::Closed
             }
             // The target answered the unfinished request (typically 408 or 400).
             PeerEvent::Sent { n, status: Some(status) } => {
                 let failure = (!shard.plan.ok_status.contains(status)).then(|| ErrorKind::from_status(status));
                 request.answered(Answer { status: Some(status), failure, done, bytes_in: n as u64 });
-                wait_closed(conn).await
+                Held::Answered
             }
             PeerEvent::Sent { .. } => {
                 request.failed(&TransportError::malformed(
                     "the target answered a slow request with bytes that are not HTTP",
                 ));
-                wait_closed(conn).await
+                Held::Answered
             }
         };
     }

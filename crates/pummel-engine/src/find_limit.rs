@@ -410,7 +410,7 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
     let mut timeline = Vec::new();
     let mut stages = Vec::new();
     let (mut elapsed, mut measured) = (Duration::ZERO, Duration::ZERO);
-    let mut flows = crate::flow::FlowTallies::default();
+    let mut flows = crate::measure::tallies::FlowTallies::default();
     let mut other_errors = Vec::new();
     let mut generator = GeneratorHealth::default();
     for step in steps {

@@ -33,6 +33,7 @@ pub mod measure;
 pub mod observe;
 pub mod plan;
 pub mod proto;
+mod seconds;
 
 /// The version written into every results document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

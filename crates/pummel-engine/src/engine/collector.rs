@@ -10,8 +10,8 @@ use cpu_time::ProcessTime;
 
 use super::shard::{self, ShardReport, ShardSetup};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
-use crate::flow::FlowTallies;
 use crate::measure::stats::Stats;
+use crate::measure::tallies::FlowTallies;
 use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
 use crate::plan::Plan;

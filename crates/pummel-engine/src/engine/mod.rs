@@ -55,7 +55,7 @@ pub struct RunOutcome {
     /// The watched target's figures over the run.
     pub target: Option<pummel_results::observed::TargetTotals>,
     /// The scenarios' tallies: statistics per request name, checks, branches, iterations.
-    pub flows: crate::flow::FlowTallies,
+    pub flows: crate::measure::tallies::FlowTallies,
 }
 
 /// One stage's totals.

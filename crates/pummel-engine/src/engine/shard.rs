@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::{Dialer, TlsClient};
-use crate::flow::FlowTallies;
 use crate::measure::meter::{Meter, Totals};
 use crate::measure::stats::Stats;
+use crate::measure::tallies::FlowTallies;
 use crate::plan::Plan;
 
 /// How long in-flight requests may finish after sending stopped.

@@ -1,8 +1,8 @@
 //! What a virtual user does: it walks its scenario's flow step by step (requests, think times,
 //! blocks, choices, WebSocket exchanges, held connections), whichever load model started it.
 //!
-//! - this file: the user's state between steps ([`User`]), the scenario as a shard runs it
-//!   ([`ScenarioRun`]), and the walk;
+//! - this file: the user's state between steps (`User`), the scenario as a shard runs it
+//!   (`ScenarioRun`), and the walk;
 //! - `request.rs`: an HTTP request over HTTP/1.1 or HTTP/2, its checks and extraction;
 //! - `ws.rs`: the WebSocket steps;
 //! - `hold.rs`: a held connection (`pummel hold`).

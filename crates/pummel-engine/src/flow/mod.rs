@@ -7,6 +7,8 @@
 //! interval, weighted choices between sub-flows, and WebSocket exchanges. Everything here is
 //! validated and compiled before the run (templates, JSONPaths, regexes); the engine only walks
 //! it. Nested flows are behind `Arc`s so a user's position in the flow is cheap to hold.
+//!
+//! One file over 600 lines: the types of a flow, one file so that the whole vocabulary of a plan reads in one place; the rest is render tests.
 
 pub mod feeder;
 pub mod payload;
@@ -25,7 +27,7 @@ use crate::flow::template::{Globals, RenderError, Template, Vars};
 use crate::inspect::check::Check;
 use crate::inspect::extract::Extractor;
 use crate::inspect::jsonpath::JsonPath;
-use crate::plan::{Load, secs};
+use crate::plan::load::{HoldMode, Http2Settings, Load};
 
 /// Everything the plan-file part of a run shares: scenarios, names of request statistics and
 /// checks, template globals and feeders.
@@ -71,7 +73,7 @@ pub struct Scenario {
     /// Closed (`users`) or open (`rate`, `stages`).
     pub load: Load,
     /// Closed model: time over which the users start, evenly; zero starts them all at once.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub ramp_up: Duration,
     /// Closed model: how many users are active over time; empty keeps all of them active
     /// (after `ramp_up`). Users beyond a falling level leave (close their connection and
@@ -85,7 +87,7 @@ pub struct Scenario {
     /// Runs of the flow: per user in the closed model, in all in the open model.
     pub iterations: Option<u64>,
     /// When this scenario stops starting iterations, from the run's start.
-    #[serde(serialize_with = "opt_secs")]
+    #[serde(serialize_with = "crate::seconds::optional")]
     pub duration: Option<Duration>,
     /// The steps.
     pub flow: Flow,
@@ -93,7 +95,7 @@ pub struct Scenario {
     /// connections of the shard (each of `streams` concurrent streams) instead of owning one
     /// HTTP/1.1 connection each. `None`: HTTP/1.1. WebSocket steps stay HTTP/1.1 upgrades.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http2: Option<crate::plan::Http2Settings>,
+    pub http2: Option<Http2Settings>,
 }
 
 impl Scenario {
@@ -133,7 +135,7 @@ pub struct UserStage {
     /// Active users (at the end of a ramp).
     pub users: u64,
     /// How long the stage lasts.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub duration: Duration,
     /// For a ramp: the users at the stage's start.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,9 +200,9 @@ pub enum Step {
 #[derive(Debug, Clone, Serialize)]
 pub struct HoldStep {
     /// Idle keep-alive, slow request, pending answer, or WebSocket.
-    pub mode: crate::plan::HoldMode,
+    pub mode: HoldMode,
     /// Interval between the bytes of a slow request, or between WebSocket pings.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub drip: Duration,
     /// The request, encoded once (the upgrade's fields come from it in `ws` mode).
     #[serde(skip)]
@@ -226,11 +228,11 @@ pub struct HoldWebSocket {
 #[serde(rename_all = "snake_case")]
 pub enum Think {
     /// Always this long (`"2s"`).
-    Fixed(#[serde(with = "secs")] Duration),
+    Fixed(#[serde(with = "crate::seconds")] Duration),
     /// Uniform between two bounds (`"1s..5s"`).
-    Uniform(#[serde(with = "secs")] Duration, #[serde(with = "secs")] Duration),
+    Uniform(#[serde(with = "crate::seconds")] Duration, #[serde(with = "crate::seconds")] Duration),
     /// Exponential with this mean (`"exp(20s)"`): the gaps of a Poisson process.
-    Exponential(#[serde(with = "secs")] Duration),
+    Exponential(#[serde(with = "crate::seconds")] Duration),
 }
 
 impl Think {
@@ -258,7 +260,7 @@ pub struct Block {
     /// How many times; `None` with `every` means until the run ends.
     pub repeat: Option<u64>,
     /// Interval between the starts of two runs of the flow; `None` runs them back to back.
-    #[serde(serialize_with = "opt_secs")]
+    #[serde(serialize_with = "crate::seconds::optional")]
     pub every: Option<Duration>,
     /// The nested steps.
     pub flow: Flow,
@@ -556,7 +558,7 @@ pub struct WsExpectStep {
     #[serde(skip)]
     pub matcher: WsMatcher,
     /// How long to wait.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub timeout: Duration,
     /// Values taken from the message.
     #[serde(skip)]
@@ -585,65 +587,6 @@ pub struct WsCloseStep {
 
 fn template_text<S: serde::Serializer>(t: &Template, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(t.text())
-}
-
-fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
-}
-
-/// What a shard (and, merged, the run) counted of a plan file's scenarios beyond the run-wide
-/// statistics. Indexes follow [`Scenarios`]: `named` by name, `checks` by check, `branches` by
-/// branch, `iterations` by scenario. Outside the warmup only, like stage totals.
-#[derive(Debug, Clone, Default)]
-pub struct FlowTallies {
-    /// Statistics per request name / WebSocket exchange.
-    pub named: Vec<crate::measure::stats::Stats>,
-    /// `[passed, failed]` per check.
-    pub checks: Vec<[u64; 2]>,
-    /// Times each `choose` branch was taken.
-    pub branches: Vec<u64>,
-    /// Iterations of the flow started, per scenario.
-    pub iterations: Vec<u64>,
-}
-
-impl FlowTallies {
-    /// Empty tallies shaped for `scenarios`.
-    pub fn for_scenarios(scenarios: &Scenarios) -> FlowTallies {
-        FlowTallies {
-            named: scenarios.names.iter().map(|_| crate::measure::stats::Stats::default()).collect(),
-            checks: vec![[0, 0]; scenarios.checks.len()],
-            branches: vec![0; scenarios.branches.len()],
-            iterations: vec![0; scenarios.list.len()],
-        }
-    }
-
-    /// Adds `other` (of the same shape) into these tallies.
-    pub fn merge(&mut self, other: &FlowTallies) {
-        if self.named.len() < other.named.len() {
-            self.named.resize_with(other.named.len(), Default::default);
-        }
-        for (a, b) in self.named.iter_mut().zip(&other.named) {
-            a.merge(b);
-        }
-        merge_counts(&mut self.checks, &other.checks, |a, b| {
-            a[0] += b[0];
-            a[1] += b[1];
-        });
-        merge_counts(&mut self.branches, &other.branches, |a, b| *a += b);
-        merge_counts(&mut self.iterations, &other.iterations, |a, b| *a += b);
-    }
-}
-
-fn merge_counts<T: Copy + Default>(into: &mut Vec<T>, from: &[T], add: impl Fn(&mut T, &T)) {
-    if into.len() < from.len() {
-        into.resize(from.len(), T::default());
-    }
-    for (a, b) in into.iter_mut().zip(from) {
-        add(a, b);
-    }
 }
 
 fn named_exprs<S: serde::Serializer>(

@@ -4,7 +4,7 @@
 //! Rust), so canonicalisation follows AWS exactly: header values trimmed, query parameters sorted
 //! and re-encoded, and the path taken as-is for `s3` but double-encoded and normalised for other
 //! services. The payload is never handed to the signer: the caller passes its SHA-256 (hex) once
-//! computed (see [`crate::payload`]), so a large body is hashed once per process and never copied
+//! computed (see [`crate::flow::payload`]), so a large body is hashed once per process and never copied
 //! per request; [`UNSIGNED_PAYLOAD`] skips payload signing altogether.
 //!
 //! `aws-sigv4` 1.3.x is used because the newest releases need Rust 1.94; cargo's MSRV-aware

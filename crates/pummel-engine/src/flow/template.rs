@@ -13,6 +13,8 @@
 //! a single [`Object`] behind an `Arc`, so a render builds no map and copies no variables.
 //! Undefined variables are errors ([`UndefinedBehavior::Strict`]), so a typo in a plan fails
 //! loudly instead of sending empty values.
+//!
+//! One file over 600 lines: about 600 lines of code (the fast path and minijinja behind one type); the rest is its tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -21,8 +21,9 @@ use pummel_results::histogram::record;
 use tokio::time::Instant;
 
 use crate::dial::{Opened, TransportError};
-use crate::flow::{FlowTallies, Scenarios};
+use crate::flow::Scenarios;
 use crate::measure::stats::Stats;
+use crate::measure::tallies::FlowTallies;
 use crate::plan::{RateStage, stage_at};
 
 /// [`Request::name`] of a request counted under no name.

@@ -13,8 +13,9 @@ use pummel_results::summary::{
 };
 
 use crate::engine::{RunOutcome, StopReason};
-use crate::flow::{FlowTallies, Scenarios};
+use crate::flow::Scenarios;
 use crate::measure::stats::{Stats, StatsOver};
+use crate::measure::tallies::FlowTallies;
 use crate::observe::ProbeTotals;
 use crate::plan::Plan;
 

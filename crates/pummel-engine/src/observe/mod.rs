@@ -40,7 +40,7 @@ pub struct Observers {
     /// Probes, each its own thread.
     pub probes: Vec<ProbeSpec>,
     /// Interval between two requests of a probe.
-    #[serde(with = "crate::plan::secs")]
+    #[serde(with = "crate::seconds")]
     pub probe_every: Duration,
     /// The process to watch, if any.
     pub watch: Option<WatchTarget>,

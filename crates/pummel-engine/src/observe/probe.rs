@@ -66,7 +66,7 @@ pub struct ProbeSpec {
     /// JSON path (`$.a.b[0]`) of a number to record from the body.
     pub json_path: Option<String>,
     /// Per-probe time limit.
-    #[serde(with = "crate::plan::secs")]
+    #[serde(with = "crate::seconds")]
     pub timeout: Duration,
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{PlanError, secs};
+use super::PlanError;
 
 /// How load is offered.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +31,7 @@ pub struct HoldLoad {
     /// What each connection does while held.
     pub mode: HoldMode,
     /// Interval between the bytes of a slow request, or between WebSocket pings.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub drip: Duration,
     /// Re-open a connection the target closed (or that failed to open), counting it again.
     pub reopen: bool,
@@ -142,7 +142,7 @@ pub struct RateStage {
     /// Requests per second (at the end of a ramp).
     pub rate: f64,
     /// How long the stage lasts.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub duration: Duration,
     /// For a linear ramp: the rate at the stage's start, rising or falling evenly to `rate`.
     #[serde(skip_serializing_if = "Option::is_none")]

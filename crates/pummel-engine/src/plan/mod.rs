@@ -44,15 +44,15 @@ pub struct Plan {
     /// Number of shards (OS threads, one single-threaded runtime each).
     pub threads: usize,
     /// Per-request time limit, from the write of the request to the end of the response.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub timeout: Duration,
     /// Time limit for establishing a TCP connection.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub connect_timeout: Duration,
     /// Reuse connections (HTTP keep-alive); when false, a new connection per request.
     pub keepalive: bool,
     /// Time at the start whose requests are excluded from the statistics.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub warmup: Duration,
     /// Which statuses count as success.
     pub ok_status: StatusSet,
@@ -63,7 +63,7 @@ pub struct Plan {
     #[serde(serialize_with = "exprs")]
     pub abort_when: Vec<Expr>,
     /// Length of the sliding window for abort rules.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub abort_window: Duration,
     /// Probes and target watch running beside the load.
     pub observers: crate::observe::Observers,
@@ -85,7 +85,7 @@ pub struct Plan {
 #[derive(Debug, Clone, Serialize)]
 pub struct Stop {
     /// Wall-clock length of the run (warmup included).
-    #[serde(with = "opt_secs")]
+    #[serde(serialize_with = "crate::seconds::optional")]
     pub duration: Option<Duration>,
     /// Total number of requests to send.
     pub requests: Option<u64>,
@@ -379,21 +379,6 @@ pub enum PlanError {
 
 fn exprs<S: serde::Serializer>(exprs: &[Expr], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(exprs.iter().map(|e| e.text.as_str()))
-}
-
-pub(crate) mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-}
-
-pub(crate) mod opt_secs {
-    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_f64(d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 /// A quick plan for the engine's own tests: `GET url` under `load`, one thread, short timeouts.

@@ -1,5 +1,5 @@
 //! Where requests go: the target URL resolved once per run ([`Target`]), the parts of a URL a
-//! connection needs ([`UrlParts`]), and the local addresses connections leave from
+//! connection needs (`UrlParts`), and the local addresses connections leave from
 //! ([`parse_source_addrs`]).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{PlanError, secs};
+use super::PlanError;
 
 /// The scheme of the target URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,7 +37,7 @@ pub struct Target {
     /// Addresses the host resolved to; connections go to the first, in turn over the others.
     pub addrs: Vec<SocketAddr>,
     /// How long the one DNS resolution of this run took.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::seconds")]
     pub dns_time: Duration,
 }
 

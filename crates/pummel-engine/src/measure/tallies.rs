@@ -1,0 +1,57 @@
+//! What a shard (and, merged, the run) counted of the scenarios beyond the run-wide
+//! statistics: per request name, per check, per `choose` branch, per scenario.
+
+use super::stats::Stats;
+use crate::flow::Scenarios;
+
+/// What a shard (and, merged, the run) counted of a plan file's scenarios beyond the run-wide
+/// statistics. Indexes follow [`Scenarios`]: `named` by name, `checks` by check, `branches` by
+/// branch, `iterations` by scenario. Outside the warmup only, like stage totals.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTallies {
+    /// Statistics per request name / WebSocket exchange.
+    pub named: Vec<Stats>,
+    /// `[passed, failed]` per check.
+    pub checks: Vec<[u64; 2]>,
+    /// Times each `choose` branch was taken.
+    pub branches: Vec<u64>,
+    /// Iterations of the flow started, per scenario.
+    pub iterations: Vec<u64>,
+}
+
+impl FlowTallies {
+    /// Empty tallies shaped for `scenarios`.
+    pub fn for_scenarios(scenarios: &Scenarios) -> FlowTallies {
+        FlowTallies {
+            named: scenarios.names.iter().map(|_| Stats::default()).collect(),
+            checks: vec![[0, 0]; scenarios.checks.len()],
+            branches: vec![0; scenarios.branches.len()],
+            iterations: vec![0; scenarios.list.len()],
+        }
+    }
+
+    /// Adds `other` (of the same shape) into these tallies.
+    pub fn merge(&mut self, other: &FlowTallies) {
+        if self.named.len() < other.named.len() {
+            self.named.resize_with(other.named.len(), Default::default);
+        }
+        for (a, b) in self.named.iter_mut().zip(&other.named) {
+            a.merge(b);
+        }
+        merge_counts(&mut self.checks, &other.checks, |a, b| {
+            a[0] += b[0];
+            a[1] += b[1];
+        });
+        merge_counts(&mut self.branches, &other.branches, |a, b| *a += b);
+        merge_counts(&mut self.iterations, &other.iterations, |a, b| *a += b);
+    }
+}
+
+fn merge_counts<T: Copy + Default>(into: &mut Vec<T>, from: &[T], add: impl Fn(&mut T, &T)) {
+    if into.len() < from.len() {
+        into.resize(from.len(), T::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        add(a, b);
+    }
+}

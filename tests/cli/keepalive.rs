@@ -32,14 +32,18 @@ fn errors(summary: &Value) -> String {
 #[test]
 fn nginx_closing_idle_connections_costs_no_failure() {
     let _load = support::shared();
-    let nginx = Nginx::with_keepalive_timeout("500ms");
-    let url = format!("http://{}/", nginx.addr);
-    // Two requests a second on one connection: it is idle 500 ms between them, as long as
-    // nginx keeps it; each time nginx closed it first, a new one is opened.
-    let s = summary(&[&url, "-r", "2", "-c", "1", "-d", "5s", "-t", "1"]);
-    assert_eq!(count(&s, "/requests/failed"), 0, "failures: {}", errors(&s));
-    assert_eq!(count(&s, "/requests/ok"), 10);
-    assert!(count(&s, "/connect_ms/reconnects") >= 1, "no reconnect counted: {s:#}");
+    // Two requests a second on one connection, idle 500 ms between them: with nginx's
+    // `keepalive_timeout 500ms` the close and the next request cross (the reported case: 1 of
+    // 10 failed as `reset`); with 200 ms nginx has always closed the connection first.
+    for (timeout, reconnects_at_least) in [("500ms", 0), ("200ms", 8)] {
+        let nginx = Nginx::with_keepalive_timeout(timeout);
+        let url = format!("http://{}/", nginx.addr);
+        let s = summary(&[&url, "-r", "2", "-c", "1", "-d", "5s", "-t", "1"]);
+        assert_eq!(count(&s, "/requests/failed"), 0, "keepalive_timeout {timeout}: failures {}", errors(&s));
+        assert_eq!(count(&s, "/requests/ok"), 10, "keepalive_timeout {timeout}");
+        let reconnects = count(&s, "/connect_ms/reconnects");
+        assert!(reconnects >= reconnects_at_least, "keepalive_timeout {timeout}: {reconnects} reconnects\n{s:#}");
+    }
 }
 
 #[test]

@@ -167,6 +167,9 @@ pub fn connect_kind(error: &io::Error) -> ErrorKind {
         io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
         io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
         io::ErrorKind::AddrNotAvailable => ErrorKind::NoLocalPorts,
+        // The peer accepted, then reset before the connection was seen established: the same
+        // failure as a reset right after it, whichever side of the handshake's end it lands.
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorKind::Reset,
         _ => os_kind(error).unwrap_or(ErrorKind::Other),
     }
 }
@@ -203,6 +206,7 @@ mod tests {
         assert_eq!(kind(EMFILE), ErrorKind::TooManyOpenFiles);
         assert_eq!(kind(ECONNREFUSED), ErrorKind::ConnectRefused);
         assert_eq!(kind(EADDRNOTAVAIL), ErrorKind::NoLocalPorts);
+        assert_eq!(connect_kind(&io::Error::from(io::ErrorKind::ConnectionReset)), ErrorKind::Reset);
         assert_eq!(io_kind(&io::Error::from(io::ErrorKind::BrokenPipe)), ErrorKind::Reset);
         let bind = TransportError::bind(&io::Error::from_raw_os_error(EADDRINUSE), "127.0.0.2".parse().unwrap());
         assert_eq!(bind.kind, ErrorKind::NoLocalPorts);

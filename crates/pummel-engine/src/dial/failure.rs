@@ -135,7 +135,7 @@ impl TransportError {
 
     /// An error of the h2 crate: the server's `RST_STREAM` is `stream_reset`, its `GOAWAY`
     /// `goaway`, socket errors keep their kinds, protocol errors are `malformed_response`.
-    pub fn h2(error: &h2::Error) -> Self {
+    pub fn h2(error: h2::Error) -> Self {
         let kind = if error.is_remote() && error.is_go_away() {
             ErrorKind::GoAway
         } else if error.is_remote() && error.is_reset() {
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn h2_protocol_errors_are_malformed_responses() {
         // A bare reason (not from the server's frame) is a protocol matter.
-        let local = TransportError::h2(&h2::Error::from(h2::Reason::PROTOCOL_ERROR));
+        let local = TransportError::h2(h2::Error::from(h2::Reason::PROTOCOL_ERROR));
         assert_eq!(local.kind, ErrorKind::MalformedResponse);
     }
 }

@@ -181,9 +181,4 @@ impl Dialer {
         let tls = self.tls.as_ref().map(|client| TlsFor { client, alpn });
         open(addr, self.next_source(), self.timeout, tls).await
     }
-
-    /// Opens a connection to `addr`, with `tls` when given (a WebSocket URL's own address).
-    pub async fn open_to(&self, addr: SocketAddr, tls: Option<TlsFor<'_>>) -> Result<(Stream, Opened), TransportError> {
-        open(addr, self.next_source(), self.timeout, tls).await
-    }
 }

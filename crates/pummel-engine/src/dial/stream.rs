@@ -65,11 +65,6 @@ impl Stream {
         Stream { socket, tls: Some(Box::new(tls)) }
     }
 
-    /// True for a TLS connection.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
     /// Writes all of `bytes`.
     pub async fn write_all(&self, mut bytes: &[u8]) -> Result<(), TransportError> {
         if let Some(tls) = &self.tls {

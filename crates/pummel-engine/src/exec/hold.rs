@@ -50,24 +50,20 @@ pub(crate) async fn held_user(shard: &Shard, run: &ScenarioRun, intended: Instan
         mode => {
             // The opening and the exchange are boxed: they last a moment, and the state of
             // what lasts (an idle connection) is then all a held connection's task carries.
-            let (stream, opened) = match Box::pin(shard.dialer.open(Alpn::Http1)).await {
-                Ok(open) => open,
+            let mut held = match Box::pin(super::request::open(shard, None, intended)).await {
+                Ok(held) => held,
                 Err(e) => return request.failed(&e),
             };
-            shard.meter.opened(None, intended, &opened);
-            let _gauge = shard.meter.connection_gauge();
-            let mut conn = Connection::new(stream);
+            let conn = &mut held.io;
             let answered = match mode {
-                HoldMode::Idle => Box::pin(exchange(shard, step, &mut conn, request, Some(shard.plan.timeout))).await,
-                HoldMode::Pending => Box::pin(exchange(shard, step, &mut conn, request, None)).await,
-                HoldMode::SlowRequest | HoldMode::WebSocket => {
-                    Box::pin(slow_request(shard, step, &conn, request)).await
-                }
+                HoldMode::Idle => Box::pin(exchange(shard, step, conn, request, Some(shard.plan.timeout))).await,
+                HoldMode::Pending => Box::pin(exchange(shard, step, conn, request, None)).await,
+                HoldMode::SlowRequest | HoldMode::WebSocket => Box::pin(slow_request(shard, step, conn, request)).await,
             };
             match answered {
-                Held::Answered => wait_closed(&conn).await,
-                Held::Closed => true,
-                Held::Failed => false,
+                Exchanged::Answered => wait_closed(conn).await,
+                Exchanged::Closed => true,
+                Exchanged::Failed => false,
             }
         }
     };
@@ -77,7 +73,7 @@ pub(crate) async fn held_user(shard: &Shard, run: &ScenarioRun, intended: Instan
 }
 
 /// How a held connection's exchange ended.
-enum Held {
+enum Exchanged {
     /// Answered: the connection is held idle now.
     Answered,
     /// The target closed the connection.
@@ -93,7 +89,7 @@ async fn exchange(
     conn: &mut Connection,
     mut request: Request,
     timeout: Option<Duration>,
-) -> Held {
+) -> Exchanged {
     let exchange = async {
         let sent_at = Instant::now();
         conn.write_all(&step.request).await?;
@@ -110,12 +106,12 @@ async fn exchange(
             let failure = (!shard.plan.ok_status.contains(info.status)).then(|| ErrorKind::from_status(info.status));
             let bytes_in = info.head_bytes + info.body_bytes;
             request.answered(Answer { status: Some(info.status), failure, done, bytes_in });
-            Held::Answered
+            Exchanged::Answered
         }
         Err(e) => {
             let closed = e.kind == ErrorKind::Reset;
             request.failed(&e);
-            if closed { Held::Closed } else { Held::Failed }
+            if closed { Exchanged::Closed } else { Exchanged::Failed }
         }
     }
 }
@@ -141,7 +137,7 @@ enum PeerEvent {
 
 /// Writes the request head a few bytes every `drip`, never finishing it, until the target
 /// answers (then the connection is held idle) or closes it.
-async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut request: Request) -> Held {
+async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut request: Request) -> Exchanged {
     let head = &step.request[..head_without_final_crlf(&step.request)];
     let mut offset = 0usize;
     loop {
@@ -155,7 +151,7 @@ async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut req
         if let Err(e) = conn.write_all(chunk).await {
             let closed = e.kind == ErrorKind::Reset;
             request.failed(&e);
-            return if closed { Held::Closed } else { Held::Failed };
+            return if closed { Exchanged::Closed } else { Exchanged::Failed };
         }
         offset += chunk.len();
         request.written_at(chunk.len() as u64, at);
@@ -173,19 +169,19 @@ async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut req
                     ErrorKind::Reset,
                     "the target closed a slow request before its head was complete",
                 ));
-                Held::Closed
+                Exchanged::Closed
             }
             // The target answered the unfinished request (typically 408 or 400).
             PeerEvent::Sent { n, status: Some(status) } => {
                 let failure = (!shard.plan.ok_status.contains(status)).then(|| ErrorKind::from_status(status));
                 request.answered(Answer { status: Some(status), failure, done, bytes_in: n as u64 });
-                Held::Answered
+                Exchanged::Answered
             }
             PeerEvent::Sent { .. } => {
                 request.failed(&TransportError::malformed(
                     "the target answered a slow request with bytes that are not HTTP",
                 ));
-                Held::Answered
+                Exchanged::Answered
             }
         };
     }

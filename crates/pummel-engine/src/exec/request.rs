@@ -148,7 +148,11 @@ fn is_idempotent(method: &str) -> bool {
 }
 
 /// Opens a connection to the target for the request due at `intended`, counted under `name`.
-async fn open(shard: &Shard, name: Option<usize>, intended: Instant) -> Result<Held<Connection>, TransportError> {
+pub(super) async fn open(
+    shard: &Shard,
+    name: Option<usize>,
+    intended: Instant,
+) -> Result<Held<Connection>, TransportError> {
     let (stream, opened) = shard.dialer.open(Alpn::Http1).await?;
     shard.meter.opened(name, intended, &opened);
     Ok(Held { io: Connection::new(stream), _gauge: shard.meter.connection_gauge() })

@@ -82,16 +82,6 @@ impl Meter {
         }
     }
 
-    /// The run's start.
-    pub fn start(&self) -> Instant {
-        self.start
-    }
-
-    /// True when something due at `intended` counts in the totals (it is past the warmup).
-    pub fn counts(&self, intended: Instant) -> bool {
-        intended >= self.warmup_end
-    }
-
     /// Applies `f` to the current second's stats and, outside the warmup, to the totals of the
     /// stage `intended` falls in and of the statistics `name`.
     pub fn record_in(&self, name: Option<usize>, intended: Instant, f: impl Fn(&mut Stats)) {

@@ -45,11 +45,6 @@ impl Connection {
         Connection { stream, parser: ResponseParser::new(), tainted: false }
     }
 
-    /// The byte stream under it.
-    pub fn stream(&self) -> &Stream {
-        &self.stream
-    }
-
     /// Writes all of `bytes` (a request, or part of one).
     pub async fn write_all(&self, bytes: &[u8]) -> Result<(), TransportError> {
         self.stream.write_all(bytes).await

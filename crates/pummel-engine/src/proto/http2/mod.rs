@@ -190,21 +190,22 @@ async fn exchange(
     kept: &mut Kept,
     on_sent: &mut dyn FnMut(Instant),
 ) -> Result<(u16, Instant), TransportError> {
-    std::future::poll_fn(|cx| sender.poll_ready(cx)).await.map_err(h2_error)?;
+    std::future::poll_fn(|cx| sender.poll_ready(cx)).await.map_err(TransportError::h2)?;
     let sent_at = Instant::now();
     on_sent(sent_at);
     let body = &request.body;
-    let (response, mut outgoing) = sender.send_request(request.request(), body.is_empty()).map_err(h2_error)?;
+    let (response, mut outgoing) =
+        sender.send_request(request.request(), body.is_empty()).map_err(TransportError::h2)?;
     if !body.is_empty() {
         // h2 buffers what the window does not take yet and sends it as the window opens.
-        outgoing.send_data(body.clone(), true).map_err(h2_error)?;
+        outgoing.send_data(body.clone(), true).map_err(TransportError::h2)?;
     }
-    let (head, mut incoming) = response.await.map_err(h2_error)?.into_parts();
+    let (head, mut incoming) = response.await.map_err(TransportError::h2)?.into_parts();
     if capture.headers {
         kept.headers = head.headers;
     }
     while let Some(chunk) = incoming.data().await {
-        let chunk = chunk.map_err(h2_error)?;
+        let chunk = chunk.map_err(TransportError::h2)?;
         let _ = incoming.flow_control().release_capacity(chunk.len());
         let room = capture.body_limit.saturating_sub(kept.body.len());
         if room > 0 {
@@ -212,7 +213,7 @@ async fn exchange(
         }
     }
     if !incoming.is_end_stream() {
-        incoming.trailers().await.map_err(h2_error)?;
+        incoming.trailers().await.map_err(TransportError::h2)?;
     }
     Ok((head.status.as_u16(), sent_at))
 }
@@ -236,12 +237,8 @@ where
             kind: ErrorKind::Timeout,
             detail: format!("HTTP/2 handshake not complete within {timeout:?}"),
         }),
-        Ok(result) => result.map_err(h2_error),
+        Ok(result) => result.map_err(TransportError::h2),
     }
-}
-
-fn h2_error(error: ::h2::Error) -> TransportError {
-    TransportError::h2(&error)
 }
 
 #[cfg(test)]

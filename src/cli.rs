@@ -153,6 +153,10 @@ pub struct ConnectionArgs {
     /// TCP connect timeout.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub connect_timeout: String,
+    /// Time requests still in flight when sending stops get to end; what is still unanswered
+    /// then fails as `unanswered` [default: --timeout, at most 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub drain: Option<String>,
     /// A new connection per request.
     #[arg(long)]
     pub no_keepalive: bool,

@@ -22,8 +22,10 @@ use crate::output::progress::Progress;
 
 /// Flags of `pummel find-limit`.
 #[derive(Debug, Args)]
-#[command(after_help = "A step is good when every --slo holds, its error rate is at most --max-error-rate, the \
-target kept up with the offered rate (>= 95 %) and the generator was not the bottleneck.\n\
+#[command(after_help = "A step is good when every --slo holds (on the latency of the requests that succeeded), \
+its error rate is at most --max-error-rate, the target kept up (its successful answers reached 95 % of the offered \
+rate, nothing dropped) and the generator was not the limit. After a bad step, the next starts once a probe request is \
+answered within the SLO (--cooldown); a borderline step runs twice (--no-confirm: once).\n\
 Exit codes: 0 done, 2 bad usage, 3 could not start, 130 interrupted (results still written).")]
 pub struct FindLimitArgs {
     /// The URL to load.
@@ -52,6 +54,17 @@ pub struct FindLimitArgs {
     /// Settle time before each step's measurement (excluded from its statistics).
     #[arg(long, default_value = "2s", value_name = "DURATION")]
     pub settle: String,
+    /// After a bad step, wait up to this long for the target to drain (a probe request answered
+    /// within the SLO) before the next step; a step that starts before says so.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub cooldown: String,
+    /// Run a borderline step (a figure within 10 % of its limit) once more; it is good only when
+    /// both runs are. On by default.
+    #[arg(long, overrides_with = "no_confirm")]
+    pub confirm: bool,
+    /// Run every step once, borderline or not.
+    #[arg(long)]
+    pub no_confirm: bool,
 
     /// Service-level objective a good step meets, e.g. 'p99<200ms' (repeatable).
     #[arg(long = "slo", value_name = "EXPR")]
@@ -180,6 +193,8 @@ fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
         max_error_rate: parse_percent("--max-error-rate", &args.max_error_rate)?,
         abort_step: parse_percent("--abort-step", &args.abort_step)?,
         planning,
+        cooldown: duration_flag("--cooldown", &args.cooldown)?,
+        confirm: !args.no_confirm,
     })
 }
 
@@ -210,6 +225,12 @@ impl StepObserver for LiveSteps {
         self.progress.second(entry);
     }
 
+    fn note(&mut self, text: &str) {
+        if !self.quiet {
+            self.progress.note(text);
+        }
+    }
+
     fn step_finished(&mut self, index: usize, row: &StageSummary, verdict: &StepVerdict) {
         if self.quiet {
             return;
@@ -219,20 +240,24 @@ impl StepObserver for LiveSteps {
             None => "good".to_string(),
             Some(why) => format!("BAD: {why}"),
         };
+        let started = row.note.as_deref().filter(|n| n.starts_with("started")).map(|n| format!(" ({n})"));
         self.progress.note(&format!(
-            "   step {}: {} req/s achieved, p99 {p99}, {} errors -> {judgement}",
+            "   step {}: {} req/s answered successfully, p99 {p99}, {} errors, {} dropped -> {judgement}{}",
             index + 1,
             rate(row.achieved_rate),
-            percent(row.error_rate)
+            percent(row.error_rate),
+            thousands(row.dropped),
+            started.unwrap_or_default()
         ));
     }
 }
 
-/// The table of seed 002, with a verdict column.
+/// The table of seed 002, with a verdict column. Achieved is successful answers per second;
+/// latency is of the successes; the note says why a step is bad and how it started.
 fn steps_table(route: &str, rows: &[StageSummary], verdicts: &[StepVerdict]) -> String {
     let mut out = String::from(
-        "\n| Route | Target RPS | Achieved RPS | Throughput | Latency mean | p50 | p99 | Error rate | Verdict | Note |\n\
-         |-------|-----------:|-------------:|-----------:|-------------:|----:|----:|-----------:|---------|------|\n",
+        "\n| Route | Target RPS | Achieved RPS | Throughput | Latency mean | p50 | p99 | Error rate | Dropped | Verdict | Note |\n\
+         |-------|-----------:|-------------:|-----------:|-------------:|----:|----:|-----------:|--------:|---------|------|\n",
     );
     // Rows by rate, as people read a capacity table; the search order is in the results file.
     let mut ordered: Vec<_> = rows.iter().zip(verdicts).collect();
@@ -243,14 +268,15 @@ fn steps_table(route: &str, rows: &[StageSummary], verdicts: &[StepVerdict]) -> 
             None => ("-".into(), "-".into(), "-".into()),
         };
         out.push_str(&format!(
-            "| {route} | {} | {} | {} req/s, {} RPM | {mean} | {p50} | {p99} | {} | {} | {} |\n",
+            "| {route} | {} | {} | {} req/s, {} RPM | {mean} | {p50} | {p99} | {} | {} | {} | {} |\n",
             rate(verdict.target_rate),
             rate(row.achieved_rate),
             rate(row.achieved_rate),
             thousands((row.achieved_rate * 60.0).round() as u64),
             percent(row.error_rate),
+            thousands(row.dropped),
             if verdict.good { "good" } else { "bad" },
-            verdict.reason.as_deref().unwrap_or("")
+            row.note.as_deref().or(verdict.reason.as_deref()).unwrap_or("")
         ));
     }
     out

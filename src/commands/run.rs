@@ -185,11 +185,17 @@ pub fn base_plan(
     plan.threads = connection.threads.unwrap_or_else(available_cpus);
     plan.timeout = duration_flag("--timeout", &connection.timeout)?;
     plan.connect_timeout = duration_flag("--connect-timeout", &connection.connect_timeout)?;
+    plan.drain = drain_flag(connection)?;
     plan.keepalive = keepalive;
     plan.source_addrs = super::hold::source_addrs_flag(connection.source_addrs.as_deref())?;
     plan.tls = tls_settings(connection);
     plan.auth = auth;
     Ok(plan)
+}
+
+/// `--drain`, when given.
+pub fn drain_flag(connection: &ConnectionArgs) -> Result<Option<Duration>, CliError> {
+    connection.drain.as_deref().map(|d| duration_flag("--drain", d)).transpose()
 }
 
 /// `--aws-sigv4 REGION:SERVICE` with the keys from the standard AWS environment variables.

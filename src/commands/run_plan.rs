@@ -234,6 +234,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
         )));
     }
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
+    plan.drain = quick::drain_flag(&args.connection)?;
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
     plan.observers = quick::observers(&args.observe, plan.timeout)?;

@@ -137,19 +137,26 @@ impl Progress {
             }
             _ => String::new(),
         };
+        let busiest = e.busiest_thread_percent.map(|p| format!(" (busiest thread {p:.0}%)")).unwrap_or_default();
         let mut lines = vec![
             format!("pummel  {}  {bar} {elapsed}{}", self.title, if e.warmup { "  (warmup)" } else { "" }),
             format!(
-                "  rate     {}{target} req/s   ok {}  failed {}  dropped {}",
-                rate(e.completed as f64),
+                "  rate     {}{target} req/s successful   ok {}  failed {}  dropped {}",
+                rate(e.ok as f64),
                 self.total_ok,
                 self.total_failed,
                 e.dropped
             ),
-            format!("  latency  p50 {p50}   p99 {p99}   max {max}"),
-            format!("  conns    {}   in flight {}   cpu {:.0}%", e.connections, e.in_flight, e.cpu_percent),
+            format!("  latency  p50 {p50}   p99 {p99}   max {max}   (successes)"),
+            format!(
+                "  conns    {}   in flight {} (waiting {})   cpu {:.0}%{busiest}",
+                e.connections, e.in_flight, e.waiting, e.cpu_percent
+            ),
             format!("  errors   {errors}{lag_warning}"),
         ];
+        if let Some(limit) = e.limit {
+            lines.push(format!("  limit    the {} is the limit this second", limit.name()));
+        }
         if let Some(probes) = probe_text(e) {
             lines.push(format!("  probes   {probes}"));
         }
@@ -176,19 +183,24 @@ impl Progress {
     }
 }
 
-/// `t=3s rate=2000/2000 ok=2000 err=0 p50=0.4ms p99=1.1ms conns=12`
+/// `t=3s rate=2000/2000 ok=2000 err=0 dropped=0 p50=0.4ms p99=1.1ms conns=12`: `rate` is the
+/// successful answers of the second over the offered rate; latency is of the successes.
 pub fn plain_line(e: &TimelineEntry) -> String {
-    let mut line = format!("t={}s rate={}", e.second, e.completed);
+    let mut line = format!("t={}s rate={}", e.second, e.ok);
     if let Some(target) = e.target_rate {
         line.push_str(&format!("/{target:.0}"));
     }
-    line.push_str(&format!(" ok={} err={}", e.ok, e.failed));
+    line.push_str(&format!(" ok={} err={} dropped={}", e.ok, e.failed, e.dropped));
     if let Some(l) = &e.latency_ms {
         line.push_str(&format!(" p50={} p99={}", ms(l.p50), ms(l.p99)));
     }
     line.push_str(&format!(" conns={}", e.connections));
-    if e.dropped > 0 {
-        line.push_str(&format!(" dropped={}", e.dropped));
+    // One arrival caught between its dispatch and its write at the tick is not worth a word.
+    if e.waiting > 1 {
+        line.push_str(&format!(" waiting={}", e.waiting));
+    }
+    if let Some(limit) = e.limit {
+        line.push_str(&format!(" LIMIT={}", limit.name()));
     }
     if let Some(lag) = &e.schedule_lag_ms {
         if lag.p99 > 10.0 {

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use pummel_results::error_kind::ErrorKind;
-use pummel_results::summary::{LatencyFigures, Summary};
+use pummel_results::summary::{AllLatencyFigures, LatencyFigures, Summary};
 
 use super::format::{bytes, ms, percent, rate, thousands};
 
@@ -19,17 +19,29 @@ pub fn summary_table(s: &Summary) -> String {
     let r = &s.requests;
     let _ = writeln!(
         out,
-        "  requests    sent {}  completed {}  ok {}  failed {} ({})  dropped {}{}",
+        "  requests    sent {}  ok {}  failed {} ({})  dropped {}",
         thousands(r.sent),
-        thousands(r.completed),
         thousands(r.ok),
         thousands(r.failed),
         percent(r.error_rate),
         thousands(r.dropped),
-        if r.unfinished > 0 { format!("  unfinished {}", thousands(r.unfinished)) } else { String::new() }
     );
-    let target = s.rate.target.map(|t| format!("  (target {} req/s)", rate(t))).unwrap_or_default();
-    let _ = writeln!(out, "  rate        {} req/s achieved{target}", rate(s.rate.achieved));
+    if r.unanswered > 0 {
+        let _ = writeln!(
+            out,
+            "              of the failed, unanswered {}: no answer {:.1} s after sending stopped (--drain)",
+            thousands(r.unanswered),
+            s.drain_s
+        );
+    }
+    let offered = s.rate.offered.map(|t| format!("offered {} req/s, ", rate(t))).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  rate        {} req/s successful  ({offered}sent {}/s, failed {}/s)",
+        rate(s.rate.achieved),
+        rate(s.rate.sent),
+        rate(s.rate.failed)
+    );
     let secs = s.duration_s.max(1e-9);
     let _ = writeln!(
         out,
@@ -44,6 +56,10 @@ pub fn summary_table(s: &Summary) -> String {
     );
     latency_row(&mut out, "latency", s.latency_ms.as_ref());
     latency_row(&mut out, "service time", s.service_time_ms.as_ref());
+    let all = s.latency_all_ms.filter(|all| Some(all.figures) != s.latency_ms);
+    if let Some(all) = &all {
+        all_latency_row(&mut out, all);
+    }
     let connect = match (s.connect_ms.mean, s.connect_ms.p99) {
         (Some(mean), Some(p99)) => {
             format!("mean {}  p99 {}  ({} opened)", ms(mean), ms(p99), thousands(s.connect_ms.count))
@@ -61,7 +77,12 @@ pub fn summary_table(s: &Summary) -> String {
         );
     }
     let _ = writeln!(out, "  (latency counts from each request's intended start, so waiting in line is included;");
-    let _ = writeln!(out, "   service time counts from the actual write. See README: \"Honest latency\".)");
+    let _ = writeln!(out, "   service time counts from the actual write; both are of the requests that succeeded.");
+    if all.is_some() {
+        let _ = writeln!(out, "   latency, all: every request that ended, failures included; ≥ marks a lower bound,");
+        let _ = writeln!(out, "   since a request given up (timeout, unanswered) counts at the time it was given up.");
+    }
+    let _ = writeln!(out, "   See README: \"Honest latency\".)");
 
     let statuses = s.status.iter().map(|(code, n)| format!("{code}: {}", thousands(*n))).collect::<Vec<_>>();
     let _ = writeln!(out, "\n  status      {}", if statuses.is_empty() { "none".into() } else { statuses.join("  ") });
@@ -77,8 +98,15 @@ pub fn summary_table(s: &Summary) -> String {
             }
         }
     }
-    if let Some(why) = &s.generator.bottleneck {
-        let _ = writeln!(out, "\n  ! generator: {why}");
+    if let Some(limit) = &s.limit {
+        let _ = writeln!(out, "\n  ! {}", limit.text);
+        let _ = writeln!(
+            out,
+            "    in {} of {} measured seconds: {}",
+            limit.seconds,
+            limit.of_seconds,
+            limit.evidence.join("; ")
+        );
     }
     if !s.probes.is_empty() {
         let _ = writeln!(out, "\n  probes");
@@ -148,11 +176,37 @@ fn latency_row(out: &mut String, name: &str, figures: Option<&LatencyFigures>) {
     }
 }
 
-/// The per-stage table: rate, achieved, throughput, latency, error rate, note.
+/// A row of every request's latency, `≥` on the figures that are lower bounds.
+fn all_latency_row(out: &mut String, all: &AllLatencyFigures) {
+    let l = &all.figures;
+    let cell = |v: f64| if all.is_lower_bound(v) { format!("≥{}", ms(v)) } else { ms(v) };
+    let _ = writeln!(
+        out,
+        "  {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "latency, all",
+        cell(l.min),
+        cell(l.mean),
+        cell(l.p50),
+        cell(l.p90),
+        cell(l.p95),
+        cell(l.p99),
+        cell(l.p999),
+        cell(l.max)
+    );
+}
+
+/// The per-stage table: rate, achieved (successful answers), throughput, latency of the
+/// successes, error rate, dropped, note.
 pub fn stages_table(s: &Summary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "| Target RPS | Achieved RPS | Throughput | Latency mean | p50 | p99 | Error rate | Note |");
-    let _ = writeln!(out, "|-----------:|-------------:|-----------:|-------------:|----:|----:|-----------:|------|");
+    let _ = writeln!(
+        out,
+        "| Target RPS | Achieved RPS | Throughput | Latency mean | p50 | p99 | p99 (all) | Error rate | Dropped | Note |"
+    );
+    let _ = writeln!(
+        out,
+        "|-----------:|-------------:|-----------:|-------------:|----:|----:|----------:|-----------:|--------:|------|"
+    );
     for stage in &s.stages {
         let target = stage.target_rate.map(rate).unwrap_or_else(|| "-".into());
         let (mean, p50, p99) = match &stage.latency_ms {
@@ -167,10 +221,12 @@ pub fn stages_table(s: &Summary) -> String {
         }
         let _ = writeln!(
             out,
-            "| {target} | {} | {} RPM | {mean} | {p50} | {p99} | {} | {note} |",
+            "| {target} | {} | {} RPM | {mean} | {p50} | {p99} | {} | {} | {} | {note} |",
             rate(stage.achieved_rate),
             thousands((stage.achieved_rate * 60.0).round() as u64),
+            stage.latency_all_p99_ms.map(ms).unwrap_or_else(|| "-".into()),
             percent(stage.error_rate),
+            thousands(stage.dropped),
         );
     }
     out

@@ -16,7 +16,7 @@ fn closed_model_sends_exactly_n_requests() {
     assert_eq!(count(&summary, "/requests/completed"), 5000);
     assert_eq!(count(&summary, "/requests/ok"), 5000);
     assert_eq!(count(&summary, "/requests/failed"), 0);
-    assert_eq!(count(&summary, "/requests/unfinished"), 0);
+    assert_eq!(count(&summary, "/requests/unanswered"), 0);
     assert_eq!(count(&summary, "/status/200"), 5000);
     assert_eq!(summary["errors"], serde_json::json!({}), "no failure kinds expected");
     assert_eq!(summary["partial"], false);

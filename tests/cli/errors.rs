@@ -80,8 +80,10 @@ fn service_unavailable_is_status_5xx() {
     let sink = Sink::start(&["--status", "503"]);
     let summary = assert_all_fail_as(&sink.url("/"), &["-c", "2"], 20, "status_5xx");
     assert_eq!(count(&summary, "/status/503"), 20);
-    // Answered requests have latencies even when their status is a failure.
-    assert!(num(&summary, "/latency_ms/max") > 0.0);
+    // Failed answers are not in the latency of successes, but in the latency of every request.
+    assert!(summary["latency_ms"].is_null(), "no success, so no latency: {summary:#}");
+    assert!(num(&summary, "/latency_all_ms/max") > 0.0);
+    assert_eq!(count(&summary, "/latency_all_ms/given_up"), 0, "answered failures are not given up");
 }
 
 /// `--error-rate 100%` on the sink answers 500: also `status_5xx`.

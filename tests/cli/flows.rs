@@ -444,7 +444,7 @@ flow = [
     let summary = &results["summary"];
     let note = by_name(summary, "note");
     assert_eq!((count(note, "/sent"), count(note, "/completed"), count(note, "/ok")), (12, 12, 12), "{note}");
-    assert_eq!(count(summary, "/requests/unfinished"), 0, "{summary:#}");
+    assert_eq!(count(summary, "/requests/unanswered"), 0, "{summary:#}");
     assert!(errors(summary).is_empty(), "{summary:#}");
 }
 

@@ -134,7 +134,7 @@ fn hold_pending_waits_for_answers_the_target_holds() {
     assert_eq!(waiting.last(), Some(&0), "{shown}");
     let summary = out.json();
     assert_eq!(support::count(&summary, "/requests/ok"), 500);
-    assert_eq!(support::count(&summary, "/requests/unfinished"), 0);
+    assert_eq!(support::count(&summary, "/requests/unanswered"), 0);
     assert!(support::num(&summary, "/latency_ms/p50") >= 4900.0, "latency includes the 5 s delay");
 }
 
@@ -154,8 +154,10 @@ fn hold_slow_request_never_completes_a_request() {
 
     let summary = out.json();
     assert_eq!(support::count(&summary, "/requests/sent"), 200);
-    assert_eq!(support::count(&summary, "/requests/completed"), 0);
-    assert_eq!(support::count(&summary, "/requests/unfinished"), 200);
+    // Never answered: each ends as a failure of kind `unanswered` when the run stops.
+    assert_eq!(support::count(&summary, "/requests/ok"), 0);
+    assert_eq!(support::count(&summary, "/requests/unanswered"), 200);
+    assert_eq!(support::count(&summary, "/errors/unanswered"), 200);
     // The sink's own counters: `Received N Rate R r/s open connections M`.
     let lines: Vec<(u64, u64)> = sink_out
         .stdout

@@ -26,7 +26,7 @@ fn uniform_rate_is_accurate() {
     assert_eq!(count(&summary, "/requests/dropped"), 0);
     let achieved = num(&summary, "/rate/achieved");
     assert!((achieved - 2000.0).abs() <= 40.0, "achieved {achieved} req/s, expected 2000 ± 2 %");
-    assert_eq!(num(&summary, "/rate/target"), 2000.0);
+    assert_eq!(num(&summary, "/rate/offered"), 2000.0);
 }
 
 /// Poisson arrivals: the same mean rate, within 4 % (the count over 3 s is Poisson(6000), whose

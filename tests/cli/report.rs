@@ -297,7 +297,7 @@ fn is_figure(cell: &str) -> bool {
 }
 
 /// Replaces what changes from run to run: every number outside tables, every table cell that
-/// is a figure, the bottleneck row's value and a bottleneck badge.
+/// is a figure, the "what limited the run" row's value and a limit badge.
 fn redact_markdown(text: &str) -> String {
     let digits = |s: &str| {
         let mut out = String::new();
@@ -324,14 +324,14 @@ fn redact_markdown(text: &str) -> String {
                     .enumerate()
                     .map(|(i, c)| match (i, cells[0]) {
                         (0, _) => c.to_string(),
-                        (_, "bottleneck") => "<bottleneck>".to_string(),
+                        (_, "what limited the run") => "<limit>".to_string(),
                         _ if is_figure(c) => "N".to_string(),
                         _ => c.to_string(),
                     })
                     .collect();
                 format!("| {} |", redacted.join(" | "))
             } else {
-                let line = line.split(" · **generator was the bottleneck").next().unwrap_or(line);
+                let line = line.split(" · **the ").next().unwrap_or(line);
                 // Thousands separators: 1,200 and 950 both read N.
                 digits(line).replace("N,N,N", "N").replace("N,N", "N")
             }

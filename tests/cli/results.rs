@@ -35,7 +35,7 @@ fn results_document_matches_the_schema() {
     let _load = support::shared();
     let doc = closed_run_document();
     support::assert_valid_results(&doc);
-    assert_eq!(count(&doc, "/schema_version"), 2);
+    assert_eq!(count(&doc, "/schema_version"), 3);
     assert_eq!(doc["pummel_version"], doc["summary"]["pummel_version"]);
     // A quick run is one scenario of its one request.
     assert_eq!(doc["plan"]["scenarios"]["list"][0]["load"]["model"], "closed");
@@ -107,9 +107,10 @@ fn shape(value: &Value, key: Option<&str>) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    // Set only when the generator was short of CPU: machine-dependent.
-                    if k == "bottleneck" {
-                        (k.clone(), Value::from("<string or null>"))
+                    // Set only when a side limited the run (a busy machine's generator):
+                    // machine-dependent.
+                    if k == "limit" {
+                        (k.clone(), Value::from("<limit or null>"))
                     } else {
                         (k.clone(), shape(v, Some(k)))
                     }

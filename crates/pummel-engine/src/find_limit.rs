@@ -3,9 +3,19 @@
 //!
 //! Each step is one engine run at a constant rate: a short settle (excluded from the step's
 //! statistics, like a warmup) and then `step` of measurement. A step is *good* when every SLO
-//! holds, the error rate stays under the limit, the target kept up with the offered rate and the
-//! generator was not the bottleneck. A step whose error rate passes `abort_step` over a short
-//! window is cut short, as load testers do when half the requests fail.
+//! holds (on the latency of the requests that succeeded), the error rate stays under the
+//! limit, the target kept up — its successful answers inside the step's window reached 95 % of
+//! the offered rate and no arrival was dropped — and the generator was not the limit (a step
+//! the generator limited judges nothing about the target, and the search stops there). A step
+//! whose error rate passes `abort_step` over a short window is cut short, as load testers do
+//! when half the requests fail.
+//!
+//! Steps start clean: after a bad step the target may still be working through the backlog
+//! the step left, which would poison the next one. So before the next step a probe request is
+//! sent until one is answered within the SLO (up to `cooldown`); a step that starts before
+//! that says so. A borderline step (a figure within 10 % of its limit) is run once more when
+//! `confirm` is set, and is good only when both runs are: the verdict stays the same from run
+//! to run.
 //!
 //! The search either runs explicit steps, or grows geometrically from `start` by `factor`
 //! until a step breaks (never above `max_rate`), then bisects between the last good and first
@@ -15,18 +25,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{self, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
+use crate::measure::limit::KEPT_UP_SHARE;
 use crate::measure::stats::Stats;
 use crate::measure::summary::stage_summary;
-use crate::plan::{Load, Plan, RateStage, Stop};
+use crate::plan::{ClosedLoad, Load, Plan, RateStage, Stop};
 use pummel_results::document::{CapacityPlan, FindLimitReport, StepVerdict};
-use pummel_results::expr::{CmpOp, Expr, Metric};
-use pummel_results::summary::{StageSummary, ThresholdVerdict};
+use pummel_results::expr::{CmpOp, Expr, Metric, MetricSource};
+use pummel_results::summary::{LimitSide, StageSummary, ThresholdVerdict};
 use pummel_results::timeline::TimelineEntry;
 
 /// Most steps a search runs, whatever the precision asks: a bound on the run's length.
 const MAX_STEPS: usize = 40;
 /// Window over which a failing step is judged for cutting short.
 const ABORT_WINDOW: Duration = Duration::from_secs(3);
+/// A figure this close to its limit (relative) makes a step borderline.
+const BORDERLINE: f64 = 0.10;
+/// Successful answers between these shares of the offered rate make a step borderline.
+const BORDERLINE_KEPT_UP: std::ops::Range<f64> = 0.90..0.98;
+/// Without a latency SLO, the target has drained when a probe is answered within this.
+const DRAINED_WITHOUT_SLO: Duration = Duration::from_secs(1);
+/// Pause between two cooldown probes that found the target still busy.
+const PROBE_PAUSE: Duration = Duration::from_millis(250);
 
 /// Which rates to try.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +85,10 @@ pub struct FindLimitSpec {
     pub abort_step: f64,
     /// `(peak req/s, headroom fraction)` for the capacity-planning estimate.
     pub planning: Option<(f64, f64)>,
+    /// Longest wait after a bad step for the target to drain before the next step starts.
+    pub cooldown: Duration,
+    /// Run a borderline step once more; it is good only when both runs are.
+    pub confirm: bool,
 }
 
 /// Why a search could not run.
@@ -87,6 +110,8 @@ pub trait StepObserver {
     fn second(&mut self, entry: &TimelineEntry);
     /// A step ended with this verdict.
     fn step_finished(&mut self, index: usize, row: &StageSummary, verdict: &StepVerdict);
+    /// Something happened between steps (a cooldown, a confirmation), in words.
+    fn note(&mut self, _text: &str) {}
 }
 
 /// What the search found, with everything measured.
@@ -107,39 +132,22 @@ pub fn find_limit(
     observer: &mut dyn StepObserver,
 ) -> Result<FindLimitOutcome, FindLimitError> {
     check(spec)?;
-    let mut steps: Vec<Step> = Vec::new();
-    let mut run_step = |rate: f64, steps: &mut Vec<Step>| -> Result<bool, FindLimitError> {
-        let index = steps.len();
-        observer.step_started(index, rate);
-        let offset = steps.iter().map(|s| s.outcome.timeline.len() as u64).sum::<u64>();
-        let plan = step_plan(spec, rate);
-        let outcome = engine::run(&plan, control, |entry| {
-            let mut shifted = entry.clone();
-            shifted.second += offset;
-            observer.second(&shifted);
-        })?;
-        let step = judge(spec, rate, outcome);
-        observer.step_finished(index, &step.row, &step.verdict);
-        let good = step.verdict.good;
-        steps.push(step);
-        Ok(good)
-    };
-
+    let mut search = Searcher { spec, control, observer, steps: Vec::new() };
     match &spec.search {
         Search::Steps(rates) => {
             for &rate in rates {
                 if control.is_interrupted() {
                     break;
                 }
-                run_step(rate, &mut steps)?;
+                search.step(rate)?;
             }
         }
         Search::Grow { start, factor, precision, max_rate } => {
             let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
             let mut rate = start.min(*max_rate);
             // Grow until a step breaks, the generator saturates, or max_rate held.
-            while !control.is_interrupted() && steps.len() < MAX_STEPS {
-                if run_step(rate, &mut steps)? {
+            while !control.is_interrupted() && search.steps.len() < MAX_STEPS {
+                if search.step(rate)? {
                     good = Some(rate);
                     if rate >= *max_rate {
                         break;
@@ -151,12 +159,16 @@ pub fn find_limit(
                 }
             }
             // The first step already broke: come down until one holds.
-            while good.is_none() && !generator_stopped(&steps) && !control.is_interrupted() && steps.len() < MAX_STEPS {
+            while good.is_none()
+                && !search.generator_stopped()
+                && !control.is_interrupted()
+                && search.steps.len() < MAX_STEPS
+            {
                 rate /= factor;
                 if rate < 1.0 {
                     break;
                 }
-                if run_step(rate, &mut steps)? {
+                if search.step(rate)? {
                     good = Some(rate);
                 } else {
                     bad = Some(rate);
@@ -165,9 +177,9 @@ pub fn find_limit(
             // Bisect between the last good and the first bad rate.
             while let (Some(g), Some(b)) = (good, bad) {
                 if (b - g) / g <= *precision
-                    || generator_stopped(&steps)
+                    || search.generator_stopped()
                     || control.is_interrupted()
-                    || steps.len() >= MAX_STEPS
+                    || search.steps.len() >= MAX_STEPS
                 {
                     break;
                 }
@@ -175,7 +187,7 @@ pub fn find_limit(
                 if mid >= b {
                     break;
                 }
-                if run_step(mid, &mut steps)? {
+                if search.step(mid)? {
                     good = Some(mid);
                 } else {
                     bad = Some(mid);
@@ -183,7 +195,143 @@ pub fn find_limit(
             }
         }
     }
+    let steps = search.steps;
     Ok(conclude(spec, steps, control.is_interrupted()))
+}
+
+/// The search's state: the steps run so far, and how to run one more.
+struct Searcher<'a> {
+    spec: &'a FindLimitSpec,
+    control: &'a RunControl,
+    observer: &'a mut dyn StepObserver,
+    steps: Vec<Step>,
+}
+
+impl Searcher<'_> {
+    /// Runs a step at `rate` (and its confirmation when it is borderline); true when it is good.
+    fn step(&mut self, rate: f64) -> Result<bool, FindLimitError> {
+        let mut step = self.run_once(rate, None)?;
+        if self.spec.confirm && step.borderline && !self.control.is_interrupted() {
+            let first = self.steps.len();
+            self.steps.push(step);
+            self.observer.note(&format!("   step {} was borderline: running it once more", first + 1));
+            let mut again = self.run_once(rate, Some(first))?;
+            let both_good = self.steps[first].verdict.good && again.verdict.good;
+            for confirmed in [&mut self.steps[first], &mut again] {
+                if confirmed.verdict.good && !both_good {
+                    confirmed.verdict.good = false;
+                    confirmed.verdict.reason = Some("not confirmed: the other run of this rate was bad".into());
+                    confirmed.row.note = confirmed.verdict.reason.clone();
+                }
+            }
+            step = again;
+        }
+        let good = step.verdict.good;
+        self.steps.push(step);
+        Ok(good)
+    }
+
+    /// Runs one step at `rate`, after a cooldown when the last step was bad; `repeat_of` is
+    /// the index of the step this one confirms.
+    fn run_once(&mut self, rate: f64, repeat_of: Option<usize>) -> Result<Step, FindLimitError> {
+        let start_note = match self.steps.last() {
+            Some(last) if !last.verdict.good && !self.control.is_interrupted() => {
+                Some(cool_down(self.spec, self.control, self.observer)?)
+            }
+            _ => None,
+        };
+        let index = self.steps.len();
+        self.observer.step_started(index, rate);
+        let offset = self.steps.iter().map(|s| s.outcome.timeline.len() as u64).sum::<u64>();
+        let plan = step_plan(self.spec, rate);
+        let observer = &mut *self.observer;
+        let outcome = engine::run(&plan, self.control, |entry| {
+            let mut shifted = entry.clone();
+            shifted.second += offset;
+            observer.second(&shifted);
+        })?;
+        let mut step = judge(self.spec, rate, outcome);
+        let mut notes: Vec<String> = step.row.note.take().into_iter().collect();
+        if let Some(repeat) = repeat_of {
+            notes.insert(0, format!("repeat of step {}", repeat + 1));
+        }
+        if let Some(cooled) = start_note {
+            notes.insert(0, cooled);
+        }
+        step.row.note = (!notes.is_empty()).then(|| notes.join("; "));
+        self.observer.step_finished(index, &step.row, &step.verdict);
+        Ok(step)
+    }
+
+    fn generator_stopped(&self) -> bool {
+        self.steps.last().is_some_and(|s| s.generator_limited)
+    }
+}
+
+/// Waits, up to `spec.cooldown`, until the target answers a probe request within the SLO: the
+/// backlog a bad step left is gone. Returns the note for the next step's row.
+fn cool_down(
+    spec: &FindLimitSpec,
+    control: &RunControl,
+    observer: &mut dyn StepObserver,
+) -> Result<String, FindLimitError> {
+    let bound = drained_within(spec);
+    let started = std::time::Instant::now();
+    let deadline = started + spec.cooldown;
+    observer.note(&format!(
+        "   waiting for the target to drain (a probe answered within {} ms, up to {} s)",
+        bound.as_millis(),
+        spec.cooldown.as_secs()
+    ));
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || control.is_interrupted() {
+            return Ok(format!(
+                "started dirty: the target had not drained after {:.0} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        let outcome = engine::run(&probe_plan(spec, left), control, |_| {})?;
+        let answered = outcome.total.ok == 1
+            && crate::measure::stats::StatsOver { stats: &outcome.total, elapsed: Duration::ZERO }
+                .metric_value(&Metric::Latency(pummel_results::expr::Stat::Max))
+                .is_some_and(|ms| ms <= bound.as_secs_f64() * 1000.0);
+        if answered {
+            return Ok(format!("started after a {:.1} s cooldown", started.elapsed().as_secs_f64()));
+        }
+        std::thread::sleep(PROBE_PAUSE.min(deadline.saturating_duration_since(std::time::Instant::now())));
+    }
+}
+
+/// The latency within which a probe shows the target has drained: the tightest latency SLO
+/// (`p99<200ms`), or [`DRAINED_WITHOUT_SLO`].
+fn drained_within(spec: &FindLimitSpec) -> Duration {
+    spec.slo
+        .iter()
+        .filter(|e| matches!(e.metric, Metric::Latency(_) | Metric::ServiceTime(_) | Metric::LatencyAll(_)))
+        .filter(|e| matches!(e.op, CmpOp::Lt | CmpOp::Le))
+        .map(|e| Duration::from_secs_f64(e.value.max(0.0) / 1000.0))
+        .min()
+        .unwrap_or(DRAINED_WITHOUT_SLO)
+}
+
+/// One request of the base plan on one connection, answered within `timeout` at most.
+fn probe_plan(spec: &FindLimitSpec, timeout: Duration) -> Plan {
+    let mut plan = spec.base.clone();
+    let scenarios = Arc::make_mut(&mut plan.scenarios);
+    for scenario in &mut scenarios.list {
+        scenario.load = Load::Closed(ClosedLoad { connections: 1 });
+        scenario.duration = None;
+        scenario.iterations = None;
+    }
+    plan.stop = Stop { duration: None, requests: Some(1) };
+    plan.threads = 1;
+    plan.warmup = Duration::ZERO;
+    plan.timeout = plan.timeout.min(timeout).max(Duration::from_millis(1));
+    plan.thresholds = Vec::new();
+    plan.abort_when = Vec::new();
+    plan.observers = Default::default();
+    plan
 }
 
 /// One step that ran.
@@ -192,11 +340,10 @@ struct Step {
     outcome: RunOutcome,
     row: StageSummary,
     verdict: StepVerdict,
+    /// The generator, not the target, limited the step: it judges nothing about the target.
     generator_limited: bool,
-}
-
-fn generator_stopped(steps: &[Step]) -> bool {
-    steps.last().is_some_and(|s| s.generator_limited)
+    /// A figure was within 10 % of its limit: worth a second run.
+    borderline: bool,
 }
 
 fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
@@ -265,7 +412,10 @@ fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
         None => (Stats::default(), Duration::ZERO),
     };
     let view = stats.over(measured);
+    let generator_limited = outcome.limit.as_ref().is_some_and(|l| l.by == LimitSide::Generator);
     let mut reasons = Vec::new();
+    let mut borderline = false;
+    let near = |value: f64, limit: f64| limit > 0.0 && ((value - limit) / limit).abs() < BORDERLINE;
     if let StopReason::Aborted(_) = &outcome.stop {
         reasons.push(format!(
             "ended after {:.0} s: {:.0} % failures",
@@ -275,31 +425,44 @@ fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
     }
     for slo in &spec.slo {
         let verdict = ThresholdVerdict::evaluate(slo, &view);
+        borderline |= verdict.value.is_some_and(|v| near(v, slo.value));
         if !verdict.pass {
             reasons.push(format!("{} > SLO {}", verdict.shown.unwrap_or_else(|| "no data".into()), slo.text));
         }
     }
     if stats.completed == 0 {
         reasons.push("no request completed".to_string());
-    } else if stats.error_rate() > spec.max_error_rate {
-        reasons.push(format!(
-            "{:.1} % errors ({})",
-            stats.error_rate() * 100.0,
-            top_failure(&stats).unwrap_or_else(|| "failed".into())
-        ));
+    } else {
+        borderline |= near(stats.error_rate(), spec.max_error_rate);
+        if stats.error_rate() > spec.max_error_rate {
+            reasons.push(format!(
+                "{:.1} % errors ({})",
+                stats.error_rate() * 100.0,
+                top_failure(&stats).unwrap_or_else(|| "failed".into())
+            ));
+        }
     }
+    // Kept up: successful answers inside the window, against what was offered.
     let achieved = view.achieved_rate();
-    if reasons.is_empty() && achieved < 0.95 * rate && outcome.generator.bottleneck.is_none() {
-        reasons.push(format!("achieved only {achieved:.0} of {rate:.0} req/s"));
+    let share = achieved / rate;
+    borderline |= BORDERLINE_KEPT_UP.contains(&share);
+    if share < KEPT_UP_SHARE {
+        reasons.push(format!("only {achieved:.0} of {rate:.0} req/s answered successfully"));
     }
-    let generator_limited = reasons.is_empty() && outcome.generator.bottleneck.is_some();
-    if let Some(why) = outcome.generator.bottleneck.as_ref().filter(|_| generator_limited) {
+    if stats.dropped > 0 {
+        reasons.push(format!("{} arrivals dropped (more in flight than the bound)", stats.dropped));
+    }
+    if generator_limited {
+        // Nothing else can be judged: pummel did not offer what the step asked.
+        reasons.clear();
+        let why = outcome.limit.as_ref().map(|l| l.text.clone()).unwrap_or_default();
         reasons.push(format!("generator: {why}"));
+        borderline = false;
     }
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     let row = stage_summary(Some(rate), measured, &stats, reason.clone());
     let verdict = StepVerdict { target_rate: rate, good: reason.is_none(), reason };
-    Step { rate, outcome, row, verdict, generator_limited }
+    Step { rate, outcome, row, verdict, generator_limited, borderline }
 }
 
 /// The failure that dominated: a status code for HTTP errors, else the error kind.
@@ -331,9 +494,11 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
         (Some(good), Some(bad)) => {
             let (good_p99, good_err) = describe(good);
             let (bad_p99, bad_err) = describe(bad);
-            let cause = top_failure(&bad.outcome.stages[0].stats).map(|c| format!(" ({c})")).unwrap_or_default();
+            let cause = bad.outcome.stages.first().and_then(|s| top_failure(&s.stats));
+            let cause = cause.map(|c| format!(" ({c})")).unwrap_or_default();
+            let why = bad.verdict.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
             format!(
-                "capacity ≈ {} req/s (p99 {good_p99}, {good_err:.1} % errors); breaks at {} req/s: p99 {bad_p99}, {bad_err:.1} % errors{cause}",
+                "capacity ≈ {} req/s (p99 {good_p99}, {good_err:.1} % errors); breaks at {} req/s: p99 {bad_p99}, {bad_err:.1} % errors{cause}{why}",
                 thousands(good.rate),
                 thousands(bad.rate)
             )
@@ -413,6 +578,8 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
     let mut flows = crate::measure::tallies::FlowTallies::default();
     let mut other_errors = Vec::new();
     let mut generator = GeneratorHealth::default();
+    // Each step's own limit is in its row; the search as a whole names only a generator limit.
+    let mut limit = None;
     for step in steps {
         let offset = timeline.len() as u64;
         let out = step.outcome;
@@ -426,12 +593,14 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         other_errors.extend(out.other_errors);
         generator.cpu_seconds += out.generator.cpu_seconds;
         generator.threads = generator.threads.max(out.generator.threads);
-        generator.lag_p99_ms = match (generator.lag_p99_ms, out.generator.lag_p99_ms) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        if generator.bottleneck.is_none() {
-            generator.bottleneck = out.generator.bottleneck.map(|b| format!("at {:.0} req/s: {b}", step.rate));
+        generator.lag_p99_ms = max_of(generator.lag_p99_ms, out.generator.lag_p99_ms);
+        generator.busiest_thread_percent =
+            max_of(generator.busiest_thread_percent, out.generator.busiest_thread_percent);
+        if limit.is_none() && step.generator_limited {
+            limit = out.limit.map(|mut l| {
+                l.text = format!("at {:.0} req/s: {}", step.rate, l.text);
+                l
+            });
         }
         for stage in out.stages {
             total.merge(&stage.stats);
@@ -457,6 +626,14 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         probes: Vec::new(),
         target: None,
         flows,
+        limit,
+    }
+}
+
+fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -521,6 +698,8 @@ mod tests {
             max_error_rate: 0.01,
             abort_step: 0.5,
             planning: None,
+            cooldown: Duration::from_secs(1),
+            confirm: false,
         };
         assert!(check(&spec).is_err(), "closed-model base");
         let mut open = spec.clone();

@@ -32,7 +32,13 @@ pub fn figures(p50: f64) -> LatencyFigures {
 
 fn histograms() -> Histograms {
     let empty = to_base64(&new_histogram());
-    Histograms { latency: empty.clone(), service_time: empty.clone(), connect_time: empty.clone(), schedule_lag: empty }
+    Histograms {
+        latency: empty.clone(),
+        service_time: empty.clone(),
+        latency_all: empty.clone(),
+        connect_time: empty.clone(),
+        schedule_lag: empty,
+    }
 }
 
 /// One second at `rate` req/s with latency around `p50` and `errors`.
@@ -49,17 +55,21 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         failed,
         errors: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
         dropped: 0,
-        unfinished: 0,
+        unanswered: 0,
         reconnects: 0,
         in_flight: 20 + second,
+        waiting: 0,
         connections: 30,
         connections_opened: 0,
         closed_by_peer: 0,
         bytes_in: completed * 60,
         bytes_out: completed * 50,
         latency_ms: Some(TimelineLatency { p50, p90: p50 * 1.6, p99: p50 * 1.8, max: p50 * 2.1 + second as f64 }),
+        service_p50_ms: Some(p50 * 0.9),
         schedule_lag_ms: Some(LagFigures { p99: 1.5, max: 3.0 }),
         cpu_percent: 6.5,
+        busiest_thread_percent: Some(4.0),
+        limit: None,
         probes: Vec::new(),
         target: None,
     }
@@ -70,10 +80,15 @@ fn stage(rate: f64, p50: f64, error_rate: f64, note: Option<&str>) -> StageSumma
         target_rate: Some(rate),
         duration_s: 2.0,
         achieved_rate: rate * (1.0 - error_rate / 2.0),
+        sent: (rate * 2.0) as u64,
+        ok: (rate * 2.0) as u64 - (rate * 2.0 * error_rate) as u64,
         completed: (rate * 2.0) as u64,
         failed: (rate * 2.0 * error_rate) as u64,
+        unanswered: 0,
+        dropped: 0,
         error_rate,
         latency_ms: Some(figures(p50)),
+        latency_all_p99_ms: Some(p50 * 1.8),
         top_error: (error_rate > 0.0).then(|| "status_5xx".to_string()),
         note: note.map(str::to_string),
     }
@@ -102,13 +117,19 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
             ok: completed - failed,
             failed,
             dropped: 0,
-            unfinished: 0,
+            unanswered: 0,
             error_rate: failed as f64 / completed as f64,
         },
-        rate: Rates { target: Some(1000.0), achieved: completed as f64 / duration_s },
+        rate: Rates {
+            offered: Some(1000.0),
+            sent: completed as f64 / duration_s,
+            achieved: (completed - failed) as f64 / duration_s,
+            failed: failed as f64 / duration_s,
+        },
         bytes: Bytes { received: completed * 60, sent: completed * 50 },
         latency_ms: Some(figures(10.0)),
         service_time_ms: Some(figures(9.0)),
+        latency_all_ms: None,
         connect_ms: ConnectFigures { count: 30, reconnects: 0, mean: Some(0.1), p99: Some(0.3) },
         tls_ms: None,
         dns_ms: 0.0,
@@ -120,7 +141,14 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
             value: Some(18.0),
             shown: Some("18.0ms".into()),
         }],
-        generator: GeneratorFigures { threads: 2, cpu_seconds: 0.7, schedule_lag_p99_ms: Some(1.5), bottleneck: None },
+        generator: GeneratorFigures {
+            threads: 2,
+            cpu_seconds: 0.7,
+            busiest_thread_percent: Some(4.0),
+            schedule_lag_p99_ms: Some(1.5),
+        },
+        limit: None,
+        drain_s: 10.0,
         stages,
         probes: Vec::new(),
         target: None,

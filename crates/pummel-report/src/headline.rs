@@ -100,8 +100,12 @@ fn badges(doc: &ResultsDocument) -> Vec<Badge> {
             (None, false) => badge("no step met the SLO".into(), Tone::Bad),
         });
     }
-    if let Some(b) = &s.generator.bottleneck {
-        out.push(badge(format!("generator was the bottleneck: {b}"), Tone::Warn));
+    if let Some(limit) = &s.limit {
+        let tone = match limit.by {
+            pummel_results::summary::LimitSide::Target => Tone::Bad,
+            pummel_results::summary::LimitSide::Generator | pummel_results::summary::LimitSide::Pool => Tone::Warn,
+        };
+        out.push(badge(limit.text.clone(), tone));
     }
     out
 }

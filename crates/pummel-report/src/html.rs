@@ -126,10 +126,10 @@ fn tiles(out: &mut String, doc: &ResultsDocument) {
     let s = &doc.summary;
     let latency = s.latency_ms;
     let target =
-        s.rate.target.map(|t| format!("target {} req/s", fmt::rate(t))).unwrap_or_else(|| "closed model".into());
+        s.rate.offered.map(|t| format!("offered {} req/s", fmt::rate(t))).unwrap_or_else(|| "closed model".into());
     let failed_tone = if s.requests.failed > 0 { "bad" } else { "good" };
     let tiles = [
-        ("achieved rate", format!("{} req/s", fmt::rate(s.rate.achieved)), target, ""),
+        ("achieved (successful) rate", format!("{} req/s", fmt::rate(s.rate.achieved)), target, ""),
         (
             "latency p50",
             fmt::or_dash(latency.map(|l| l.p50), fmt::ms),

@@ -115,9 +115,14 @@ pub fn requests(doc: &ResultsDocument) -> Table {
         Cell::plain("dropped (never sent)"),
         Cell::toned(fmt::thousands(r.dropped), if r.dropped > 0 { Tone::Warn } else { Tone::Plain }),
     ]);
-    t.pair("unfinished at the end", fmt::thousands(r.unfinished));
-    t.pair("target rate", fmt::or_dash(s.rate.target, |v| format!("{} req/s", fmt::rate(v))));
-    t.pair("achieved rate", format!("{} req/s", fmt::rate(s.rate.achieved)));
+    t.row(vec![
+        Cell::plain(format!("of the failed: unanswered after the {} drain", fmt::seconds(s.drain_s))),
+        Cell::toned(fmt::thousands(r.unanswered), if r.unanswered > 0 { Tone::Bad } else { Tone::Plain }),
+    ]);
+    t.pair("offered rate", fmt::or_dash(s.rate.offered, |v| format!("{} req/s", fmt::rate(v))));
+    t.pair("sent rate", format!("{} req/s", fmt::rate(s.rate.sent)));
+    t.pair("achieved rate (successful answers)", format!("{} req/s", fmt::rate(s.rate.achieved)));
+    t.pair("failure rate", format!("{} /s", fmt::rate(s.rate.failed)));
     t.pair(
         "received",
         format!("{} ({}/s)", fmt::bytes(s.bytes.received as f64), fmt::bytes(s.bytes.received as f64 / secs)),
@@ -145,12 +150,19 @@ pub fn generator(doc: &ResultsDocument) -> Table {
     t.pair("DNS lookup", fmt::ms(s.dns_ms));
     t.pair("generator threads", s.generator.threads.to_string());
     t.pair("generator CPU", format!("{:.2} s", s.generator.cpu_seconds));
+    t.pair(
+        "busiest generator thread (of a core)",
+        fmt::or_dash(s.generator.busiest_thread_percent, |p| format!("{p:.0} %")),
+    );
     t.pair("schedule lag p99", fmt::or_dash(s.generator.schedule_lag_p99_ms, fmt::ms));
     t.row(vec![
-        Cell::plain("bottleneck"),
-        match &s.generator.bottleneck {
-            Some(b) => Cell::toned(format!("generator: {b}"), Tone::Warn),
-            None => Cell::toned("none: the generator kept up", Tone::Good),
+        Cell::plain("what limited the run"),
+        match &s.limit {
+            Some(limit) => {
+                let tone = if limit.by == pummel_results::summary::LimitSide::Target { Tone::Bad } else { Tone::Warn };
+                Cell::toned(format!("{} ({})", limit.text, limit.evidence.join("; ")), tone)
+            }
+            None => Cell::toned("nothing: the offered load was carried", Tone::Good),
         },
     ]);
     t
@@ -180,8 +192,17 @@ pub fn latency(doc: &ResultsDocument) -> Table {
         }
         cells
     };
-    t.row(row("latency (from intended start)", doc.summary.latency_ms));
-    t.row(row("service time (from send)", doc.summary.service_time_ms));
+    t.row(row("latency of successes (from intended start)", doc.summary.latency_ms));
+    t.row(row("service time of successes (from send)", doc.summary.service_time_ms));
+    if let Some(all) = doc.summary.latency_all_ms.filter(|all| Some(all.figures) != doc.summary.latency_ms) {
+        let f = all.figures;
+        let mut cells = vec![Cell::plain("latency of every request (≥: a lower bound)")];
+        cells.extend([f.min, f.mean, f.p50, f.p90, f.p95, f.p99, f.p999, f.max].map(|v| {
+            let bound = if all.is_lower_bound(v) { "≥" } else { "" };
+            Cell::plain(format!("{bound}{}", fmt::ms(v)))
+        }));
+        t.row(cells);
+    }
     t
 }
 
@@ -216,6 +237,7 @@ pub fn meaning(kind: &str) -> String {
         Some(ErrorKind::ConnectRefused) => "the target refused the connection (nothing listening, or backlog full)",
         Some(ErrorKind::ConnectTimeout) => "no connection within --connect-timeout",
         Some(ErrorKind::Timeout) => "no complete response within --timeout",
+        Some(ErrorKind::Unanswered) => "sent, and still unanswered when the drain time after the run ran out",
         Some(ErrorKind::Reset) => "the peer closed the connection mid-request",
         Some(ErrorKind::MalformedResponse) => "the answer was not valid HTTP/1.1",
         Some(ErrorKind::TlsError) => "TLS failed: certificate rejected, handshake failed or stalled, or an alert",

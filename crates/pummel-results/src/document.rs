@@ -18,7 +18,7 @@ use crate::timeline::TimelineEntry;
 pub const SCHEMA: &str = include_str!("../schema/results.schema.json");
 
 /// The version of the results document's shape.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The full results of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,10 +95,14 @@ pub struct CapacityPlan {
 /// Serialized histograms (HdrHistogram V2+DEFLATE, base64), microseconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Histograms {
-    /// Latency from the intended start.
+    /// Latency from the intended start, of the requests that succeeded.
     pub latency: String,
-    /// Service time.
+    /// Service time, of the requests that succeeded.
     pub service_time: String,
+    /// Latency from the intended start of every request that ended (failures at the time they
+    /// failed or were given up).
+    #[serde(default)]
+    pub latency_all: String,
     /// Connect time.
     pub connect_time: String,
     /// Schedule lag.
@@ -129,7 +133,9 @@ pub enum ResultsError {
 }
 
 /// The oldest document version this crate still reads (version 1 had a quick run's `load` and
-/// `request` in `plan` instead of its one scenario).
+/// `request` in `plan` instead of its one scenario; versions 1 and 2 counted failed requests in
+/// `latency` and `service_time`, had `unfinished` requests outside `failed`, and an achieved
+/// rate of every completion, failures and the drain after the window included).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 impl ResultsDocument {

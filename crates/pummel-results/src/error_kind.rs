@@ -20,6 +20,9 @@ pub enum ErrorKind {
     ConnectTimeout,
     /// The response did not complete within `--timeout`.
     Timeout,
+    /// Sent, and still unanswered when the run's drain time (`--drain`) ran out: the target
+    /// never answered it while pummel waited.
+    Unanswered,
     /// The peer closed or reset the connection before the response was complete.
     Reset,
     /// The bytes that came back are not a valid HTTP/1.1 response.
@@ -58,10 +61,11 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order they are reported.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
+        ErrorKind::Unanswered,
         ErrorKind::Reset,
         ErrorKind::MalformedResponse,
         ErrorKind::TlsError,
@@ -93,6 +97,7 @@ impl ErrorKind {
             ErrorKind::ConnectRefused => "connect_refused",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Unanswered => "unanswered",
             ErrorKind::Reset => "reset",
             ErrorKind::MalformedResponse => "malformed_response",
             ErrorKind::TlsError => "tls_error",
@@ -128,6 +133,13 @@ impl ErrorKind {
             ),
             _ => None,
         }
+    }
+
+    /// True when pummel gave up waiting for the answer (`timeout`, `unanswered`, a WebSocket
+    /// `ws_expect_timeout`): the request's latency is at least the time it was given up at,
+    /// so a latency recorded for it is a lower bound.
+    pub fn is_given_up(self) -> bool {
+        matches!(self, ErrorKind::Timeout | ErrorKind::Unanswered | ErrorKind::WsExpectTimeout)
     }
 
     /// The kind for a response status that was not accepted.

@@ -46,15 +46,19 @@ pub enum Stat {
 /// Which measured figure an expression is about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
-    /// Latency from the intended start (coordinated omission corrected), in milliseconds.
+    /// Latency from the intended start (coordinated omission corrected) of the requests that
+    /// succeeded, in milliseconds.
     Latency(Stat),
-    /// Service time, from the actual send, in milliseconds.
+    /// Service time, from the actual send, of the requests that succeeded, in milliseconds.
     ServiceTime(Stat),
-    /// Failed requests over completed requests, a fraction in 0..=1.
+    /// Latency from the intended start of every request that ended, failures included (a
+    /// request given up counts at the time it was given up), in milliseconds.
+    LatencyAll(Stat),
+    /// Failed requests (unanswered included) over requests that ended, a fraction in 0..=1.
     ErrorRate,
     /// Share of probe requests that were OK, a fraction in 0..=1 (`--probe`).
     ProbeOk,
-    /// Achieved requests per second.
+    /// Successful answers per second that arrived inside the measured window.
     Rate,
     /// Requests the schedule wanted to start but could not (count).
     Dropped,
@@ -64,6 +68,8 @@ pub enum Metric {
     Completed,
     /// Requests sent (count).
     Sent,
+    /// Requests sent and still unanswered when the drain time ran out (count).
+    Unanswered,
     /// Failures of one kind (`errors.timeout`), named as written; the evaluator decides
     /// whether the kind exists.
     ErrorCount(String),
@@ -81,7 +87,7 @@ enum Kind {
 impl Metric {
     fn kind(&self) -> Kind {
         match self {
-            Metric::Latency(_) | Metric::ServiceTime(_) => Kind::Duration,
+            Metric::Latency(_) | Metric::ServiceTime(_) | Metric::LatencyAll(_) => Kind::Duration,
             Metric::ErrorRate | Metric::ProbeOk => Kind::Fraction,
             Metric::Rate => Kind::Rate,
             _ => Kind::Count,
@@ -106,6 +112,7 @@ impl fmt::Display for Metric {
         match self {
             Metric::Latency(stat) => write!(f, "{stat}"),
             Metric::ServiceTime(stat) => write!(f, "service.{stat}"),
+            Metric::LatencyAll(stat) => write!(f, "latency_all.{stat}"),
             Metric::ErrorRate => f.write_str("error_rate"),
             Metric::ProbeOk => f.write_str("probe_ok"),
             Metric::Rate => f.write_str("rate"),
@@ -113,6 +120,7 @@ impl fmt::Display for Metric {
             Metric::Failed => f.write_str("failed"),
             Metric::Completed => f.write_str("completed"),
             Metric::Sent => f.write_str("sent"),
+            Metric::Unanswered => f.write_str("unanswered"),
             Metric::ErrorCount(kind) => write!(f, "errors.{kind}"),
         }
     }
@@ -313,8 +321,8 @@ fn caret_pad(input: &str, position: usize) -> String {
     " ".repeat(before.chars().count())
 }
 
-const METRICS: &str = "p50, p99, p99.9, min, mean, max, latency.<stat>, service.<stat>, \
-                       error_rate, probe_ok, rate, dropped, failed, completed, sent or errors.<kind>";
+const METRICS: &str = "p50, p99, p99.9, min, mean, max, latency.<stat>, service.<stat>, latency_all.<stat>, \
+                       error_rate, probe_ok, rate, dropped, failed, unanswered, completed, sent or errors.<kind>";
 const STATS: &str = "min, mean, max or a percentile such as p50, p99, p99.9";
 const OP_LIST: &str = "<, <=, >, >=, == or !=";
 
@@ -356,6 +364,7 @@ impl<'a> Parser<'a> {
             "failed" => Metric::Failed,
             "completed" => Metric::Completed,
             "sent" => Metric::Sent,
+            "unanswered" => Metric::Unanswered,
             _ => {
                 if let Some(kind) = name.strip_prefix("errors.") {
                     let snake = kind.starts_with(|c: char| c.is_ascii_lowercase())
@@ -371,6 +380,9 @@ impl<'a> Parser<'a> {
                 }
                 if let Some(stat) = name.strip_prefix("service.") {
                     return self.stat(stat, start + 8).map(Metric::ServiceTime);
+                }
+                if let Some(stat) = name.strip_prefix("latency_all.") {
+                    return self.stat(stat, start + 12).map(Metric::LatencyAll);
                 }
                 let percentile_like = name.strip_prefix('p').is_some_and(|after| {
                     after.is_empty() || after.starts_with(|c: char| c.is_ascii_digit() || ".(".contains(c))
@@ -596,6 +608,8 @@ mod tests {
         check("completed>=5000", Metric::Completed, Ge, 5000.0);
         check("min>1ms", Metric::Latency(Stat::Min), Gt, 1.0);
         check("sent!=0", Metric::Sent, Ne, 0.0);
+        check("unanswered==0", Metric::Unanswered, Eq, 0.0);
+        check("latency_all.p50<10ms", Metric::LatencyAll(Stat::Percentile(50.0)), Lt, 10.0);
     }
 
     #[test]
@@ -790,7 +804,8 @@ mod tests {
         ];
         prop_oneof![
             stat.clone().prop_map(Metric::Latency),
-            stat.prop_map(Metric::ServiceTime),
+            stat.clone().prop_map(Metric::ServiceTime),
+            stat.prop_map(Metric::LatencyAll),
             Just(Metric::ErrorRate),
             Just(Metric::ProbeOk),
             Just(Metric::Rate),
@@ -798,6 +813,7 @@ mod tests {
             Just(Metric::Failed),
             Just(Metric::Completed),
             Just(Metric::Sent),
+            Just(Metric::Unanswered),
             "[a-z][a-z0-9_]{0,12}".prop_map(Metric::ErrorCount),
         ]
     }

@@ -31,10 +31,17 @@ pub struct Summary {
     pub rate: Rates,
     /// Bytes moved.
     pub bytes: Bytes,
-    /// Latency from the intended start (coordinated omission corrected), milliseconds.
+    /// Latency from the intended start (coordinated omission corrected) of the requests that
+    /// succeeded, milliseconds.
     pub latency_ms: Option<LatencyFigures>,
-    /// Service time, from the write of the request to the end of the response, milliseconds.
+    /// Service time, from the write of the request to the end of the response, of the requests
+    /// that succeeded, milliseconds.
     pub service_time_ms: Option<LatencyFigures>,
+    /// Latency of every request that ended, failures included; a request pummel gave up on
+    /// (timeout, unanswered) counts at the time it was given up, so figures at or above
+    /// [`AllLatencyFigures::given_up_from_ms`] are lower bounds.
+    #[serde(default)]
+    pub latency_all_ms: Option<AllLatencyFigures>,
     /// TCP connect times, milliseconds.
     pub connect_ms: ConnectFigures,
     /// TLS handshake times, milliseconds (`https://`; absent when no handshake completed).
@@ -50,6 +57,14 @@ pub struct Summary {
     pub thresholds: Vec<ThresholdVerdict>,
     /// The generator's own health.
     pub generator: GeneratorFigures,
+    /// What limited the run, when something did: the generator, its connection pool, or the
+    /// target; `None` when the offered load was carried.
+    #[serde(default)]
+    pub limit: Option<LimitVerdict>,
+    /// Seconds that requests still in flight when sending stopped were given to end
+    /// (`--drain`); what was still unanswered then counts as `unanswered`.
+    #[serde(default)]
+    pub drain_s: f64,
     /// One row per load stage.
     pub stages: Vec<StageSummary>,
     /// Each probe's figures (`--probe`).
@@ -89,9 +104,9 @@ pub struct NamedSummary {
     pub ok: u64,
     /// failed / completed.
     pub error_rate: f64,
-    /// Completed per second.
+    /// Successful answers per second that arrived inside the measured window.
     pub rate: f64,
-    /// Latency from the intended start.
+    /// Latency from the intended start of the requests (or messages) that succeeded.
     pub latency_ms: Option<LatencyFigures>,
     /// Failures by kind.
     pub errors: BTreeMap<String, u64>,
@@ -175,34 +190,45 @@ impl ThresholdVerdict {
     }
 }
 
-/// Request counts. Every request that was due ends as `completed`, `unfinished` or `dropped`.
+/// Request counts. Every request that was due ends as `ok`, `failed` (by kind; a request sent
+/// and still unanswered when the drain time ran out is a failure of kind `unanswered`) or
+/// `dropped` (never sent).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct RequestCounts {
     /// Written to a connection.
     pub sent: u64,
-    /// Finished: answered (ok or not), or failed (a connection that could not be opened
-    /// included, so a failed request may be completed without having been sent).
+    /// Ended with an outcome: `ok + failed` (a connection that could not be opened included,
+    /// so a failed request may have ended without having been sent).
     pub completed: u64,
-    /// Finished with an accepted status.
+    /// Ended with an accepted answer.
     pub ok: u64,
-    /// Finished with a failure.
+    /// Ended with a failure, `unanswered` included.
     pub failed: u64,
-    /// Due but never sent: `--max-inflight` was reached, or it still waited for a connection
-    /// when the run ended.
+    /// Of `failed`: sent, and still unanswered when the drain time ran out.
+    #[serde(default, alias = "unfinished")]
+    pub unanswered: u64,
+    /// Due but never sent: over the in-flight bound, or still waiting for a connection when
+    /// the run ended.
     pub dropped: u64,
-    /// Sent but still unanswered when the run ended.
-    pub unfinished: u64,
     /// failed / completed.
     pub error_rate: f64,
 }
 
-/// Offered and achieved rates, requests per second.
+/// Offered and achieved rates, requests per second over the measured window.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Rates {
-    /// The mean target rate (open model).
-    pub target: Option<f64>,
-    /// Completed requests per second.
+    /// The mean rate offered (open model).
+    #[serde(alias = "target")]
+    pub offered: Option<f64>,
+    /// Requests written per second.
+    #[serde(default)]
+    pub sent: f64,
+    /// Successful answers per second, counted by the second they arrived, inside the measured
+    /// window only: what the target carried.
     pub achieved: f64,
+    /// Failures per second inside the measured window.
+    #[serde(default)]
+    pub failed: f64,
 }
 
 /// Bytes moved.
@@ -235,6 +261,28 @@ pub struct LatencyFigures {
     pub p999: f64,
     /// Highest.
     pub max: f64,
+}
+
+/// Latency figures of every request that ended, and how far they are exact.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct AllLatencyFigures {
+    /// The figures, milliseconds.
+    #[serde(flatten)]
+    pub figures: LatencyFigures,
+    /// Requests pummel gave up on (timeout, unanswered, WebSocket expect timeout), counted at
+    /// the time they were given up.
+    pub given_up: u64,
+    /// The lowest time at which a request was given up, milliseconds: a figure at or above it
+    /// may be pulled up by requests whose real latency is longer, so it is a lower bound ("≥").
+    pub given_up_from_ms: Option<f64>,
+}
+
+impl AllLatencyFigures {
+    /// True when `value` (milliseconds, one of [`AllLatencyFigures::figures`]) is only a lower
+    /// bound of the real figure.
+    pub fn is_lower_bound(&self, value: f64) -> bool {
+        self.given_up_from_ms.is_some_and(|from| value >= from)
+    }
 }
 
 impl LatencyFigures {
@@ -290,10 +338,52 @@ pub struct GeneratorFigures {
     pub threads: usize,
     /// CPU seconds pummel used.
     pub cpu_seconds: f64,
+    /// The busiest generator thread's CPU use over the measured seconds, percent of one core
+    /// (the median of its per-second values): one saturated thread limits its share of the
+    /// load however idle the others are.
+    #[serde(default)]
+    pub busiest_thread_percent: Option<f64>,
     /// Schedule lag p99, milliseconds (open model).
     pub schedule_lag_p99_ms: Option<f64>,
-    /// Set when the generator limited the run.
-    pub bottleneck: Option<String>,
+}
+
+/// Which side limited a run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSide {
+    /// pummel itself: a generator thread was saturated while its work fell behind.
+    Generator,
+    /// pummel's connection pool: every connection was busy while arrivals waited for one.
+    Pool,
+    /// The target: pummel kept up, and the target's successful answers stayed below the
+    /// offered rate.
+    Target,
+}
+
+impl LimitSide {
+    /// The name used in results and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitSide::Generator => "generator",
+            LimitSide::Pool => "pool",
+            LimitSide::Target => "target",
+        }
+    }
+}
+
+/// What limited a run, with the evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LimitVerdict {
+    /// Which side.
+    pub by: LimitSide,
+    /// The verdict in one sentence, with what to do.
+    pub text: String,
+    /// The figures behind it.
+    pub evidence: Vec<String>,
+    /// Measured seconds in which this side was the limit.
+    pub seconds: u64,
+    /// Measured seconds judged.
+    pub of_seconds: u64,
 }
 
 /// One stage's row: what users copy into their tables.
@@ -303,16 +393,32 @@ pub struct StageSummary {
     pub target_rate: Option<f64>,
     /// Seconds measured.
     pub duration_s: f64,
-    /// Completed requests per second.
+    /// Successful answers per second that arrived during the stage's measured seconds.
     pub achieved_rate: f64,
-    /// Completed requests.
+    /// Requests due in the stage that were written.
+    #[serde(default)]
+    pub sent: u64,
+    /// Requests due in the stage that succeeded.
+    #[serde(default)]
+    pub ok: u64,
+    /// Requests due in the stage that ended (ok or failed).
     pub completed: u64,
-    /// Failed requests.
+    /// Failed requests (unanswered included).
     pub failed: u64,
+    /// Of `failed`: unanswered when the drain time ran out.
+    #[serde(default)]
+    pub unanswered: u64,
+    /// Requests due in the stage that were never sent.
+    #[serde(default)]
+    pub dropped: u64,
     /// failed / completed.
     pub error_rate: f64,
-    /// Latency figures.
+    /// Latency figures of the requests that succeeded.
     pub latency_ms: Option<LatencyFigures>,
+    /// Latency p99 of every request that ended, failures included (a lower bound when
+    /// requests were given up).
+    #[serde(default)]
+    pub latency_all_p99_ms: Option<f64>,
     /// The failure kind seen most, if any.
     pub top_error: Option<String>,
     /// Why the stage was cut short, if it was.

@@ -15,26 +15,31 @@ pub struct TimelineEntry {
     pub target_rate: Option<f64>,
     /// Requests written to a connection.
     pub sent: u64,
-    /// Requests finished.
+    /// Requests that ended during the second (ok or failed).
     pub completed: u64,
-    /// Finished with an accepted status.
+    /// Successful answers that arrived during the second.
     pub ok: u64,
-    /// Finished with a failure.
+    /// Failures during the second (unanswered included).
     pub failed: u64,
     /// Failures by kind (only kinds that occurred).
     pub errors: BTreeMap<String, u64>,
     /// Requests that were due but never sent (`--max-inflight`, or still waiting for a
     /// connection when the run ended).
     pub dropped: u64,
-    /// Requests sent but unanswered when the run ended (the last entry only).
-    #[serde(default)]
-    pub unfinished: u64,
+    /// Of `failed`: requests sent and still unanswered when the drain time ran out (the last
+    /// entry only).
+    #[serde(default, alias = "unfinished")]
+    pub unanswered: u64,
     /// Idle connections found closed by the server and replaced before a request used them.
     #[serde(default)]
     pub reconnects: u64,
     /// Requests due but not finished at the end of the second (waiting for a connection, or
     /// sent and unanswered).
     pub in_flight: u64,
+    /// Of `in_flight`: requests due and not yet written at the end of the second (waiting for a
+    /// connection or a free user of the pool).
+    #[serde(default)]
+    pub waiting: u64,
     /// Connections open at the end of the second.
     pub connections: u64,
     /// Connections opened during the second.
@@ -47,12 +52,21 @@ pub struct TimelineEntry {
     pub bytes_in: u64,
     /// Request bytes written.
     pub bytes_out: u64,
-    /// Latency figures of the requests that completed in this second.
+    /// Latency figures of the requests that succeeded in this second.
     pub latency_ms: Option<TimelineLatency>,
+    /// Service time p50 of the requests that succeeded in this second, milliseconds.
+    #[serde(default)]
+    pub service_p50_ms: Option<f64>,
     /// How late requests were dispatched versus plan (open model).
     pub schedule_lag_ms: Option<LagFigures>,
     /// CPU used by the pummel process, percent of one core.
     pub cpu_percent: f64,
+    /// CPU used by the busiest generator thread during the second, percent of one core.
+    #[serde(default)]
+    pub busiest_thread_percent: Option<f64>,
+    /// What limited this second, when something did (see `summary.limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::summary::LimitSide>,
     /// Probe requests that completed during this second (`--probe`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<crate::observed::ProbeSample>,

@@ -286,6 +286,7 @@ fn failure_over(protocol: Protocol, addr: SocketAddr, tls: Option<&TlsClient>) -
                 let meter = std::rc::Rc::new(crate::measure::meter::Meter::new(
                     tokio::time::Instant::now(),
                     Duration::ZERO,
+                    None,
                     &[],
                     &crate::flow::Scenarios::default(),
                 ));

@@ -1,5 +1,6 @@
 //! The collector: starts the shards, merges what they report each second into the timeline,
-//! evaluates abort rules over a sliding window, and assembles the outcome.
+//! judges which side limited each second, evaluates abort rules over a sliding window, and
+//! assembles the outcome.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use cpu_time::ProcessTime;
 
 use super::shard::{self, ShardReport, ShardSetup};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
+use crate::measure::limit::{self, LoadShape, RunFigures, SecondJudge};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
 use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
-use crate::plan::Plan;
+use crate::plan::{Load, Plan};
 use pummel_results::expr::{MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::timeline::TimelineEntry;
@@ -27,7 +29,12 @@ const START_DELAY: Duration = Duration::from_millis(30);
 struct SecondInProgress {
     stats: Stats,
     in_flight: u64,
+    waiting: u64,
     connections: u64,
+    /// The largest share of the second (or of the tail) one shard's thread was busy.
+    busiest_thread: f64,
+    /// Shards that reported the second (its thread figure is only known from those).
+    reported: usize,
 }
 
 pub(super) fn run(
@@ -82,15 +89,20 @@ pub(super) fn run(
     let mut aborted: Option<String> = None;
     let mut cpu_last = Duration::ZERO;
     let mut elapsed = Duration::ZERO;
+    let mut judge = SecondJudge::new(load_shape(plan, shards));
+    let window_seconds = plan.planned_duration().map(|d| d.as_secs_f64().ceil() as u64);
 
     while let Ok(report) = reports.recv() {
         match report {
-            ShardReport::Second { shard, second, stats, in_flight, connections } => {
+            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_cpu } => {
                 last_reported[shard] = last_reported[shard].max(second);
                 let slot = pending.entry(second).or_default();
                 slot.stats.merge(&stats);
                 slot.in_flight += in_flight;
+                slot.waiting += waiting;
                 slot.connections += connections;
+                slot.busiest_thread = slot.busiest_thread.max(thread_cpu.as_secs_f64());
+                slot.reported += 1;
             }
             ShardReport::Finished {
                 shard,
@@ -100,9 +112,16 @@ pub(super) fn run(
                 flows: shard_flows,
                 other_errors: messages,
                 sending_stopped,
+                thread_cpu,
+                tail_wall,
             } => {
                 let slot = pending.entry(tail_second).or_default();
                 slot.stats.merge(&tail);
+                if !tail_wall.is_zero() {
+                    let busy = (thread_cpu.as_secs_f64() / tail_wall.as_secs_f64()).min(1.0);
+                    slot.busiest_thread = slot.busiest_thread.max(busy);
+                    slot.reported += 1;
+                }
                 finished[shard] = true;
                 elapsed = elapsed.max(sending_stopped);
                 for (total, stage) in stage_totals.iter_mut().zip(&stages) {
@@ -132,8 +151,10 @@ pub(super) fn run(
                 warmup: Duration::from_secs(next_second - 1) < plan.warmup,
                 target_rate: plan.target_rate_at(Duration::from_secs(next_second - 1)),
                 in_flight: done.in_flight,
+                waiting: done.waiting,
                 connections: done.connections,
                 cpu_percent: (cpu_now - cpu_last).as_secs_f64() * 100.0,
+                busiest_thread_percent: (done.reported > 0).then_some(done.busiest_thread * 100.0),
             };
             cpu_last = cpu_now;
             let entry = entry(next_second, &done.stats, gauges);
@@ -144,6 +165,10 @@ pub(super) fn run(
                 let mut entry = entry;
                 if let Some(running) = observers.as_mut() {
                     (entry.probes, entry.target) = running.take();
+                }
+                // The drain after the window is not judged: nothing is offered then.
+                if window_seconds.is_none_or(|end| entry.second <= end) {
+                    entry.limit = judge.judge(&entry);
                 }
                 on_second(&entry);
                 timeline.push(entry);
@@ -179,7 +204,9 @@ pub(super) fn run(
     }
     let stages = stage_outcomes(plan, stage_totals, elapsed, &stop_reason);
     let cpu_seconds = cpu_at_start.elapsed().as_secs_f64();
-    let generator = generator_health(plan, &total, &timeline, measured, cpu_seconds, shards);
+    let judged = measured_seconds(plan, &timeline, measured);
+    let generator = generator_health(&total, &judged, cpu_seconds, shards);
+    let limit = run_limit(plan, &total, &judged, measured, &generator);
     let (probes, target) = observers.map(observe::Running::finish).unwrap_or_default();
     Ok(RunOutcome {
         started_at,
@@ -194,7 +221,57 @@ pub(super) fn run(
         probes,
         target,
         flows,
+        limit,
     })
+}
+
+/// What the per-second judgement needs to know of the plan's load.
+fn load_shape(plan: &Plan, threads: usize) -> LoadShape {
+    let open: Vec<u64> = plan
+        .scenarios
+        .list
+        .iter()
+        .filter_map(|s| match &s.load {
+            Load::Open(open) => Some(open.max_connections as u64),
+            Load::Closed(_) | Load::Hold(_) => None,
+        })
+        .collect();
+    let all_open = !plan.scenarios.list.is_empty() && open.len() == plan.scenarios.list.len();
+    LoadShape { open: all_open, pool_connections: all_open.then(|| open.iter().sum()), threads }
+}
+
+/// The timeline's measured seconds: out of the warmup, inside the sending window (the tail
+/// entry after it holds only the drain).
+fn measured_seconds<'a>(plan: &Plan, timeline: &'a [TimelineEntry], measured: Duration) -> Vec<&'a TimelineEntry> {
+    let sending_end = (plan.warmup + measured).as_secs_f64().ceil() as u64;
+    timeline.iter().filter(|e| !e.warmup && e.second <= sending_end).collect()
+}
+
+/// Which side limited the run, judged over its measured seconds; runs shorter than a second
+/// are too short to judge.
+fn run_limit(
+    plan: &Plan,
+    total: &Stats,
+    seconds: &[&TimelineEntry],
+    measured: Duration,
+    generator: &GeneratorHealth,
+) -> Option<pummel_results::summary::LimitVerdict> {
+    if measured < Duration::from_secs(1) {
+        return None;
+    }
+    let view = total.over(measured);
+    let figures = RunFigures {
+        threads: generator.threads,
+        offered: plan.mean_target_rate(),
+        sent_rate: view.per_second(total.sent),
+        achieved: view.achieved_rate(),
+        lag_p99_ms: generator.lag_p99_ms,
+        service_p99_ms: histogram_stat_ms(&total.service_time, &Stat::Percentile(99.0)),
+        busiest_thread_percent: generator.busiest_thread_percent,
+        dropped: total.dropped,
+    };
+    let judged: Vec<_> = seconds.iter().map(|e| (*e, e.limit)).collect();
+    limit::verdict(&judged, &figures)
 }
 
 /// More shards than connections would leave some idle; fewer than asked is fine. Every
@@ -261,41 +338,12 @@ fn stage_outcomes(plan: &Plan, totals: Vec<Stats>, elapsed: Duration, stop: &Sto
     }
 }
 
-/// Judges whether the generator limited the run. CPU use is read from the measured seconds of
-/// the timeline only, so start-up, warmup and the final grace do not count; runs shorter than a
-/// second are too short to judge by CPU.
-fn generator_health(
-    plan: &Plan,
-    total: &Stats,
-    timeline: &[TimelineEntry],
-    measured: Duration,
-    cpu_seconds: f64,
-    threads: usize,
-) -> GeneratorHealth {
+/// The generator's own figures: CPU, the busiest thread's median busy share over the measured
+/// seconds, schedule lag.
+fn generator_health(total: &Stats, seconds: &[&TimelineEntry], cpu_seconds: f64, threads: usize) -> GeneratorHealth {
     let lag_p99_ms = histogram_stat_ms(&total.schedule_lag, &Stat::Percentile(99.0));
-    // Whole seconds inside the sending window; the tail entry after it holds only the grace.
-    let sending_end = (plan.warmup + measured).as_secs_f64().ceil() as u64;
-    let measured_seconds: Vec<&TimelineEntry> =
-        timeline.iter().filter(|e| !e.warmup && e.second <= sending_end).collect();
-    let cpu_share = if measured >= Duration::from_secs(1) && !measured_seconds.is_empty() {
-        let busy: f64 = measured_seconds.iter().map(|e| e.cpu_percent / 100.0).sum();
-        busy / (measured_seconds.len() as f64 * threads as f64)
-    } else {
-        0.0
-    };
-    let achieved = total.over(measured).achieved_rate();
-    let target = plan.mean_target_rate();
-    let bottleneck = if let Some(lag) = lag_p99_ms.filter(|lag| *lag > 10.0) {
-        Some(format!(
-            "schedule lag p99 was {lag:.1} ms (> 10 ms): pummel could not send on time, so the results understate what the target can do"
-        ))
-    } else if cpu_share >= 0.9 && target.is_none_or(|t| achieved < 0.95 * t) {
-        Some(format!(
-            "pummel used {:.0}% of its {threads} core(s): the generator may be the bottleneck; add threads or machines",
-            cpu_share * 100.0
-        ))
-    } else {
-        None
-    };
-    GeneratorHealth { cpu_seconds, threads, lag_p99_ms, bottleneck }
+    let mut busiest: Vec<f64> = seconds.iter().filter_map(|e| e.busiest_thread_percent).collect();
+    busiest.sort_by(f64::total_cmp);
+    let busiest_thread_percent = busiest.get(busiest.len() / 2).copied();
+    GeneratorHealth { cpu_seconds, threads, lag_p99_ms, busiest_thread_percent }
 }

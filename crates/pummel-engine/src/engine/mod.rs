@@ -56,6 +56,8 @@ pub struct RunOutcome {
     pub target: Option<pummel_results::observed::TargetTotals>,
     /// The scenarios' tallies: statistics per request name, checks, branches, iterations.
     pub flows: crate::measure::tallies::FlowTallies,
+    /// Which side limited the run, if one did (see `measure::limit`).
+    pub limit: Option<pummel_results::summary::LimitVerdict>,
 }
 
 /// One stage's totals.
@@ -80,8 +82,8 @@ pub struct GeneratorHealth {
     pub threads: usize,
     /// Schedule lag p99 (open model), milliseconds.
     pub lag_p99_ms: Option<f64>,
-    /// Set when the generator, not the target, limited the run; the text says why.
-    pub bottleneck: Option<String>,
+    /// The busiest shard thread's median CPU use over the measured seconds, percent of a core.
+    pub busiest_thread_percent: Option<f64>,
 }
 
 /// Why a run could not start at all.

@@ -4,9 +4,9 @@
 //!
 //! A shard runs the plan's scenarios (`crate::load` decides when their work starts,
 //! `crate::exec` what their users do), reports each second's figures, and stops sending at the
-//! planned end, on an abort or an interrupt. Requests in flight then get a grace period; what
-//! is still under way after it is abandoned, and counts as unfinished (sent) or dropped (never
-//! sent) as its value is dropped (see `measure::meter`).
+//! planned end, on an abort or an interrupt. Requests in flight then get the plan's drain time
+//! (`--drain`); what is still under way after it is abandoned, and counts as failed
+//! `unanswered` (sent) or dropped (never sent) as its value is dropped (see `measure::meter`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -24,8 +24,6 @@ use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
 use crate::plan::Plan;
 
-/// How long in-flight requests may finish after sending stopped.
-pub(crate) const GRACE: Duration = Duration::from_secs(2);
 /// Time after the planned end during which an open-model arrival may still go out: the
 /// dispatcher ends with its schedule, and this only lets its last arrivals, which a busy
 /// machine wakes slightly late, leave.
@@ -33,8 +31,17 @@ pub(crate) const DISPATCH_SLACK: Duration = Duration::from_millis(100);
 
 /// What a shard tells the collector.
 pub(crate) enum ShardReport {
-    /// The stats of one second (the last one may be shorter).
-    Second { shard: usize, second: u64, stats: Box<Stats>, in_flight: u64, connections: u64 },
+    /// The stats of one second (the last one may be shorter), the gauges at its end, and the
+    /// CPU time the shard's thread used in it.
+    Second {
+        shard: usize,
+        second: u64,
+        stats: Box<Stats>,
+        in_flight: u64,
+        waiting: u64,
+        connections: u64,
+        thread_cpu: Duration,
+    },
     /// The shard ended; its per-stage totals.
     Finished {
         shard: usize,
@@ -47,6 +54,9 @@ pub(crate) enum ShardReport {
         other_errors: Vec<String>,
         /// When this shard stopped starting requests, from the common start.
         sending_stopped: Duration,
+        /// The CPU time the shard's thread used since the last whole second, and that time.
+        thread_cpu: Duration,
+        tail_wall: Duration,
     },
 }
 
@@ -91,9 +101,23 @@ pub(crate) struct Shard {
     pub dialer: Rc<Dialer>,
     /// The last whole second handed to the collector.
     seconds_reported: Cell<u64>,
+    /// The thread's CPU clock at the last report.
+    cpu_mark: Cell<Option<cpu_time::ThreadTime>>,
 }
 
 impl Shard {
+    /// The CPU time this shard's thread used since the last call (call it on the shard's own
+    /// thread: the clock is the calling thread's).
+    fn thread_cpu_since_mark(&self) -> Duration {
+        let now = cpu_time::ThreadTime::try_now().ok();
+        let used = match (now, self.cpu_mark.get()) {
+            (Some(now), Some(last)) => now.duration_since(last),
+            _ => Duration::ZERO,
+        };
+        self.cpu_mark.set(now);
+        used
+    }
+
     /// Takes one request permit; false when the request budget is spent or sending stopped.
     pub fn take_permit(&self) -> bool {
         !self.stop_sending.is_cancelled() && crate::load::take_one(&self.permits)
@@ -110,7 +134,7 @@ async fn drive(setup: ShardSetup) {
         start,
         stop_sending: stop_sending.clone(),
         permits: Cell::new(plan.stop.requests.map(|n| crate::load::share(n, setup.shards, setup.index))),
-        meter: Rc::new(Meter::new(start, plan.warmup, plan.rate_stages(), &plan.scenarios)),
+        meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), plan.rate_stages(), &plan.scenarios)),
         dialer: Rc::new(Dialer::new(
             setup.index,
             plan.target.addrs.clone(),
@@ -119,10 +143,12 @@ async fn drive(setup: ShardSetup) {
             setup.tls.as_deref(),
         )),
         seconds_reported: Cell::new(0),
+        cpu_mark: Cell::new(None),
         plan,
     });
 
     tokio::time::sleep_until(start).await;
+    shard.thread_cpu_since_mark();
     let deadline = shard.plan.planned_duration().map(|d| start + d + DISPATCH_SLACK);
     let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));
 
@@ -145,10 +171,11 @@ async fn drive(setup: ShardSetup) {
             _ = stop_sending.cancelled() => false,
         };
         stop_sending.cancel();
+        shard.meter.sending_stopped();
         let sending_stopped = Instant::now().saturating_duration_since(start);
         if !workers_done {
-            // In-flight requests may still complete; what is left after the grace is abandoned.
-            let _ = tokio::time::timeout(GRACE, &mut all_done).await;
+            // In-flight requests may still end; what is left after the drain is abandoned.
+            let _ = tokio::time::timeout(shard.plan.drain_time(), &mut all_done).await;
         }
         sending_stopped
     };
@@ -158,6 +185,7 @@ async fn drive(setup: ShardSetup) {
     ticker.abort();
 
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
+    let last_tick = start + Duration::from_secs(shard.seconds_reported.get());
     // Everything since the last tick belongs to the next second, however far into it we are.
     let _ = setup.reports.send(ShardReport::Finished {
         shard: shard.index,
@@ -167,21 +195,27 @@ async fn drive(setup: ShardSetup) {
         flows,
         other_errors,
         sending_stopped,
+        thread_cpu: shard.thread_cpu_since_mark(),
+        tail_wall: Instant::now().saturating_duration_since(last_tick),
     });
 }
 
 /// Hands the interval stats to the collector at every whole second since the start.
+/// The tick runs on the shard's own thread, so the thread's CPU clock it reads is the shard's.
 async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
     let mut second = 0;
     loop {
         second += 1;
         tokio::time::sleep_until(shard.start + Duration::from_secs(second)).await;
+        let thread_cpu = shard.thread_cpu_since_mark();
         let report = ShardReport::Second {
             shard: shard.index,
             second,
             stats: Box::new(shard.meter.take_second()),
             in_flight: shard.meter.in_flight(),
+            waiting: shard.meter.waiting(),
             connections: shard.meter.connections(),
+            thread_cpu,
         };
         if reports.send(report).is_err() {
             return;

@@ -8,10 +8,11 @@
 //! per arrival, a new virtual user each time (its connection stays).
 //!
 //! When the flow starts with a request (a quick run is such a flow), that request is due when
-//! the arrival is: it is in flight from then on, takes its permit (`-n`) then, and
-//! `--max-inflight` drops it (`dropped`) when that many are already due and unanswered. One
-//! still waiting for a user when the run ends was never sent: it counts as dropped. For
-//! other flows `--max-inflight` bounds the iterations waiting or under way.
+//! the arrival is: it is in flight from then on, takes its permit (`-n`) then, and the
+//! in-flight bound (`--max-inflight`, by default rate × timeout: `OpenLoad::inflight_bound`)
+//! drops it (`dropped`) when that many are already due and unanswered. One still waiting for a
+//! user when the run ends was never sent: it counts as dropped. For other flows the bound
+//! applies to the iterations waiting or under way.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -55,7 +56,8 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
     let shards = shard.shards;
     let per_connection = run.scenario().users_per_connection();
     let pool = share(open.max_connections as u64, shards, shard.index).max(1) as usize * per_connection;
-    let max_inflight = open.max_inflight.map(|m| share(m as u64, shards, shard.index).max(1));
+    let bound = open.inflight_bound(shard.plan.timeout, open.max_connections.saturating_mul(per_connection));
+    let max_inflight = Some(share(bound as u64, shards, shard.index).max(1));
     let first_request = run.first_request();
     let queue = Rc::new(Queue {
         waiting: RefCell::new(VecDeque::new()),

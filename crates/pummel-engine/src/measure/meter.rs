@@ -4,13 +4,17 @@
 //!
 //! Nothing is counted by hand and undone later. A request is `sent` once its first byte is
 //! written ([`Request::written`]); it ends exactly once: answered, failed (by kind), or, when
-//! its value is dropped without either (the run ended under it), `unfinished` if it was sent
-//! and `dropped` if it never was. So at the end of every run
-//! `due = completed + unfinished + dropped`, whatever path a request took.
+//! its value is dropped without either (the drain time after the run ran out under it), failed
+//! as `unanswered` if it was sent and `dropped` if it never was. So at the end of every run
+//! `due = ok + failed + dropped`, whatever path a request took.
 //!
 //! Figures are recorded into the current second (the collector takes it every second) and,
 //! outside the warmup, into the totals of the stage the request was due in, and of its name
-//! (plan files' per-request statistics). One shard, one thread: plain `Cell`s and a `RefCell`.
+//! (plan files' per-request statistics). Successful answers and failures that happen inside the
+//! measured window are also counted by the time they happened (`window_ok`, `window_failed`),
+//! into the stage that time falls in: the achieved rate is what the target carried while it
+//! was loaded, not what trickled in during the drain. One shard, one thread: plain `Cell`s and
+//! a `RefCell`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -28,7 +32,7 @@ use crate::plan::{RateStage, stage_at};
 
 /// [`Request::name`] of a request counted under no name.
 const NO_NAME: u32 = u32::MAX;
-/// How many distinct `other` / `tls_error` messages a shard keeps.
+/// How many distinct `other` / `tls_error` / `malformed_response` messages a shard keeps.
 const KEPT_MESSAGES: usize = 5;
 
 /// The figures of one shard: the current second, per-stage and per-name totals, gauges.
@@ -38,8 +42,12 @@ pub struct Meter {
     warmup_end: Instant,
     /// The run's stages (a one-scenario open plan's); empty: one stage.
     stages: Vec<RateStage>,
+    /// The end of the measured window: the planned end, or when sending stopped if earlier.
+    window_end: Cell<Instant>,
     figures: RefCell<Figures>,
     in_flight: Cell<u64>,
+    /// Of `in_flight`: due and not yet written.
+    waiting: Cell<u64>,
     connections: Cell<u64>,
 }
 
@@ -60,16 +68,26 @@ pub struct Totals {
     pub stages: Vec<Stats>,
     /// Per name, check, branch and scenario.
     pub flows: FlowTallies,
-    /// Distinct messages of `other` and `tls_error` failures.
+    /// Distinct messages of `other`, `tls_error` and `malformed_response` failures.
     pub other_errors: Vec<String>,
 }
 
 impl Meter {
-    /// A meter for a run that starts at `start`, whose first `warmup` is not in the totals.
-    pub fn new(start: Instant, warmup: Duration, stages: &[RateStage], scenarios: &Scenarios) -> Meter {
+    /// A meter for a run that starts at `start`, whose first `warmup` is not in the totals and
+    /// whose measured window ends `planned` after the start (`None`: when sending stops).
+    pub fn new(
+        start: Instant,
+        warmup: Duration,
+        planned: Option<Duration>,
+        stages: &[RateStage],
+        scenarios: &Scenarios,
+    ) -> Meter {
+        // Far enough for any run; `sending_stopped` brings it in.
+        let unbounded = start + Duration::from_secs(100 * 365 * 24 * 3600);
         Meter {
             start,
             warmup_end: start + warmup,
+            window_end: Cell::new(planned.map_or(unbounded, |p| start + p)),
             stages: stages.to_vec(),
             figures: RefCell::new(Figures {
                 interval: Stats::default(),
@@ -78,7 +96,36 @@ impl Meter {
                 other_errors: Vec::new(),
             }),
             in_flight: Cell::new(0),
+            waiting: Cell::new(0),
             connections: Cell::new(0),
+        }
+    }
+
+    /// Sending stopped now: the measured window ends here if it has not already.
+    pub fn sending_stopped(&self) {
+        self.window_end.set(self.window_end.get().min(Instant::now()));
+    }
+
+    /// Counts an outcome that happened at `at` into the window counts of the stage `at` falls
+    /// in and of `name`, when `at` is inside the measured window.
+    fn record_outcome_at(&self, name: Option<usize>, at: Instant, ok: bool) {
+        if at < self.warmup_end || at > self.window_end.get() {
+            return;
+        }
+        let count = |s: &mut Stats| {
+            if ok {
+                s.window_ok += 1;
+            } else {
+                s.window_failed += 1;
+            }
+        };
+        let mut figures = self.figures.borrow_mut();
+        let stage = stage_at(&self.stages, at.saturating_duration_since(self.start));
+        if let Some(totals) = figures.stages.get_mut(stage) {
+            count(totals);
+        }
+        if let Some(named) = name.and_then(|n| figures.flows.named.get_mut(n)) {
+            count(named);
         }
     }
 
@@ -137,10 +184,13 @@ impl Meter {
         }
     }
 
-    /// `other` and `tls_error` say little without their message; keep it.
+    /// `other`, `tls_error` and `malformed_response` say little without their message (an
+    /// endless header and bad chunking are both malformed); keep it.
     fn note_failure(&self, error: &TransportError) {
-        if matches!(error.kind, ErrorKind::Other | ErrorKind::TlsError) {
-            self.note_error(error.detail.clone());
+        match error.kind {
+            ErrorKind::Other | ErrorKind::TlsError => self.note_error(error.detail.clone()),
+            ErrorKind::MalformedResponse => self.note_error(format!("malformed response: {}", error.detail)),
+            _ => {}
         }
     }
 
@@ -172,6 +222,11 @@ impl Meter {
         self.in_flight.get()
     }
 
+    /// Requests due and not yet written (waiting for a connection or a user of the pool).
+    pub fn waiting(&self) -> u64 {
+        self.waiting.get()
+    }
+
     /// Connections open now.
     pub fn connections(&self) -> u64 {
         self.connections.get()
@@ -196,6 +251,7 @@ impl Meter {
     /// A request of `name` due at `intended`: in flight from now until it ends.
     pub fn begin(self: &Rc<Self>, name: Option<usize>, intended: Instant) -> Request {
         self.in_flight.set(self.in_flight.get() + 1);
+        self.waiting.set(self.waiting.get() + 1);
         let name = name.and_then(|n| u32::try_from(n).ok()).filter(|&n| n != NO_NAME).unwrap_or(NO_NAME);
         Request { meter: self.clone(), name, intended, sent_at: None, ended: false }
     }
@@ -208,8 +264,8 @@ impl Meter {
 }
 
 /// A request from the moment it is due until it is answered, failed or abandoned (see the
-/// module doc). Whoever holds it answers for it; dropping it unended counts it as
-/// `unfinished` (sent) or `dropped` (never sent).
+/// module doc). Whoever holds it answers for it; dropping it unended counts it as failed
+/// `unanswered` (sent) or `dropped` (never sent).
 #[derive(Debug)]
 pub struct Request {
     meter: Rc<Meter>,
@@ -263,6 +319,7 @@ impl Request {
         let first = self.sent_at.is_none();
         if first {
             self.sent_at = Some(at);
+            self.meter.waiting.set(self.meter.waiting.get().saturating_sub(1));
         }
         self.meter.record_in(self.name(), self.intended, |s| {
             s.sent += u64::from(first);
@@ -275,6 +332,7 @@ impl Request {
     pub fn answered(mut self, answer: Answer) {
         let sent_at = self.sent_at.unwrap_or(answer.done);
         let intended = self.intended;
+        self.meter.record_outcome_at(self.name(), answer.done, answer.failure.is_none());
         self.finish(|s| {
             s.bytes_in += answer.bytes_in;
             s.record_judged_response(
@@ -286,10 +344,22 @@ impl Request {
         });
     }
 
-    /// Ends the request with a failure, counted by its kind.
-    pub fn failed(mut self, error: &TransportError) {
+    /// Ends the request with a failure, counted by its kind, now.
+    pub fn failed(self, error: &TransportError) {
+        self.failed_after(error, 0);
+    }
+
+    /// Ends the request with a failure that came after `bytes_in` bytes of its answer had
+    /// arrived (a body cut by the timeout still moved bytes).
+    pub fn failed_after(mut self, error: &TransportError, bytes_in: u64) {
         self.meter.note_failure(error);
-        self.finish(|s| s.record_failure(error.kind));
+        let now = Instant::now();
+        self.meter.record_outcome_at(self.name(), now, false);
+        let latency = now.saturating_duration_since(self.intended);
+        self.finish(|s| {
+            s.bytes_in += bytes_in;
+            s.record_failure(error.kind, latency);
+        });
     }
 
     /// Ends a request that was never sent because too many were in flight (`--max-inflight`).
@@ -300,6 +370,9 @@ impl Request {
     fn finish(&mut self, f: impl Fn(&mut Stats)) {
         self.ended = true;
         self.meter.in_flight.set(self.meter.in_flight.get().saturating_sub(1));
+        if self.sent_at.is_none() {
+            self.meter.waiting.set(self.meter.waiting.get().saturating_sub(1));
+        }
         self.meter.record_in(self.name(), self.intended, f);
     }
 }
@@ -307,14 +380,13 @@ impl Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if !self.ended {
-            let sent = self.sent_at.is_some();
-            self.finish(|s| {
-                if sent {
-                    s.unfinished += 1;
-                } else {
-                    s.dropped += 1;
-                }
-            });
+            if self.sent_at.is_some() {
+                // Given up now: the drain time after the run ran out under it.
+                let latency = Instant::now().saturating_duration_since(self.intended);
+                self.finish(|s| s.record_failure(ErrorKind::Unanswered, latency));
+            } else {
+                self.finish(|s| s.dropped += 1);
+            }
         }
     }
 }
@@ -334,7 +406,7 @@ mod tests {
     use super::*;
 
     fn meter() -> Rc<Meter> {
-        Rc::new(Meter::new(Instant::now(), Duration::ZERO, &[], &Scenarios::default()))
+        Rc::new(Meter::new(Instant::now(), Duration::ZERO, None, &[], &Scenarios::default()))
     }
 
     fn answer(done: Instant) -> Answer {
@@ -355,16 +427,48 @@ mod tests {
         abandoned.written(5);
         let never_written = meter.begin(None, now);
         assert_eq!(meter.in_flight(), 5);
+        assert_eq!(meter.waiting(), 2, "two were never written");
         answered.answered(answer(Instant::now()));
         failed.failed(&TransportError::closed_before_answer());
         unsent.drop_unsent();
         drop(abandoned);
         drop(never_written);
-        assert_eq!(meter.in_flight(), 0);
+        assert_eq!((meter.in_flight(), meter.waiting()), (0, 0));
         let s = meter.take_second();
-        assert_eq!((s.sent, s.completed, s.ok, s.failed), (3, 2, 1, 1));
-        assert_eq!((s.unfinished, s.dropped, s.bytes_out, s.bytes_in), (1, 2, 20, 10));
+        assert_eq!((s.sent, s.completed, s.ok, s.failed), (3, 3, 1, 2), "the abandoned one failed");
+        assert_eq!((s.unanswered, s.dropped, s.bytes_out, s.bytes_in), (1, 2, 20, 10));
         assert_eq!(s.errors.get(ErrorKind::Reset), 1);
+        assert_eq!(s.errors.get(ErrorKind::Unanswered), 1);
+        assert_eq!(s.latency_all.len(), 3, "answered, failed and unanswered end with a latency");
+        assert_eq!(s.given_up, 1);
+    }
+
+    #[test]
+    fn bytes_of_a_failed_answer_are_counted() {
+        let meter = meter();
+        let mut request = meter.begin(None, Instant::now());
+        request.written(10);
+        request.failed_after(&TransportError::timeout(Duration::from_secs(1)), 4096);
+        let s = meter.take_second();
+        assert_eq!((s.failed, s.bytes_in), (1, 4096));
+    }
+
+    #[test]
+    fn the_window_counts_only_what_arrived_inside_it() {
+        let start = Instant::now();
+        let stages = [RateStage::level(10.0, Duration::from_secs(3600))];
+        let meter =
+            Rc::new(Meter::new(start, Duration::ZERO, Some(Duration::from_secs(3600)), &stages, &Scenarios::default()));
+        let early = meter.begin(None, start);
+        early.answered(answer(Instant::now()));
+        let failed = meter.begin(None, start);
+        failed.failed(&TransportError::closed_before_answer());
+        meter.sending_stopped();
+        let late = meter.begin(None, start);
+        // Arrives after the window closed: counted as ok, not in the achieved rate.
+        late.answered(answer(Instant::now() + Duration::from_millis(5)));
+        let Totals { stages, .. } = meter.totals();
+        assert_eq!((stages[0].ok, stages[0].window_ok, stages[0].window_failed), (2, 1, 1));
     }
 
     #[test]

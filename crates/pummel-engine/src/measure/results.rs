@@ -14,6 +14,7 @@ pub fn histograms(stats: &Stats) -> Histograms {
     Histograms {
         latency: to_base64(&stats.latency),
         service_time: to_base64(&stats.service_time),
+        latency_all: to_base64(&stats.latency_all),
         connect_time: to_base64(&stats.connect_time),
         schedule_lag: to_base64(&stats.schedule_lag),
     }

@@ -13,25 +13,32 @@ const STATUS_SLOTS: usize = 1000;
 
 /// Counters and histograms of requests.
 ///
-/// Latency and service time are recorded for every request that received a complete response
-/// (whatever its status); requests that failed in transport (refused, reset, timed out, ...) are
-/// counted by kind in `errors` but have no latency, as in wrk. Every request that was due ends
-/// in exactly one of `completed`, `unfinished` or `dropped` (see `measure::meter`).
+/// `latency` and `service_time` are of the requests that succeeded: a fast error answer does
+/// not make them look better. `latency_all` holds every request that ended, failures included,
+/// each at the time it failed — a request pummel gave up on (timeout, unanswered) at the time
+/// it was given up, which makes its value a lower bound (`given_up`, `given_up_min`). Every
+/// request that was due ends in exactly one of `ok`, `failed` (unanswered included) or
+/// `dropped` (see `measure::meter`).
 #[derive(Debug, Clone)]
 pub struct Stats {
     /// Requests written to a connection (their first byte went out).
     pub sent: u64,
-    /// Requests finished, successfully or not.
+    /// Requests that ended with an outcome: `ok + failed`.
     pub completed: u64,
-    /// Completed with an accepted status.
+    /// Ended with an accepted answer.
     pub ok: u64,
-    /// Completed with a failure of some kind.
+    /// Ended with a failure of some kind, `unanswered` included.
     pub failed: u64,
-    /// Requests that were due but never sent: `--max-inflight` was reached, or they still
-    /// waited for a connection when the run ended.
+    /// Requests that were due but never sent: over the in-flight bound, or they still waited
+    /// for a connection when the run ended.
     pub dropped: u64,
-    /// Requests sent but still unanswered when the run ended.
-    pub unfinished: u64,
+    /// Of `failed`: requests sent and still unanswered when the drain time ran out.
+    pub unanswered: u64,
+    /// Successful answers that arrived inside the measured window (counted by the second they
+    /// arrived, whenever the request was due): what the achieved rate is made of.
+    pub window_ok: u64,
+    /// Failures that happened inside the measured window.
+    pub window_failed: u64,
     /// Idle connections the peer had closed, found so before a request used them and replaced
     /// (pummel's own doing: never counted as a failure).
     pub reconnects: u64,
@@ -45,10 +52,19 @@ pub struct Stats {
     pub connections_opened: u64,
     /// Established connections the target closed (EOF or reset) — `pummel hold` counts them.
     pub closed_by_peer: u64,
-    /// Time from the intended start to the end of the response (coordinated-omission corrected).
+    /// Time from the intended start to the end of the response (coordinated-omission
+    /// corrected), of the requests that succeeded.
     pub latency: LatencyHistogram,
-    /// Time from the write of the request to the end of the response.
+    /// Time from the write of the request to the end of the response, of the requests that
+    /// succeeded.
     pub service_time: LatencyHistogram,
+    /// Time from the intended start to the end of every request that ended, failures included.
+    pub latency_all: LatencyHistogram,
+    /// Requests pummel gave up on (their `latency_all` value is when it gave up).
+    pub given_up: u64,
+    /// The shortest time at which a request was given up: `latency_all` figures at or above it
+    /// are lower bounds.
+    pub given_up_min: Option<Duration>,
     /// Time to establish each TCP connection.
     pub connect_time: LatencyHistogram,
     /// Time of each completed TLS handshake (`https://`), after the TCP connect.
@@ -68,7 +84,9 @@ impl Default for Stats {
             ok: 0,
             failed: 0,
             dropped: 0,
-            unfinished: 0,
+            unanswered: 0,
+            window_ok: 0,
+            window_failed: 0,
             reconnects: 0,
             errors: ErrorCounts::default(),
             bytes_in: 0,
@@ -77,6 +95,9 @@ impl Default for Stats {
             closed_by_peer: 0,
             latency: new_histogram(),
             service_time: new_histogram(),
+            latency_all: new_histogram(),
+            given_up: 0,
+            given_up_min: None,
             connect_time: new_histogram(),
             tls_handshake_time: new_histogram(),
             tls_resumed: 0,
@@ -108,21 +129,33 @@ impl Stats {
             *slot += 1;
         }
         match failure {
-            None => self.ok += 1,
+            None => {
+                self.ok += 1;
+                record(&mut self.latency, latency);
+                record(&mut self.service_time, service_time);
+            }
             Some(kind) => {
                 self.failed += 1;
                 self.errors.add(kind);
             }
         }
-        record(&mut self.latency, latency);
-        record(&mut self.service_time, service_time);
+        record(&mut self.latency_all, latency);
     }
 
-    /// Records a request that failed without a usable response.
-    pub fn record_failure(&mut self, kind: ErrorKind) {
+    /// Records a request that failed without a usable response, `latency` after it was due
+    /// (for a request pummel gave up on, the time it gave up).
+    pub fn record_failure(&mut self, kind: ErrorKind, latency: Duration) {
         self.completed += 1;
         self.failed += 1;
         self.errors.add(kind);
+        if kind == ErrorKind::Unanswered {
+            self.unanswered += 1;
+        }
+        record(&mut self.latency_all, latency);
+        if kind.is_given_up() {
+            self.given_up += 1;
+            self.given_up_min = Some(self.given_up_min.map_or(latency, |min| min.min(latency)));
+        }
     }
 
     /// Adds every counter and histogram of `other` into this one.
@@ -132,7 +165,9 @@ impl Stats {
         self.ok += other.ok;
         self.failed += other.failed;
         self.dropped += other.dropped;
-        self.unfinished += other.unfinished;
+        self.unanswered += other.unanswered;
+        self.window_ok += other.window_ok;
+        self.window_failed += other.window_failed;
         self.reconnects += other.reconnects;
         self.errors.merge(&other.errors);
         self.bytes_in += other.bytes_in;
@@ -141,6 +176,12 @@ impl Stats {
         self.closed_by_peer += other.closed_by_peer;
         merge(&mut self.latency, &other.latency);
         merge(&mut self.service_time, &other.service_time);
+        merge(&mut self.latency_all, &other.latency_all);
+        self.given_up += other.given_up;
+        self.given_up_min = match (self.given_up_min, other.given_up_min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         merge(&mut self.connect_time, &other.connect_time);
         merge(&mut self.tls_handshake_time, &other.tls_handshake_time);
         self.tls_resumed += other.tls_resumed;
@@ -155,7 +196,7 @@ impl Stats {
         self.status.iter().enumerate().filter(|(_, n)| **n > 0).map(|(code, n)| (code as u16, *n))
     }
 
-    /// Failed share of completed requests (0 when nothing completed).
+    /// Failed share of the requests that ended (0 when none did).
     pub fn error_rate(&self) -> f64 {
         if self.completed == 0 { 0.0 } else { self.failed as f64 / self.completed as f64 }
     }
@@ -176,10 +217,20 @@ pub struct StatsOver<'a> {
 }
 
 impl StatsOver<'_> {
-    /// Completed requests per second.
+    /// Successful answers per second that arrived inside the measured window.
     pub fn achieved_rate(&self) -> f64 {
+        self.per_second(self.stats.window_ok)
+    }
+
+    /// Failures per second inside the measured window.
+    pub fn failed_rate(&self) -> f64 {
+        self.per_second(self.stats.window_failed)
+    }
+
+    /// `count` over the time these stats cover.
+    pub fn per_second(&self, count: u64) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.stats.completed as f64 / secs } else { 0.0 }
+        if secs > 0.0 { count as f64 / secs } else { 0.0 }
     }
 }
 
@@ -189,6 +240,7 @@ impl MetricSource for StatsOver<'_> {
         match metric {
             Metric::Latency(stat) => histogram_stat_ms(&s.latency, stat),
             Metric::ServiceTime(stat) => histogram_stat_ms(&s.service_time, stat),
+            Metric::LatencyAll(stat) => histogram_stat_ms(&s.latency_all, stat),
             Metric::ErrorRate => (s.completed > 0).then(|| s.error_rate()),
             // Probes are not request stats; `summary::RunMetrics` answers them.
             Metric::ProbeOk => None,
@@ -197,6 +249,7 @@ impl MetricSource for StatsOver<'_> {
             Metric::Failed => Some(s.failed as f64),
             Metric::Completed => Some(s.completed as f64),
             Metric::Sent => Some(s.sent as f64),
+            Metric::Unanswered => Some(s.unanswered as f64),
             Metric::ErrorCount(name) => {
                 ErrorKind::ALL.iter().find(|k| k.name() == name).map(|k| s.errors.get(*k) as f64)
             }
@@ -209,13 +262,17 @@ mod tests {
     use super::*;
     use pummel_results::expr::Expr;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
     fn records_and_merges() {
         let mut a = Stats::default();
-        a.record_response(200, true, Duration::from_millis(10), Duration::from_millis(5));
-        a.record_response(503, false, Duration::from_millis(30), Duration::from_millis(20));
+        a.record_response(200, true, ms(10), ms(5));
+        a.record_response(503, false, ms(30), ms(20));
         let mut b = Stats::default();
-        b.record_failure(ErrorKind::Reset);
+        b.record_failure(ErrorKind::Reset, ms(3));
         b.merge(&a);
         assert_eq!(b.completed, 3);
         assert_eq!(b.ok, 1);
@@ -223,8 +280,43 @@ mod tests {
         assert_eq!(b.errors.get(ErrorKind::Status5xx), 1);
         assert_eq!(b.errors.get(ErrorKind::Reset), 1);
         assert_eq!(b.status_counts().collect::<Vec<_>>(), vec![(200, 1), (503, 1)]);
-        assert_eq!(b.latency.len(), 2);
+        assert_eq!(b.latency.len(), 1, "only the success is in latency");
+        assert_eq!(b.service_time.len(), 1, "only the success is in service time");
+        assert_eq!(b.latency_all.len(), 3, "every request that ended is in latency_all");
         assert!((b.error_rate() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!((b.given_up, b.given_up_min), (0, None), "no request was given up");
+    }
+
+    #[test]
+    fn fast_errors_do_not_make_latency_better() {
+        let mut s = Stats::default();
+        for _ in 0..9 {
+            s.record_response(503, false, ms(1), ms(1));
+        }
+        s.record_response(200, true, ms(100), ms(100));
+        let view = s.over(Duration::from_secs(1));
+        let p50 = view.metric_value(&Metric::Latency(pummel_results::expr::Stat::Percentile(50.0)));
+        let all_p50 = view.metric_value(&Metric::LatencyAll(pummel_results::expr::Stat::Percentile(50.0)));
+        assert!(p50.is_some_and(|v| v >= 99.0), "latency p50 {p50:?} is of the success");
+        assert!(all_p50.is_some_and(|v| v < 2.0), "latency_all p50 {all_p50:?} is of everything");
+    }
+
+    #[test]
+    fn given_up_requests_are_failures_with_a_lower_bound() {
+        let mut a = Stats::default();
+        a.record_failure(ErrorKind::Timeout, ms(500));
+        let mut b = Stats::default();
+        b.record_failure(ErrorKind::Unanswered, ms(300));
+        b.record_failure(ErrorKind::ConnectRefused, ms(1));
+        a.merge(&b);
+        assert_eq!((a.failed, a.unanswered, a.given_up), (3, 1, 2));
+        assert_eq!(a.given_up_min, Some(ms(300)));
+        assert_eq!(a.latency_all.len(), 3);
+        assert!(a.latency.is_empty());
+        let view = a.over(Duration::from_secs(1));
+        assert!(Expr::parse("unanswered==1").unwrap().evaluate(&view).pass);
+        assert!(!Expr::parse("unanswered==0").unwrap().evaluate(&view).pass);
+        assert!(!Expr::parse("error_rate<1%").unwrap().evaluate(&view).pass);
     }
 
     #[test]
@@ -243,16 +335,19 @@ mod tests {
     fn thresholds_read_stats() {
         let mut s = Stats::default();
         for _ in 0..99 {
-            s.record_response(200, true, Duration::from_millis(10), Duration::from_millis(1));
+            s.record_response(200, true, ms(10), ms(1));
         }
-        s.record_response(500, false, Duration::from_millis(900), Duration::from_millis(1));
+        s.record_response(500, false, ms(900), ms(1));
+        s.window_ok = 99;
         let view = s.over(Duration::from_secs(10));
         let eval = |text: &str| Expr::parse(text).unwrap().evaluate(&view);
         assert!(eval("p50<20ms").pass);
-        assert!(!eval("p99.9<500ms").pass);
+        assert!(eval("p99.9<500ms").pass, "the failure is not in latency");
+        assert!(!eval("latency_all.p99.9<500ms").pass, "but it is in latency_all");
         assert!(eval("error_rate<2%").pass);
         assert!(!eval("error_rate<1%").pass);
-        assert!(eval("rate>=10").pass);
+        assert!(eval("rate>=9.9").pass);
+        assert!(!eval("rate>=10").pass, "the achieved rate counts successes only");
         assert!(eval("errors.status_5xx==1").pass);
         assert!(!Expr::parse("p99<1s").unwrap().evaluate(&Stats::default().over(Duration::ZERO)).pass);
     }

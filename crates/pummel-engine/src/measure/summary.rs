@@ -8,8 +8,9 @@ use std::time::Duration;
 use pummel_results::expr::{Metric, MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::summary::{
-    BranchSummary, Bytes, CheckSummary, ConnectFigures, GeneratorFigures, LatencyFigures, NamedSummary, ProbeSummary,
-    Rates, RequestCounts, ScenarioSummary, StageSummary, Summary, ThresholdVerdict, TlsFigures,
+    AllLatencyFigures, BranchSummary, Bytes, CheckSummary, ConnectFigures, GeneratorFigures, LatencyFigures,
+    NamedSummary, ProbeSummary, Rates, RequestCounts, ScenarioSummary, StageSummary, Summary, ThresholdVerdict,
+    TlsFigures,
 };
 
 use crate::engine::{RunOutcome, StopReason};
@@ -78,7 +79,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         StopReason::Interrupted => (None, true),
         StopReason::Aborted(reason) => (Some(reason.clone()), false),
     };
-    let target = plan.mean_target_rate();
+    let view = total.over(outcome.measured);
     let mut summary = Summary {
         pummel_version: crate::VERSION.to_string(),
         partial: outcome.stop != StopReason::Completed,
@@ -91,13 +92,19 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
             ok: total.ok,
             failed: total.failed,
             dropped: total.dropped,
-            unfinished: total.unfinished,
+            unanswered: total.unanswered,
             error_rate: total.error_rate(),
         },
-        rate: Rates { target, achieved: total.over(outcome.measured).achieved_rate() },
+        rate: Rates {
+            offered: plan.mean_target_rate(),
+            sent: view.per_second(total.sent),
+            achieved: view.achieved_rate(),
+            failed: view.failed_rate(),
+        },
         bytes: Bytes { received: total.bytes_in, sent: total.bytes_out },
         latency_ms: LatencyFigures::from_histogram(&total.latency),
         service_time_ms: LatencyFigures::from_histogram(&total.service_time),
+        latency_all_ms: all_latency(total),
         connect_ms: ConnectFigures {
             count: total.connections_opened,
             reconnects: total.reconnects,
@@ -112,9 +119,11 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         generator: GeneratorFigures {
             threads: outcome.generator.threads,
             cpu_seconds: outcome.generator.cpu_seconds,
+            busiest_thread_percent: outcome.generator.busiest_thread_percent,
             schedule_lag_p99_ms: outcome.generator.lag_p99_ms,
-            bottleneck: outcome.generator.bottleneck.clone(),
         },
+        limit: outcome.limit.clone(),
+        drain_s: plan.drain_time().as_secs_f64(),
         stages: outcome
             .stages
             .iter()
@@ -183,6 +192,15 @@ fn add_flows(summary: &mut Summary, scenarios: &Scenarios, tallies: &FlowTallies
     }
 }
 
+/// The latency figures of every request that ended, with where they become lower bounds.
+pub fn all_latency(stats: &Stats) -> Option<AllLatencyFigures> {
+    LatencyFigures::from_histogram(&stats.latency_all).map(|figures| AllLatencyFigures {
+        figures,
+        given_up: stats.given_up,
+        given_up_from_ms: stats.given_up_min.map(|d| d.as_secs_f64() * 1000.0),
+    })
+}
+
 /// Builds one stage's row.
 pub fn stage_summary(
     target_rate: Option<f64>,
@@ -194,10 +212,15 @@ pub fn stage_summary(
         target_rate,
         duration_s: measured.as_secs_f64(),
         achieved_rate: stats.over(measured).achieved_rate(),
+        sent: stats.sent,
+        ok: stats.ok,
         completed: stats.completed,
         failed: stats.failed,
+        unanswered: stats.unanswered,
+        dropped: stats.dropped,
         error_rate: stats.error_rate(),
         latency_ms: LatencyFigures::from_histogram(&stats.latency),
+        latency_all_p99_ms: histogram_stat_ms(&stats.latency_all, &Stat::Percentile(99.0)),
         top_error: stats.errors.non_zero().max_by_key(|&(_, n)| n).map(|(k, _)| k.name().to_string()),
         note,
     }

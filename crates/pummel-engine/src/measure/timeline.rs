@@ -1,5 +1,6 @@
 //! One second of the run: the timeline entry the live view, the per-second lines and the
 //! results file show, built from the second's merged stats and the gauges read at its end.
+//! Its latency figures are of the requests that succeeded in the second.
 
 use pummel_results::expr::Stat;
 use pummel_results::histogram::histogram_stat_ms;
@@ -13,8 +14,10 @@ pub(crate) struct Gauges {
     pub warmup: bool,
     pub target_rate: Option<f64>,
     pub in_flight: u64,
+    pub waiting: u64,
     pub connections: u64,
     pub cpu_percent: f64,
+    pub busiest_thread_percent: Option<f64>,
 }
 
 /// The entry for `second` from the merged interval stats and the gauges.
@@ -38,17 +41,21 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         failed: stats.failed,
         errors: stats.errors.non_zero().map(|(k, n)| (k.name().to_string(), n)).collect(),
         dropped: stats.dropped,
-        unfinished: stats.unfinished,
+        unanswered: stats.unanswered,
         reconnects: stats.reconnects,
         in_flight: gauges.in_flight,
+        waiting: gauges.waiting,
         connections: gauges.connections,
         connections_opened: stats.connections_opened,
         closed_by_peer: stats.closed_by_peer,
         bytes_in: stats.bytes_in,
         bytes_out: stats.bytes_out,
         latency_ms,
+        service_p50_ms: histogram_stat_ms(&stats.service_time, &Stat::Percentile(50.0)),
         schedule_lag_ms,
         cpu_percent: gauges.cpu_percent,
+        busiest_thread_percent: gauges.busiest_thread_percent,
+        limit: None,
         probes: Vec::new(),
         target: None,
     }

@@ -133,7 +133,32 @@ pub struct OpenLoad {
     /// Upper bound of the connection pool; connections are opened on demand.
     pub max_connections: usize,
     /// Bound on requests waiting or in flight; beyond it a request is counted as dropped.
+    /// `None`: the default bound, [`OpenLoad::inflight_bound`].
     pub max_inflight: Option<usize>,
+}
+
+/// The most requests the default in-flight bound allows, whatever the rate and timeout: about
+/// 64 MiB of waiting arrivals.
+pub const MAX_DEFAULT_INFLIGHT: usize = 1_000_000;
+
+impl OpenLoad {
+    /// The highest rate any stage offers.
+    pub fn peak_rate(&self) -> f64 {
+        self.stages.iter().map(|s| s.rate.max(s.ramp_from.unwrap_or(0.0))).fold(0.0, f64::max)
+    }
+
+    /// The most requests that may be waiting or in flight at once: `max_inflight` when given,
+    /// otherwise peak rate × request timeout (by Little's law, more than that in flight means
+    /// requests wait longer than the timeout before they are even answered), at least the pool
+    /// of `users` (connections × streams) and at most [`MAX_DEFAULT_INFLIGHT`]. An arrival over
+    /// the bound is `dropped`, so a stalled target cannot grow an unbounded queue in pummel.
+    pub fn inflight_bound(&self, timeout: Duration, users: usize) -> usize {
+        self.max_inflight.unwrap_or_else(|| {
+            let by_rate = (self.peak_rate() * timeout.as_secs_f64()).ceil();
+            let by_rate = if by_rate.is_finite() { by_rate.min(MAX_DEFAULT_INFLIGHT as f64) as usize } else { 0 };
+            by_rate.max(users).clamp(1, MAX_DEFAULT_INFLIGHT)
+        })
+    }
 }
 
 /// One step of an open-model run: a constant rate for a while, or a linear ramp.
@@ -180,4 +205,30 @@ pub enum Arrival {
     Uniform,
     /// Exponentially distributed gaps with mean 1/rate (a Poisson process).
     Poisson,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(rate: f64, max_inflight: Option<usize>) -> OpenLoad {
+        OpenLoad {
+            stages: vec![RateStage::level(rate, Duration::from_secs(10))],
+            arrival: Arrival::Uniform,
+            max_connections: 100,
+            max_inflight,
+        }
+    }
+
+    #[test]
+    fn the_default_inflight_bound_is_rate_times_timeout() {
+        let timeout = Duration::from_secs(30);
+        assert_eq!(open(5_000.0, None).inflight_bound(timeout, 100), 150_000);
+        assert_eq!(open(1.0, None).inflight_bound(timeout, 100), 100, "never below the pool");
+        assert_eq!(open(1e9, None).inflight_bound(timeout, 100), MAX_DEFAULT_INFLIGHT, "capped");
+        assert_eq!(open(5_000.0, Some(7)).inflight_bound(timeout, 100), 7, "--max-inflight wins");
+        let mut ramp = open(10.0, None);
+        ramp.stages.push(RateStage { rate: 0.0, duration: Duration::from_secs(5), ramp_from: Some(400.0) });
+        assert_eq!(ramp.inflight_bound(Duration::from_secs(2), 1), 800, "the peak of a ramp counts");
+    }
 }

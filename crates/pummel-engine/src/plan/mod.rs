@@ -31,6 +31,10 @@ pub use self::target::{MAX_SOURCE_ADDRS, Scheme, Target, parse_source_addrs};
 use crate::dial::tls_config::{TlsClient, TlsConfigError, TlsSettings};
 use crate::flow::{Scenario, Scenarios};
 
+/// The longest default drain time: a run whose requests time out after 30 s need not wait that
+/// long for its last answers.
+pub const DEFAULT_DRAIN_CAP: Duration = Duration::from_secs(10);
+
 /// Everything a run needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -49,6 +53,10 @@ pub struct Plan {
     /// Time limit for establishing a TCP connection.
     #[serde(with = "crate::seconds")]
     pub connect_timeout: Duration,
+    /// Time that requests still in flight when sending stops get to end (`--drain`); what is
+    /// still unanswered then fails as `unanswered`. `None`: [`Plan::drain_time`]'s default.
+    #[serde(serialize_with = "crate::seconds::optional")]
+    pub drain: Option<Duration>,
     /// Reuse connections (HTTP keep-alive); when false, a new connection per request.
     pub keepalive: bool,
     /// Time at the start whose requests are excluded from the statistics.
@@ -102,6 +110,7 @@ impl Plan {
             threads: 1,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            drain: None,
             keepalive: true,
             warmup: Duration::ZERO,
             ok_status: StatusSet::default(),
@@ -113,6 +122,12 @@ impl Plan {
             tls: TlsSettings::default(),
             auth: None,
         }
+    }
+
+    /// How long requests in flight when sending stops may still end: `drain`, or by default the
+    /// request timeout capped at [`DEFAULT_DRAIN_CAP`] (as k6's `gracefulStop`).
+    pub fn drain_time(&self) -> Duration {
+        self.drain.unwrap_or_else(|| self.timeout.min(DEFAULT_DRAIN_CAP))
     }
 
     /// The scenario of a one-scenario plan (every quick run), `None` with several.

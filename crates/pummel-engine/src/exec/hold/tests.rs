@@ -88,7 +88,7 @@ fn websockets_upgrade_ping_and_are_closed_by_the_target() {
     assert_eq!(outcome.total.ok, 4);
     assert_eq!(outcome.total.closed_by_peer, 4);
     assert_eq!(closes.load(Ordering::SeqCst), 4, "each close frame is answered");
-    assert_eq!(outcome.total.unfinished, 0);
+    assert_eq!(outcome.total.unanswered, 0);
 }
 
 #[test]

@@ -100,7 +100,7 @@ fn one_connection_carries_every_stream_of_the_closed_model() {
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     assert_eq!(answered.load(Ordering::SeqCst), 3000);
     assert!(outcome.total.bytes_in > 3000 * 3 && outcome.total.bytes_out > 3000, "{:?}", outcome.total.bytes_in);
-    assert_eq!(outcome.total.unfinished, 0);
+    assert_eq!(outcome.total.unanswered, 0);
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn flow_users_share_as_few_connections_as_their_streams_need() {
     assert_eq!(answered.load(Ordering::SeqCst), 2000);
     assert_eq!(outcome.total.connections_opened, 2);
     assert_eq!(connections.load(Ordering::SeqCst), 2);
-    assert_eq!(outcome.total.unfinished, 0);
+    assert_eq!(outcome.total.unanswered, 0);
 }
 
 #[test]

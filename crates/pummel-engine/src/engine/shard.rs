@@ -180,8 +180,9 @@ async fn drive(setup: ShardSetup) {
         sending_stopped
     };
     // Every task is dropped before the totals are read, so that the requests they held are
-    // counted (unfinished or dropped) as their values drop.
+    // counted (unanswered or dropped) as their values drop.
     workers.shutdown().await;
+    abandon_the_rest(&shard).await;
     ticker.abort();
 
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
@@ -199,6 +200,20 @@ async fn drive(setup: ShardSetup) {
         tail_wall: Instant::now().saturating_duration_since(last_tick),
     });
 }
+
+/// Lets the runtime drop the tasks that the shutdown aborted further down (a load model's own
+/// users are tasks of a set that its aborted task only dropped: tokio drops their futures the
+/// next time it runs them, not at once), so that every request they held ends before the
+/// totals are read. Bounded: it gives up after [`ABANDON_WAIT`].
+async fn abandon_the_rest(shard: &Shard) {
+    let deadline = std::time::Instant::now() + ABANDON_WAIT;
+    while shard.meter.in_flight() > 0 && std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The longest wait for aborted tasks to be dropped at a shard's end.
+const ABANDON_WAIT: Duration = Duration::from_secs(2);
 
 /// Hands the interval stats to the collector at every whole second since the start.
 /// The tick runs on the shard's own thread, so the thread's CPU clock it reads is the shard's.

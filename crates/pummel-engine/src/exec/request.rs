@@ -117,8 +117,10 @@ async fn send_over_http1(
                 shard.meter.reconnected(intended);
                 retried = true;
             }
-            Ok(Err(e)) => return request.failed(&e),
-            Err(_elapsed) => return request.failed(&TransportError::timeout(shard.plan.timeout)),
+            Ok(Err(e)) => return request.failed_after(&e, conn.io.received_bytes()),
+            Err(_elapsed) => {
+                return request.failed_after(&TransportError::timeout(shard.plan.timeout), conn.io.received_bytes());
+            }
         }
     }
 }

@@ -58,6 +58,11 @@ impl Connection {
         Ok(message.value)
     }
 
+    /// Bytes of the response being read that arrived so far, complete or not.
+    pub fn received_bytes(&self) -> u64 {
+        self.parser.received_bytes()
+    }
+
     /// True once any byte of the response being read arrived.
     pub fn answer_started(&self) -> bool {
         self.parser.received_any()

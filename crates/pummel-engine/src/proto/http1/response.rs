@@ -291,6 +291,12 @@ impl ResponseParser {
         !(self.state == State::Head && self.partial.is_empty() && self.head_bytes == 0)
     }
 
+    /// Bytes of the response being read that arrived so far (head and body), also when it
+    /// never completes: a body cut by a timeout still moved them.
+    pub fn received_bytes(&self) -> u64 {
+        self.head_bytes + self.body_bytes + self.partial.len() as u64
+    }
+
     fn info(&self) -> ResponseInfo {
         ResponseInfo {
             status: self.status,
@@ -558,6 +564,22 @@ mod tests {
 
     fn parse(input: &[u8], eof: bool) -> Result<ResponseInfo, ParseError> {
         run(&mut ResponseParser::new(), &[input], eof)
+    }
+
+    #[test]
+    fn bytes_of_an_unfinished_answer_are_counted() {
+        let mut p = ResponseParser::new();
+        p.start(false);
+        assert_eq!(p.received_bytes(), 0);
+        // Half a head, then the head and part of a 100-byte body: never complete.
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+        assert!(matches!(p.feed(&head[..10]), Ok((10, Progress::NeedMore))));
+        assert_eq!(p.received_bytes(), 10);
+        assert!(matches!(p.feed(&head[10..]), Ok((_, Progress::NeedMore))));
+        assert!(matches!(p.feed(&[b'x'; 30]), Ok((30, Progress::NeedMore))));
+        assert_eq!(p.received_bytes(), head.len() as u64 + 30);
+        p.start(false);
+        assert_eq!(p.received_bytes(), 0, "a new response starts from nothing");
     }
 
     /// Feeds `input` in three pieces at every pair of split points; all must agree.

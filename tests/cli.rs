@@ -1,5 +1,6 @@
 //! End-to-end tests of the `pummel` binary: each test runs the real binary against real servers
-//! on loopback (its own `pummel sink`, or a small misbehaving server in this process) and checks
+//! on loopback (its own `pummel sink`, a small misbehaving server in this process, or an
+//! independent one: nginx, gunicorn, HAProxy, installed by `.ci/setup-*`) and checks
 //! the numbers it reports, its results document and its exit codes.
 //!
 //! Rules every test keeps: traffic only to 127.0.0.1 on ports bound as port 0; every run and
@@ -11,6 +12,8 @@
 
 mod support;
 
+#[path = "cli/breaking.rs"]
+mod breaking;
 #[path = "cli/counts.rs"]
 mod counts;
 #[path = "cli/demo.rs"]

@@ -8,6 +8,8 @@
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod gunicorn;
+pub mod haproxy;
 pub mod nginx;
 pub mod plans;
 pub mod servers;
@@ -238,6 +240,61 @@ pub fn wait_until_listening(addr: SocketAddr, limit: Duration) -> bool {
         thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// Waits until a line of the file at `path` contains `needle` (a server's log, which it may not
+/// have created yet) and returns that line; `None` after `limit`.
+pub fn wait_for_line_in(path: &Path, needle: &str, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|line| line.contains(needle)) {
+            return Some(line.to_string());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET path` over a fresh connection to `addr` (HTTP/1.0, so the server closes when done):
+/// the whole response as text, or `None` when the server did not answer in full within
+/// `timeout`. For readiness checks of the servers the tests start.
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Option<String> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    Some(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// Polls `GET path` at `addr` until a response passes `ready` (the server is up and is the one
+/// the test started); false after `limit`.
+pub fn wait_until_answers(addr: SocketAddr, path: &str, ready: impl Fn(&str) -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if http_get(addr, path, Duration::from_secs(2)).is_some_and(|response| ready(&response)) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Sends signal `name` (`TERM`, `KILL`) by PID with `kill`; `-PID` names a process group.
+/// Quietly does nothing when no such process is left.
+pub fn kill(name: &str, pid: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg("--")
+        .arg(pid)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// A `pummel sink` child process on a free loopback port; killed on drop.

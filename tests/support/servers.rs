@@ -33,10 +33,15 @@ pub enum Behaviour {
     RefuseUploads,
     /// Reads a whole request, then closes the connection without answering.
     CloseAfterRequest,
+    /// A target that fails fast: of the requests the server receives (counted over all its
+    /// connections, in order of arrival), every `ok_every`-th gets `200 OK` after `ok_delay`,
+    /// every other one `503 Service Unavailable` at once; keep-alive throughout.
+    FastErrors { ok_every: u64, ok_delay: Duration },
 }
 
 const OK_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
 const FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nforbidden";
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable";
 const GARBAGE: &[u8] = b"not http at all\r\n\r\n";
 const PARTIAL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
 
@@ -46,6 +51,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -53,6 +59,8 @@ pub struct TestServer {
 struct Shared {
     behaviour: Behaviour,
     accepted: Arc<AtomicU64>,
+    /// Requests received, over all connections (counted by the behaviours that number them).
+    requests: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     /// When the first connection was accepted: the stall is timed from it, since the client
     /// starts its clock at about the same moment (the server's own start is earlier by however
@@ -67,9 +75,11 @@ impl TestServer {
         let addr = listener.local_addr().expect("local address");
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             behaviour,
             accepted: accepted.clone(),
+            requests: requests.clone(),
             stop: stop.clone(),
             first_accept: OnceLock::new(),
         });
@@ -85,7 +95,7 @@ impl TestServer {
                 thread::spawn(move || serve(stream, &shared));
             }
         });
-        TestServer { addr, stop, accepted, acceptor: Some(acceptor) }
+        TestServer { addr, stop, accepted, requests, acceptor: Some(acceptor) }
     }
 
     /// Connections accepted so far.
@@ -93,9 +103,47 @@ impl TestServer {
         self.accepted.load(Ordering::SeqCst)
     }
 
+    /// Requests received so far (by the behaviours that count them: [`Behaviour::FastErrors`]).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
     /// `http://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+}
+
+/// A target whose errors are fast and whose successes are slow: of every 10 requests (in order
+/// of arrival, over all connections) the first 9 get `503` at once and the 10th gets `200 OK`
+/// after 100 ms. A thread per connection: with 100 connections it carries well over 1,000 req/s
+/// (each connection spends 10 ms per request on average). Stops when dropped.
+pub struct FastErrors {
+    /// The server (its address, its counts).
+    pub server: TestServer,
+}
+
+impl FastErrors {
+    /// One request in this many gets `200 OK`; the others `503`.
+    pub const OK_EVERY: u64 = 10;
+    /// How long a `200 OK` takes.
+    pub const OK_DELAY: Duration = Duration::from_millis(100);
+
+    /// Starts it on `127.0.0.1:0`.
+    pub fn start() -> FastErrors {
+        FastErrors {
+            server: TestServer::start(Behaviour::FastErrors { ok_every: Self::OK_EVERY, ok_delay: Self::OK_DELAY }),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        self.server.url()
     }
 }
 
@@ -245,6 +293,23 @@ fn serve(stream: TcpStream, shared: &Shared) {
                     return;
                 }
                 if requests.stream.write_all(OK_RESPONSE).is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::FastErrors { ok_every, ok_delay } => {
+            while let Some(length) = requests.next_head(stop, None) {
+                if !requests.skip_body(length, stop) {
+                    return;
+                }
+                let number = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
+                let response = if number % ok_every == 0 {
+                    thread::sleep(ok_delay);
+                    OK_RESPONSE
+                } else {
+                    UNAVAILABLE
+                };
+                if requests.stream.write_all(response).is_err() {
                     return;
                 }
             }

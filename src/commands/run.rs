@@ -28,8 +28,6 @@ use crate::output::summary::summary_table;
 
 /// Default closed-model concurrency, as in hey/oha.
 const DEFAULT_CONNECTIONS: usize = 50;
-/// Default open-model pool bound.
-const DEFAULT_POOL: usize = 1000;
 /// Default run length when neither -d nor -n is given.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
@@ -130,13 +128,17 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
             Load::Open(OpenLoad {
                 stages: vec![RateStage::level(rate, length)],
                 arrival: arrival(args.arrival),
-                max_connections: args.connections.unwrap_or(DEFAULT_POOL),
+                // Without -c, sized once the timeout is known: `default_open_pool`.
+                max_connections: args.connections.unwrap_or(pummel_engine::plan::MIN_DEFAULT_POOL),
                 max_inflight: args.max_inflight,
             })
         }
     };
     let http2 = args.http2.then_some(Http2Settings { streams: args.streams });
     let mut plan = base_plan(&args.url, &args.request, &args.connection, load, http2, stop)?;
+    if args.connections.is_none() {
+        default_open_pool(&mut plan);
+    }
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
     plan.ok_status = parse_ok_status(args.ok_status.as_deref())?;
     plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
@@ -312,6 +314,18 @@ pub fn parse_rate(text: &str) -> Result<f64, CliError> {
     match number.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r / per),
         _ => Err(CliError::usage(anyhow!("--rate {text:?}: expected a positive number of requests per second"))),
+    }
+}
+
+/// Sizes the pool of an open-model run that no `-c` bounds: `plan::default_pool` of its peak
+/// rate, its timeout and the open files pummel may use (its hard limit, which it raises to).
+fn default_open_pool(plan: &mut Plan) {
+    let open_files = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(_, hard)| hard).unwrap_or(1024);
+    let timeout = plan.timeout;
+    for scenario in &mut std::sync::Arc::make_mut(&mut plan.scenarios).list {
+        if let Load::Open(open) = &mut scenario.load {
+            open.max_connections = pummel_engine::plan::default_pool(open.peak_rate(), timeout, open_files);
+        }
     }
 }
 

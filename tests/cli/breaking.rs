@@ -1,8 +1,10 @@
-//! Real targets that break under load, for the figures pummel prints when a target gives way:
+//! Real targets that break under load, and the figures pummel prints when a target gives way:
 //! gunicorn with a few sync workers (a capacity known in advance), HAProxy with `maxconn` in
-//! front of a slow sink, and a server whose errors are fast and whose successes are slow. These
-//! smoke tests prove that each helper starts its server and that pummel gets the answers it
-//! should; gunicorn and HAProxy are installed by `.ci/setup-gunicorn` and `.ci/setup-haproxy`.
+//! front of a slow sink, and a server whose errors are fast and whose successes are slow. The
+//! smoke tests first prove that each helper starts its server; the tests after them hold
+//! pummel's figures to what these targets really did (issue "Figures you can trust when the
+//! target breaks"). gunicorn and HAProxy are installed by `.ci/setup-gunicorn` and
+//! `.ci/setup-haproxy`.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde_json::Value;
 use crate::support::gunicorn::Gunicorn;
 use crate::support::haproxy::Haproxy;
 use crate::support::servers::FastErrors;
-use crate::support::{self, Sink, count, num};
+use crate::support::{self, Sink, count, num, text};
 
 /// `pummel run URL -n 50 -c 5 --json extra...`, which must exit 0; its summary.
 fn run_50(url: &str, extra: &[&str]) -> Value {
@@ -22,7 +24,7 @@ fn run_50(url: &str, extra: &[&str]) -> Value {
     let summary = out.json();
     assert_eq!(count(&summary, "/requests/sent"), 50, "{summary:#}");
     assert_eq!(count(&summary, "/requests/completed"), 50, "{summary:#}");
-    assert_eq!(count(&summary, "/requests/unfinished"), 0, "{summary:#}");
+    assert_eq!(count(&summary, "/requests/unanswered"), 0, "{summary:#}");
     summary
 }
 
@@ -67,4 +69,116 @@ fn fast_errors_answers_nine_503_in_ten() {
     assert_eq!(count(&summary, "/requests/ok"), 5, "{summary:#}");
     assert_eq!(count(&summary, "/requests/failed"), 45, "{summary:#}");
     assert!(num(&summary, "/latency_ms/max") >= 100.0, "a 200 takes 100 ms\n{summary:#}");
+}
+
+/// The side a run's summary names as its limit (`summary.limit.by`), `None` when nothing was.
+fn limit(summary: &Value) -> Option<&str> {
+    summary["limit"]["by"].as_str()
+}
+
+/// Every request that was due has exactly one outcome: `ok + failed + dropped` is what the
+/// schedule offered.
+fn assert_every_request_ended(summary: &Value, due: u64) {
+    let ended =
+        count(summary, "/requests/ok") + count(summary, "/requests/failed") + count(summary, "/requests/dropped");
+    assert_eq!(ended, due, "every due request ends ok, failed or dropped\n{summary:#}");
+}
+
+/// gunicorn, 4 sync workers of 20 ms (≈ 195 req/s), offered 400 req/s: the target is named as
+/// the limit with its evidence, the achieved rate is what it really carried, the requests it
+/// still held when the drain ran out are `unanswered` failures, and `error_rate<1%` fails.
+#[test]
+fn gunicorn_past_its_capacity_is_named_and_fails_the_error_rate() {
+    let _load = support::exclusive();
+    let gunicorn = Gunicorn::start_sync(4, Duration::from_millis(20));
+    let out = support::run(
+        &["run", &gunicorn.url(), "-r", "400", "-d", "6s", "--drain", "2s", "-t", "1"]
+            .into_iter()
+            .chain(["--threshold", "error_rate<1%", "--json"])
+            .collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    );
+    out.assert_code(1).assert_no_panic();
+    let summary = out.json();
+    assert_every_request_ended(&summary, 2400);
+    assert_eq!(limit(&summary), Some("target"), "{summary:#}");
+    let evidence = summary["limit"]["evidence"].to_string();
+    assert!(evidence.contains("successful answers/s of 400 req/s offered"), "{evidence}");
+    assert!(evidence.contains("unanswered"), "the unanswered requests are evidence: {evidence}");
+    let achieved = num(&summary, "/rate/achieved");
+    assert!((150.0..=215.0).contains(&achieved), "4 workers × 20 ms carry ≈ 195 req/s, not {achieved}");
+    assert!(count(&summary, "/requests/unanswered") > 0, "{summary:#}");
+    assert_eq!(summary["thresholds"][0]["pass"], false, "{summary:#}");
+}
+
+/// `find-limit` against the same gunicorn lands within 170–210 req/s in each of three runs:
+/// steps start once the target has drained, a borderline step is run twice, and a step whose
+/// backlog grows is not good.
+#[test]
+fn find_limit_finds_gunicorns_capacity_in_every_run() {
+    let _load = support::exclusive();
+    let gunicorn = Gunicorn::start_sync(4, Duration::from_millis(20));
+    let mut found = Vec::new();
+    for _ in 0..3 {
+        let out = support::run(
+            &["find-limit", &gunicorn.url(), "--start", "100", "--factor", "1.5", "--step", "2s"]
+                .into_iter()
+                .chain(["--settle", "1s", "--slo", "p99<500ms", "-t", "1", "--json"])
+                .collect::<Vec<_>>(),
+            Duration::from_secs(120),
+        );
+        out.assert_code(0).assert_no_panic();
+        let doc = out.json();
+        let capacity = num(&doc, "/find_limit/capacity_rps");
+        found.push(capacity);
+        assert!(
+            (170.0..=210.0).contains(&capacity),
+            "capacity {capacity} req/s (runs so far {found:?}), expected 170–210\n{}",
+            text(&doc, "/find_limit/verdict")
+        );
+    }
+}
+
+/// HAProxy (`maxconn 100`) before a 50 ms sink, offered 3,000 req/s: about 2,000 successful
+/// answers a second, the connections HAProxy never took counted as connect timeouts and
+/// unanswered requests, and the target named, with its accept queue in the evidence.
+#[test]
+fn haproxy_at_maxconn_is_named_with_its_accept_queue() {
+    let _load = support::exclusive();
+    let sink = Sink::start(&["--delay", "50ms"]);
+    let haproxy = Haproxy::start(100, sink.addr);
+    let pid = haproxy.pid().to_string();
+    let out = support::run(
+        &["run", &haproxy.url(), "-r", "3000", "-d", "7s", "--drain", "2s", "-t", "1"]
+            .into_iter()
+            .chain(["--watch-pid", &pid, "--json"])
+            .collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_every_request_ended(&summary, 21_000);
+    let achieved = num(&summary, "/rate/achieved");
+    assert!((1500.0..=2200.0).contains(&achieved), "100 connections × 50 ms ≈ 2,000/s, not {achieved}\n{summary:#}");
+    assert!(count(&summary, "/errors/connect_timeout") > 0, "{summary:#}");
+    assert!(count(&summary, "/requests/unanswered") > 0, "{summary:#}");
+    assert_eq!(limit(&summary), Some("target"), "{summary:#}");
+    let evidence = summary["limit"]["evidence"].to_string();
+    assert!(evidence.contains("accept queue"), "{evidence}");
+}
+
+/// Nine fast 503s in ten and a slow 200: the latency of successes is the slow one, the latency
+/// of every request is the fast one; neither pretends to be the other.
+#[test]
+fn fast_errors_do_not_make_latency_look_better() {
+    let _load = support::shared();
+    let server = FastErrors::start();
+    let out = support::run(&["run", &server.url(), "-r", "200", "-d", "3s", "--json"], Duration::from_secs(30));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    let p50 = num(&summary, "/latency_ms/p50");
+    let all_p50 = num(&summary, "/latency_all_ms/p50");
+    assert!(p50 >= 100.0, "the successes take 100 ms: latency p50 {p50}\n{summary:#}");
+    assert!(all_p50 < 10.0, "most requests are fast 503s: latency_all p50 {all_p50}\n{summary:#}");
+    assert!(num(&summary, "/requests/error_rate") > 0.85, "{summary:#}");
 }

@@ -1,27 +1,78 @@
-//! The generator's self-check (`summary.generator`): it must not blame pummel when pummel was
-//! idle, or users stop trusting it when it is right.
+//! Which side limited a run (`summary.limit`): each detection fires where its condition holds
+//! and stays silent where it does not, or users stop trusting it when it is right. The target
+//! side is tested against real servers that break, in `breaking.rs`.
 
 use std::time::Duration;
 
+use serde_json::Value;
+
+use crate::support::nginx::Nginx;
 use crate::support::{self, Sink, count, num};
 
-/// Three requests against an idle sink cannot have been limited by pummel's CPU, so no
-/// bottleneck may be reported, and the CPU share behind that verdict cannot exceed 100 %.
+/// The side the summary names, `None` when nothing was.
+fn limit(summary: &Value) -> Option<&str> {
+    summary["limit"]["by"].as_str()
+}
+
+/// Three requests against an idle sink: too short to judge, and nothing limited them.
 #[test]
-fn short_run_reports_no_generator_bottleneck() {
+fn short_run_names_nothing() {
     let _load = support::shared();
     let sink = Sink::start(&[]);
     let out = support::run(&["run", &sink.url("/"), "-n", "3", "-c", "1", "--json"], Duration::from_secs(20));
     out.assert_code(0);
     let summary = out.json();
     assert_eq!(count(&summary, "/requests/ok"), 3);
-    let generator = &summary["generator"];
-    assert_eq!(
-        generator["bottleneck"],
-        serde_json::Value::Null,
-        "a 3-request run was reported as limited by the generator ({} CPU s over {} s measured on {} thread(s))",
-        num(generator, "/cpu_seconds"),
-        num(&summary, "/duration_s"),
-        count(generator, "/threads"),
+    assert_eq!(limit(&summary), None, "{summary:#}");
+}
+
+/// One generator thread asked for a million requests a second: it saturates and falls behind,
+/// and the verdict says so and how many threads it would take.
+#[test]
+fn one_thread_at_a_million_per_second_names_the_generator() {
+    let _load = support::exclusive();
+    let sink = Sink::start(&[]);
+    let out = support::run(
+        &["run", &sink.url("/"), "-r", "1000000", "-t", "1", "-d", "3s", "--json"],
+        Duration::from_secs(60),
     );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(limit(&summary), Some("generator"), "{summary:#}");
+    let verdict = summary["limit"]["text"].as_str().unwrap_or_default();
+    assert!(verdict.contains("generator threads (-t "), "{verdict}");
+    let busiest = num(&summary, "/generator/busiest_thread_percent");
+    assert!(busiest >= 80.0, "the one thread was saturated: {busiest} %");
+}
+
+/// 5,000 req/s over two connections to a target that answers in 10 ms: every connection is
+/// busy, arrivals wait, the target answers promptly: the pool is the limit, and the verdict
+/// gives the -c it would take.
+#[test]
+fn two_connections_at_5000_per_second_name_the_pool() {
+    let _load = support::shared();
+    let sink = Sink::start(&["--delay", "10ms"]);
+    let out =
+        support::run(&["run", &sink.url("/"), "-r", "5000", "-c", "2", "-d", "3s", "--json"], Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(limit(&summary), Some("pool"), "{summary:#}");
+    let verdict = summary["limit"]["text"].as_str().unwrap_or_default();
+    assert!(verdict.contains("raise -c to about"), "{verdict}");
+    assert_eq!(count(&summary, "/requests/failed"), 0, "waiting on pummel's own pool is never a failure");
+}
+
+/// nginx at a rate it carries easily: no side is named, not the generator, not the pool, not
+/// the target.
+#[test]
+fn a_carried_load_names_nothing() {
+    let _load = support::shared();
+    let nginx = Nginx::start();
+    let url = format!("http://{}/", nginx.addr);
+    let out = support::run(&["run", &url, "-r", "500", "-d", "3s", "--json"], Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/ok"), 1500, "{summary:#}");
+    assert_eq!(limit(&summary), None, "{summary:#}");
+    assert!(summary["generator"]["busiest_thread_percent"].as_f64().is_some_and(|p| p < 90.0), "{summary:#}");
 }

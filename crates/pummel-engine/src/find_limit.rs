@@ -46,6 +46,11 @@ const BORDERLINE_KEPT_UP: std::ops::Range<f64> = 0.90..0.98;
 const DRAINED_WITHOUT_SLO: Duration = Duration::from_secs(1);
 /// Pause between two cooldown probes that found the target still busy.
 const PROBE_PAUSE: Duration = Duration::from_millis(250);
+/// A step whose requests in flight grew by more than this share of its requests (and by more
+/// than [`BACKLOG_MIN`]) over its measured seconds did not keep up: the target queued what it
+/// could not serve, and would have fallen further behind with a longer step.
+const BACKLOG_SHARE: f64 = 0.02;
+const BACKLOG_MIN: u64 = 5;
 
 /// Which rates to try.
 #[derive(Debug, Clone, PartialEq)]
@@ -404,6 +409,34 @@ fn restage(plan: &mut Plan, stages: Vec<RateStage>) {
     }
 }
 
+/// The criteria a step is judged on, as they are checked: why it is bad, and how close the
+/// deciding figures were to their limits.
+#[derive(Default)]
+struct Criteria {
+    reasons: Vec<String>,
+    /// Some figure was within [`BORDERLINE`] of its limit.
+    any_near: bool,
+    /// Some criterion failed by more than that: no second run would make the step good.
+    clearly_failed: bool,
+}
+
+impl Criteria {
+    /// One criterion: `failed` or not, `near` its limit or not, and why when it failed.
+    fn check(&mut self, failed: bool, near: bool, why: impl FnOnce() -> String) {
+        self.any_near |= near;
+        if failed {
+            self.clearly_failed |= !near;
+            self.reasons.push(why());
+        }
+    }
+
+    /// A step is worth a second run when its verdict could flip: a good one with a figure near
+    /// its limit, a bad one that failed only by a little.
+    fn borderline(&self) -> bool {
+        if self.reasons.is_empty() { self.any_near } else { !self.clearly_failed }
+    }
+}
+
 /// Decides whether a step is good, and why not.
 fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
     let stage = outcome.stages.first();
@@ -413,56 +446,68 @@ fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
     };
     let view = stats.over(measured);
     let generator_limited = outcome.limit.as_ref().is_some_and(|l| l.by == LimitSide::Generator);
-    let mut reasons = Vec::new();
-    let mut borderline = false;
     let near = |value: f64, limit: f64| limit > 0.0 && ((value - limit) / limit).abs() < BORDERLINE;
+    let mut criteria = Criteria::default();
     if let StopReason::Aborted(_) = &outcome.stop {
-        reasons.push(format!(
-            "ended after {:.0} s: {:.0} % failures",
-            outcome.elapsed.saturating_sub(spec.settle).as_secs_f64(),
-            stats.error_rate() * 100.0
-        ));
+        criteria.check(true, false, || {
+            format!(
+                "ended after {:.0} s: {:.0} % failures",
+                outcome.elapsed.saturating_sub(spec.settle).as_secs_f64(),
+                stats.error_rate() * 100.0
+            )
+        });
     }
     for slo in &spec.slo {
         let verdict = ThresholdVerdict::evaluate(slo, &view);
-        borderline |= verdict.value.is_some_and(|v| near(v, slo.value));
-        if !verdict.pass {
-            reasons.push(format!("{} > SLO {}", verdict.shown.unwrap_or_else(|| "no data".into()), slo.text));
-        }
+        let close = verdict.value.is_some_and(|v| near(v, slo.value));
+        criteria.check(!verdict.pass, close, || {
+            format!("{} > SLO {}", verdict.shown.clone().unwrap_or_else(|| "no data".into()), slo.text)
+        });
     }
     if stats.completed == 0 {
-        reasons.push("no request completed".to_string());
+        criteria.check(true, false, || "no request completed".to_string());
     } else {
-        borderline |= near(stats.error_rate(), spec.max_error_rate);
-        if stats.error_rate() > spec.max_error_rate {
-            reasons.push(format!(
-                "{:.1} % errors ({})",
-                stats.error_rate() * 100.0,
-                top_failure(&stats).unwrap_or_else(|| "failed".into())
-            ));
-        }
+        let error_rate = stats.error_rate();
+        criteria.check(error_rate > spec.max_error_rate, near(error_rate, spec.max_error_rate), || {
+            format!("{:.1} % errors ({})", error_rate * 100.0, top_failure(&stats).unwrap_or_else(|| "failed".into()))
+        });
     }
-    // Kept up: successful answers inside the window, against what was offered.
+    // Kept up: successful answers inside the window against what was offered, nothing dropped,
+    // no backlog building up in the target.
     let achieved = view.achieved_rate();
     let share = achieved / rate;
-    borderline |= BORDERLINE_KEPT_UP.contains(&share);
-    if share < KEPT_UP_SHARE {
-        reasons.push(format!("only {achieved:.0} of {rate:.0} req/s answered successfully"));
+    criteria.check(share < KEPT_UP_SHARE, BORDERLINE_KEPT_UP.contains(&share), || {
+        format!("only {achieved:.0} of {rate:.0} req/s answered successfully")
+    });
+    criteria.check(stats.dropped > 0, false, || {
+        format!("{} arrivals dropped (more in flight than the bound)", stats.dropped)
+    });
+    if let Some(growth) = backlog_growth(&outcome.timeline, spec.settle + spec.step) {
+        let allowed = (BACKLOG_SHARE * rate * measured.as_secs_f64()).max(BACKLOG_MIN as f64);
+        criteria.check(growth as f64 > allowed, near(growth as f64, allowed), || {
+            format!("the backlog grew by {growth} requests during the step (not kept up)")
+        });
     }
-    if stats.dropped > 0 {
-        reasons.push(format!("{} arrivals dropped (more in flight than the bound)", stats.dropped));
-    }
+    let borderline = !generator_limited && criteria.borderline();
+    let mut reasons = criteria.reasons;
     if generator_limited {
         // Nothing else can be judged: pummel did not offer what the step asked.
-        reasons.clear();
         let why = outcome.limit.as_ref().map(|l| l.text.clone()).unwrap_or_default();
-        reasons.push(format!("generator: {why}"));
-        borderline = false;
+        reasons = vec![format!("generator: {why}")];
     }
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     let row = stage_summary(Some(rate), measured, &stats, reason.clone());
     let verdict = StepVerdict { target_rate: rate, good: reason.is_none(), reason };
     Step { rate, outcome, row, verdict, generator_limited, borderline }
+}
+
+/// How much the requests in flight grew over a step's measured seconds: from the end of its
+/// settle (its last warmup second) to the end of its window; `None` without both.
+fn backlog_growth(timeline: &[TimelineEntry], window: Duration) -> Option<u64> {
+    let window_end = window.as_secs_f64().ceil() as u64;
+    let start = timeline.iter().rev().find(|e| e.warmup).map(|e| e.in_flight).unwrap_or(0);
+    let end = timeline.iter().rev().find(|e| !e.warmup && e.second <= window_end)?;
+    Some(end.in_flight.saturating_sub(start))
 }
 
 /// The failure that dominated: a status code for HTTP errors, else the error kind.
@@ -675,6 +720,44 @@ mod tests {
         assert_eq!(thousands(2300.0), "2,300");
         assert_eq!(thousands(50000.4), "50,000");
         assert_eq!(thousands(999.0), "999");
+    }
+
+    #[test]
+    fn only_a_verdict_that_could_flip_is_borderline() {
+        let mut clear = Criteria::default();
+        clear.check(false, false, String::new);
+        assert!(!clear.borderline(), "good by a margin");
+        let mut near_good = Criteria::default();
+        near_good.check(false, true, String::new);
+        assert!(near_good.borderline(), "good, but a figure near its limit");
+        let mut near_bad = Criteria::default();
+        near_bad.check(true, true, || "just over".into());
+        assert!(near_bad.borderline(), "bad by a little");
+        let mut clearly_bad = Criteria::default();
+        clearly_bad.check(true, true, || "just over".into());
+        clearly_bad.check(true, false, || "far over".into());
+        assert!(!clearly_bad.borderline(), "one criterion failed by far: a second run cannot help");
+        assert_eq!(clearly_bad.reasons, ["just over", "far over"]);
+    }
+
+    #[test]
+    fn the_backlog_is_measured_over_the_window() {
+        let entry = |second: u64, warmup: bool, in_flight: u64| {
+            let mut e: TimelineEntry = serde_json::from_value(serde_json::json!({
+                "second": second, "warmup": warmup, "target_rate": 100.0, "sent": 0, "completed": 0, "ok": 0,
+                "failed": 0, "errors": {}, "dropped": 0, "in_flight": 0, "connections": 0, "bytes_in": 0,
+                "bytes_out": 0, "latency_ms": null, "schedule_lag_ms": null, "cpu_percent": 0.0
+            }))
+            .expect("a timeline entry");
+            e.in_flight = in_flight;
+            e
+        };
+        // Settle 1 s, step 2 s; the drain's tail entry (second 4) does not count.
+        let timeline = [entry(1, true, 4), entry(2, false, 30), entry(3, false, 60), entry(4, false, 0)];
+        assert_eq!(backlog_growth(&timeline, Duration::from_secs(3)), Some(56));
+        let steady = [entry(1, true, 4), entry(2, false, 6), entry(3, false, 3)];
+        assert_eq!(backlog_growth(&steady, Duration::from_secs(3)), Some(0));
+        assert_eq!(backlog_growth(&[entry(1, true, 4)], Duration::from_secs(3)), None);
     }
 
     #[test]

@@ -94,14 +94,14 @@ pub(super) fn run(
 
     while let Ok(report) = reports.recv() {
         match report {
-            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_cpu } => {
+            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_busy } => {
                 last_reported[shard] = last_reported[shard].max(second);
                 let slot = pending.entry(second).or_default();
                 slot.stats.merge(&stats);
                 slot.in_flight += in_flight;
                 slot.waiting += waiting;
                 slot.connections += connections;
-                slot.busiest_thread = slot.busiest_thread.max(thread_cpu.as_secs_f64());
+                slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
             }
             ShardReport::Finished {
@@ -112,16 +112,12 @@ pub(super) fn run(
                 flows: shard_flows,
                 other_errors: messages,
                 sending_stopped,
-                thread_cpu,
-                tail_wall,
+                thread_busy,
             } => {
                 let slot = pending.entry(tail_second).or_default();
                 slot.stats.merge(&tail);
-                if !tail_wall.is_zero() {
-                    let busy = (thread_cpu.as_secs_f64() / tail_wall.as_secs_f64()).min(1.0);
-                    slot.busiest_thread = slot.busiest_thread.max(busy);
-                    slot.reported += 1;
-                }
+                slot.busiest_thread = slot.busiest_thread.max(thread_busy);
+                slot.reported += 1;
                 finished[shard] = true;
                 elapsed = elapsed.max(sending_stopped);
                 for (total, stage) in stage_totals.iter_mut().zip(&stages) {
@@ -149,7 +145,10 @@ pub(super) fn run(
             let cpu_now = cpu_at_start.elapsed();
             let gauges = Gauges {
                 warmup: Duration::from_secs(next_second - 1) < plan.warmup,
-                target_rate: plan.target_rate_at(Duration::from_secs(next_second - 1)),
+                // Nothing is offered in the drain after the window.
+                target_rate: plan
+                    .target_rate_at(Duration::from_secs(next_second - 1))
+                    .filter(|_| window_seconds.is_none_or(|end| next_second <= end)),
                 in_flight: done.in_flight,
                 waiting: done.waiting,
                 connections: done.connections,
@@ -269,6 +268,7 @@ fn run_limit(
         service_p99_ms: histogram_stat_ms(&total.service_time, &Stat::Percentile(99.0)),
         busiest_thread_percent: generator.busiest_thread_percent,
         dropped: total.dropped,
+        failures: total.errors.non_zero().map(|(kind, n)| (kind, n)).collect(),
     };
     let judged: Vec<_> = seconds.iter().map(|e| (*e, e.limit)).collect();
     limit::verdict(&judged, &figures)

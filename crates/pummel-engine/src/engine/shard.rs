@@ -32,7 +32,7 @@ pub(crate) const DISPATCH_SLACK: Duration = Duration::from_millis(100);
 /// What a shard tells the collector.
 pub(crate) enum ShardReport {
     /// The stats of one second (the last one may be shorter), the gauges at its end, and the
-    /// CPU time the shard's thread used in it.
+    /// share of it the shard's thread was busy.
     Second {
         shard: usize,
         second: u64,
@@ -40,7 +40,7 @@ pub(crate) enum ShardReport {
         in_flight: u64,
         waiting: u64,
         connections: u64,
-        thread_cpu: Duration,
+        thread_busy: f64,
     },
     /// The shard ended; its per-stage totals.
     Finished {
@@ -54,9 +54,8 @@ pub(crate) enum ShardReport {
         other_errors: Vec<String>,
         /// When this shard stopped starting requests, from the common start.
         sending_stopped: Duration,
-        /// The CPU time the shard's thread used since the last whole second, and that time.
-        thread_cpu: Duration,
-        tail_wall: Duration,
+        /// The share of the time since the last whole second the shard's thread was busy.
+        thread_busy: f64,
     },
 }
 
@@ -101,21 +100,25 @@ pub(crate) struct Shard {
     pub dialer: Rc<Dialer>,
     /// The last whole second handed to the collector.
     seconds_reported: Cell<u64>,
-    /// The thread's CPU clock at the last report.
-    cpu_mark: Cell<Option<cpu_time::ThreadTime>>,
+    /// The thread's CPU clock at the last report, and when it was read.
+    cpu_mark: Cell<Option<(cpu_time::ThreadTime, Instant)>>,
 }
 
 impl Shard {
-    /// The CPU time this shard's thread used since the last call (call it on the shard's own
-    /// thread: the clock is the calling thread's).
-    fn thread_cpu_since_mark(&self) -> Duration {
-        let now = cpu_time::ThreadTime::try_now().ok();
-        let used = match (now, self.cpu_mark.get()) {
-            (Some(now), Some(last)) => now.duration_since(last),
-            _ => Duration::ZERO,
+    /// The share of its time this shard's thread was busy since the last call, 0..=1 (call
+    /// it on the shard's own thread: the clock is the calling thread's). A tick that comes late
+    /// (a busy thread delays its own tick) is measured over the time that really passed.
+    fn thread_busy_since_mark(&self) -> f64 {
+        let now = cpu_time::ThreadTime::try_now().ok().map(|cpu| (cpu, Instant::now()));
+        let busy = match (now, self.cpu_mark.get()) {
+            (Some((cpu, at)), Some((last_cpu, last_at))) => {
+                let wall = at.saturating_duration_since(last_at).as_secs_f64();
+                if wall > 0.0 { (cpu.duration_since(last_cpu).as_secs_f64() / wall).min(1.0) } else { 0.0 }
+            }
+            _ => 0.0,
         };
         self.cpu_mark.set(now);
-        used
+        busy
     }
 
     /// Takes one request permit; false when the request budget is spent or sending stopped.
@@ -148,7 +151,7 @@ async fn drive(setup: ShardSetup) {
     });
 
     tokio::time::sleep_until(start).await;
-    shard.thread_cpu_since_mark();
+    shard.thread_busy_since_mark();
     let deadline = shard.plan.planned_duration().map(|d| start + d + DISPATCH_SLACK);
     let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));
 
@@ -186,7 +189,6 @@ async fn drive(setup: ShardSetup) {
     ticker.abort();
 
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
-    let last_tick = start + Duration::from_secs(shard.seconds_reported.get());
     // Everything since the last tick belongs to the next second, however far into it we are.
     let _ = setup.reports.send(ShardReport::Finished {
         shard: shard.index,
@@ -196,8 +198,7 @@ async fn drive(setup: ShardSetup) {
         flows,
         other_errors,
         sending_stopped,
-        thread_cpu: shard.thread_cpu_since_mark(),
-        tail_wall: Instant::now().saturating_duration_since(last_tick),
+        thread_busy: shard.thread_busy_since_mark(),
     });
 }
 
@@ -222,7 +223,7 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
     loop {
         second += 1;
         tokio::time::sleep_until(shard.start + Duration::from_secs(second)).await;
-        let thread_cpu = shard.thread_cpu_since_mark();
+        let thread_busy = shard.thread_busy_since_mark();
         let report = ShardReport::Second {
             shard: shard.index,
             second,
@@ -230,7 +231,7 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
             in_flight: shard.meter.in_flight(),
             waiting: shard.meter.waiting(),
             connections: shard.meter.connections(),
-            thread_cpu,
+            thread_busy,
         };
         if reports.send(report).is_err() {
             return;

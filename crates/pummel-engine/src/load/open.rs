@@ -33,6 +33,11 @@ use crate::plan::OpenLoad;
 /// Waits for an arrival longer than this also watch for the scenario's end; shorter ones only
 /// check it before and after (registering with the stop token costs more than a short wait).
 const WATCH_STOP_ABOVE: std::time::Duration = std::time::Duration::from_millis(10);
+/// Behind schedule, the dispatcher lets the shard's other tasks run after this many arrivals in
+/// a row without a wait: otherwise a generator that cannot keep up would dispatch the whole
+/// schedule in one go, starving its own users, the per-second tick and every connection, and
+/// its lag would show in no second but the first.
+const DISPATCH_BURST: u32 = 256;
 
 /// Arrivals waiting for a free user of the pool, with the users serving them.
 struct Queue {
@@ -69,6 +74,7 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
     let mut users = JoinSet::new();
     let timer = ArrivalTimer::new();
     let planned = run.scenario().planned_duration().unwrap_or(std::time::Duration::MAX);
+    let mut without_wait = 0u32;
     for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
         // Behind schedule, the dispatcher does not sleep: it must see the scenario's end here.
         if offset >= planned || run.stop.is_cancelled() {
@@ -84,6 +90,15 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
         } else if !left.is_zero() {
             // A short wait: the stop is seen at the next arrival, without registering for it.
             timer.sleep_until(intended).await;
+        }
+        if left.is_zero() {
+            without_wait += 1;
+            if without_wait >= DISPATCH_BURST {
+                without_wait = 0;
+                tokio::task::yield_now().await;
+            }
+        } else {
+            without_wait = 0;
         }
         let lag = Instant::now().saturating_duration_since(intended);
         if !run.take_iteration() {

@@ -109,7 +109,7 @@ impl SecondJudge {
 }
 
 /// Figures of the whole run that the verdict's text quotes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunFigures {
     /// Generator threads.
     pub threads: usize,
@@ -127,6 +127,8 @@ pub struct RunFigures {
     pub busiest_thread_percent: Option<f64>,
     /// Requests dropped over the in-flight bound or never sent.
     pub dropped: u64,
+    /// The run's failures by kind, the drain after the window included.
+    pub failures: Vec<(ErrorKind, u64)>,
 }
 
 /// The run's verdict from its judged seconds (`(entry, side)` of each measured second): the
@@ -200,13 +202,7 @@ fn target_text(seconds: &[&TimelineEntry], run: &RunFigures) -> (String, Vec<Str
     let mut evidence = Vec::new();
     let offered = run.offered.map(|o| format!(" of {o:.0} req/s offered")).unwrap_or_default();
     evidence.push(format!("{:.0} successful answers/s{offered}", run.achieved));
-    let mut kinds: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-    for e in seconds {
-        for (kind, n) in &e.errors {
-            *kinds.entry(kind.as_str()).or_default() += n;
-        }
-    }
-    let mut kinds: Vec<(&str, u64)> = kinds.into_iter().filter(|(k, _)| !k.is_empty()).collect();
+    let mut kinds: Vec<(ErrorKind, u64)> = run.failures.iter().copied().filter(|(kind, _)| !kind.is_local()).collect();
     kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
     for (kind, n) in kinds.into_iter().take(3) {
         evidence.push(format!("{kind}: {n}"));
@@ -358,13 +354,20 @@ mod tests {
         let mut short = second(Some(400.0));
         short.ok = 190;
         short.errors.insert("timeout".into(), 12);
-        let run = RunFigures { threads: 1, offered: Some(400.0), achieved: 190.0, ..RunFigures::default() };
+        let run = RunFigures {
+            threads: 1,
+            offered: Some(400.0),
+            achieved: 190.0,
+            failures: vec![(ErrorKind::Timeout, 24), (ErrorKind::TooManyOpenFiles, 3)],
+            ..RunFigures::default()
+        };
         let few = [(&healthy, None), (&healthy, None), (&short, Some(LimitSide::Target))];
         assert_eq!(verdict(&few, &run), None, "one second in three is not the run");
         let most = [(&healthy, None), (&short, Some(LimitSide::Target)), (&short, Some(LimitSide::Target))];
         let v = verdict(&most, &run).expect("a verdict");
         assert_eq!((v.by, v.seconds, v.of_seconds), (LimitSide::Target, 2, 3));
         assert!(v.evidence.iter().any(|e| e == "timeout: 24"), "{:?}", v.evidence);
+        assert!(!v.evidence.iter().any(|e| e.contains("too_many_open_files")), "local: {:?}", v.evidence);
         assert!(v.evidence.iter().any(|e| e.contains("190 successful answers/s of 400")), "{:?}", v.evidence);
     }
 

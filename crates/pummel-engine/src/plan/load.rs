@@ -141,6 +141,26 @@ pub struct OpenLoad {
 /// 64 MiB of waiting arrivals.
 pub const MAX_DEFAULT_INFLIGHT: usize = 1_000_000;
 
+/// The smallest default pool of a quick open-model run.
+pub const MIN_DEFAULT_POOL: usize = 1000;
+/// The largest default pool: well inside one address pair's ~28k ephemeral ports.
+pub const MAX_DEFAULT_POOL: usize = 16_384;
+/// File descriptors kept free of the default pool (probes, the watch, the process's own).
+const FD_RESERVE: u64 = 256;
+
+/// The open model's pool bound when none is given: as many connections as requests may be in
+/// flight (peak rate × timeout), so that by default an arrival waits on the target, not on a
+/// pool pummel sized — a target that holds its requests shows as connect timeouts and
+/// unanswered requests, not as pummel's queue; at least [`MIN_DEFAULT_POOL`], at most
+/// [`MAX_DEFAULT_POOL`] and what `open_files` (the open-file limit pummel raises itself to)
+/// leaves. Connections still open only on demand: a target that keeps up uses few.
+pub fn default_pool(peak_rate: f64, timeout: Duration, open_files: u64) -> usize {
+    let by_rate = (peak_rate * timeout.as_secs_f64()).ceil();
+    let by_rate = if by_rate.is_finite() { by_rate.min(MAX_DEFAULT_POOL as f64) as usize } else { MAX_DEFAULT_POOL };
+    let by_files = usize::try_from(open_files.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+    by_rate.clamp(MIN_DEFAULT_POOL, MAX_DEFAULT_POOL).min(by_files).max(1)
+}
+
 impl OpenLoad {
     /// The highest rate any stage offers.
     pub fn peak_rate(&self) -> f64 {
@@ -218,6 +238,16 @@ mod tests {
             max_connections: 100,
             max_inflight,
         }
+    }
+
+    #[test]
+    fn the_default_pool_covers_what_may_be_in_flight() {
+        let timeout = Duration::from_secs(30);
+        assert_eq!(default_pool(400.0, timeout, 1 << 20), 12_000);
+        assert_eq!(default_pool(10.0, timeout, 1 << 20), MIN_DEFAULT_POOL);
+        assert_eq!(default_pool(1e6, timeout, 1 << 20), MAX_DEFAULT_POOL);
+        assert_eq!(default_pool(400.0, timeout, 4096), 4096 - 256, "what the open files allow");
+        assert_eq!(default_pool(400.0, timeout, 10), 1, "never 0");
     }
 
     #[test]

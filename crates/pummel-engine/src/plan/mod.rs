@@ -23,7 +23,10 @@ use pummel_results::error_kind::ErrorKind;
 use pummel_results::expr::{Expr, Metric};
 use serde::Serialize;
 
-pub use self::load::{Arrival, ClosedLoad, HoldLoad, HoldMode, Http2Settings, Load, MAX_STREAMS, OpenLoad, RateStage};
+pub use self::load::{
+    Arrival, ClosedLoad, HoldLoad, HoldMode, Http2Settings, Load, MAX_STREAMS, MIN_DEFAULT_POOL, OpenLoad, RateStage,
+    default_pool,
+};
 pub use self::quick::{QuickRun, RequestSpec};
 pub use self::status::StatusSet;
 pub(crate) use self::target::UrlParts;

@@ -231,9 +231,12 @@ fn probe_text(e: &TimelineEntry) -> Option<String> {
     Some(parts.join(", "))
 }
 
-/// `pid 1234 fds=5021/8192 established=5010 close_wait=0 cpu=34%`: the watched target.
+/// `pid 1234 fds=5021/8192 established=5010 close_wait=0 cpu=34%`: the watched target; or
+/// `no sample (why)` for a second that has none.
 fn target_text(e: &TimelineEntry) -> Option<String> {
-    let t = e.target.as_ref()?;
+    let Some(t) = e.target.as_ref() else {
+        return e.watch_gap.as_ref().map(|why| format!("no sample ({why})"));
+    };
     let limit = t.fd_soft_limit.map(|l| l.to_string()).unwrap_or_else(|| "unlimited".into());
     let cpu = t.cpu_percent.map(|c| format!(" cpu={c:.0}%")).unwrap_or_default();
     Some(format!(

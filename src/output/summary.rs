@@ -97,7 +97,12 @@ pub fn summary_table(s: &Summary) -> String {
     }
     if let Some(t) = &s.target {
         let limit = t.fd_soft_limit.map(thousands).unwrap_or_else(|| "unlimited".into());
-        let _ = writeln!(out, "\n  target process {} ({}), {} samples", t.pid, t.name, t.samples);
+        let gaps = match t.watch_gaps {
+            0 => String::new(),
+            1 => ", 1 second without one (see the timeline's watch_gap)".to_string(),
+            n => format!(", {n} seconds without one (see the timeline's watch_gap)"),
+        };
+        let _ = writeln!(out, "\n  target process {} ({}), {} samples{gaps}", t.pid, t.name, t.samples);
         let _ = writeln!(
             out,
             "    peak fds {} of limit {limit} (highest fd {}), established {}, close_wait {}, threads {}, rss {}",

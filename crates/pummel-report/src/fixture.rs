@@ -62,6 +62,7 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         cpu_percent: 6.5,
         probes: Vec::new(),
         target: None,
+        watch_gap: None,
     }
 }
 
@@ -249,6 +250,7 @@ pub fn observed_run() -> ResultsDocument {
         pid: 4242,
         name: "api-server".into(),
         samples: 10,
+        watch_gaps: 0,
         peak_open_fds: 67,
         fd_soft_limit: Some(1024),
         peak_max_fd: Some(77),

@@ -422,6 +422,15 @@ pub fn target(doc: &ResultsDocument) -> Option<Table> {
     let mut t = Table::new("Target", &[("figure", false), ("value", true)]);
     t.pair("process", format!("{} (pid {})", totals.name, totals.pid));
     t.pair("samples", fmt::thousands(totals.samples));
+    let gaps: Vec<u64> =
+        doc.timeline.iter().filter(|e| e.target.is_none() && e.watch_gap.is_some()).map(|e| e.second).collect();
+    if !gaps.is_empty() {
+        let why = doc.timeline.iter().find_map(|e| e.watch_gap.as_deref()).unwrap_or_default();
+        t.row(vec![
+            Cell::plain("seconds without a sample"),
+            Cell::toned(format!("{} ({why})", second_ranges(&gaps)), Tone::Warn),
+        ]);
+    }
     let fds = match totals.fd_soft_limit {
         Some(limit) => {
             let share = totals.peak_open_fds as f64 / limit.max(1) as f64;
@@ -616,6 +625,16 @@ mod tests {
         assert_eq!(value("peak accept queue").as_deref(), Some("5"));
         assert_eq!(value("peak listen overflows (system)").as_deref(), Some("12/s"));
         assert_eq!(t.rows.iter().filter(|r| r[0].text == "warning").count(), 2);
+        assert_eq!(value("seconds without a sample"), None, "every second has its sample");
+
+        let mut gaps = fixture::observed_run();
+        for e in &mut gaps.timeline[3..5] {
+            e.target = None;
+            e.watch_gap = Some("no sample within 800 ms".into());
+        }
+        let t = target(&gaps).unwrap();
+        let value = |label: &str| t.rows.iter().find(|r| r[0].text == label).map(|r| r[1].text.clone());
+        assert_eq!(value("seconds without a sample").as_deref(), Some("4–5 (no sample within 800 ms)"));
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! What the observers beside a run saw: probe samples and the watched target's totals.
+//!
+//! The target's totals are made from the samples of the timeline only
+//! ([`TargetTotals::from_timeline`]), so that every peak of the summary can be found in a second
+//! of the timeline.
 
 use pummel_system::watch::WatchSample;
 use serde::{Deserialize, Serialize};
+
+use crate::timeline::TimelineEntry;
 
 /// The outcome of one probe request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,8 +33,11 @@ pub struct TargetTotals {
     pub pid: u32,
     /// Its name.
     pub name: String,
-    /// Samples taken.
+    /// Samples in the timeline (one per second at most).
     pub samples: u64,
+    /// Seconds of the timeline without a sample (each says why in its `watch_gap`).
+    #[serde(default)]
+    pub watch_gaps: u64,
     /// Most open fds seen.
     pub peak_open_fds: u64,
     /// Its open-file soft limit (last seen; `None` = unlimited or never sampled).
@@ -56,6 +65,7 @@ impl TargetTotals {
             pid,
             name: name.to_string(),
             samples: 0,
+            watch_gaps: 0,
             peak_open_fds: 0,
             fd_soft_limit: None,
             peak_max_fd: None,
@@ -68,8 +78,22 @@ impl TargetTotals {
         }
     }
 
+    /// The totals of the samples that `timeline` holds, and the seconds without one (those
+    /// with a `watch_gap`): a sample that no second holds counts nowhere.
+    pub fn from_timeline(pid: u32, name: &str, timeline: &[TimelineEntry]) -> Self {
+        let mut totals = TargetTotals::new(pid, name);
+        for entry in timeline {
+            match &entry.target {
+                Some(sample) => totals.add(sample),
+                None if entry.watch_gap.is_some() => totals.watch_gaps += 1,
+                None => {}
+            }
+        }
+        totals
+    }
+
     /// Counts one sample in.
-    pub fn add(&mut self, s: &WatchSample) {
+    fn add(&mut self, s: &WatchSample) {
         self.samples += 1;
         self.peak_open_fds = self.peak_open_fds.max(s.open_fds);
         self.fd_soft_limit = s.fd_soft_limit;
@@ -84,5 +108,86 @@ impl TargetTotals {
     /// Notes (once) that the process went away, and why.
     pub fn note_gone(&mut self, why: String) {
         self.gone.get_or_insert(why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pummel_system::proc_text::tcp::TcpStates;
+
+    use super::*;
+
+    fn sample(close_wait: u64, open_fds: u64) -> WatchSample {
+        WatchSample {
+            pid: 7,
+            elapsed_ms: 1000,
+            open_fds,
+            max_fd: Some(open_fds),
+            fd_soft_limit: Some(1024),
+            fd_hard_limit: Some(4096),
+            threads: 2,
+            cpu_percent: Some(1.0),
+            rss_bytes: 1 << 20,
+            tcp: TcpStates { close_wait, established: 3, ..TcpStates::default() },
+            accept_queue: 0,
+            system_listen: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn second(n: u64, target: Option<WatchSample>, gap: Option<&str>) -> TimelineEntry {
+        TimelineEntry {
+            second: n,
+            warmup: false,
+            target_rate: None,
+            sent: 0,
+            completed: 0,
+            ok: 0,
+            failed: 0,
+            errors: BTreeMap::new(),
+            dropped: 0,
+            unfinished: 0,
+            reconnects: 0,
+            in_flight: 0,
+            connections: 0,
+            connections_opened: 0,
+            closed_by_peer: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            latency_ms: None,
+            schedule_lag_ms: None,
+            cpu_percent: 0.0,
+            probes: Vec::new(),
+            target,
+            watch_gap: gap.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn totals_come_from_the_timeline_samples_only() {
+        let timeline = vec![
+            second(1, Some(sample(2, 10)), None),
+            second(2, None, Some("late")),
+            second(3, Some(sample(5, 12)), None),
+            second(4, Some(sample(1, 11)), None),
+        ];
+        let totals = TargetTotals::from_timeline(7, "api", &timeline);
+        assert_eq!(totals.samples, 3);
+        assert_eq!(totals.watch_gaps, 1);
+        assert_eq!(totals.peak_close_wait, 5, "the highest CLOSE_WAIT of a second");
+        assert_eq!(totals.peak_open_fds, 12);
+        // Every peak is the figure of some second.
+        let held: Vec<u64> = timeline.iter().filter_map(|e| e.target.as_ref()).map(|s| s.tcp.close_wait).collect();
+        assert!(held.contains(&totals.peak_close_wait));
+    }
+
+    #[test]
+    fn a_timeline_without_samples_has_no_peaks() {
+        let timeline = vec![second(1, None, Some("gone")), second(2, None, None)];
+        let totals = TargetTotals::from_timeline(7, "api", &timeline);
+        assert_eq!((totals.samples, totals.watch_gaps, totals.peak_close_wait), (0, 1, 0));
+        assert_eq!(totals.peak_max_fd, None);
     }
 }

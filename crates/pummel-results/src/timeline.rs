@@ -59,6 +59,10 @@ pub struct TimelineEntry {
     /// The watched target process at the end of this second (`--watch-pid`, `--watch-port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<pummel_system::watch::WatchSample>,
+    /// Why a watched target has no sample in this second (it went away, could not be read, or
+    /// its sample was not ready in time); absent when it has one or none is watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_gap: Option<String>,
 }
 
 /// Latency percentiles of one second, milliseconds.

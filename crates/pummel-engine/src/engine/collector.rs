@@ -143,7 +143,7 @@ pub(super) fn run(
             if !idle_tail {
                 let mut entry = entry;
                 if let Some(running) = observers.as_mut() {
-                    (entry.probes, entry.target) = running.take();
+                    running.fill(&mut entry);
                 }
                 on_second(&entry);
                 timeline.push(entry);
@@ -180,7 +180,7 @@ pub(super) fn run(
     let stages = stage_outcomes(plan, stage_totals, elapsed, &stop_reason);
     let cpu_seconds = cpu_at_start.elapsed().as_secs_f64();
     let generator = generator_health(plan, &total, &timeline, measured, cpu_seconds, shards);
-    let (probes, target) = observers.map(observe::Running::finish).unwrap_or_default();
+    let (probes, target) = observers.map(|o| o.finish(&timeline)).unwrap_or_default();
     Ok(RunOutcome {
         started_at,
         elapsed,

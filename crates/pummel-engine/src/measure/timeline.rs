@@ -51,5 +51,6 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         cpu_percent: gauges.cpu_percent,
         probes: Vec::new(),
         target: None,
+        watch_gap: None,
     }
 }

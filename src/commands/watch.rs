@@ -195,6 +195,7 @@ mod tests {
             elapsed_ms: 3000,
             open_fds: 5021,
             max_fd: Some(5020),
+            holds_epoll: false,
             fd_soft_limit: Some(8192),
             fd_hard_limit: Some(8192),
             threads: 12,

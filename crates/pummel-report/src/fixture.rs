@@ -211,6 +211,7 @@ fn watch_sample(second: u64) -> WatchSample {
         elapsed_ms: second * 1000,
         open_fds: 60 + close_wait,
         max_fd: Some(70 + close_wait),
+        holds_epoll: true,
         fd_soft_limit: Some(1024),
         fd_hard_limit: Some(4096),
         threads: 8,

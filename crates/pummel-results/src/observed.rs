@@ -125,6 +125,7 @@ mod tests {
             elapsed_ms: 1000,
             open_fds,
             max_fd: Some(open_fds),
+            holds_epoll: true,
             fd_soft_limit: Some(1024),
             fd_hard_limit: Some(4096),
             threads: 2,

@@ -176,6 +176,7 @@ impl TargetWatch {
             elapsed_ms: u64::try_from(now.duration_since(self.began).as_millis()).unwrap_or(u64::MAX),
             open_fds: fds.open,
             max_fd: fds.max_fd,
+            holds_epoll: fds.epoll,
             fd_soft_limit: limits.open_files.soft,
             fd_hard_limit: limits.open_files.hard,
             threads: u64::try_from(stat.num_threads).unwrap_or(0),

@@ -204,6 +204,7 @@ mod tests {
             tcp: TcpStates { established: 5010, time_wait: 3, listen: 2, syn_recv: 4, ..TcpStates::default() },
             accept_queue: 0,
             system_listen: Some(ListenRates::default()),
+            system_listen_overflows: None,
             warnings: vec![Warning { kind: WarningKind::FdAboveSelectLimit, text: "fd numbers reached 5020".into() }],
         }
     }

@@ -113,6 +113,11 @@ pub fn summary_table(s: &Summary) -> String {
             t.peak_threads,
             bytes(t.peak_rss_bytes as f64)
         );
+        let overflows = t
+            .listen_overflows
+            .map(|n| format!(", listen overflows {} (system-wide)", thousands(n)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "    peak accept queue {}{overflows}", thousands(t.peak_accept_queue));
         for warning in &t.warnings {
             let _ = writeln!(out, "    warning: {warning}");
         }

@@ -190,3 +190,46 @@ fn watching_nothing_exits_3() {
     out.assert_code(3).assert_no_panic();
     assert!(out.stderr.contains("watch"), "{}", out.stderr);
 }
+
+/// Holds 50 idle connections to `url` for 3 s, watching the listener of `port`: the per-second
+/// lines, the summary text and the results' summary.target.
+fn hold_watched(url: &str, port: u16) -> (String, serde_json::Value) {
+    let dir = temp_dir();
+    let (path, path_arg) = path_in(&dir, "hold.json");
+    let port = port.to_string();
+    let out = support::run(
+        &["hold", url, "-c", "50", "--mode", "idle", "-d", "3s", "--watch-port", &port, "--plain", "-o", &path_arg],
+        Duration::from_secs(60),
+    );
+    out.assert_no_panic().assert_code(0);
+    let doc = read_json(&path);
+    assert_valid_results(&doc);
+    (out.stdout, doc)
+}
+
+/// The accept queue of a listener that never accepts fills with held connections, and shows in
+/// the per-second lines, the summary and summary.target; the sink, which accepts, has none.
+#[test]
+fn a_full_accept_queue_is_shown() {
+    let _load = support::shared();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let addr = listener.local_addr().expect("its address");
+    let (stdout, doc) = hold_watched(&format!("http://{addr}/"), addr.port());
+    let target = &doc["summary"]["target"];
+    let peak = count(target, "/peak_accept_queue");
+    // This test process's other listeners may add a few, never take any away.
+    assert!(peak >= 45, "50 connections wait to be accepted, the watch saw {peak}: {target:#}");
+    assert!(target["listen_overflows"].is_u64(), "known on Linux: {target:#}");
+    let seconds = doc["timeline"].as_array().expect("timeline");
+    let queued = seconds.iter().filter_map(|e| e["target"]["accept_queue"].as_u64()).max();
+    assert_eq!(queued, Some(peak), "the peak is a second's");
+    let line = stdout.lines().find(|l| l.starts_with("t=2s")).unwrap_or_default();
+    assert!(line.contains(" accept_queue=") && line.contains(" listen_overflows="), "{line}");
+    assert!(stdout.contains(&format!("peak accept queue {peak}")), "{stdout}");
+    drop(listener);
+
+    let sink = Sink::start(&[]);
+    let (stdout, doc) = hold_watched(&sink.url("/"), sink.addr.port());
+    assert_eq!(count(&doc, "/summary/target/peak_accept_queue"), 0, "the sink accepts at once");
+    assert!(stdout.contains("peak accept queue 0"), "{stdout}");
+}

@@ -224,6 +224,7 @@ fn watch_sample(second: u64) -> WatchSample {
             listen_drops_per_s: if second == 6 { 12.0 } else { 0.0 },
             ..ListenRates::default()
         }),
+        system_listen_overflows: Some(if second >= 6 { 12 } else { 0 }),
         warnings,
     }
 }
@@ -257,6 +258,8 @@ pub fn observed_run() -> ResultsDocument {
         peak_max_fd: Some(77),
         peak_established: 30,
         peak_close_wait: 7,
+        peak_accept_queue: 5,
+        listen_overflows: Some(12),
         peak_threads: 8,
         peak_rss_bytes: 50 << 20,
         warnings: vec!["CLOSE_WAIT grew 1, 2, 3".into(), "12 listen overflows/s".into()],

@@ -465,6 +465,10 @@ pub fn target(doc: &ResultsDocument) -> Option<Table> {
             Cell::toned(format!("{}/s", fmt::rate(overflows)), tone),
         ]);
     }
+    if let Some(total) = totals.listen_overflows {
+        let tone = if total > 0 { Tone::Warn } else { Tone::Plain };
+        t.row(vec![Cell::plain("listen overflows over the run (system)"), Cell::toned(fmt::thousands(total), tone)]);
+    }
     t.pair("peak threads", fmt::thousands(totals.peak_threads));
     t.pair("peak memory (RSS)", fmt::bytes(totals.peak_rss_bytes as f64));
     if let Some(cpu) = peak(|s| s.cpu_percent.unwrap_or(0.0)) {
@@ -626,6 +630,7 @@ mod tests {
         assert_eq!(value("peak CLOSE_WAIT").as_deref(), Some("7"));
         assert_eq!(value("peak accept queue").as_deref(), Some("5"));
         assert_eq!(value("peak listen overflows (system)").as_deref(), Some("12/s"));
+        assert_eq!(value("listen overflows over the run (system)").as_deref(), Some("12"));
         assert_eq!(t.rows.iter().filter(|r| r[0].text == "warning").count(), 2);
         assert_eq!(value("seconds without a sample"), None, "every second has its sample");
 

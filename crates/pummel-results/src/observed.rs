@@ -48,6 +48,15 @@ pub struct TargetTotals {
     pub peak_established: u64,
     /// Most CLOSE_WAIT sockets seen.
     pub peak_close_wait: u64,
+    /// Most connections seen waiting in its accept queue (completed by the kernel, not yet
+    /// accepted).
+    #[serde(default)]
+    pub peak_accept_queue: u64,
+    /// Listen-queue overflows over the run: connections dropped because an accept queue was
+    /// full, counted for the whole network namespace (the kernel does not count them per
+    /// process); `None` when they could not be read.
+    #[serde(default)]
+    pub listen_overflows: Option<u64>,
     /// Most threads seen.
     pub peak_threads: u64,
     /// Largest RSS seen, bytes.
@@ -71,6 +80,8 @@ impl TargetTotals {
             peak_max_fd: None,
             peak_established: 0,
             peak_close_wait: 0,
+            peak_accept_queue: 0,
+            listen_overflows: None,
             peak_threads: 0,
             peak_rss_bytes: 0,
             warnings: Vec::new(),
@@ -100,6 +111,8 @@ impl TargetTotals {
         self.peak_max_fd = self.peak_max_fd.max(s.max_fd);
         self.peak_established = self.peak_established.max(s.tcp.established);
         self.peak_close_wait = self.peak_close_wait.max(s.tcp.close_wait);
+        self.peak_accept_queue = self.peak_accept_queue.max(s.accept_queue);
+        self.listen_overflows = self.listen_overflows.max(s.system_listen_overflows);
         self.peak_threads = self.peak_threads.max(s.threads);
         self.peak_rss_bytes = self.peak_rss_bytes.max(s.rss_bytes);
         self.warnings.extend(s.warnings.iter().map(|w| w.text.clone()));
@@ -120,6 +133,10 @@ mod tests {
     use super::*;
 
     fn sample(close_wait: u64, open_fds: u64) -> WatchSample {
+        queued(close_wait, open_fds, 0, Some(0))
+    }
+
+    fn queued(close_wait: u64, open_fds: u64, accept_queue: u64, overflows: Option<u64>) -> WatchSample {
         WatchSample {
             pid: 7,
             elapsed_ms: 1000,
@@ -132,8 +149,9 @@ mod tests {
             cpu_percent: Some(1.0),
             rss_bytes: 1 << 20,
             tcp: TcpStates { close_wait, established: 3, ..TcpStates::default() },
-            accept_queue: 0,
+            accept_queue,
             system_listen: None,
+            system_listen_overflows: overflows,
             warnings: Vec::new(),
         }
     }
@@ -182,6 +200,21 @@ mod tests {
         // Every peak is the figure of some second.
         let held: Vec<u64> = timeline.iter().filter_map(|e| e.target.as_ref()).map(|s| s.tcp.close_wait).collect();
         assert!(held.contains(&totals.peak_close_wait));
+    }
+
+    #[test]
+    fn the_accept_queue_and_the_overflows_of_the_timeline() {
+        let timeline = vec![
+            second(1, Some(queued(0, 10, 3, Some(0))), None),
+            second(2, Some(queued(0, 10, 50, Some(40))), None),
+            second(3, Some(queued(0, 10, 0, Some(90))), None),
+            second(4, None, Some("late")),
+        ];
+        let totals = TargetTotals::from_timeline(7, "api", &timeline);
+        assert_eq!(totals.peak_accept_queue, 50);
+        assert_eq!(totals.listen_overflows, Some(90), "counted since the watch began: the last sample's");
+        let unreadable = vec![second(1, Some(queued(0, 10, 0, None)), None)];
+        assert_eq!(TargetTotals::from_timeline(7, "api", &unreadable).listen_overflows, None);
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct WatchSample {
     /// network namespace of the target (the kernel does not count them per process). `None`
     /// when `/proc/PID/net/netstat` could not be read.
     pub system_listen: Option<ListenRates>,
+    /// Listen-queue overflows (`ListenOverflows`) counted since the watch began, for the whole
+    /// network namespace like `system_listen`; the run's total is the last sample's. `None`
+    /// when `/proc/PID/net/netstat` could not be read.
+    #[serde(default)]
+    pub system_listen_overflows: Option<u64>,
     /// Warnings that began with this sample (each is given once, when its condition starts).
     pub warnings: Vec<Warning>,
 }

@@ -122,6 +122,7 @@ fn samples_serialize_with_stable_names() {
         "tcp",
         "accept_queue",
         "system_listen",
+        "system_listen_overflows",
         "warnings",
     ];
     expected.sort_unstable();

@@ -149,6 +149,7 @@ mod tests {
             tcp: TcpStates { close_wait, ..TcpStates::default() },
             accept_queue: 0,
             system_listen: Some(ListenRates { listen_overflows_per_s: overflows, ..ListenRates::default() }),
+            system_listen_overflows: None,
             warnings: Vec::new(),
         }
     }

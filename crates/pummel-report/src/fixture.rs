@@ -58,6 +58,7 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         bytes_in: completed * 60,
         bytes_out: completed * 50,
         latency_ms: Some(TimelineLatency { p50, p90: p50 * 1.6, p99: p50 * 1.8, max: p50 * 2.1 + second as f64 }),
+        service_time_ms: Some(TimelineLatency { p50, p90: p50 * 1.5, p99: p50 * 1.7, max: p50 * 2.0 + second as f64 }),
         schedule_lag_ms: Some(LagFigures { p99: 1.5, max: 3.0 }),
         cpu_percent: 6.5,
         probes: Vec::new(),

@@ -176,6 +176,7 @@ mod tests {
             bytes_in: 0,
             bytes_out: 0,
             latency_ms: None,
+            service_time_ms: None,
             schedule_lag_ms: None,
             cpu_percent: 0.0,
             probes: Vec::new(),

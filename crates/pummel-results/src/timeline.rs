@@ -49,6 +49,10 @@ pub struct TimelineEntry {
     pub bytes_out: u64,
     /// Latency figures of the requests that completed in this second.
     pub latency_ms: Option<TimelineLatency>,
+    /// Service-time figures (from the actual write) of the same requests: the yardstick of
+    /// `compare`'s service-time row. Absent in results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_ms: Option<TimelineLatency>,
     /// How late requests were dispatched versus plan (open model).
     pub schedule_lag_ms: Option<LagFigures>,
     /// CPU used by the pummel process, percent of one core.

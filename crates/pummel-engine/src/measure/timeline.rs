@@ -2,7 +2,7 @@
 //! results file show, built from the second's merged stats and the gauges read at its end.
 
 use pummel_results::expr::Stat;
-use pummel_results::histogram::histogram_stat_ms;
+use pummel_results::histogram::{LatencyHistogram, histogram_stat_ms};
 use pummel_results::timeline::{LagFigures, TimelineEntry, TimelineLatency};
 
 use crate::measure::stats::Stats;
@@ -47,10 +47,21 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         bytes_in: stats.bytes_in,
         bytes_out: stats.bytes_out,
         latency_ms,
+        service_time_ms: percentiles(&stats.service_time),
         schedule_lag_ms,
         cpu_percent: gauges.cpu_percent,
         probes: Vec::new(),
         target: None,
         watch_gap: None,
     }
+}
+/// p50, p90, p99 and max of `histogram`; `None` when it is empty.
+fn percentiles(histogram: &LatencyHistogram) -> Option<TimelineLatency> {
+    let pct = |p| histogram_stat_ms(histogram, &Stat::Percentile(p));
+    pct(50.0).map(|p50| TimelineLatency {
+        p50,
+        p90: pct(90.0).unwrap_or(p50),
+        p99: pct(99.0).unwrap_or(p50),
+        max: histogram_stat_ms(histogram, &Stat::Max).unwrap_or(p50),
+    })
 }

@@ -1,17 +1,20 @@
 //! `pummel hold URL...`: opens many connections at a paced rate and holds them for the run's
 //! duration — idle keep-alive clients, slow requests, requests whose answers the target
 //! holds, or WebSockets — showing every second how many are wanted, established, opened,
-//! failed, and closed by the target. Summary, results file and exit codes are those of `run`.
+//! failed, and closed by the target. It ends with its own summary (held, opened, failed to open
+//! by kind, closed by the target; no request rate), then `run`'s probe, target and threshold
+//! sections; the JSON summary, results file and exit codes are those of `run`.
 //!
 //! Also home of `--source-addrs` parsing, shared with `run` and `find-limit`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use pummel_engine::engine::{self, RunControl, RunOutcome};
+use pummel_engine::engine::{self, RunControl, RunOutcome, StopReason};
+use pummel_engine::measure::{results::document as results_document, summary::summarize};
 use pummel_engine::plan::{HoldLoad, HoldMode, Load, Plan, PlanError, Stop, Target, parse_source_addrs};
 use pummel_results::timeline::TimelineEntry;
 
@@ -19,6 +22,7 @@ use super::run::{base_plan, duration_flag, finish, observers, parse_exprs, parse
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
 use crate::cli::{ConnectionArgs, DisplayArgs, ObserveArgs, RequestArgs};
 use crate::output::progress::Progress;
+use crate::output::summary::{HoldFigures, hold_table};
 
 /// Flags of `pummel hold`.
 #[derive(Debug, Args)]
@@ -105,10 +109,48 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
         progress.hold_second(entry, &totals.line(entry, wanted));
     })
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    if !args.display.json {
-        print_stdout(&hold_summary(&outcome, wanted));
+    if args.display.json {
+        // The JSON summary and the results document are `run`'s.
+        return finish(&plan, &outcome, args.display, args.output.as_deref());
     }
-    finish(&plan, &outcome, args.display, args.output.as_deref())
+    finish_text(&plan, &outcome, wanted, args.display, args.output.as_deref())
+}
+
+/// Prints the hold summary, writes the results, and maps the outcome to an exit status, as
+/// `run`'s `finish` does with its summary.
+fn finish_text(
+    plan: &Plan,
+    outcome: &RunOutcome,
+    wanted: usize,
+    display: DisplayArgs,
+    output: Option<&Path>,
+) -> Result<ExitStatus, CliError> {
+    let summary = summarize(plan, outcome);
+    if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
+        eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));
+    }
+    let figures = HoldFigures {
+        wanted: wanted as u64,
+        peak_held: outcome.timeline.iter().map(|e| e.connections).max().unwrap_or(0),
+        opened: outcome.total.connections_opened,
+        closed_by_target: outcome.total.closed_by_peer,
+    };
+    print_stdout(&hold_table(&summary, &figures));
+    if let Some(path) = output {
+        results_document(plan, outcome, summary.clone())
+            .write_atomically(path)
+            .map_err(|e| CliError::internal(anyhow!(e)))?;
+        if !display.quiet {
+            let partial = if summary.partial { " (partial)" } else { "" };
+            print_stdout(&format!("\nresults written to {}{partial}\n", path.display()));
+        }
+    }
+    Ok(match outcome.stop {
+        StopReason::Interrupted => ExitStatus::Interrupted,
+        StopReason::Aborted(_) => ExitStatus::ThresholdsFailed,
+        StopReason::Completed if !summary.thresholds_pass() => ExitStatus::ThresholdsFailed,
+        StopReason::Completed => ExitStatus::Pass,
+    })
 }
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).
@@ -201,19 +243,4 @@ impl HoldTotals {
         }
         line
     }
-}
-
-/// The hold figures printed above the usual summary.
-fn hold_summary(outcome: &RunOutcome, wanted: usize) -> String {
-    let peak = outcome.timeline.iter().map(|e| e.connections).max().unwrap_or(0);
-    let total = &outcome.total;
-    let mut text = format!(
-        "\nheld connections: {peak} of {wanted} wanted at most; {} opened, {} closed by the target\n",
-        total.connections_opened, total.closed_by_peer
-    );
-    let failures: Vec<String> = total.errors.non_zero().map(|(kind, n)| format!("{kind}={n}")).collect();
-    if !failures.is_empty() {
-        text.push_str(&format!("failures: {}\n", failures.join(" ")));
-    }
-    text
 }

@@ -195,6 +195,7 @@ mod tests {
             elapsed_ms: 3000,
             open_fds: 5021,
             max_fd: Some(5020),
+            holds_epoll: false,
             fd_soft_limit: Some(8192),
             fd_hard_limit: Some(8192),
             threads: 12,
@@ -203,6 +204,7 @@ mod tests {
             tcp: TcpStates { established: 5010, time_wait: 3, listen: 2, syn_recv: 4, ..TcpStates::default() },
             accept_queue: 0,
             system_listen: Some(ListenRates::default()),
+            system_listen_overflows: None,
             warnings: vec![Warning { kind: WarningKind::FdAboveSelectLimit, text: "fd numbers reached 5020".into() }],
         }
     }

@@ -243,14 +243,20 @@ fn probe_text(e: &TimelineEntry) -> Option<String> {
     Some(parts.join(", "))
 }
 
-/// `pid 1234 fds=5021/8192 established=5010 close_wait=0 cpu=34%`: the watched target.
+/// `pid 1234 fds=5021/8192 established=5010 close_wait=0 time_wait=0 accept_queue=0
+/// listen_overflows=0/s cpu=34%`: the watched target (listen overflows are system-wide, and
+/// shown when they could be read); or `no sample (why)` for a second that has none.
 fn target_text(e: &TimelineEntry) -> Option<String> {
-    let t = e.target.as_ref()?;
+    let Some(t) = e.target.as_ref() else {
+        return e.watch_gap.as_ref().map(|why| format!("no sample ({why})"));
+    };
     let limit = t.fd_soft_limit.map(|l| l.to_string()).unwrap_or_else(|| "unlimited".into());
     let cpu = t.cpu_percent.map(|c| format!(" cpu={c:.0}%")).unwrap_or_default();
+    let overflows =
+        t.system_listen.map(|l| format!(" listen_overflows={:.0}/s", l.listen_overflows_per_s)).unwrap_or_default();
     Some(format!(
-        "pid {} fds={}/{limit} established={} close_wait={} time_wait={}{cpu}",
-        t.pid, t.open_fds, t.tcp.established, t.tcp.close_wait, t.tcp.time_wait
+        "pid {} fds={}/{limit} established={} close_wait={} time_wait={} accept_queue={}{overflows}{cpu}",
+        t.pid, t.open_fds, t.tcp.established, t.tcp.close_wait, t.tcp.time_wait, t.accept_queue
     ))
 }
 

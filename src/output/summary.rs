@@ -108,6 +108,120 @@ pub fn summary_table(s: &Summary) -> String {
             limit.evidence.join("; ")
         );
     }
+    observers_and_thresholds(&mut out, s);
+    out
+}
+
+/// What `pummel hold` counts besides the summary: its connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HoldFigures {
+    /// Connections asked for (`-c`).
+    pub wanted: u64,
+    /// Most connections open at the end of a second.
+    pub peak_held: u64,
+    /// Connections established (re-opens included).
+    pub opened: u64,
+    /// Established connections the target closed.
+    pub closed_by_target: u64,
+}
+
+/// True for the kinds of failure that keep a connection from opening (TCP, TLS, or the
+/// WebSocket upgrade of `--mode ws`), as opposed to failures on a connection already held.
+fn fails_opening(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectRefused
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::TlsError
+            | ErrorKind::TooManyOpenFiles
+            | ErrorKind::NoLocalPorts
+            | ErrorKind::WsHandshake
+    )
+}
+
+/// Renders the end of `pummel hold` for a terminal: connections held, opened, failed to open
+/// (by kind) and closed by the target; the one request of each connection; connect times; then
+/// the probes, the target and the thresholds as `run` shows them. No request rate: a hold
+/// sends one request per connection, so a rate would say nothing.
+pub fn hold_table(s: &Summary, h: &HoldFigures) -> String {
+    let mut out = String::new();
+    let status = match (&s.aborted, s.interrupted) {
+        (Some(reason), _) => format!("ABORTED: {reason} — partial results"),
+        (None, true) => "INTERRUPTED — partial results".to_string(),
+        (None, false) => "complete".to_string(),
+    };
+    let _ = writeln!(out, "\nHold summary ({:.1} s held, {status})", s.duration_s);
+    let kinds = |opening: bool| -> Vec<(String, u64)> {
+        let of = |name: &str| ErrorKind::ALL.iter().copied().find(|k| k.name() == name);
+        s.errors
+            .iter()
+            // A held request still unanswered at the end is no failure of the connection: the
+            // requests line says how many.
+            .filter(|(kind, _)| of(kind) != Some(ErrorKind::Unanswered))
+            .filter(|(kind, _)| of(kind).is_some_and(fails_opening) == opening)
+            .map(|(kind, n)| (kind.clone(), *n))
+            .collect()
+    };
+    let (opening, after) = (kinds(true), kinds(false));
+    let failed_to_open: u64 = opening.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(
+        out,
+        "  connections  held {} of {} wanted (at most)  opened {}  failed to open {}  closed by the target {}",
+        thousands(h.peak_held),
+        thousands(h.wanted),
+        thousands(h.opened),
+        thousands(failed_to_open),
+        thousands(h.closed_by_target)
+    );
+    if s.requests.dropped > 0 {
+        let _ = writeln!(out, "               {} still opening when the hold ended", thousands(s.requests.dropped));
+    }
+    let listed = |list: &[(String, u64)]| {
+        list.iter().map(|(kind, n)| format!("{kind} {}", thousands(*n))).collect::<Vec<_>>().join("  ")
+    };
+    if !opening.is_empty() {
+        let _ = writeln!(out, "  failed to open  {}", listed(&opening));
+    }
+    if !after.is_empty() {
+        let _ = writeln!(out, "  failed once held  {}", listed(&after));
+    }
+    for (kind, _) in opening.iter().chain(&after) {
+        let fix = ErrorKind::ALL.iter().find(|k| k.name() == kind).and_then(|k| k.local_fix());
+        if let Some(fix) = fix {
+            let _ = writeln!(out, "    {kind}: local limit on the generator, not the target: {fix}");
+        }
+    }
+    let r = &s.requests;
+    let statuses = s.status.iter().map(|(code, n)| format!("{code}: {}", thousands(*n))).collect::<Vec<_>>();
+    let statuses = if statuses.is_empty() { String::new() } else { format!("  (status {})", statuses.join("  ")) };
+    let _ = writeln!(
+        out,
+        "  requests     sent {}  answered ok {}  unanswered at the end {}{statuses}",
+        thousands(r.sent),
+        thousands(r.ok),
+        thousands(r.unanswered)
+    );
+    let connect = match (s.connect_ms.mean, s.connect_ms.p99) {
+        (Some(mean), Some(p99)) => format!("mean {}  p99 {}", ms(mean), ms(p99)),
+        _ => "no connection opened".to_string(),
+    };
+    let _ = writeln!(out, "  connect      {connect};  DNS {}", ms(s.dns_ms));
+    if let Some(tls) = &s.tls_ms {
+        let (mean, p99) = (tls.mean.map(ms).unwrap_or_default(), tls.p99.map(ms).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "  TLS          mean {mean}  p99 {p99}  ({} handshakes, {} resumed)",
+            thousands(tls.count),
+            thousands(tls.resumed)
+        );
+    }
+    observers_and_thresholds(&mut out, s);
+    out
+}
+
+/// The probes, the watched target and the thresholds: the end of every summary, `run`'s and
+/// `hold`'s.
+fn observers_and_thresholds(out: &mut String, s: &Summary) {
     if !s.probes.is_empty() {
         let _ = writeln!(out, "\n  probes");
         for p in &s.probes {
@@ -125,7 +239,12 @@ pub fn summary_table(s: &Summary) -> String {
     }
     if let Some(t) = &s.target {
         let limit = t.fd_soft_limit.map(thousands).unwrap_or_else(|| "unlimited".into());
-        let _ = writeln!(out, "\n  target process {} ({}), {} samples", t.pid, t.name, t.samples);
+        let gaps = match t.watch_gaps {
+            0 => String::new(),
+            1 => ", 1 second without one (see the timeline's watch_gap)".to_string(),
+            n => format!(", {n} seconds without one (see the timeline's watch_gap)"),
+        };
+        let _ = writeln!(out, "\n  target process {} ({}), {} samples{gaps}", t.pid, t.name, t.samples);
         let _ = writeln!(
             out,
             "    peak fds {} of limit {limit} (highest fd {}), established {}, close_wait {}, threads {}, rss {}",
@@ -136,6 +255,11 @@ pub fn summary_table(s: &Summary) -> String {
             t.peak_threads,
             bytes(t.peak_rss_bytes as f64)
         );
+        let overflows = t
+            .listen_overflows
+            .map(|n| format!(", listen overflows {} (system-wide)", thousands(n)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "    peak accept queue {}{overflows}", thousands(t.peak_accept_queue));
         for warning in &t.warnings {
             let _ = writeln!(out, "    warning: {warning}");
         }
@@ -151,7 +275,6 @@ pub fn summary_table(s: &Summary) -> String {
             let _ = writeln!(out, "    {}  {:<24} measured {}", if t.pass { "PASS" } else { "FAIL" }, t.expr, shown);
         }
     }
-    out
 }
 
 fn latency_row(out: &mut String, name: &str, figures: Option<&LatencyFigures>) {

@@ -475,6 +475,63 @@ flow = [
     assert_eq!(errors(summary).get("ws_expect_timeout"), Some(&6), "{summary:#}");
 }
 
+/// An exchange whose answer does not come in time (the echo is held 2 s, the expect waits
+/// 200 ms) counts once, as a failure under the send's name: not again under the expect's own
+/// row (`ws expect`, the name of an unnamed expect), and once in the totals.
+#[test]
+fn a_timed_out_exchange_counts_once() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&["--echo", "--ws-delay", "2s"]);
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 1
+flow = [
+  { ws_connect = { path = "/ws", name = "open" } },
+  { repeat = 3, flow = [
+      { ws_send = { json = { id = "{{ user }}", method = "ping" }, name = "rpc" } },
+      { ws_expect = { match_id = "$.id", timeout = "200ms" } },
+  ] },
+]
+"#;
+    let (_out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    let summary = &results["summary"];
+    let rpc = by_name(summary, "rpc");
+    assert_eq!((count(rpc, "/completed"), count(rpc, "/errors/ws_expect_timeout")), (6, 6), "{rpc}");
+    assert_eq!(count(by_name(summary, "ws expect"), "/completed"), 0, "{summary:#}");
+    assert_eq!((count(summary, "/requests/completed"), count(summary, "/requests/failed")), (8, 6), "{summary:#}");
+}
+
+/// Ticks whose send fails (nothing listens: every reopen of the session is refused) count
+/// once each, under the send's name; the expect after a failed send neither waits nor counts.
+#[test]
+fn a_failed_send_is_not_counted_again_by_its_expect() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let nothing: std::net::SocketAddr = ([127, 0, 0, 1], support::free_port()).into();
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 1
+flow = [
+  { ws_connect = { path = "/ws", name = "open" } },
+  { every = "50ms", repeat = 3, flow = [
+      { ws_send = { json = { id = "{{ user }}", method = "ping" }, name = "rpc" } },
+      { ws_expect = { match_id = "$.id", timeout = "5s" } },
+  ] },
+]
+"#;
+    let (_out, results) = run_plan(&dir, nothing, plan, &[], Duration::from_secs(30));
+    let summary = &results["summary"];
+    let rpc = by_name(summary, "rpc");
+    assert_eq!((count(rpc, "/completed"), count(rpc, "/errors/connect_refused")), (6, 6), "{rpc}");
+    let expect = by_name(summary, "ws expect");
+    assert_eq!(count(expect, "/completed"), 0, "the expects of failed sends count nothing: {expect}");
+    assert_eq!((count(summary, "/requests/completed"), count(summary, "/requests/failed")), (8, 8), "{summary:#}");
+    assert_eq!(errors(summary).get("connect_refused"), Some(&8), "{summary:#}");
+}
+
 /// A WebSocket user whose server goes away reconnects on its next step: while nothing listens,
 /// each attempt fails as `connect_refused` (not `ws_closed`); once the server is back (a new
 /// process on the same port), the exchanges succeed again on a new session.

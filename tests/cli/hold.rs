@@ -368,3 +368,33 @@ fn hold_ws_holds_200_websocket_sessions_to_the_sink() {
         sink_out.stderr
     );
 }
+
+/// `hold` ends with its own summary: connections held, opened, failed to open (by kind) and
+/// closed by the target, no request rate (a hold sends one request per connection); `run`
+/// against the same target does print its rate. Against a port where nothing listens, every
+/// connection fails to open, by kind.
+#[test]
+fn hold_summary_counts_connections_not_a_rate() {
+    let _load = support::shared();
+    let (_sink, addr) = support::spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let out =
+        support::run(&["hold", &url, "-c", "20", "--mode", "idle", "-d", "2s", "--plain"], Duration::from_secs(30));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.stdout.split("Hold summary").nth(1).unwrap_or_else(|| panic!("no hold summary:\n{}", out.stdout));
+    assert!(summary.contains("held 20 of 20 wanted (at most)  opened 20  failed to open 0"), "{summary}");
+    assert!(summary.contains("closed by the target 0"), "{summary}");
+    assert!(summary.contains("answered ok 20"), "{summary}");
+    assert!(!out.stdout.contains("req/s successful"), "{}", out.stdout);
+
+    let run = support::run(&["run", &url, "-c", "2", "-d", "1s"], Duration::from_secs(30));
+    run.assert_code(0);
+    assert!(run.stdout.contains("req/s successful"), "run shows its rate:\n{}", run.stdout);
+
+    let nothing = format!("http://127.0.0.1:{}/", support::free_port());
+    let out = support::run(&["hold", &nothing, "-c", "5", "-d", "1s", "--plain"], Duration::from_secs(30));
+    out.assert_no_panic();
+    let summary = out.stdout.split("Hold summary").nth(1).unwrap_or_else(|| panic!("no hold summary:\n{}", out.stdout));
+    assert!(summary.contains("held 0 of 5 wanted (at most)  opened 0  failed to open 5"), "{summary}");
+    assert!(summary.contains("failed to open  connect_refused 5"), "{summary}");
+}

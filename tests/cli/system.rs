@@ -200,3 +200,58 @@ fn watch_ends_when_the_target_exits() {
     assert!(!samples(&out.stdout).is_empty(), "the sink ran for 2 s: at least one sample");
     drop(sink);
 }
+
+/// A python3 process that opens 1,100 files (its fd numbers pass 1024) without an epoll
+/// instance, says `ready` and sleeps; killed by PID on drop. `None` when python3 cannot.
+fn many_files_without_epoll() -> Option<ChildGuard> {
+    const SCRIPT: &str = "
+import os, resource, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard == resource.RLIM_INFINITY or hard > soft:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+files = [open(os.devnull) for _ in range(1100)]
+os.write(1, b'ready\n')
+time.sleep(60)
+";
+    let mut command = Command::new("python3");
+    command.args(["-c", SCRIPT]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = ChildGuard(command.spawn().ok()?);
+    let mut stdout = child.0.stdout.take()?;
+    // python3 writes `ready\n` in one write, or exits (EOF): the read ends either way.
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).ok()?;
+    (&ready == b"ready\n").then_some(child)
+}
+
+/// The select() note is for processes that could be bound by select(): `pummel sink` (tokio,
+/// so epoll) holding 1,100 connections gets none; a process without epoll whose fd numbers
+/// pass 1024 gets it.
+#[test]
+fn the_select_note_spares_epoll_servers() {
+    let _load = support::shared();
+    let sink = support::Sink::start(&[]);
+    let pid = sink.pid().to_string();
+    let out = support::run(
+        &["run", &sink.url("/"), "-c", "1100", "-d", "2s", "--watch-pid", &pid, "--json"],
+        Duration::from_secs(60),
+    );
+    out.assert_no_panic().assert_code(0);
+    let summary = out.json();
+    assert!(support::count(&summary, "/target/peak_max_fd") >= 1024, "{:#}", summary["target"]);
+    let warnings = summary["target"]["warnings"].as_array().expect("warnings");
+    assert!(!warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("select()"))), "{warnings:?}");
+
+    let Some(python) = many_files_without_epoll() else {
+        eprintln!("skipped the other half: python3 could not open 1,100 files");
+        return;
+    };
+    let pid = python.0.id().to_string();
+    let out = support::run(&["watch", "--pid", &pid, "--duration", "1s", "--json"], Duration::from_secs(20));
+    out.assert_no_panic().assert_code(0);
+    let lines = samples(&out.stdout);
+    let first = lines.first().unwrap_or_else(|| panic!("no sample of PID {pid}: {}", out.stderr));
+    assert_eq!(first["holds_epoll"], false);
+    assert_eq!(first["warnings"][0]["kind"], "fd_above_select_limit", "{first:#}");
+    assert!(support::text(first, "/warnings/0/text").contains("a target using select() would fail here"));
+    drop(python);
+}

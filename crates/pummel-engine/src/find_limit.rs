@@ -742,15 +742,11 @@ mod tests {
 
     #[test]
     fn the_backlog_is_measured_over_the_window() {
-        let entry = |second: u64, warmup: bool, in_flight: u64| {
-            let mut e: TimelineEntry = serde_json::from_value(serde_json::json!({
-                "second": second, "warmup": warmup, "target_rate": 100.0, "sent": 0, "completed": 0, "ok": 0,
-                "failed": 0, "errors": {}, "dropped": 0, "in_flight": 0, "connections": 0, "bytes_in": 0,
-                "bytes_out": 0, "latency_ms": null, "schedule_lag_ms": null, "cpu_percent": 0.0
-            }))
-            .expect("a timeline entry");
-            e.in_flight = in_flight;
-            e
+        let entry = |second: u64, warmup: bool, in_flight: u64| TimelineEntry {
+            second,
+            warmup,
+            in_flight,
+            ..TimelineEntry::default()
         };
         // Settle 1 s, step 2 s; the drain's tail entry (second 4) does not count.
         let timeline = [entry(1, true, 4), entry(2, false, 30), entry(3, false, 60), entry(4, false, 0)];

@@ -65,13 +65,14 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         bytes_in: completed * 60,
         bytes_out: completed * 50,
         latency_ms: Some(TimelineLatency { p50, p90: p50 * 1.6, p99: p50 * 1.8, max: p50 * 2.1 + second as f64 }),
-        service_p50_ms: Some(p50 * 0.9),
+        service_time_ms: Some(TimelineLatency { p50, p90: p50 * 1.5, p99: p50 * 1.7, max: p50 * 2.0 + second as f64 }),
         schedule_lag_ms: Some(LagFigures { p99: 1.5, max: 3.0 }),
         cpu_percent: 6.5,
         busiest_thread_percent: Some(4.0),
         limit: None,
         probes: Vec::new(),
         target: None,
+        watch_gap: None,
     }
 }
 
@@ -238,6 +239,7 @@ fn watch_sample(second: u64) -> WatchSample {
         elapsed_ms: second * 1000,
         open_fds: 60 + close_wait,
         max_fd: Some(70 + close_wait),
+        holds_epoll: true,
         fd_soft_limit: Some(1024),
         fd_hard_limit: Some(4096),
         threads: 8,
@@ -250,6 +252,7 @@ fn watch_sample(second: u64) -> WatchSample {
             listen_drops_per_s: if second == 6 { 12.0 } else { 0.0 },
             ..ListenRates::default()
         }),
+        system_listen_overflows: Some(if second >= 6 { 12 } else { 0 }),
         warnings,
     }
 }
@@ -277,11 +280,14 @@ pub fn observed_run() -> ResultsDocument {
         pid: 4242,
         name: "api-server".into(),
         samples: 10,
+        watch_gaps: 0,
         peak_open_fds: 67,
         fd_soft_limit: Some(1024),
         peak_max_fd: Some(77),
         peak_established: 30,
         peak_close_wait: 7,
+        peak_accept_queue: 5,
+        listen_overflows: Some(12),
         peak_threads: 8,
         peak_rss_bytes: 50 << 20,
         warnings: vec!["CLOSE_WAIT grew 1, 2, 3".into(), "12 listen overflows/s".into()],

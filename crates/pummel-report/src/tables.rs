@@ -444,6 +444,15 @@ pub fn target(doc: &ResultsDocument) -> Option<Table> {
     let mut t = Table::new("Target", &[("figure", false), ("value", true)]);
     t.pair("process", format!("{} (pid {})", totals.name, totals.pid));
     t.pair("samples", fmt::thousands(totals.samples));
+    let gaps: Vec<u64> =
+        doc.timeline.iter().filter(|e| e.target.is_none() && e.watch_gap.is_some()).map(|e| e.second).collect();
+    if !gaps.is_empty() {
+        let why = doc.timeline.iter().find_map(|e| e.watch_gap.as_deref()).unwrap_or_default();
+        t.row(vec![
+            Cell::plain("seconds without a sample"),
+            Cell::toned(format!("{} ({why})", second_ranges(&gaps)), Tone::Warn),
+        ]);
+    }
     let fds = match totals.fd_soft_limit {
         Some(limit) => {
             let share = totals.peak_open_fds as f64 / limit.max(1) as f64;
@@ -461,7 +470,9 @@ pub fn target(doc: &ResultsDocument) -> Option<Table> {
     };
     t.row(vec![Cell::plain("peak open fds"), fds]);
     if let Some(max_fd) = totals.peak_max_fd {
-        let tone = if max_fd >= SELECT_FD_LIMIT { Tone::Warn } else { Tone::Plain };
+        // An epoll process is not bound by select()'s ceiling.
+        let epoll = samples.iter().any(|s| s.holds_epoll);
+        let tone = if max_fd >= SELECT_FD_LIMIT && !epoll { Tone::Warn } else { Tone::Plain };
         t.row(vec![Cell::plain("highest fd number"), Cell::toned(fmt::thousands(max_fd), tone)]);
     }
     t.pair("peak ESTABLISHED", fmt::thousands(totals.peak_established));
@@ -475,6 +486,10 @@ pub fn target(doc: &ResultsDocument) -> Option<Table> {
             Cell::plain("peak listen overflows (system)"),
             Cell::toned(format!("{}/s", fmt::rate(overflows)), tone),
         ]);
+    }
+    if let Some(total) = totals.listen_overflows {
+        let tone = if total > 0 { Tone::Warn } else { Tone::Plain };
+        t.row(vec![Cell::plain("listen overflows over the run (system)"), Cell::toned(fmt::thousands(total), tone)]);
     }
     t.pair("peak threads", fmt::thousands(totals.peak_threads));
     t.pair("peak memory (RSS)", fmt::bytes(totals.peak_rss_bytes as f64));
@@ -637,7 +652,18 @@ mod tests {
         assert_eq!(value("peak CLOSE_WAIT").as_deref(), Some("7"));
         assert_eq!(value("peak accept queue").as_deref(), Some("5"));
         assert_eq!(value("peak listen overflows (system)").as_deref(), Some("12/s"));
+        assert_eq!(value("listen overflows over the run (system)").as_deref(), Some("12"));
         assert_eq!(t.rows.iter().filter(|r| r[0].text == "warning").count(), 2);
+        assert_eq!(value("seconds without a sample"), None, "every second has its sample");
+
+        let mut gaps = fixture::observed_run();
+        for e in &mut gaps.timeline[3..5] {
+            e.target = None;
+            e.watch_gap = Some("no sample within 800 ms".into());
+        }
+        let t = target(&gaps).unwrap();
+        let value = |label: &str| t.rows.iter().find(|r| r[0].text == label).map(|r| r[1].text.clone());
+        assert_eq!(value("seconds without a sample").as_deref(), Some("4–5 (no sample within 800 ms)"));
     }
 
     #[test]

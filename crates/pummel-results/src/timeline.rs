@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// What happened during one second of the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// What happened during one second of the run. (`Default` is an empty second, for tests and
+/// readers building entries field by field.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TimelineEntry {
     /// End of the second, counted from the run's start (1 = the first second).
     pub second: u64,
@@ -54,9 +55,10 @@ pub struct TimelineEntry {
     pub bytes_out: u64,
     /// Latency figures of the requests that succeeded in this second.
     pub latency_ms: Option<TimelineLatency>,
-    /// Service time p50 of the requests that succeeded in this second, milliseconds.
-    #[serde(default)]
-    pub service_p50_ms: Option<f64>,
+    /// Service-time figures (from the actual write) of the same requests: the yardstick of
+    /// `compare`'s service-time row. Absent in results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_ms: Option<TimelineLatency>,
     /// How late requests were dispatched versus plan (open model).
     pub schedule_lag_ms: Option<LagFigures>,
     /// CPU used by the pummel process, percent of one core.
@@ -73,6 +75,10 @@ pub struct TimelineEntry {
     /// The watched target process at the end of this second (`--watch-pid`, `--watch-port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<pummel_system::watch::WatchSample>,
+    /// Why a watched target has no sample in this second (it went away, could not be read, or
+    /// its sample was not ready in time); absent when it has one or none is watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_gap: Option<String>,
 }
 
 /// Latency percentiles of one second, milliseconds.

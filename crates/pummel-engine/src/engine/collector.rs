@@ -163,7 +163,7 @@ pub(super) fn run(
             if !idle_tail {
                 let mut entry = entry;
                 if let Some(running) = observers.as_mut() {
-                    (entry.probes, entry.target) = running.take();
+                    running.fill(&mut entry);
                 }
                 // The drain after the window is not judged: nothing is offered then.
                 if window_seconds.is_none_or(|end| entry.second <= end) {
@@ -206,7 +206,7 @@ pub(super) fn run(
     let judged = measured_seconds(plan, &timeline, measured);
     let generator = generator_health(&total, &judged, cpu_seconds, shards);
     let limit = run_limit(plan, &total, &judged, measured, &generator);
-    let (probes, target) = observers.map(observe::Running::finish).unwrap_or_default();
+    let (probes, target) = observers.map(|o| o.finish(&timeline)).unwrap_or_default();
     Ok(RunOutcome {
         started_at,
         elapsed,

@@ -7,6 +7,12 @@
 //! it, or the server restarted) is opened again, with the last `ws_connect`'s settings, by the
 //! next step that needs it; a reconnect that fails fails that step with its own kind
 //! (`connect_refused` when nothing listens any more).
+//!
+//! An exchange counts once, under the send's name, whether it succeeds or fails: when the send
+//! itself failed (its session could not be reopened, the message could not be written), the
+//! `ws_expect` after it neither waits nor counts, since the exchange is already counted as
+//! failed. Only an expect with no send before it (a message the server pushes) counts under its
+//! own name.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -39,6 +45,9 @@ pub(super) struct WsState {
     pub session: Option<WsUser>,
     /// The last message sent on the session and not yet answered.
     sent: Option<SentMessage>,
+    /// The last `ws_send` failed (and was counted): the `ws_expect` after it is part of the
+    /// same failed exchange.
+    send_failed: bool,
     /// The `ws_connect` that opened the session: a step that finds the session gone opens it
     /// again with it.
     last_connect: Option<Arc<WsConnectStep>>,
@@ -59,16 +68,19 @@ impl User {
 
     /// Closes the user's session. A message sent without a `ws_expect` after it is complete
     /// (when it was written) — unless the session `broke`, when its answer will never come:
-    /// then it fails as `ws_closed`.
+    /// then it fails as `ws_closed`, and the `ws_expect` that was to answer it has nothing left
+    /// to count.
     pub(super) fn close_ws(&mut self, broke: bool) {
         let Some(state) = &mut self.ws else { return };
         state.session = None;
         if let Some(sent) = state.sent.take() {
             match broke {
                 false => complete_send(sent),
-                true => sent
-                    .request
-                    .failed(&TransportError::ws_closed("the session closed before the message was answered")),
+                true => {
+                    sent.request
+                        .failed(&TransportError::ws_closed("the session closed before the message was answered"));
+                    state.send_failed = true;
+                }
             }
         }
     }
@@ -96,7 +108,9 @@ pub(super) fn target(shard: &Shard, url: &str) -> Result<WsTarget, String> {
 /// `ws_connect`: opens the user's session (replacing an open one), counted like a request.
 pub(super) async fn connect(shard: &Shard, user: &mut User, step: &Arc<WsConnectStep>, due: Instant) {
     user.close_ws(false);
-    user.ws_state().last_connect = Some(step.clone());
+    let state = user.ws_state();
+    state.last_connect = Some(step.clone());
+    state.send_failed = false;
     let mut request = shard.meter.begin(Some(step.stats), due);
     match open(shard, user, step, &mut request).await {
         Ok(()) => request.answered(Answer { status: Some(101), failure: None, done: Instant::now(), bytes_in: 0 }),
@@ -149,9 +163,12 @@ async fn session<'a>(
 /// `ws_send`: sends a message; the exchange completes at the next `ws_expect` (or now, when
 /// another send comes first).
 pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due: Instant) {
-    if let Some(sent) = user.ws_state().sent.take() {
+    let state = user.ws_state();
+    if let Some(sent) = state.sent.take() {
         complete_send(sent);
     }
+    // Until the message is on its way, the exchange has failed (and is counted so below).
+    state.send_failed = true;
     let mut request = shard.meter.begin(Some(step.stats), due);
     let mut text = String::new();
     if let Err(e) = step.text.render(&user.vars, &mut text) {
@@ -173,7 +190,9 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due:
     match written {
         Ok(()) => {
             request.written_at(text.len() as u64, sent_at);
-            user.ws_state().sent = Some(SentMessage { request, text: Some(text) });
+            let state = user.ws_state();
+            state.sent = Some(SentMessage { request, text: Some(text) });
+            state.send_failed = false;
         }
         Err(e) => {
             request.failed(&e);
@@ -188,10 +207,14 @@ fn complete_send(sent: SentMessage) {
     sent.request.answered(Answer { status: None, failure: None, done, bytes_in: 0 });
 }
 
-/// `ws_expect`: waits for a matching message; completes the exchange of the last send.
+/// `ws_expect`: waits for a matching message; completes the exchange of the last send. After a
+/// send that failed it does nothing: that exchange is counted already.
 pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) {
-    let (mut request, sent_text, after_send) = match user.ws_state().sent.take() {
+    let state = user.ws_state();
+    let send_failed = std::mem::take(&mut state.send_failed);
+    let (mut request, sent_text, after_send) = match state.sent.take() {
         Some(sent) => (sent.request, sent.text, true),
+        None if send_failed => return,
         None => (shard.meter.begin(Some(step.stats), Instant::now()), None, false),
     };
     let wanted_id = match (&step.matcher.match_id, &sent_text) {
@@ -242,7 +265,9 @@ pub(super) async fn close(shard: &Shard, user: &mut User, step: &WsCloseStep) {
         let _ = tokio::time::timeout(shard.plan.timeout, ws.session.close(step.code, &step.reason)).await;
     }
     user.close_ws(false);
-    user.ws_state().last_connect = None;
+    let state = user.ws_state();
+    state.last_connect = None;
+    state.send_failed = false;
 }
 
 /// The session broke while the user held it: a failure of the session's name, and a close by

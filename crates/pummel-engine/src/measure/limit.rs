@@ -77,7 +77,8 @@ impl SecondJudge {
 
     /// The side that limited this second, if one did.
     pub fn judge(&mut self, e: &TimelineEntry) -> Option<LimitSide> {
-        let floor = match (self.service_floor, e.service_p50_ms) {
+        let service_p50 = e.service_time_ms.map(|s| s.p50);
+        let floor = match (self.service_floor, service_p50) {
             (Some(f), Some(s)) => Some(f.min(s)),
             (f, s) => f.or(s),
         };
@@ -95,7 +96,7 @@ impl SecondJudge {
         }
         let ended = e.ok + e.failed;
         let failing = ended > 0 && target_failures(e) as f64 > TARGET_FAILURE_SHARE * ended as f64;
-        let queueing = match (e.service_p50_ms, floor) {
+        let queueing = match (service_p50, floor) {
             (Some(now), Some(floor)) => now > floor * QUEUEING_FACTOR + QUEUEING_MARGIN_MS,
             _ => false,
         };
@@ -207,7 +208,7 @@ fn target_text(seconds: &[&TimelineEntry], run: &RunFigures) -> (String, Vec<Str
     for (kind, n) in kinds.into_iter().take(3) {
         evidence.push(format!("{kind}: {n}"));
     }
-    let service: Vec<f64> = seconds.iter().filter_map(|e| e.service_p50_ms).collect();
+    let service: Vec<f64> = seconds.iter().filter_map(|e| e.service_time_ms.map(|s| s.p50)).collect();
     if let (Some(first), Some(peak)) = (service.first(), service.iter().copied().reduce(f64::max)) {
         if peak > first * QUEUEING_FACTOR + QUEUEING_MARGIN_MS {
             evidence
@@ -244,7 +245,7 @@ fn target_text(seconds: &[&TimelineEntry], run: &RunFigures) -> (String, Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pummel_results::timeline::LagFigures;
+    use pummel_results::timeline::{LagFigures, TimelineLatency};
 
     fn shape(open: bool) -> LoadShape {
         LoadShape { open, pool_connections: open.then_some(10), threads: 1 }
@@ -254,31 +255,17 @@ mod tests {
     fn second(target: Option<f64>) -> TimelineEntry {
         TimelineEntry {
             second: 1,
-            warmup: false,
             target_rate: target,
             sent: 1000,
             completed: 1000,
             ok: 1000,
-            failed: 0,
-            errors: Default::default(),
-            dropped: 0,
-            unanswered: 0,
-            reconnects: 0,
             in_flight: 3,
-            waiting: 0,
             connections: 4,
-            connections_opened: 0,
-            closed_by_peer: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            latency_ms: None,
-            service_p50_ms: Some(2.0),
+            service_time_ms: Some(TimelineLatency { p50: 2.0, p90: 2.5, p99: 3.0, max: 4.0 }),
             schedule_lag_ms: Some(LagFigures { p99: 0.2, max: 0.5 }),
             cpu_percent: 30.0,
             busiest_thread_percent: Some(30.0),
-            limit: None,
-            probes: Vec::new(),
-            target: None,
+            ..TimelineEntry::default()
         }
     }
 
@@ -330,7 +317,7 @@ mod tests {
         queued.connections = 10;
         queued.waiting = 4000;
         queued.ok = 1000;
-        queued.service_p50_ms = Some(40.0);
+        queued.service_time_ms = Some(TimelineLatency { p50: 40.0, p90: 45.0, p99: 50.0, max: 60.0 });
         assert_eq!(judge.judge(&queued), Some(LimitSide::Target));
         // A pool that is not full is not the limit, however many wait (connections opening).
         let mut opening = second(Some(1000.0));

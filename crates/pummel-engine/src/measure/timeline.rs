@@ -3,7 +3,7 @@
 //! Its latency figures are of the requests that succeeded in the second.
 
 use pummel_results::expr::Stat;
-use pummel_results::histogram::histogram_stat_ms;
+use pummel_results::histogram::{LatencyHistogram, histogram_stat_ms};
 use pummel_results::timeline::{LagFigures, TimelineEntry, TimelineLatency};
 
 use crate::measure::stats::Stats;
@@ -22,13 +22,7 @@ pub(crate) struct Gauges {
 
 /// The entry for `second` from the merged interval stats and the gauges.
 pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry {
-    let pct = |p| histogram_stat_ms(&stats.latency, &Stat::Percentile(p));
-    let latency_ms = pct(50.0).map(|p50| TimelineLatency {
-        p50,
-        p90: pct(90.0).unwrap_or(p50),
-        p99: pct(99.0).unwrap_or(p50),
-        max: histogram_stat_ms(&stats.latency, &Stat::Max).unwrap_or(p50),
-    });
+    let latency_ms = percentiles(&stats.latency);
     let schedule_lag_ms = histogram_stat_ms(&stats.schedule_lag, &Stat::Percentile(99.0))
         .map(|p99| LagFigures { p99, max: histogram_stat_ms(&stats.schedule_lag, &Stat::Max).unwrap_or(p99) });
     TimelineEntry {
@@ -51,12 +45,23 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         bytes_in: stats.bytes_in,
         bytes_out: stats.bytes_out,
         latency_ms,
-        service_p50_ms: histogram_stat_ms(&stats.service_time, &Stat::Percentile(50.0)),
+        service_time_ms: percentiles(&stats.service_time),
         schedule_lag_ms,
         cpu_percent: gauges.cpu_percent,
         busiest_thread_percent: gauges.busiest_thread_percent,
         limit: None,
         probes: Vec::new(),
         target: None,
+        watch_gap: None,
     }
+}
+/// p50, p90, p99 and max of `histogram`; `None` when it is empty.
+fn percentiles(histogram: &LatencyHistogram) -> Option<TimelineLatency> {
+    let pct = |p| histogram_stat_ms(histogram, &Stat::Percentile(p));
+    pct(50.0).map(|p50| TimelineLatency {
+        p50,
+        p90: pct(90.0).unwrap_or(p50),
+        p99: pct(99.0).unwrap_or(p50),
+        max: histogram_stat_ms(histogram, &Stat::Max).unwrap_or(p50),
+    })
 }

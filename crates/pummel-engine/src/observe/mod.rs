@@ -8,11 +8,21 @@
 //! Each observer runs on its own thread so a slow target or a large socket table never delays
 //! the shards; the collector takes what they recorded once a second and puts it into the
 //! timeline entry of that second.
+//!
+//! The watch samples when the collector asks, not on a clock of its own: when the collector
+//! closes a second it asks for that second's sample and waits for it (at most
+//! [`WATCH_WAIT`]). Two clocks a few milliseconds apart — the watch's and the shards' — used to
+//! race at every second's end: a sample that landed just after the collector's take left that
+//! second empty, and the next sample overwrote it. Now each second gets its own sample, or its
+//! `watch_gap` says why not (the target went away, could not be read, or the sample took
+//! longer than [`WATCH_WAIT`]; a late sample is dropped, its warnings carried to the next).
+//! The run's target totals are then made from the timeline's samples only
+//! ([`TargetTotals::from_timeline`]), so every peak of the summary is some second's figure.
 
 pub mod probe;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,6 +30,8 @@ use pummel_system::watch::{TargetWatch, WatchError, WatchSample};
 use serde::Serialize;
 
 use pummel_results::observed::{ProbeSample, TargetTotals};
+use pummel_results::timeline::TimelineEntry;
+use pummel_system::watch::Warning;
 
 use self::probe::{ProbeSpec, probe_once};
 use pummel_results::histogram::{LatencyHistogram, new_histogram, record};
@@ -63,12 +75,139 @@ impl Observers {
     }
 }
 
-/// What observers recorded and the collector has not taken yet.
+/// How long the collector waits for a second's sample of the target before it marks the
+/// second as a gap. A sample costs a few milliseconds, ~40 ms at 10,000 sockets in a release
+/// build; this leaves room for a busy machine and still keeps the live view on time.
+pub(crate) const WATCH_WAIT: Duration = Duration::from_millis(800);
+
+/// What the probes recorded and the collector has not taken yet.
 #[derive(Debug, Default)]
 struct Inbox {
     probes: Vec<ProbeSample>,
-    target: Option<WatchSample>,
-    target_gone: Option<String>,
+}
+
+/// The watch thread's answer for one second.
+type Answer = (u64, Result<WatchSample, String>);
+
+/// Why a second has no sample of the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Missing {
+    /// The sample was not ready within the wait.
+    Late(Duration),
+    /// The watch failed: the target went away or could not be read.
+    Failed(String),
+}
+
+impl Missing {
+    /// The `watch_gap` of the second.
+    fn reason(&self) -> String {
+        match self {
+            Missing::Late(wait) => format!("no sample within {} ms", wait.as_millis()),
+            Missing::Failed(why) => why.clone(),
+        }
+    }
+}
+
+/// Requests and answers between the collector and the watch thread.
+#[derive(Debug, Default)]
+struct WatchDesk {
+    /// The second the collector wants a sample for (a newer request replaces an older one).
+    wanted: Option<u64>,
+    /// The latest sample taken, with the second it was asked for.
+    answer: Option<Answer>,
+    /// Set when the watch thread ended because the target went away.
+    ended: Option<String>,
+    stop: bool,
+}
+
+/// The desk and the condition variable both sides wait on.
+#[derive(Debug, Default)]
+struct WatchLink {
+    desk: Mutex<WatchDesk>,
+    changed: Condvar,
+}
+
+impl WatchLink {
+    /// The watch thread: one sample per request until stopped or the target is gone.
+    fn serve(&self, mut watch: TargetWatch) {
+        loop {
+            let second = {
+                let Ok(mut desk) = self.desk.lock() else { return };
+                loop {
+                    if desk.stop {
+                        return;
+                    }
+                    if let Some(second) = desk.wanted.take() {
+                        break second;
+                    }
+                    desk = match self.changed.wait(desk) {
+                        Ok(desk) => desk,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let sampled = watch.sample();
+            let Ok(mut desk) = self.desk.lock() else { return };
+            let gone = matches!(&sampled, Err(e) if e.is_gone());
+            let sampled = sampled.map_err(|e| e.to_string());
+            if gone {
+                desk.ended = sampled.as_ref().err().cloned();
+            }
+            desk.answer = Some((second, sampled));
+            self.changed.notify_all();
+            if gone {
+                return;
+            }
+        }
+    }
+
+    /// Asks for the sample of `second` and waits for it at most `wait`: the sample, or why the
+    /// second has none. Answers to earlier seconds that come in late are handed to `late`.
+    fn ask(&self, second: u64, wait: Duration, mut late: impl FnMut(WatchSample)) -> Result<WatchSample, Missing> {
+        let stopped = || Missing::Failed("the watch stopped".into());
+        let deadline = Instant::now() + wait;
+        let Ok(mut desk) = self.desk.lock() else { return Err(stopped()) };
+        if desk.ended.is_none() {
+            desk.wanted = Some(second);
+            self.changed.notify_all();
+        }
+        loop {
+            match desk.answer.take() {
+                Some((asked, result)) if asked == second => return result.map_err(Missing::Failed),
+                Some((_, Ok(sample))) => late(sample),
+                Some((_, Err(_))) | None => {}
+            }
+            if let Some(why) = &desk.ended {
+                return Err(Missing::Failed(why.clone()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Missing::Late(wait));
+            }
+            desk = match self.changed.wait_timeout(desk, left) {
+                Ok((desk, _)) => desk,
+                Err(_) => return Err(stopped()),
+            };
+        }
+    }
+
+    fn stop(&self) {
+        if let Ok(mut desk) = self.desk.lock() {
+            desk.stop = true;
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// The watched target's side of [`Running`].
+struct Watched {
+    link: Arc<WatchLink>,
+    pid: u32,
+    name: String,
+    /// Warnings of late samples, given with the next sample that makes it into the timeline.
+    carried: Vec<Warning>,
+    /// The first reason a second had no sample because the watch failed.
+    gone: Option<String>,
 }
 
 /// Observers running beside a run.
@@ -77,7 +216,7 @@ pub(crate) struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     totals: Vec<ProbeTotals>,
-    target: Option<TargetTotals>,
+    watched: Option<Watched>,
 }
 
 impl Running {
@@ -103,62 +242,86 @@ impl Running {
             });
             threads.extend(spawned.ok());
         }
-        let target = watch.as_ref().map(|w| TargetTotals::new(w.pid(), w.name()));
-        if let Some(mut watch) = watch {
-            let (inbox, stop) = (inbox.clone(), stop.clone());
-            let spawned = std::thread::Builder::new().name("pummel-watch".into()).spawn(move || {
-                let start = Instant::now();
-                let mut n = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    sleep_until(start + Duration::from_secs(1) * n, &stop);
-                    let sampled = watch.sample();
-                    let Ok(mut inbox) = inbox.lock() else { return };
-                    match sampled {
-                        Ok(sample) => inbox.target = Some(sample),
-                        Err(e) => {
-                            inbox.target_gone = Some(e.to_string());
-                            if e.is_gone() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
+        let mut watched = None;
+        if let Some(watch) = watch {
+            let link = Arc::new(WatchLink::default());
+            let (pid, name) = (watch.pid(), watch.name().to_string());
+            let serving = link.clone();
+            let spawned = std::thread::Builder::new().name("pummel-watch".into()).spawn(move || serving.serve(watch));
+            let gone = spawned.as_ref().err().map(|e| format!("the watch thread could not start: {e}"));
             threads.extend(spawned.ok());
+            watched = Some(Watched { link, pid, name, carried: Vec::new(), gone });
         }
         let totals = observers.probes.iter().map(|p| ProbeTotals::new(&p.url)).collect();
-        Running { inbox, stop, threads, totals, target }
+        Running { inbox, stop, threads, totals, watched }
     }
 
-    /// Takes what was recorded since the last call, and keeps the run's totals up to date.
-    pub(crate) fn take(&mut self) -> (Vec<ProbeSample>, Option<WatchSample>) {
-        let (probes, target, gone) = match self.inbox.lock() {
-            Ok(mut inbox) => (std::mem::take(&mut inbox.probes), inbox.target.take(), inbox.target_gone.take()),
-            Err(_) => (Vec::new(), None, None),
+    /// Fills the observers' part of the timeline entry being closed: the probes that completed
+    /// since the last call, and the target's sample of this second (asked for now, see the
+    /// module doc) or why it has none.
+    pub(crate) fn fill(&mut self, entry: &mut TimelineEntry) {
+        let probes = match self.inbox.lock() {
+            Ok(mut inbox) => std::mem::take(&mut inbox.probes),
+            Err(_) => Vec::new(),
         };
         for sample in &probes {
             if let Some(totals) = self.totals.iter_mut().find(|t| t.url == sample.url) {
                 totals.add(sample);
             }
         }
-        if let (Some(totals), Some(sample)) = (self.target.as_mut(), target.as_ref()) {
-            totals.add(sample);
+        entry.probes = probes;
+        if let Some(watched) = self.watched.as_mut() {
+            (entry.target, entry.watch_gap) = watched.take(entry.second, WATCH_WAIT);
         }
-        if let (Some(totals), Some(why)) = (self.target.as_mut(), gone) {
-            totals.note_gone(why);
-        }
-        (probes, target)
     }
 
-    /// Stops the observers and returns their totals.
-    pub(crate) fn finish(mut self) -> (Vec<ProbeTotals>, Option<TargetTotals>) {
+    /// Stops the observers and returns their totals; the target's are made from the samples
+    /// that `timeline` holds.
+    pub(crate) fn finish(mut self, timeline: &[TimelineEntry]) -> (Vec<ProbeTotals>, Option<TargetTotals>) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(watched) = &self.watched {
+            watched.link.stop();
+        }
         for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
         }
-        let _ = self.take();
-        (self.totals, self.target)
+        if let Ok(mut inbox) = self.inbox.lock() {
+            for sample in std::mem::take(&mut inbox.probes) {
+                if let Some(totals) = self.totals.iter_mut().find(|t| t.url == sample.url) {
+                    totals.add(&sample);
+                }
+            }
+        }
+        let target = self.watched.map(|watched| {
+            let mut totals = TargetTotals::from_timeline(watched.pid, &watched.name, timeline);
+            if let Some(why) = watched.gone {
+                totals.note_gone(why);
+            }
+            totals
+        });
+        (self.totals, target)
+    }
+}
+
+impl Watched {
+    /// The sample of `second`, with the warnings of late samples before it; or why none.
+    fn take(&mut self, second: u64, wait: Duration) -> (Option<WatchSample>, Option<String>) {
+        let carried = &mut self.carried;
+        match self.link.ask(second, wait, |late| carried.extend(late.warnings)) {
+            Ok(mut sample) => {
+                if !self.carried.is_empty() {
+                    self.carried.append(&mut sample.warnings);
+                    sample.warnings = std::mem::take(&mut self.carried);
+                }
+                (Some(sample), None)
+            }
+            Err(missing) => {
+                if let Missing::Failed(why) = &missing {
+                    self.gone.get_or_insert_with(|| why.clone());
+                }
+                (None, Some(missing.reason()))
+            }
+        }
     }
 }
 
@@ -217,5 +380,85 @@ impl ProbeTotals {
     /// Share of probes that were OK (`None` before the first).
     pub fn ok_rate(&self) -> Option<f64> {
         (self.sent > 0).then(|| self.ok as f64 / self.sent as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pummel_system::watch::WarningKind;
+
+    /// A sample of this test process.
+    fn own_sample() -> WatchSample {
+        let mut watch = TargetWatch::for_pid(std::process::id()).expect("watch self");
+        watch.sample().expect("sample self")
+    }
+
+    fn watched(link: Arc<WatchLink>) -> Watched {
+        Watched { link, pid: 1, name: "t".into(), carried: Vec::new(), gone: None }
+    }
+
+    #[test]
+    fn every_second_asked_gets_its_own_sample() {
+        let link = Arc::new(WatchLink::default());
+        let watch = TargetWatch::for_pid(std::process::id()).expect("watch self");
+        let serving = link.clone();
+        let thread = std::thread::spawn(move || serving.serve(watch));
+        let mut elapsed = Vec::new();
+        for second in 1..=5 {
+            std::thread::sleep(Duration::from_millis(60));
+            let sample = link.ask(second, Duration::from_secs(30), |_| panic!("no late answer")).expect("a sample");
+            elapsed.push(sample.elapsed_ms);
+        }
+        link.stop();
+        thread.join().expect("watch thread");
+        assert!(elapsed.windows(2).all(|w| w[1] > w[0]), "five samples, each taken when asked: {elapsed:?}");
+    }
+
+    #[test]
+    fn a_sample_not_ready_in_time_is_a_gap_and_its_warnings_come_with_the_next() {
+        let link = Arc::new(WatchLink::default());
+        let mut w = watched(link.clone());
+        let mut late = own_sample();
+        late.warnings = vec![Warning { kind: WarningKind::CloseWaitGrowing, text: "late one".into() }];
+        // Nobody answers second 2 in time; an answer to second 1 comes in meanwhile.
+        if let Ok(mut desk) = link.desk.lock() {
+            desk.answer = Some((1, Ok(late)));
+        }
+        let (sample, gap) = w.take(2, Duration::from_millis(50));
+        assert!(sample.is_none());
+        assert_eq!(gap.as_deref(), Some("no sample within 50 ms"));
+        assert_eq!(w.gone, None, "late is not gone");
+
+        if let Ok(mut desk) = link.desk.lock() {
+            assert_eq!(desk.wanted, Some(2), "the request stays for the watch thread");
+            desk.answer = Some((3, Ok(own_sample())));
+        }
+        let (sample, gap) = w.take(3, Duration::from_millis(50));
+        let sample = sample.expect("second 3 has its sample");
+        assert_eq!(gap, None);
+        assert_eq!(sample.warnings.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(), ["late one"]);
+    }
+
+    #[test]
+    fn a_target_gone_is_a_gap_at_once_from_then_on() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+        let watch = TargetWatch::for_pid(child.id()).expect("watch child");
+        let link = Arc::new(WatchLink::default());
+        let serving = link.clone();
+        let thread = std::thread::spawn(move || serving.serve(watch));
+        let mut w = watched(link.clone());
+        assert!(w.take(1, Duration::from_secs(30)).0.is_some(), "alive: a sample");
+        let _ = child.kill();
+        let _ = child.wait();
+        let (sample, gap) = w.take(2, Duration::from_secs(30));
+        assert!(sample.is_none());
+        assert!(gap.as_deref().is_some_and(|g| g.contains("gone")), "{gap:?}");
+        assert!(w.gone.is_some());
+        thread.join().expect("the watch thread ends with its target");
+        let asked = Instant::now();
+        let (sample, gap) = w.take(3, Duration::from_secs(30));
+        assert!(sample.is_none() && gap.is_some());
+        assert!(asked.elapsed() < Duration::from_secs(5), "no wait once the watch has ended");
     }
 }

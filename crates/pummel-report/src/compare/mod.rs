@@ -6,9 +6,11 @@
 //! that both runs have. Each row has the base and new values, the change in
 //! percent, the tolerance, and a verdict:
 //!
-//! - **same** when the change is within the noise of the two runs (see [`noise`]): for rate and
-//!   latency, |change| ≤ max(2 × the larger per-second relative spread, 2 %); for the error
-//!   rate, |new − base| ≤ max(2 × the larger per-second spread, 0.1 percentage point);
+//! - **same** when the change is within the noise of the two runs (see [`noise`]), each metric
+//!   judged by its own per-second series: for rate, latency and service time, |change| ≤
+//!   max(2 × the larger per-second relative spread, 2 %); for the error rate, |new − base| ≤
+//!   max(2 × the larger per-second spread, 0.1 percentage point). Service time with no
+//!   per-second series in either run (older results) gets a fixed ±10 %, and a note says so;
 //! - otherwise **better** or **worse** by direction: a higher rate is better, a higher latency
 //!   or error rate is worse;
 //! - **n/a** when only one of the runs has the figure (e.g. no request completed).
@@ -162,15 +164,17 @@ impl Metric {
         }
     }
 
-    /// The relative per-second spread that applies to this metric (not the error rate).
-    fn spread(self, n: &Noise) -> f64 {
+    /// The per-second spread of this metric's own series in a run (relative; absolute for the
+    /// error rate); `None` when the run's timeline has no such series.
+    fn spread(self, n: &Noise) -> Option<f64> {
         match self {
-            Metric::Rate => n.rate,
-            Metric::P50 | Metric::Mean => n.p50,
-            Metric::P90 => n.p90,
-            Metric::P99 | Metric::ServiceP99 => n.p99,
-            Metric::Max => n.max,
-            Metric::ErrorRate => n.error_rate,
+            Metric::Rate => Some(n.rate),
+            Metric::P50 | Metric::Mean => Some(n.p50),
+            Metric::P90 => Some(n.p90),
+            Metric::P99 => Some(n.p99),
+            Metric::ServiceP99 => n.service_p99,
+            Metric::Max => Some(n.max),
+            Metric::ErrorRate => Some(n.error_rate),
         }
     }
 }
@@ -348,6 +352,14 @@ impl Comparison {
                 Some(row)
             }));
         }
+        let unknown = Metric::ServiceP99.spread(&base_info.noise).or(Metric::ServiceP99.spread(&new_info.noise));
+        if unknown.is_none() && rows.iter().any(|r| r.metric == Metric::ServiceP99) {
+            notes.push(format!(
+                "service time p99: neither timeline has per-second service times (results from an older pummel), \
+                 so its noise is unknown and its band is a fixed ±{:.0}%",
+                noise::SERVICE_FALLBACK * 100.0
+            ));
+        }
         if base_info.target != new_info.target {
             notes.push(format!("different targets: {} vs {}", base_info.target, new_info.target));
         }
@@ -381,13 +393,19 @@ fn row(
     if base.is_none() && new.is_none() {
         return None;
     }
-    let tolerance = match metric.unit() {
-        Unit::Fraction => Tolerance::Absolute {
-            value: (noise::NOISE_FACTOR * metric.spread(nb).max(metric.spread(nn))).max(noise::MIN_ERROR_RATE),
-        },
-        _ => Tolerance::Relative {
-            pct: 100.0 * (noise::NOISE_FACTOR * metric.spread(nb).max(metric.spread(nn))).max(noise::MIN_RELATIVE),
-        },
+    // The larger spread of the runs that have the metric's series.
+    let spread = match (metric.spread(nb), metric.spread(nn)) {
+        (Some(b), Some(n)) => Some(b.max(n)),
+        (one, other) => one.or(other),
+    };
+    let tolerance = match (metric.unit(), spread) {
+        (Unit::Fraction, spread) => {
+            Tolerance::Absolute { value: (noise::NOISE_FACTOR * spread.unwrap_or(0.0)).max(noise::MIN_ERROR_RATE) }
+        }
+        (_, Some(spread)) => {
+            Tolerance::Relative { pct: 100.0 * (noise::NOISE_FACTOR * spread).max(noise::MIN_RELATIVE) }
+        }
+        (_, None) => Tolerance::Relative { pct: 100.0 * noise::SERVICE_FALLBACK },
     };
     let change = base.zip(new).map(|(b, n)| n - b);
     let change_pct = base.zip(new).and_then(|(b, n)| relative_change_pct(b, n)).filter(|c| c.is_finite());
@@ -439,7 +457,7 @@ pub(crate) mod tests {
         doc.summary.service_time_ms.iter_mut().for_each(scale);
         doc.summary.stages.iter_mut().flat_map(|s| s.latency_ms.iter_mut()).for_each(scale);
         for e in &mut doc.timeline {
-            if let Some(l) = &mut e.latency_ms {
+            for l in e.latency_ms.iter_mut().chain(e.service_time_ms.iter_mut()) {
                 l.p50 *= factor;
                 l.p90 *= factor;
                 l.p99 *= factor;
@@ -447,6 +465,71 @@ pub(crate) mod tests {
             }
         }
         doc
+    }
+
+    /// `doc` with per-second latency p99 growing a hundredfold over the run (a target that
+    /// breaks: requests wait longer and longer in line), and per-second service-time p99
+    /// wobbling by ±`wobble` (relative) around its value.
+    fn swinging(doc: &ResultsDocument, wobble: f64) -> ResultsDocument {
+        let mut doc = doc.clone();
+        for (i, e) in doc.timeline.iter_mut().enumerate() {
+            if let Some(l) = &mut e.latency_ms {
+                l.p99 *= (1.0 + i as f64).powi(2);
+            }
+            if let Some(s) = &mut e.service_time_ms {
+                s.p99 *= 1.0 + wobble * ((i % 3) as f64 - 1.0);
+            }
+        }
+        doc
+    }
+
+    /// `doc` with its run's service-time p99 multiplied by `factor`.
+    fn service_p99_times(doc: &ResultsDocument, factor: f64) -> ResultsDocument {
+        let mut doc = doc.clone();
+        doc.summary.service_time_ms.iter_mut().for_each(|s| s.p99 *= factor);
+        doc
+    }
+
+    #[test]
+    fn service_time_is_judged_by_its_own_noise() {
+        let base = swinging(&fixture::open_run(), 0.0);
+        // The latency's band is huge; service time is steady, and 98 % faster.
+        let new = service_p99_times(&base, 0.02);
+        let c = Comparison::new(&base, "a.json", &new, "b.json");
+        let latency = c.run_row(Metric::P99).unwrap();
+        assert!(matches!(latency.tolerance, Tolerance::Relative { pct } if pct > 100.0), "{latency:?}");
+        let service = c.run_row(Metric::ServiceP99).unwrap();
+        assert_eq!(service.tolerance, Tolerance::Relative { pct: 2.0 }, "steady: the 2 % floor");
+        assert_eq!(service.verdict, Verdict::Better, "{service:?}");
+        let back = Comparison::new(&new, "b.json", &base, "a.json");
+        assert_eq!(back.run_row(Metric::ServiceP99).unwrap().verdict, Verdict::Worse);
+        assert!(c.notes.iter().all(|n| !n.contains("service time")), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn a_service_time_change_within_its_own_noise_is_the_same() {
+        // Service time itself wobbles ±10 % from second to second: a 10 % change is noise.
+        let base = swinging(&fixture::open_run(), 0.1);
+        let new = service_p99_times(&base, 0.9);
+        let c = Comparison::new(&base, "a.json", &new, "b.json");
+        let service = c.run_row(Metric::ServiceP99).unwrap();
+        assert!(matches!(service.tolerance, Tolerance::Relative { pct } if pct > 10.0 && pct < 100.0), "{service:?}");
+        assert_eq!(service.verdict, Verdict::Same, "{service:?}");
+    }
+
+    #[test]
+    fn without_a_service_time_series_the_band_is_fixed_and_said() {
+        let mut base = swinging(&fixture::open_run(), 0.0);
+        for e in &mut base.timeline {
+            e.service_time_ms = None;
+        }
+        let c = Comparison::new(&base, "a.json", &service_p99_times(&base, 0.02), "b.json");
+        let service = c.run_row(Metric::ServiceP99).unwrap();
+        assert_eq!(service.tolerance, Tolerance::Relative { pct: 10.0 });
+        assert_eq!(service.verdict, Verdict::Better, "a 98 % change is never the same");
+        assert!(c.notes.iter().any(|n| n.contains("neither timeline has per-second service times")), "{:?}", c.notes);
+        let c = Comparison::new(&base, "a.json", &service_p99_times(&base, 1.05), "b.json");
+        assert_eq!(c.run_row(Metric::ServiceP99).unwrap().verdict, Verdict::Same);
     }
 
     #[test]

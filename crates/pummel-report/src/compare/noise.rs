@@ -8,8 +8,12 @@
 //! the partial last second of a run or of a stage would otherwise dominate the estimate.
 //!
 //! - rate: per-second completed counts;
-//! - latency p50, p90, p99, max: the same per-second percentile (the mean uses p50's spread,
-//!   service-time p99 uses p99's, since the timeline keeps no service-time percentiles);
+//! - latency p50, p90, p99, max: the same per-second percentile (the mean uses p50's spread);
+//! - service-time p99: the per-second service-time p99, its own series: latency counts the
+//!   wait in line, so when the target breaks it swings by seconds while service time holds
+//!   steady, and its band must not be lent to service time. Results written before the
+//!   timeline kept service time have no such series ([`Noise::service_p99`] is `None`): their
+//!   service-time row gets the fixed band [`SERVICE_FALLBACK`] instead;
 //! - error rate: an absolute spread, the standard deviation of the per-second error rate around
 //!   its segment mean (seconds with fewer than half the segment's median completions, such as
 //!   the last partial one, are left out), since a rate near zero has no useful relative spread.
@@ -26,6 +30,9 @@ pub const NOISE_FACTOR: f64 = 2.0;
 pub const MIN_RELATIVE: f64 = 0.02;
 /// Smallest error-rate tolerance: 0.1 percentage point.
 pub const MIN_ERROR_RATE: f64 = 0.001;
+/// The relative tolerance of the service-time row when neither run's timeline has per-second
+/// service times: fixed, since no spread of its own is known (±10 %).
+pub const SERVICE_FALLBACK: f64 = 0.10;
 /// Scales a median absolute deviation to estimate a standard deviation (normal data).
 const MAD_TO_SD: f64 = 1.4826;
 
@@ -44,6 +51,9 @@ pub struct Noise {
     pub p99: f64,
     /// Relative spread of per-second latency max.
     pub max: f64,
+    /// Relative spread of per-second service-time p99; `None` when the timeline has no
+    /// service-time series (results from before it was recorded).
+    pub service_p99: Option<f64>,
     /// Absolute spread of the per-second error rate (0.001 = 0.1 percentage point).
     pub error_rate: f64,
 }
@@ -64,6 +74,11 @@ impl Noise {
             p90: latency(|l| l.p90),
             p99: latency(|l| l.p99),
             max: latency(|l| l.max),
+            service_p99: timeline.iter().any(|e| e.service_time_ms.is_some()).then(|| {
+                relative_spread(
+                    segments.iter().map(|seg| seg.iter().filter_map(|e| e.service_time_ms.map(|s| s.p99)).collect()),
+                )
+            }),
             error_rate: error_rate_spread(&segments),
         }
     }
@@ -160,6 +175,23 @@ mod tests {
         let doc = fixture::find_limit_run();
         let n = Noise::estimate(&doc.timeline);
         assert!(n.rate < 0.01, "a change of stage is not noise: {n:?}");
+    }
+
+    #[test]
+    fn service_time_has_its_own_spread() {
+        let mut doc = fixture::open_run();
+        for (i, e) in doc.timeline.iter_mut().enumerate() {
+            if let Some(l) = &mut e.latency_ms {
+                l.p99 *= (1.0 + i as f64).powi(2);
+            }
+        }
+        let n = Noise::estimate(&doc.timeline);
+        assert!(n.p99 > 1.0, "latency swings: {n:?}");
+        assert!(n.service_p99.is_some_and(|s| s < 0.05), "service time is steady: {n:?}");
+        for e in &mut doc.timeline {
+            e.service_time_ms = None;
+        }
+        assert_eq!(Noise::estimate(&doc.timeline).service_p99, None, "no series, no spread");
     }
 
     #[test]

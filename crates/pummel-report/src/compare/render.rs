@@ -67,7 +67,8 @@ pub fn text(c: &Comparison, rules: &[FailIfOutcome]) -> String {
     }
     let _ = writeln!(
         out,
-        "\n\"same\" = within the runs' own noise: 2 × the larger per-second spread, at least 2 % (error rate: 0.1 point)."
+        "\n\"same\" = within the runs' own noise: 2 × the larger per-second spread of each metric's own series, \
+         at least 2 % (error rate: 0.1 point)."
     );
     for note in &c.notes {
         let _ = writeln!(out, "note: {note}");

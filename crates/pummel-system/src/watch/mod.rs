@@ -54,6 +54,8 @@ pub struct TargetWatch {
     cpu_mark: (Instant, u64),
     /// Listen-queue counters at the previous sample, and when.
     listen_mark: Option<(Instant, ListenCounters)>,
+    /// Listen-queue counters when the watch began.
+    listen_base: Option<ListenCounters>,
     scanner: SocketScanner,
     rules: WarningRules,
     gone: bool,
@@ -88,6 +90,7 @@ impl TargetWatch {
             began: now,
             cpu_mark: (now, stat.utime + stat.stime),
             listen_mark,
+            listen_base: listen_mark.map(|(_, counters)| counters),
             process,
             scanner: SocketScanner::default(),
             rules: WarningRules::new(),
@@ -169,13 +172,17 @@ impl TargetWatch {
         };
         if let Some(counters) = counters {
             self.listen_mark = Some((now, counters));
+            self.listen_base.get_or_insert(counters);
         }
+        let system_listen_overflows =
+            counters.zip(self.listen_base).map(|(now, base)| now.since(&base).listen_overflows);
 
         let mut sample = WatchSample {
             pid,
             elapsed_ms: u64::try_from(now.duration_since(self.began).as_millis()).unwrap_or(u64::MAX),
             open_fds: fds.open,
             max_fd: fds.max_fd,
+            holds_epoll: fds.epoll,
             fd_soft_limit: limits.open_files.soft,
             fd_hard_limit: limits.open_files.hard,
             threads: u64::try_from(stat.num_threads).unwrap_or(0),
@@ -184,6 +191,7 @@ impl TargetWatch {
             tcp: sockets.states,
             accept_queue: sockets.accept_queue,
             system_listen,
+            system_listen_overflows,
             warnings: Vec::new(),
         };
         sample.warnings = self.rules.check(&sample);

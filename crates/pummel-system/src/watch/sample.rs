@@ -16,9 +16,14 @@ pub struct WatchSample {
     pub elapsed_ms: u64,
     /// Open file descriptors (sockets, files, pipes, ...).
     pub open_fds: u64,
-    /// The highest open fd number; past 1023 a server using select() breaks. `None` when the
-    /// process has no fd open.
+    /// The highest open fd number; past 1023 a server using select() breaks (see
+    /// `holds_epoll`). `None` when the process has no fd open.
     pub max_fd: Option<u64>,
+    /// True when the process holds an epoll instance (an fd linked to `anon_inode:[eventpoll]`):
+    /// it waits on its sockets with epoll, which has no fd ceiling, so fd numbers past 1023 do
+    /// not trouble it the way they trouble a select() loop.
+    #[serde(default)]
+    pub holds_epoll: bool,
     /// Soft limit of open files (`Max open files` in `/proc/PID/limits`): no fd number can
     /// reach it, and accept() fails with EMFILE there. `None` means unlimited.
     pub fd_soft_limit: Option<u64>,
@@ -41,6 +46,11 @@ pub struct WatchSample {
     /// network namespace of the target (the kernel does not count them per process). `None`
     /// when `/proc/PID/net/netstat` could not be read.
     pub system_listen: Option<ListenRates>,
+    /// Listen-queue overflows (`ListenOverflows`) counted since the watch began, for the whole
+    /// network namespace like `system_listen`; the run's total is the last sample's. `None`
+    /// when `/proc/PID/net/netstat` could not be read.
+    #[serde(default)]
+    pub system_listen_overflows: Option<u64>,
     /// Warnings that began with this sample (each is given once, when its condition starts).
     pub warnings: Vec<Warning>,
 }

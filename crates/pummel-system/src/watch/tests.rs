@@ -1,8 +1,9 @@
 //! Target watch on live processes: this test process (which opens its own loopback
 //! connections) and short-lived children it starts and ends by PID.
 
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -112,6 +113,7 @@ fn samples_serialize_with_stable_names() {
         "elapsed_ms",
         "open_fds",
         "max_fd",
+        "holds_epoll",
         "fd_soft_limit",
         "fd_hard_limit",
         "threads",
@@ -120,6 +122,7 @@ fn samples_serialize_with_stable_names() {
         "tcp",
         "accept_queue",
         "system_listen",
+        "system_listen_overflows",
         "warnings",
     ];
     expected.sort_unstable();
@@ -178,4 +181,71 @@ fn a_watch_can_move_to_a_collector_thread() {
     fn assert_send<T: Send + 'static>() {}
     assert_send::<TargetWatch>();
     assert_send::<WatchSample>();
+}
+
+/// A python3 child that raises its open-file limit, opens 1,100 files (so its fd numbers pass
+/// 1024), creates an epoll instance when `epoll`, says `ready` and sleeps; killed on drop.
+struct ManyFiles(Child);
+
+impl ManyFiles {
+    /// `None` (the test is skipped) when python3 is missing or cannot open 1,100 files.
+    fn start(epoll: bool) -> Option<ManyFiles> {
+        const SCRIPT: &str = "
+import os, resource, select, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard == resource.RLIM_INFINITY or hard > soft:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+files = [open(os.devnull) for _ in range(1100)]
+poller = select.epoll() if sys.argv[1] == 'epoll' else None
+os.write(1, b'ready\n')
+time.sleep(60)
+";
+        let mode = if epoll { "epoll" } else { "select" };
+        let spawned =
+            Command::new("python3").args(["-c", SCRIPT, mode]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn();
+        let mut child = match spawned {
+            Ok(child) => ManyFiles(child),
+            Err(e) => {
+                eprintln!("skipped: python3 could not start: {e}");
+                return None;
+            }
+        };
+        let mut line = String::new();
+        let stdout = child.0.stdout.take()?;
+        // python3 either prints `ready` or exits (EOF): no unbounded wait.
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        if line.trim() != "ready" {
+            eprintln!("skipped: python3 could not open 1,100 files");
+            return None;
+        }
+        Some(child)
+    }
+}
+
+impl Drop for ManyFiles {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Both sides of the select() rule on live processes: fd numbers past 1024 in a process without
+/// an epoll instance give the note, in one that holds one they do not.
+#[test]
+fn fds_past_1024_warn_only_without_epoll() {
+    for epoll in [false, true] {
+        let Some(child) = ManyFiles::start(epoll) else { return };
+        let mut watch = TargetWatch::for_pid(child.0.id()).unwrap();
+        let sample = watch.sample().unwrap();
+        assert!(sample.max_fd.is_some_and(|fd| fd >= SELECT_FD_LIMIT), "{:?}", sample.max_fd);
+        assert_eq!(sample.holds_epoll, epoll);
+        let select_notes: Vec<&Warning> =
+            sample.warnings.iter().filter(|w| w.kind == WarningKind::FdAboveSelectLimit).collect();
+        if epoll {
+            assert!(select_notes.is_empty(), "an epoll process: {select_notes:?}");
+        } else {
+            assert_eq!(select_notes.len(), 1, "{:?}", sample.warnings);
+            assert!(select_notes[0].text.contains("a target using select() would fail here"));
+        }
+    }
 }

@@ -22,7 +22,10 @@ pub const CLOSE_WAIT_GROWTH_SAMPLES: u32 = 3;
 pub enum WarningKind {
     /// Open fds passed 90 % of the soft limit: accept() will soon fail with EMFILE.
     FdsNearLimit,
-    /// An fd number reached 1024, the ceiling of select() (FD_SETSIZE).
+    /// An fd number reached 1024, the ceiling of select() (FD_SETSIZE), in a process that holds
+    /// no epoll instance. A note rather than a verdict: /proc cannot tell whether the process
+    /// waits with select() or with poll() (which has no ceiling). A process that holds an epoll
+    /// instance (nginx, tokio, Node.js, Go, Netty...) never gets it.
     FdAboveSelectLimit,
     /// CLOSE_WAIT grew over consecutive samples: the target does not close sockets its
     /// clients have closed.
@@ -79,13 +82,14 @@ impl WarningRules {
         }
         self.fds_near_limit = near_limit;
 
-        let above_select = sample.max_fd.is_some_and(|fd| fd >= SELECT_FD_LIMIT);
+        let above_select = sample.max_fd.is_some_and(|fd| fd >= SELECT_FD_LIMIT) && !sample.holds_epoll;
         if above_select && !self.above_select {
             warn(
                 WarningKind::FdAboveSelectLimit,
                 format!(
-                    "fd numbers reached {} (>= {SELECT_FD_LIMIT}): a server that uses select() cannot watch these fds, \
-                     so connections on them are accepted but never served",
+                    "fd numbers pass {SELECT_FD_LIMIT} (highest {}) and the process holds no epoll instance: a target \
+                     using select() would fail here (it cannot watch these fds, so connections on them are accepted \
+                     but never served)",
                     sample.max_fd.unwrap_or_default()
                 ),
             );
@@ -136,6 +140,7 @@ mod tests {
             elapsed_ms: 1000,
             open_fds,
             max_fd: Some(max_fd),
+            holds_epoll: false,
             fd_soft_limit: Some(1000),
             fd_hard_limit: Some(4096),
             threads: 1,
@@ -144,6 +149,7 @@ mod tests {
             tcp: TcpStates { close_wait, ..TcpStates::default() },
             accept_queue: 0,
             system_listen: Some(ListenRates { listen_overflows_per_s: overflows, ..ListenRates::default() }),
+            system_listen_overflows: None,
             warnings: Vec::new(),
         }
     }
@@ -178,6 +184,16 @@ mod tests {
         assert_eq!(kinds(&warnings), [WarningKind::FdAboveSelectLimit]);
         assert!(warnings[0].text.contains("select()"));
         assert!(rules.check(&sample(10, 2000, 0, 0.0)).is_empty());
+    }
+
+    #[test]
+    fn an_epoll_process_is_not_bound_by_select() {
+        let mut rules = WarningRules::new();
+        let mut epoll = sample(10, 5000, 0, 0.0);
+        epoll.holds_epoll = true;
+        assert!(rules.check(&epoll).is_empty(), "epoll has no fd ceiling");
+        // The same fd numbers without epoll: the note.
+        assert_eq!(kinds(&rules.check(&sample(10, 5000, 0, 0.0))), [WarningKind::FdAboveSelectLimit]);
     }
 
     #[test]

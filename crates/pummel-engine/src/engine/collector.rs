@@ -268,7 +268,7 @@ fn run_limit(
         service_p99_ms: histogram_stat_ms(&total.service_time, &Stat::Percentile(99.0)),
         busiest_thread_percent: generator.busiest_thread_percent,
         dropped: total.dropped,
-        failures: total.errors.non_zero().map(|(kind, n)| (kind, n)).collect(),
+        failures: total.errors.non_zero().collect(),
     };
     let judged: Vec<_> = seconds.iter().map(|e| (*e, e.limit)).collect();
     limit::verdict(&judged, &figures)

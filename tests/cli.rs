@@ -38,6 +38,8 @@ mod keepalive;
 mod latency;
 #[path = "cli/observe.rs"]
 mod observe;
+#[path = "cli/outcomes.rs"]
+mod outcomes;
 #[path = "cli/plans.rs"]
 mod plans;
 #[path = "cli/rate.rs"]

@@ -104,7 +104,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         }
     }
     let status = quick::finish(&plan, &outcome, args.display, args.output.as_deref())?;
-    if staged && plan.scenarios.list.len() == 1 && !args.display.json && !args.display.quiet {
+    if staged && !args.display.json && !args.display.quiet {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
     Ok(status)

@@ -302,13 +302,14 @@ fn latency_row(out: &mut String, name: &str, figures: Option<&LatencyFigures>) {
 /// A row of every request's latency, `≥` on the figures that are lower bounds.
 fn all_latency_row(out: &mut String, all: &AllLatencyFigures) {
     let l = &all.figures;
-    let cell = |v: f64| if all.is_lower_bound(v) { format!("≥{}", ms(v)) } else { ms(v) };
+    let bound = |v: f64, lower: bool| if lower { format!("≥{}", ms(v)) } else { ms(v) };
+    let cell = |v: f64| bound(v, all.is_lower_bound(v));
     let _ = writeln!(
         out,
         "  {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "latency, all",
         cell(l.min),
-        cell(l.mean),
+        bound(l.mean, all.mean_is_lower_bound()),
         cell(l.p50),
         cell(l.p90),
         cell(l.p95),

@@ -783,3 +783,35 @@ flow = [ { think = "500ms" }, { request = { path = "/late", name = "late" } } ]
     assert!(sent <= 45, "at most 10 iterations at a time, 500 ms each, over ~2 s: {sent}");
     assert_eq!(dropped + iterations(summary, "scenario 1"), 400, "every arrival is run or dropped");
 }
+
+/// Two open scenarios side by side, one in two rate stages: the run keeps a row per piece of
+/// the schedule, each offering the scenarios' sum, with its own p99 — not one row for all.
+#[test]
+fn rate_stages_of_several_scenarios_keep_their_rows() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_sink, addr) = spawn_sink(&[]);
+    let plan = r#"
+[[scenario]]
+name = "steps"
+stages = [ { rate = 100, for = "1s" }, { rate = 300, for = "1s" } ]
+flow = [ { request = { path = "/steps" } } ]
+
+[[scenario]]
+name = "steady"
+rate = 50
+duration = "2s"
+flow = [ { request = { path = "/steady" } } ]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let stages = results["summary"]["stages"].as_array().expect("stages");
+    let rates: Vec<f64> = stages.iter().map(|s| num(s, "/target_rate")).collect();
+    assert_eq!(rates, [150.0, 350.0], "{stages:#?}");
+    for stage in stages {
+        let wanted = num(stage, "/target_rate");
+        let ok = count(stage, "/ok") as f64;
+        assert!((ok - wanted).abs() <= wanted * 0.05, "{wanted} req/s for 1 s: {ok} ok\n{stage:#}");
+        assert!(stage["latency_ms"]["p99"].as_f64().is_some(), "each row has its p99: {stage:#}");
+    }
+}

@@ -197,10 +197,14 @@ pub fn latency(doc: &ResultsDocument) -> Table {
     if let Some(all) = doc.summary.latency_all_ms.filter(|all| Some(all.figures) != doc.summary.latency_ms) {
         let f = all.figures;
         let mut cells = vec![Cell::plain("latency of every request (≥: a lower bound)")];
-        cells.extend([f.min, f.mean, f.p50, f.p90, f.p95, f.p99, f.p999, f.max].map(|v| {
-            let bound = if all.is_lower_bound(v) { "≥" } else { "" };
-            Cell::plain(format!("{bound}{}", fmt::ms(v)))
-        }));
+        let mean = (f.mean, all.mean_is_lower_bound());
+        let others = [f.p50, f.p90, f.p95, f.p99, f.p999, f.max].map(|v| (v, all.is_lower_bound(v)));
+        cells.extend(
+            std::iter::once((f.min, all.is_lower_bound(f.min)))
+                .chain([mean])
+                .chain(others)
+                .map(|(v, lower)| Cell::plain(format!("{}{}", if lower { "≥" } else { "" }, fmt::ms(v)))),
+        );
         t.row(cells);
     }
     t

@@ -278,10 +278,15 @@ pub struct AllLatencyFigures {
 }
 
 impl AllLatencyFigures {
-    /// True when `value` (milliseconds, one of [`AllLatencyFigures::figures`]) is only a lower
-    /// bound of the real figure.
+    /// True when `value` (milliseconds, a percentile, the min or the max of
+    /// [`AllLatencyFigures::figures`]) is only a lower bound of the real figure.
     pub fn is_lower_bound(&self, value: f64) -> bool {
         self.given_up_from_ms.is_some_and(|from| value >= from)
+    }
+
+    /// True when the mean is only a lower bound: any request given up pulls it down.
+    pub fn mean_is_lower_bound(&self) -> bool {
+        self.given_up > 0
     }
 }
 

@@ -304,7 +304,7 @@ fn stage_outcomes(plan: &Plan, totals: Vec<Stats>, elapsed: Duration, stop: &Sto
         StopReason::Interrupted => Some("interrupted".to_string()),
         StopReason::Aborted(reason) => Some(format!("aborted: {reason}")),
     };
-    match plan.rate_stages() {
+    match plan.rate_stages().as_slice() {
         [] => vec![StageOutcome {
             target_rate: None,
             measured: elapsed.saturating_sub(plan.warmup),

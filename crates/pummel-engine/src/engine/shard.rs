@@ -137,7 +137,7 @@ async fn drive(setup: ShardSetup) {
         start,
         stop_sending: stop_sending.clone(),
         permits: Cell::new(plan.stop.requests.map(|n| crate::load::share(n, setup.shards, setup.index))),
-        meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), plan.rate_stages(), &plan.scenarios)),
+        meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), &plan.rate_stages(), &plan.scenarios)),
         dialer: Rc::new(Dialer::new(
             setup.index,
             plan.target.addrs.clone(),

@@ -152,18 +152,23 @@ impl Plan {
         }
     }
 
-    /// The open-model stages whose statistics are kept apart: a one-scenario open plan's
-    /// stages; otherwise none (the run is one stage).
-    pub fn rate_stages(&self) -> &[RateStage] {
-        match self.single_scenario().map(|s| &s.load) {
-            Some(Load::Open(open)) => &open.stages,
-            _ => &[],
+    /// The stages whose statistics are kept apart: the open-model scenarios' rate stages, one
+    /// row each. With one open scenario, its stages; with several, the run is cut at every
+    /// stage boundary of any of them, and each piece offers what they offer together (a ramp
+    /// where their sum changes); without any, none (the run is one stage).
+    pub fn rate_stages(&self) -> Vec<RateStage> {
+        let open: Vec<&[RateStage]> =
+            self.open_scenarios().map(|o| o.stages.as_slice()).filter(|s| !s.is_empty()).collect();
+        match open.as_slice() {
+            [] => Vec::new(),
+            [only] => only.to_vec(),
+            several => merged_stages(several),
         }
     }
 
     /// The stage that covers `offset` from the run's start (the last one after the end).
     pub fn stage_at(&self, offset: Duration) -> usize {
-        stage_at(self.rate_stages(), offset)
+        stage_at(&self.rate_stages(), offset)
     }
 
     /// Number of stages whose statistics are kept apart.
@@ -353,6 +358,49 @@ pub fn stage_at(stages: &[RateStage], offset: Duration) -> usize {
     stages.len().saturating_sub(1)
 }
 
+/// Stages of several scenarios running side by side, as one list: cut at every boundary of any
+/// of them, each piece offering their sum (a scenario whose stages ended offers nothing).
+fn merged_stages(scenarios: &[&[RateStage]]) -> Vec<RateStage> {
+    let mut bounds: Vec<Duration> = scenarios
+        .iter()
+        .flat_map(|stages| {
+            stages.iter().scan(Duration::ZERO, |end, stage| {
+                *end += stage.duration;
+                Some(*end)
+            })
+        })
+        .collect();
+    bounds.sort();
+    bounds.dedup();
+    // The rate a scenario offers just after `from` and just before `to`, within one piece.
+    let offered = |at: Duration, before: bool| -> f64 {
+        scenarios
+            .iter()
+            .map(|stages| {
+                let total: Duration = stages.iter().map(|s| s.duration).sum();
+                let inside = if before { at > Duration::ZERO && at <= total } else { at < total };
+                if !inside {
+                    return 0.0;
+                }
+                let nudge = Duration::from_nanos(1);
+                rate_at(stages, if before { at - nudge } else { at })
+            })
+            .sum()
+    };
+    let mut start = Duration::ZERO;
+    bounds
+        .into_iter()
+        .filter(|end| *end > Duration::ZERO)
+        .map(|end| {
+            let (from, to) = (offered(start, false), offered(end, true));
+            let stage =
+                RateStage { rate: to, duration: end - start, ramp_from: ((from - to).abs() > 1e-9).then_some(from) };
+            start = end;
+            stage
+        })
+        .collect()
+}
+
 /// The rate `stages` offer `offset` from their start (after their end, the last one's).
 fn rate_at(stages: &[RateStage], offset: Duration) -> f64 {
     let mut start = Duration::ZERO;
@@ -419,6 +467,25 @@ mod tests {
 
     fn stage(rate: f64, secs: u64) -> RateStage {
         RateStage::level(rate, Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn several_scenarios_stages_are_cut_at_every_boundary() {
+        let ramp = |from: f64, to: f64, secs: u64| RateStage {
+            rate: to,
+            duration: Duration::from_secs(secs),
+            ramp_from: Some(from),
+        };
+        let a = [stage(100.0, 2), stage(200.0, 2)];
+        let b = [ramp(0.0, 30.0, 3)];
+        let merged = merged_stages(&[&a, &b]);
+        let shown: Vec<(f64, u64, Option<f64>)> =
+            merged.iter().map(|s| (s.rate.round(), s.duration.as_secs(), s.ramp_from.map(f64::round))).collect();
+        // 0–2 s: 100 + ramp 0→20; 2–3 s: 200 + ramp 20→30; 3–4 s: 200 (b has ended).
+        assert_eq!(shown, vec![(120.0, 2, Some(100.0)), (230.0, 1, Some(220.0)), (200.0, 1, None)]);
+        let planned: f64 = merged.iter().map(RateStage::planned_requests).sum();
+        let expected: f64 = a.iter().chain(&b).map(RateStage::planned_requests).sum();
+        assert!((planned - expected).abs() < 1e-6, "{planned} vs {expected}: no request lost in the cut");
     }
 
     #[test]

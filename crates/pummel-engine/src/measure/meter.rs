@@ -40,7 +40,7 @@ const KEPT_MESSAGES: usize = 5;
 pub struct Meter {
     start: Instant,
     warmup_end: Instant,
-    /// The run's stages (a one-scenario open plan's); empty: one stage.
+    /// The run's stages (`Plan::rate_stages`); empty: one stage.
     stages: Vec<RateStage>,
     /// The end of the measured window: the planned end, or when sending stopped if earlier.
     window_end: Cell<Instant>,

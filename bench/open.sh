@@ -57,8 +57,8 @@ except Exception as e:
 lag = s["generator"]["schedule_lag_p99_ms"] or 0.0
 lat = (s.get("latency_ms") or {}).get("p50", 0.0)
 svc = (s.get("service_time_ms") or {}).get("p50", 0.0)
-planned = (s["rate"]["target"] or 0.0) * s["duration_s"]
-print(name, lag, lat, svc, s["requests"]["completed"], round(planned))
+planned = (s["rate"]["offered"] or 0.0) * s["duration_s"]
+print(name, lag, lat, svc, s["requests"]["ok"], round(planned))
 EOF
 }
 

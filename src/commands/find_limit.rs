@@ -240,7 +240,13 @@ impl StepObserver for LiveSteps {
             None => "good".to_string(),
             Some(why) => format!("BAD: {why}"),
         };
-        let started = row.note.as_deref().filter(|n| n.starts_with("started")).map(|n| format!(" ({n})"));
+        // How the step started (a cooldown, dirty): the first part of its note, when it says so.
+        let started = row
+            .note
+            .as_deref()
+            .and_then(|n| n.split("; ").next())
+            .filter(|n| n.starts_with("started"))
+            .map(|n| format!(" ({n})"));
         self.progress.note(&format!(
             "   step {}: {} req/s answered successfully, p99 {p99}, {} errors, {} dropped -> {judgement}{}",
             index + 1,

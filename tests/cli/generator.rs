@@ -43,6 +43,9 @@ fn one_thread_at_a_million_per_second_names_the_generator() {
     assert!(verdict.contains("generator threads (-t "), "{verdict}");
     let busiest = num(&summary, "/generator/busiest_thread_percent");
     assert!(busiest >= 80.0, "the one thread was saturated: {busiest} %");
+    // What the generator never got to send was due all the same: dropped, not left out.
+    let ended = ["ok", "failed", "dropped"].map(|k| count(&summary, &format!("/requests/{k}"))).iter().sum::<u64>();
+    assert_eq!(ended, 3_000_000, "every arrival of the schedule has an outcome\n{summary:#}");
 }
 
 /// 5,000 req/s over two connections to a target that answers in 10 ms: every connection is

@@ -46,6 +46,8 @@ const BORDERLINE_KEPT_UP: std::ops::Range<f64> = 0.90..0.98;
 const DRAINED_WITHOUT_SLO: Duration = Duration::from_secs(1);
 /// Pause between two cooldown probes that found the target still busy.
 const PROBE_PAUSE: Duration = Duration::from_millis(250);
+/// A cooldown shorter than this is not worth a note in the step's row.
+const NOTED_COOLDOWN: Duration = Duration::from_millis(500);
 /// A step whose requests in flight grew by more than this share of its requests (and by more
 /// than [`BACKLOG_MIN`]) over its measured seconds did not keep up: the target queued what it
 /// could not serve, and would have fallen further behind with a longer step.
@@ -241,7 +243,7 @@ impl Searcher<'_> {
     fn run_once(&mut self, rate: f64, repeat_of: Option<usize>) -> Result<Step, FindLimitError> {
         let start_note = match self.steps.last() {
             Some(last) if !last.verdict.good && !self.control.is_interrupted() => {
-                Some(cool_down(self.spec, self.control, self.observer)?)
+                cool_down(self.spec, self.control, self.observer)?
             }
             _ => None,
         };
@@ -274,12 +276,13 @@ impl Searcher<'_> {
 }
 
 /// Waits, up to `spec.cooldown`, until the target answers a probe request within the SLO: the
-/// backlog a bad step left is gone. Returns the note for the next step's row.
+/// backlog a bad step left is gone. Returns the note for the next step's row, if the wait was
+/// worth one.
 fn cool_down(
     spec: &FindLimitSpec,
     control: &RunControl,
     observer: &mut dyn StepObserver,
-) -> Result<String, FindLimitError> {
+) -> Result<Option<String>, FindLimitError> {
     let bound = drained_within(spec);
     let started = std::time::Instant::now();
     let deadline = started + spec.cooldown;
@@ -291,10 +294,10 @@ fn cool_down(
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() || control.is_interrupted() {
-            return Ok(format!(
+            return Ok(Some(format!(
                 "started dirty: the target had not drained after {:.0} s",
                 started.elapsed().as_secs_f64()
-            ));
+            )));
         }
         let outcome = engine::run(&probe_plan(spec, left), control, |_| {})?;
         let answered = outcome.total.ok == 1
@@ -302,7 +305,10 @@ fn cool_down(
                 .metric_value(&Metric::Latency(pummel_results::expr::Stat::Max))
                 .is_some_and(|ms| ms <= bound.as_secs_f64() * 1000.0);
         if answered {
-            return Ok(format!("started after a {:.1} s cooldown", started.elapsed().as_secs_f64()));
+            let waited = started.elapsed();
+            return Ok(
+                (waited >= NOTED_COOLDOWN).then(|| format!("started after a {:.1} s cooldown", waited.as_secs_f64()))
+            );
         }
         std::thread::sleep(PROBE_PAUSE.min(deadline.saturating_duration_since(std::time::Instant::now())));
     }
@@ -538,12 +544,10 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
     let mut verdict = match (best_good, first_bad) {
         (Some(good), Some(bad)) => {
             let (good_p99, good_err) = describe(good);
-            let (bad_p99, bad_err) = describe(bad);
-            let cause = bad.outcome.stages.first().and_then(|s| top_failure(&s.stats));
-            let cause = cause.map(|c| format!(" ({c})")).unwrap_or_default();
-            let why = bad.verdict.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+            let (bad_p99, _) = describe(bad);
+            let why = bad.verdict.reason.as_deref().unwrap_or("bad");
             format!(
-                "capacity ≈ {} req/s (p99 {good_p99}, {good_err:.1} % errors); breaks at {} req/s: p99 {bad_p99}, {bad_err:.1} % errors{cause}{why}",
+                "capacity ≈ {} req/s (p99 {good_p99}, {good_err:.1} % errors); breaks at {} req/s: {why} (p99 {bad_p99})",
                 thousands(good.rate),
                 thousands(bad.rate)
             )

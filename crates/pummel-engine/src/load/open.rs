@@ -17,6 +17,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Duration;
 
 use pummel_results::histogram::record;
 use tokio::sync::Notify;
@@ -32,7 +33,7 @@ use crate::plan::OpenLoad;
 
 /// Waits for an arrival longer than this also watch for the scenario's end; shorter ones only
 /// check it before and after (registering with the stop token costs more than a short wait).
-const WATCH_STOP_ABOVE: std::time::Duration = std::time::Duration::from_millis(10);
+const WATCH_STOP_ABOVE: Duration = Duration::from_millis(10);
 /// Behind schedule, the dispatcher lets the shard's other tasks run after this many arrivals in
 /// a row without a wait: otherwise a generator that cannot keep up would dispatch the whole
 /// schedule in one go, starving its own users, the per-second tick and every connection, and
@@ -73,11 +74,18 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
     });
     let mut users = JoinSet::new();
     let timer = ArrivalTimer::new();
-    let planned = run.scenario().planned_duration().unwrap_or(std::time::Duration::MAX);
+    let planned = run.scenario().planned_duration().unwrap_or(Duration::MAX);
     let mut without_wait = 0u32;
-    for offset in Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed) {
+    let mut arrivals = Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed);
+    // The arrival the dispatcher was at when the scenario was stopped, if it was.
+    let mut stopped_at = None;
+    while let Some(offset) = arrivals.next() {
         // Behind schedule, the dispatcher does not sleep: it must see the scenario's end here.
-        if offset >= planned || run.stop.is_cancelled() {
+        if offset >= planned {
+            break;
+        }
+        if run.stop.is_cancelled() {
+            stopped_at = Some(offset);
             break;
         }
         let intended = shard.start + offset;
@@ -85,7 +93,10 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
         if left > WATCH_STOP_ABOVE {
             tokio::select! {
                 () = timer.sleep_until(intended) => {}
-                () = run.stop.cancelled() => break,
+                () = run.stop.cancelled() => {
+                    stopped_at = Some(offset);
+                    break;
+                }
             }
         } else if !left.is_zero() {
             // A short wait: the stop is seen at the next arrival, without registering for it.
@@ -96,6 +107,10 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
             if without_wait >= DISPATCH_BURST {
                 without_wait = 0;
                 tokio::task::yield_now().await;
+                if run.stop.is_cancelled() {
+                    stopped_at = Some(offset);
+                    break;
+                }
             }
         } else {
             without_wait = 0;
@@ -108,6 +123,7 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
         let first = match first_request {
             Some(name) => {
                 if !shard.take_permit() {
+                    stopped_at = run.stop.is_cancelled().then_some(offset);
                     break;
                 }
                 let request = shard.meter.begin(Some(name), intended);
@@ -139,9 +155,26 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
             users.spawn_local(open_user(shard.clone(), run.clone(), queue.clone()));
         }
     }
+    if let Some(offset) = stopped_at {
+        count_undispatched(shard, run, planned, std::iter::once(offset).chain(arrivals));
+    }
     queue.done.set(true);
     queue.wake.notify_waiters();
     while users.join_next().await.is_some() {}
+}
+
+/// Counts as `dropped` the arrivals that were due when the scenario stopped but that a
+/// dispatcher behind schedule never sent out: the schedule offered them, so they are not left
+/// out of the counts. A run bounded by a request or iteration count has no such debt: what it
+/// did not start was never due.
+fn count_undispatched(shard: &Shard, run: &ScenarioRun, planned: Duration, rest: impl Iterator<Item = Duration>) {
+    if shard.plan.stop.requests.is_some() || run.scenario().iterations.is_some() {
+        return;
+    }
+    let due_until = Instant::now().saturating_duration_since(shard.start).min(planned);
+    for offset in rest.take_while(|offset| *offset < due_until) {
+        shard.meter.record(shard.start + offset, |s| s.dropped += 1);
+    }
 }
 
 /// One user of the pool: runs queued iterations, a new virtual user each time (its

@@ -108,3 +108,30 @@ fn bad_flags_exit_2_without_panicking() {
         assert!(!out.stderr.trim().is_empty(), "{args:?} should say what is wrong");
     }
 }
+
+/// An abort rule on `rate` reads the successful answers of its window: a target that answers
+/// every request keeps the run going, one that answers none (it holds every answer 5 s) ends it.
+#[test]
+fn abort_on_rate_reads_the_successful_answers() {
+    let _load = support::shared();
+    let args = |url: &str| {
+        ["run", url, "-r", "200", "-d", "4s", "--drain", "500ms", "--abort-when", "rate<50", "--abort-window", "2s"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(["--json".to_string()])
+            .collect::<Vec<String>>()
+    };
+    let healthy = Sink::start(&[]);
+    let url = healthy.url("/");
+    let out = support::run(&args(&url).iter().map(String::as_str).collect::<Vec<_>>(), Duration::from_secs(30));
+    out.assert_code(0);
+    assert_eq!(out.json()["aborted"], serde_json::Value::Null);
+
+    let stalled = Sink::start(&["--delay", "5s"]);
+    let url = stalled.url("/");
+    let out = support::run(&args(&url).iter().map(String::as_str).collect::<Vec<_>>(), Duration::from_secs(30));
+    out.assert_code(1);
+    let summary = out.json();
+    assert!(text(&summary, "/aborted").starts_with("rate<50"), "{summary:#}");
+    assert_eq!(summary["partial"], true);
+}

@@ -120,6 +120,8 @@ impl Meter {
             }
         };
         let mut figures = self.figures.borrow_mut();
+        // The current second too: abort rules read `rate` from the last seconds.
+        count(&mut figures.interval);
         let stage = stage_at(&self.stages, at.saturating_duration_since(self.start));
         if let Some(totals) = figures.stages.get_mut(stage) {
             count(totals);
@@ -467,8 +469,9 @@ mod tests {
         let late = meter.begin(None, start);
         // Arrives after the window closed: counted as ok, not in the achieved rate.
         late.answered(answer(Instant::now() + Duration::from_millis(5)));
-        let Totals { stages, .. } = meter.totals();
+        let Totals { tail, stages, .. } = meter.totals();
         assert_eq!((stages[0].ok, stages[0].window_ok, stages[0].window_failed), (2, 1, 1));
+        assert_eq!((tail.window_ok, tail.window_failed), (1, 1), "the second's rate for abort rules");
     }
 
     #[test]

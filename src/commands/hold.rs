@@ -9,17 +9,18 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
-use pummel_engine::engine::{self, RunControl, RunOutcome, StopReason};
-use pummel_engine::measure::{results::document as results_document, summary::summarize};
+use pummel_engine::engine::{self, RunControl};
 use pummel_engine::plan::{HoldLoad, HoldMode, Load, Plan, PlanError, Stop, Target, parse_source_addrs};
 use pummel_results::timeline::TimelineEntry;
 
-use super::run::{base_plan, duration_flag, finish, observers, parse_exprs, parse_rate, validate, warn_about_limits};
-use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
+use super::run::{
+    base_plan, duration_flag, finish_with, observers, parse_exprs, parse_rate, validate, warn_about_limits,
+};
+use super::{CliError, ExitStatus, install_interrupt_handler};
 use crate::cli::{ConnectionArgs, DisplayArgs, ObserveArgs, RequestArgs};
 use crate::output::progress::Progress;
 use crate::output::summary::{HoldFigures, hold_table};
@@ -109,48 +110,14 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
         progress.hold_second(entry, &totals.line(entry, wanted));
     })
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    if args.display.json {
-        // The JSON summary and the results document are `run`'s.
-        return finish(&plan, &outcome, args.display, args.output.as_deref());
-    }
-    finish_text(&plan, &outcome, wanted, args.display, args.output.as_deref())
-}
-
-/// Prints the hold summary, writes the results, and maps the outcome to an exit status, as
-/// `run`'s `finish` does with its summary.
-fn finish_text(
-    plan: &Plan,
-    outcome: &RunOutcome,
-    wanted: usize,
-    display: DisplayArgs,
-    output: Option<&Path>,
-) -> Result<ExitStatus, CliError> {
-    let summary = summarize(plan, outcome);
-    if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
-        eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));
-    }
+    // The JSON summary and the results document are `run`'s; the table is hold's own.
     let figures = HoldFigures {
         wanted: wanted as u64,
         peak_held: outcome.timeline.iter().map(|e| e.connections).max().unwrap_or(0),
         opened: outcome.total.connections_opened,
         closed_by_target: outcome.total.closed_by_peer,
     };
-    print_stdout(&hold_table(&summary, &figures));
-    if let Some(path) = output {
-        results_document(plan, outcome, summary.clone())
-            .write_atomically(path)
-            .map_err(|e| CliError::internal(anyhow!(e)))?;
-        if !display.quiet {
-            let partial = if summary.partial { " (partial)" } else { "" };
-            print_stdout(&format!("\nresults written to {}{partial}\n", path.display()));
-        }
-    }
-    Ok(match outcome.stop {
-        StopReason::Interrupted => ExitStatus::Interrupted,
-        StopReason::Aborted(_) => ExitStatus::ThresholdsFailed,
-        StopReason::Completed if !summary.thresholds_pass() => ExitStatus::ThresholdsFailed,
-        StopReason::Completed => ExitStatus::Pass,
-    })
+    finish_with(&plan, &outcome, args.display, args.output.as_deref(), |summary| hold_table(summary, &figures))
 }
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).

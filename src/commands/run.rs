@@ -25,6 +25,7 @@ use super::{CliError, ExitStatus, install_interrupt_handler};
 use crate::cli::{ArrivalArg, ConnectionArgs, DisplayArgs, ObserveArgs, OnOff, RequestArgs, RunArgs, TlsVersionArg};
 use crate::output::progress::Progress;
 use crate::output::summary::summary_table;
+use pummel_results::summary::Summary;
 
 /// Default closed-model concurrency, as in hey/oha.
 const DEFAULT_CONNECTIONS: usize = 50;
@@ -67,6 +68,17 @@ pub fn finish(
     display: DisplayArgs,
     output: Option<&Path>,
 ) -> Result<ExitStatus, CliError> {
+    finish_with(plan, outcome, display, output, summary_table)
+}
+
+/// As [`finish`], with `table` rendering the summary for a terminal (`hold` has its own).
+pub fn finish_with(
+    plan: &Plan,
+    outcome: &RunOutcome,
+    display: DisplayArgs,
+    output: Option<&Path>,
+    table: impl FnOnce(&Summary) -> String,
+) -> Result<ExitStatus, CliError> {
     let summary = summarize(plan, outcome);
     // A count of `tls_error`s does not say why; the reason usually does (unknown issuer, ...).
     if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
@@ -76,7 +88,7 @@ pub fn finish(
         let json = serde_json::to_string_pretty(&summary).map_err(|e| CliError::internal(e.into()))?;
         super::print_stdout(&format!("{json}\n"));
     } else {
-        super::print_stdout(&summary_table(&summary));
+        super::print_stdout(&table(&summary));
     }
     if let Some(path) = output {
         results_document(plan, outcome, summary.clone())

@@ -60,22 +60,7 @@ pub fn summary_table(s: &Summary) -> String {
     if let Some(all) = &all {
         all_latency_row(&mut out, all);
     }
-    let connect = match (s.connect_ms.mean, s.connect_ms.p99) {
-        (Some(mean), Some(p99)) => {
-            format!("mean {}  p99 {}  ({} opened)", ms(mean), ms(p99), thousands(s.connect_ms.count))
-        }
-        _ => "no connection opened".to_string(),
-    };
-    let _ = writeln!(out, "  connect       {connect};  DNS {}", ms(s.dns_ms));
-    if let Some(tls) = &s.tls_ms {
-        let (mean, p99) = (tls.mean.map(ms).unwrap_or_default(), tls.p99.map(ms).unwrap_or_default());
-        let _ = writeln!(
-            out,
-            "  TLS           mean {mean}  p99 {p99}  ({} handshakes, {} resumed)",
-            thousands(tls.count),
-            thousands(tls.resumed)
-        );
-    }
+    connect_lines(&mut out, s, 14, true);
     let _ = writeln!(out, "  (latency counts from each request's intended start, so waiting in line is included;");
     let _ = writeln!(out, "   service time counts from the actual write; both are of the requests that succeeded.");
     if all.is_some() {
@@ -201,20 +186,7 @@ pub fn hold_table(s: &Summary, h: &HoldFigures) -> String {
         thousands(r.ok),
         thousands(r.unanswered)
     );
-    let connect = match (s.connect_ms.mean, s.connect_ms.p99) {
-        (Some(mean), Some(p99)) => format!("mean {}  p99 {}", ms(mean), ms(p99)),
-        _ => "no connection opened".to_string(),
-    };
-    let _ = writeln!(out, "  connect      {connect};  DNS {}", ms(s.dns_ms));
-    if let Some(tls) = &s.tls_ms {
-        let (mean, p99) = (tls.mean.map(ms).unwrap_or_default(), tls.p99.map(ms).unwrap_or_default());
-        let _ = writeln!(
-            out,
-            "  TLS          mean {mean}  p99 {p99}  ({} handshakes, {} resumed)",
-            thousands(tls.count),
-            thousands(tls.resumed)
-        );
-    }
+    connect_lines(&mut out, s, 13, false);
     observers_and_thresholds(&mut out, s);
     out
 }
@@ -296,6 +268,28 @@ fn latency_row(out: &mut String, name: &str, figures: Option<&LatencyFigures>) {
         None => {
             let _ = writeln!(out, "  {name:<13} no response received");
         }
+    }
+}
+
+/// The connect and TLS lines, their labels `width` wide; `opened` adds how many connections.
+fn connect_lines(out: &mut String, s: &Summary, width: usize, opened: bool) {
+    let connect = match (s.connect_ms.mean, s.connect_ms.p99) {
+        (Some(mean), Some(p99)) => {
+            let count = if opened { format!("  ({} opened)", thousands(s.connect_ms.count)) } else { String::new() };
+            format!("mean {}  p99 {}{count}", ms(mean), ms(p99))
+        }
+        _ => "no connection opened".to_string(),
+    };
+    let _ = writeln!(out, "  {:<width$}{connect};  DNS {}", "connect", ms(s.dns_ms));
+    if let Some(tls) = &s.tls_ms {
+        let (mean, p99) = (tls.mean.map(ms).unwrap_or_default(), tls.p99.map(ms).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "  {:<width$}mean {mean}  p99 {p99}  ({} handshakes, {} resumed)",
+            "TLS",
+            thousands(tls.count),
+            thousands(tls.resumed)
+        );
     }
 }
 

@@ -79,7 +79,7 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
     let mut arrivals = Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed);
     // The arrival the dispatcher was at when the scenario was stopped, if it was.
     let mut stopped_at = None;
-    while let Some(offset) = arrivals.next() {
+    for offset in arrivals.by_ref() {
         // Behind schedule, the dispatcher does not sleep: it must see the scenario's end here.
         if offset >= planned {
             break;

@@ -243,7 +243,10 @@ impl Searcher<'_> {
     fn run_once(&mut self, rate: f64, repeat_of: Option<usize>) -> Result<Step, FindLimitError> {
         let start_note = match self.steps.last() {
             Some(last) if !last.verdict.good && !self.control.is_interrupted() => {
-                cool_down(self.spec, self.control, self.observer)?
+                // The target's own pace: the fastest median any step saw.
+                let floor = self.steps.iter().filter_map(|s| s.row.latency_ms.map(|l| l.p50)).reduce(f64::min);
+                let floor = floor.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+                cool_down(self.spec, self.control, self.observer, floor)?
             }
             _ => None,
         };
@@ -275,15 +278,17 @@ impl Searcher<'_> {
     }
 }
 
-/// Waits, up to `spec.cooldown`, until the target answers a probe request within the SLO: the
-/// backlog a bad step left is gone. Returns the note for the next step's row, if the wait was
-/// worth one.
+/// Waits, up to `spec.cooldown`, until the target answers a probe request within the SLO (or
+/// within twice its own pace, `floor`, for a target that never met the SLO): the backlog a bad
+/// step left is gone. Returns the note for the next step's row, if the wait was worth one.
 fn cool_down(
     spec: &FindLimitSpec,
     control: &RunControl,
     observer: &mut dyn StepObserver,
+    floor: Option<Duration>,
 ) -> Result<Option<String>, FindLimitError> {
-    let bound = drained_within(spec);
+    let paced = floor.map_or(Duration::ZERO, |f| f * 2 + Duration::from_millis(1));
+    let bound = drained_within(spec).max(paced);
     let started = std::time::Instant::now();
     let deadline = started + spec.cooldown;
     observer.note(&format!(

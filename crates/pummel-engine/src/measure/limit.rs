@@ -167,12 +167,12 @@ fn generator_text(run: &RunFigures) -> (String, Vec<String>) {
         }
         _ => "add generator threads (-t) or machines".to_string(),
     };
-    (
-        format!(
-            "the generator is the limit: pummel could not send what was asked, so the results understate the target; {advice}"
-        ),
-        evidence,
-    )
+    let what = if run.offered.is_some() {
+        "pummel could not send what was asked"
+    } else {
+        "its busiest thread was saturated, so the users could not loop any faster"
+    };
+    (format!("the generator is the limit: {what}, so the results understate the target; {advice}"), evidence)
 }
 
 fn pool_text(seconds: &[&TimelineEntry], run: &RunFigures) -> (String, Vec<String>) {

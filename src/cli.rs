@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// Plan files: print the first N rendered requests of each scenario and exit (default 5).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5")]
     pub dry_run: Option<usize>,
+    /// Seed of the run's randomness (Poisson arrivals, `choose`, `random_int`, `uuid()`, random
+    /// feeder rows): the same seed repeats them exactly [default: a fresh one, written in the
+    /// results]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 
     #[command(flatten)]
     pub request: RequestArgs,

@@ -48,6 +48,8 @@ mod rate;
 mod report;
 #[path = "cli/results.rs"]
 mod results;
+#[path = "cli/seed.rs"]
+mod seed;
 #[path = "cli/sink.rs"]
 mod sink;
 #[path = "cli/sink_record.rs"]

@@ -101,6 +101,11 @@ pub struct FindLimitArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    /// Seed of the run's randomness (Poisson arrivals, `choose`, `random_int`, `uuid()`, random
+    /// feeder rows): the same seed repeats them exactly [default: a fresh one, written in the
+    /// results]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Write the results document (every step, timeline, histograms) here.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -166,6 +171,9 @@ fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
     let stop = Stop { duration: None, requests: None };
     let mut base = base_plan(&args.url, &args.request, &args.connection, load, http2, stop)?;
     base.ok_status = parse_ok_status(args.ok_status.as_deref())?;
+    if let Some(seed) = args.seed {
+        base.seed = seed;
+    }
     validate(&base)?;
     let search = if args.steps.is_empty() {
         Search::Grow {

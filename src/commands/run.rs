@@ -152,6 +152,9 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
         default_open_pool(&mut plan);
     }
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
+    if let Some(seed) = args.seed {
+        plan.seed = seed;
+    }
     plan.ok_status = parse_ok_status(args.ok_status.as_deref())?;
     plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;

@@ -68,6 +68,9 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let mut spec = load(path, &options)?;
     let typed = typed_flags();
     apply_flags(&mut spec, args, &typed)?;
+    if let Some(seed) = args.seed {
+        spec.seed = Some(seed);
+    }
     if let Some(n) = args.dry_run {
         let text = spec.dry_run(n).map_err(|e| CliError::usage(anyhow!(e)))?;
         print_stdout(&text);
@@ -234,6 +237,9 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
         )));
     }
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
+    if let Some(seed) = args.seed {
+        plan.seed = seed;
+    }
     plan.drain = quick::drain_flag(&args.connection)?;
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);

@@ -15,7 +15,8 @@ pub fn summary_table(s: &Summary) -> String {
         (None, true) => "INTERRUPTED — partial results".to_string(),
         (None, false) => "complete".to_string(),
     };
-    let _ = writeln!(out, "\nSummary ({:.1} s measured, {status})", s.duration_s);
+    let seed = s.seed.map(|n| format!(", seed {n}")).unwrap_or_default();
+    let _ = writeln!(out, "\nSummary ({:.1} s measured, {status}{seed})", s.duration_s);
     let r = &s.requests;
     let _ = writeln!(
         out,

@@ -615,8 +615,11 @@ flow = [ { request = { path = "/list?page={{ iteration }}" } } ]
     out.assert_code(0);
     assert!(results.is_null(), "a dry run writes no results");
     let base = format!("http://{addr}");
-    let lines: Vec<&str> =
-        out.stdout.lines().filter(|l| l.starts_with("GET ") || l.starts_with("POST ") || l.starts_with("# ")).collect();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("GET ") || l.starts_with("POST ") || l.starts_with("# scenario"))
+        .collect();
     assert_eq!(
         lines,
         [

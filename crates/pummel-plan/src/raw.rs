@@ -40,6 +40,9 @@ pub struct RawPlan {
     pub variables: Option<Spanned<RawMap<toml::Value>>>,
     /// `[feeders.NAME]`: data files whose rows feed templates (`{{ NAME.column }}`).
     pub feeders: Option<Spanned<RawMap<RawFeeder>>>,
+    /// `seed = 7`: the run's randomness repeats exactly (arrivals, `choose`, `random_*`,
+    /// `uuid()`, random feeders); `--seed` overrides it.
+    pub seed: Option<Spanned<i64>>,
 }
 
 /// `[target]`.

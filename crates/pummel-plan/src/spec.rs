@@ -54,6 +54,8 @@ pub struct PlanSpec {
     pub variables: BTreeMap<String, String>,
     /// `[feeders.NAME]`, checked to exist; opened when the plan is built.
     pub feeders: Vec<FeederSpec>,
+    /// `seed = N`: the seed of the run's randomness; `None`: a fresh one each run.
+    pub seed: Option<u64>,
 }
 
 /// `[target]`, with defaults applied.
@@ -360,6 +362,9 @@ impl PlanSpec {
         plan.thresholds = self.thresholds.clone();
         plan.abort_when = self.abort_when.clone();
         plan.abort_window = self.abort_window;
+        if let Some(seed) = self.seed {
+            plan.seed = seed;
+        }
         if let Some(sigv4) = &self.target.sigv4 {
             let credentials = Credentials::from_env(&sigv4.access_key_env, &sigv4.secret_key_env)
                 .map_err(|e| PlanError::Invalid(format!("auth.aws_sigv4: {e}")))?;
@@ -431,6 +436,8 @@ impl PlanSpec {
     /// responses are shown as `<name>`, since nothing is sent; feeders give their first rows;
     /// signatures are left out (they need the keys and the time of sending).
     pub fn dry_run(&self, n: usize) -> Result<String, PlanError> {
+        // As a run does: the plan's seed, or a fresh one, said first so the output can be had again.
+        let seed = self.seed.unwrap_or_else(pummel_engine::flow::seed::fresh_seed);
         let origin = self.origin().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
         let target = Target::resolve(&origin)?;
         let mut builder =
@@ -443,8 +450,10 @@ impl PlanSpec {
             feeders.push(opened);
         }
         let base = format!("{}://{}", target.url.split("://").next().unwrap_or("http"), target.host_header);
-        let mut out = String::new();
+        let mut out = format!("# seed {seed}\n");
         for (index, scenario) in self.scenarios.iter().enumerate() {
+            // The requests of the scenario's user 0, drawn as that user draws them in a run.
+            let mut rng = pummel_engine::flow::seed::user_rng(seed, index, 0);
             out.push_str(&format!("# scenario {:?}\n", scenario.name));
             let mut specs = Vec::new();
             collect_requests(&scenario.flow, &mut specs);
@@ -464,12 +473,14 @@ impl PlanSpec {
                     vars.set(name, format!("<{name}>"));
                 }
                 for feeder in &feeders {
-                    if let Ok(Some(row)) = feeder.next_row() {
+                    if let Ok(Some(row)) = feeder.next_row(&mut rng) {
                         vars.set_row(feeder.name(), row);
                     }
                 }
                 for step in steps.iter().take(n - shown) {
-                    out.push_str(&match step.render(&vars) {
+                    let (rendered, advanced) = pummel_engine::flow::seed::rendering_with(rng, || step.render(&vars));
+                    rng = advanced;
+                    out.push_str(&match rendered {
                         Ok(request) => render_text(&step.method, &base, &request),
                         Err(e) => format!("{} <error: {e}>\n", step.method),
                     });

@@ -149,6 +149,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
             schedule_lag_p99_ms: Some(1.5),
         },
         limit: None,
+        seed: Some(7),
         drain_s: 10.0,
         stages,
         probes: Vec::new(),

@@ -61,6 +61,10 @@ pub struct Summary {
     /// target; `None` when the offered load was carried.
     #[serde(default)]
     pub limit: Option<LimitVerdict>,
+    /// The seed of the run's randomness: `--seed` with it repeats the run's arrivals and every
+    /// user's random choices exactly.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// Seconds that requests still in flight when sending stopped were given to end
     /// (`--drain`); what was still unanswered then counts as `unanswered`.
     #[serde(default)]

@@ -20,6 +20,7 @@ mod hold;
 mod request;
 mod ws;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use self::hold::held_user;
 use self::ws::WsState;
 use crate::engine::shard::Shard;
+use crate::flow::seed;
 use crate::flow::template::Vars;
 use crate::flow::{Flow, Scenario, Scenarios, Step};
 use crate::load::closed::users_on;
@@ -105,6 +107,11 @@ impl ScenarioRun {
         })
     }
 
+    /// The scenario's place in the plan.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
         &self.scenarios.list[self.index]
@@ -145,7 +152,9 @@ pub(crate) struct User {
     /// What the user's WebSocket steps keep between them; boxed, since most users of most
     /// runs never open a session (a held user is counted in KiB).
     ws: Option<Box<WsState>>,
-    rng: SmallRng,
+    /// The user's own generator (see `flow::seed`): in a `Cell`, so that a render, which only
+    /// borrows the user, can lend it to the plan functions.
+    rng: Cell<SmallRng>,
     /// The scenario's shared HTTP/2 connections, when it speaks HTTP/2 (then `conn` stays unused).
     http2: Option<Rc<FlowPool>>,
     /// When the user's active window ends (user stages); `None` while it lasts to the end.
@@ -155,17 +164,33 @@ pub(crate) struct User {
 }
 
 impl User {
-    /// A new user of `run` on `shard`.
+    /// A new user of `run` on `shard`, until [`User::become_user`] numbers it.
     pub fn new(shard: &Shard, run: &ScenarioRun) -> User {
         User {
             vars: Vars::new(run.scenarios.globals.clone(), shard.index as u64),
             conn: None,
             ws: None,
-            rng: SmallRng::from_rng(&mut rand::rng()),
+            rng: Cell::new(seed::user_rng(shard.plan.seed, run.index, u64::MAX - shard.index as u64)),
             http2: run.http2.clone(),
             leave_at: None,
             first: None,
         }
+    }
+
+    /// Makes this the virtual user number `id` of its scenario: its variables start afresh
+    /// (`{{ user }}` is `id`) and its generator is the one the run's seed gives that number.
+    fn become_user(&mut self, shard: &Shard, run: &ScenarioRun, id: u64) {
+        self.vars = Vars::new(run.scenarios.globals.clone(), id);
+        self.rng = Cell::new(seed::user_rng(shard.plan.seed, run.index, id));
+    }
+
+    /// Runs `render` with the user's generator behind the plan functions (`random_int`,
+    /// `uuid`, ...), so that a seeded run renders the same values for the same user.
+    fn rendering<R>(&self, render: impl FnOnce() -> R) -> R {
+        let rng = self.rng.replace(SmallRng::seed_from_u64(0));
+        let (result, rng) = seed::rendering_with(rng, render);
+        self.rng.set(rng);
+        result
     }
 
     /// True once the user's active window has ended.
@@ -178,7 +203,7 @@ impl User {
     fn begin_iteration(&mut self, shard: &Shard, run: &ScenarioRun, n: u64) -> bool {
         self.vars.set_iteration(n);
         for feeder in run.scenario().feeders.iter().filter_map(|&i| run.scenarios.feeders.get(i)) {
-            match feeder.next_row() {
+            match feeder.next_row(self.rng.get_mut()) {
                 Ok(Some(row)) => self.vars.set_row(feeder.name(), row),
                 Ok(None) => return false,
                 Err(e) => {
@@ -209,7 +234,7 @@ pub(crate) async fn closed_user(
     windows: Vec<(Duration, Option<Duration>)>,
 ) {
     let mut user = User::new(&shard, &run);
-    user.vars = Vars::new(run.scenarios.globals.clone(), id);
+    user.become_user(&shard, &run, id);
     let iterations = run.scenario().iterations;
     let mut iteration = 0;
     'windows: for (start, end) in windows {
@@ -244,7 +269,7 @@ pub(crate) async fn closed_user(
 pub(crate) async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut User, due: Arrival) {
     let n = run.arrivals.get();
     run.arrivals.set(n + 1);
-    user.vars = Vars::new(run.scenarios.globals.clone(), n * run.shards + run.shard);
+    user.become_user(shard, run, n * run.shards + run.shard);
     user.close_ws(false);
     user.ws = None;
     if !user.begin_iteration(shard, run, 0) {
@@ -304,7 +329,7 @@ async fn walk_steps(
             Step::Think(think) => {
                 // The next request is due when the pause ends, not before.
                 *intended = None;
-                let until = Instant::now() + think.draw(&mut user.rng);
+                let until = Instant::now() + think.draw(user.rng.get_mut());
                 if !pause(shard, run, user, until).await {
                     return false;
                 }
@@ -330,7 +355,7 @@ async fn walk_steps(
                 }
             }
             Step::Choose(choice) => {
-                let Some(branch) = choice.pick(&mut user.rng) else { continue };
+                let Some(branch) = choice.pick(user.rng.get_mut()) else { continue };
                 shard.meter.branch(branch.id);
                 if !walk(shard, run, user, &branch.flow, intended).await {
                     return false;

@@ -270,7 +270,7 @@ fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, St
 /// requests.
 fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts, String> {
     let target = &shard.plan.target;
-    let RenderedRequest { path, mut headers, body, payload_sha256 } = step.render(&user.vars)?;
+    let RenderedRequest { path, mut headers, body, payload_sha256 } = user.rendering(|| step.render(&user.vars))?;
     if let Some(signer) = &shard.plan.auth {
         let body_bytes = body.as_deref().unwrap_or(&[]);
         let hash = payload_sha256.map_or_else(|| crate::flow::sigv4::sha256_hex(body_bytes), |h| h.to_string());

@@ -129,7 +129,8 @@ async fn open(
     let mut headers = Vec::with_capacity(step.headers.len());
     for (header, value) in &step.headers {
         let mut text = String::new();
-        value.render(&user.vars, &mut text).map_err(|e| TransportError::other(format!("header {header}: {e}")))?;
+        user.rendering(|| value.render(&user.vars, &mut text))
+            .map_err(|e| TransportError::other(format!("header {header}: {e}")))?;
         headers.push((header.clone(), text));
     }
     let target = target(shard, &step.url).map_err(TransportError::other)?;
@@ -171,7 +172,7 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due:
     state.send_failed = true;
     let mut request = shard.meter.begin(Some(step.stats), due);
     let mut text = String::new();
-    if let Err(e) = step.text.render(&user.vars, &mut text) {
+    if let Err(e) = user.rendering(|| step.text.render(&user.vars, &mut text)) {
         return request.failed(&TransportError::other(e.to_string()));
     }
     let ws = match session(shard, user, &mut request, "ws_send").await {

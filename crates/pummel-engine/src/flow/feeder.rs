@@ -261,13 +261,14 @@ impl Feeder {
     }
 
     /// The next row for a user; `None` once a sequential or unique feeder that ends has
-    /// handed out its last row.
-    pub fn next_row(&self) -> Result<Option<Row>, FeederError> {
+    /// handed out its last row. A random feeder picks with `rng`, the user's own generator,
+    /// so a seeded run picks the same rows for the same user.
+    pub fn next_row(&self, rng: &mut dyn rand::RngCore) -> Result<Option<Row>, FeederError> {
         match &self.store {
             Store::Memory { rows, cursor } => {
                 let n = rows.len() as u64;
                 let at = match self.mode {
-                    FeederMode::Random => rand::rng().random_range(0..n),
+                    FeederMode::Random => rng.random_range(0..n),
                     FeederMode::Sequential | FeederMode::Unique => {
                         let at = cursor.fetch_add(1, Ordering::Relaxed);
                         match self.when_exhausted {
@@ -284,7 +285,7 @@ impl Feeder {
                 Ok(rows.get(at as usize).cloned())
             }
             Store::Indexed { file, offsets } => {
-                let at = rand::rng().random_range(0..offsets.len() - 1);
+                let at = rng.random_range(0..offsets.len() - 1);
                 self.read_indexed(file, offsets[at], offsets[at + 1], at).map(Some)
             }
             Store::Stream(stream) => {
@@ -566,7 +567,9 @@ mod tests {
     }
 
     fn ids(feeder: &Feeder, n: usize) -> Vec<Option<String>> {
-        (0..n).map(|_| feeder.next_row().unwrap().map(|row| row.get("id").unwrap().to_owned())).collect()
+        (0..n)
+            .map(|_| feeder.next_row(&mut rand::rng()).unwrap().map(|row| row.get("id").unwrap().to_owned()))
+            .collect()
     }
 
     fn some(ids: &[&str]) -> Vec<Option<String>> {
@@ -591,13 +594,13 @@ mod tests {
             assert_eq!(feeder.columns(), ["name", "note"]);
             assert_eq!(feeder.row_count(), 2);
             assert_eq!(feeder.name(), "users");
-            let row = feeder.next_row().unwrap().unwrap();
+            let row = feeder.next_row(&mut rand::rng()).unwrap().unwrap();
             assert_eq!(row.get("name"), Some("Smith, Ann"));
             assert_eq!(row.get("note"), Some("she said \"hi\""));
             assert_eq!(row.get("nope"), None);
-            let row = feeder.next_row().unwrap().unwrap();
+            let row = feeder.next_row(&mut rand::rng()).unwrap().unwrap();
             assert_eq!(row.get("note"), Some("two\nlines"));
-            assert!(feeder.next_row().unwrap().is_none());
+            assert!(feeder.next_row(&mut rand::rng()).unwrap().is_none());
         }
     }
 
@@ -610,13 +613,13 @@ mod tests {
             let mut columns = feeder.columns().to_vec();
             columns.sort();
             assert_eq!(columns, ["id", "name", "ok", "tags"]);
-            let row = feeder.next_row().unwrap().unwrap();
+            let row = feeder.next_row(&mut rand::rng()).unwrap().unwrap();
             assert_eq!((row.get("id"), row.get("name"), row.get("ok")), (Some("1"), Some("ann"), Some("true")));
             assert_eq!(row.get("tags"), Some("[\"a\"]"));
-            let row = feeder.next_row().unwrap().unwrap();
+            let row = feeder.next_row(&mut rand::rng()).unwrap().unwrap();
             assert_eq!((row.get("id"), row.get("name"), row.get("ok")), (Some("2.5"), Some("null"), None));
             assert_eq!(row.get("extra"), None, "keys beyond the first object's are not columns");
-            assert!(feeder.next_row().unwrap().is_none());
+            assert!(feeder.next_row(&mut rand::rng()).unwrap().is_none());
         }
     }
 
@@ -690,7 +693,7 @@ mod tests {
                             let mut got = Vec::new();
                             // Bounded: more pulls than rows, so each thread sees the end.
                             for _ in 0..ROWS * 2 {
-                                match feeder.next_row().unwrap() {
+                                match feeder.next_row(&mut rand::rng()).unwrap() {
                                     Some(row) => got.push(row.get("id").unwrap().to_owned()),
                                     None => break,
                                 }
@@ -703,7 +706,7 @@ mod tests {
                 let distinct: HashSet<&String> = all.iter().collect();
                 assert_eq!(all.len(), ROWS, "{ext} limit {limit}");
                 assert_eq!(distinct.len(), ROWS, "{ext} limit {limit}: no row twice");
-                assert!(feeder.next_row().unwrap().is_none());
+                assert!(feeder.next_row(&mut rand::rng()).unwrap().is_none());
             }
         }
     }
@@ -735,7 +738,7 @@ mod tests {
         assert_send_sync::<Row>();
         let file = TempFile::new("csv", &csv_rows(1));
         let feeder = open(&file, FeederFormat::Csv, FeederMode::Sequential, WhenExhausted::Wrap, MEMORY_LIMIT);
-        let row = feeder.next_row().unwrap().unwrap();
+        let row = feeder.next_row(&mut rand::rng()).unwrap().unwrap();
         let copy = row.clone();
         assert!(Arc::ptr_eq(&row.inner, &copy.inner));
         assert_eq!(copy.columns(), ["id", "name"]);

@@ -12,6 +12,7 @@
 
 pub mod feeder;
 pub mod payload;
+pub mod seed;
 pub mod sigv4;
 pub mod template;
 

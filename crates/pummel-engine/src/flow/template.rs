@@ -27,6 +27,7 @@ use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::flow::feeder::Row;
+use crate::flow::seed;
 
 /// Names every template may read without declaring them: the virtual user's number and its
 /// iteration count.
@@ -422,17 +423,18 @@ fn base_environment() -> &'static Environment<'static> {
     })
 }
 
-/// `random_int(lo, hi)`: a uniformly random integer in `lo..=hi`.
+/// `random_int(lo, hi)`: a uniformly random integer in `lo..=hi`, from the rendering user's
+/// generator (see `flow::seed`), as are `uuid()` and `random_string(n)`.
 fn random_int(lo: i64, hi: i64) -> Result<i64, minijinja::Error> {
     if lo > hi {
         return Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("random_int({lo}, {hi}): lo > hi")));
     }
-    Ok(rand::rng().random_range(lo..=hi))
+    Ok(seed::draw(|rng| rng.random_range(lo..=hi)))
 }
 
 /// `uuid()`: a random (version 4) UUID as text.
 fn uuid_v4() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
+    let bytes: [u8; 16] = seed::draw(|rng| rng.random());
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
@@ -449,7 +451,7 @@ fn random_string(n: usize) -> Result<String, minijinja::Error> {
             format!("random_string({n}): at most {MAX_RANDOM_STRING} characters"),
         ));
     }
-    Ok(Alphanumeric.sample_string(&mut rand::rng(), n))
+    Ok(seed::draw(|rng| Alphanumeric.sample_string(rng, n)))
 }
 
 /// `env("NAME")`: an environment variable, looked up once per process and cached.

@@ -151,6 +151,13 @@ mod tests {
     }
 
     #[test]
+    fn poisson_arrivals_repeat_for_the_same_seed() {
+        let take = |seed| Arrivals::new(&[stage(500.0, 1.0)], Arrival::Poisson, 0, 1, seed).collect::<Vec<_>>();
+        assert_eq!(take(7), take(7));
+        assert_ne!(take(7), take(8));
+    }
+
+    #[test]
     fn uniform_arrivals_are_evenly_spaced_and_interleaved() {
         let a: Vec<_> = Arrivals::new(&[stage(10.0, 1.0)], Arrival::Uniform, 0, 2, 1).collect();
         let b: Vec<_> = Arrivals::new(&[stage(10.0, 1.0)], Arrival::Uniform, 1, 2, 1).collect();

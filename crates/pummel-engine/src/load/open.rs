@@ -57,8 +57,8 @@ struct Queue {
 /// Runs this shard's share of an open scenario: dispatches its arrivals until the schedule,
 /// the iteration budget or the scenario ends, then waits for the iterations under way.
 pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoad) {
-    let seed =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    // Each scenario's arrivals from the run's seed (the shard's own share is mixed in below).
+    let seed = crate::flow::seed::mix(shard.plan.seed, &[run.index() as u64]);
     let shards = shard.shards;
     let per_connection = run.scenario().users_per_connection();
     let pool = share(open.max_connections as u64, shards, shard.index).max(1) as usize * per_connection;

@@ -124,6 +124,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         },
         limit: outcome.limit.clone(),
         drain_s: plan.drain_time().as_secs_f64(),
+        seed: Some(plan.seed),
         stages: outcome
             .stages
             .iter()

@@ -86,6 +86,9 @@ pub struct Plan {
     /// SNI, version, resumption); left at its default for `http://` targets.
     #[serde(skip_serializing_if = "TlsSettings::is_default")]
     pub tls: TlsSettings,
+    /// The seed everything random in the run derives from (`--seed`, plan `seed`; a fresh one
+    /// otherwise), written in the results so that any run can be repeated (see `flow::seed`).
+    pub seed: u64,
     /// Sign every request with AWS Signature Version 4 (`--aws-sigv4`, plan `auth.aws_sigv4`),
     /// for object stores and other AWS APIs. Holds credentials, so it is never serialised.
     #[serde(skip)]
@@ -123,6 +126,7 @@ impl Plan {
             observers: crate::observe::Observers::default(),
             source_addrs: Vec::new(),
             tls: TlsSettings::default(),
+            seed: crate::flow::seed::fresh_seed(),
             auth: None,
         }
     }

@@ -499,3 +499,11 @@ flow = [ { every = "200ms", flow = [ { request = { path = "/x" } } ] } ]
     assert_eq!(short(&equals).len(), 1);
     assert!(short(&equals)[0].contains("`equals` needs `json` in ws_expect"));
 }
+
+#[test]
+fn a_negative_seed_is_an_error_at_its_place() {
+    let text = format!("seed = -3\n{BASE}");
+    assert_eq!(short(&text), ["plan.toml:1:8: error: seed -3 is negative"]);
+    assert_eq!(valid(&format!("seed = 7\n{BASE}")).seed, Some(7));
+    assert_eq!(valid(BASE).seed, None, "no seed: a fresh one each run");
+}

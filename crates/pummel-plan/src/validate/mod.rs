@@ -61,6 +61,7 @@ pub(crate) fn validate(
     let scenarios = v.scenarios(&raw.scenario, &target);
     let (thresholds, named_thresholds) = v.thresholds(raw, scenarios.as_deref().unwrap_or(&[]));
     let (abort_when, abort_window) = v.abort(raw);
+    let seed = raw.seed.as_ref().and_then(|s| v.seed(s));
     let spec = match (v.diagnostics.is_empty(), scenarios) {
         (true, Some(scenarios)) => Some(PlanSpec {
             target,
@@ -71,6 +72,7 @@ pub(crate) fn validate(
             abort_window,
             variables,
             feeders,
+            seed,
         }),
         _ => None,
     };
@@ -92,6 +94,18 @@ pub(crate) struct Validator<'a> {
 impl Validator<'_> {
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// `seed = N`: a whole number from 0 up.
+    fn seed(&mut self, seed: &Spanned<i64>) -> Option<u64> {
+        let value = u64::try_from(*seed.get_ref()).ok();
+        if value.is_none() {
+            self.push(
+                Diagnostic::new(DiagnosticKind::Invalid, seed.span(), format!("seed {} is negative", seed.get_ref()))
+                    .with_help("expected a whole number from 0 up, e.g. seed = 7"),
+            );
+        }
+        value
     }
 
     /// The span of the key holding `value`.

@@ -144,6 +144,10 @@ pub struct RequestArgs {
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if set).
     #[arg(long, value_name = "REGION:SERVICE")]
     pub aws_sigv4: Option<String>,
+    /// Ask for compressed answers (Accept-Encoding: gzip, deflate, br, zstd); a body that a
+    /// plan's checks or extraction read is decoded, no other
+    #[arg(long)]
+    pub compressed: bool,
 }
 
 /// How the generator connects; shared by `run` and `find-limit`.

@@ -30,6 +30,8 @@ mod generator;
 mod hold;
 #[path = "cli/http2.rs"]
 mod http2;
+#[path = "cli/http_client.rs"]
+mod http_client;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
 #[path = "cli/keepalive.rs"]

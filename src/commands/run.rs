@@ -179,7 +179,10 @@ pub fn base_plan(
         pummel_engine::plan::PlanError::Resolve { .. } => CliError::cannot_start(anyhow!(e)),
         other => CliError::usage(anyhow!(other)),
     })?;
-    let headers = request.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let mut headers = request.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    if request.compressed && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding")) {
+        headers.push(("Accept-Encoding".to_string(), accept_encoding()));
+    }
     let body = match (&request.body, &request.body_file) {
         (Some(text), _) => text.clone().into_bytes(),
         (None, Some(path)) => std::fs::read(path)
@@ -208,6 +211,11 @@ pub fn base_plan(
     plan.tls = tls_settings(connection);
     plan.auth = auth;
     Ok(plan)
+}
+
+/// The `Accept-Encoding` value of `--compressed`: every coding pummel decodes.
+pub fn accept_encoding() -> String {
+    pummel_engine::inspect::encoding::ALL.join(", ")
 }
 
 /// `--drain`, when given.

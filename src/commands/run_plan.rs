@@ -168,6 +168,10 @@ fn apply_flags(spec: &mut PlanSpec, args: &RunArgs, typed: &HashSet<String>) -> 
         let template = Template::compile(&value).map_err(|e| CliError::usage(anyhow!("-H {header:?}: {e}")))?;
         headers.push((name, template));
     }
+    if args.request.compressed && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding")) {
+        let value = Template::compile(&quick::accept_encoding()).map_err(|e| CliError::internal(anyhow!(e)))?;
+        headers.push(("Accept-Encoding".to_string(), value));
+    }
     let body = match (&args.request.body, &args.request.body_file) {
         (Some(body), _) => Some(body.clone().into_bytes()),
         (None, Some(file)) => Some(

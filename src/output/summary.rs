@@ -44,9 +44,14 @@ pub fn summary_table(s: &Summary) -> String {
         rate(s.rate.failed)
     );
     let secs = s.duration_s.max(1e-9);
+    let decoded = if s.bytes.decoded > 0 {
+        format!(" ({} decoded from compressed bodies)", bytes(s.bytes.decoded as f64))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  throughput  {}/s in, {}/s out",
+        "  throughput  {}/s in, {}/s out{decoded}",
         bytes(s.bytes.received as f64 / secs),
         bytes(s.bytes.sent as f64 / secs)
     );

@@ -31,6 +31,12 @@ impl Nginx {
     /// nginx closing a keep-alive connection once it has been idle for `timeout` (nginx syntax:
     /// `500ms`, `60s`).
     pub fn with_keepalive_timeout(timeout: &str) -> Nginx {
+        Nginx::configured(&format!("keepalive_timeout {timeout};"), "location / { return 200 \"ok\\n\"; }")
+    }
+
+    /// nginx with `http` directives of the test's own (`gzip on;`) and the `server` block's
+    /// locations.
+    pub fn configured(http: &str, locations: &str) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install nginx (`apt-get install -y nginx-light`); this test needs an \
@@ -45,8 +51,8 @@ impl Nginx {
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
              \x20 fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n\
-             \x20 keepalive_timeout {timeout};\n\
-             \x20 server {{ listen {addr}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
+             \x20 {http}\n\
+             \x20 server {{ listen {addr}; {locations} }}\n}}\n"
         );
         let config_path = dir.path().join("nginx.conf");
         std::fs::write(&config_path, config).expect("write the nginx config");

@@ -127,7 +127,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
             achieved: (completed - failed) as f64 / duration_s,
             failed: failed as f64 / duration_s,
         },
-        bytes: Bytes { received: completed * 60, sent: completed * 50 },
+        bytes: Bytes { received: completed * 60, sent: completed * 50, decoded: 0 },
         latency_ms: Some(figures(10.0)),
         service_time_ms: Some(figures(9.0)),
         latency_all_ms: None,

@@ -244,6 +244,9 @@ pub struct Bytes {
     /// Request bytes written.
     #[serde(rename = "out")]
     pub sent: u64,
+    /// Response bodies read by checks or extraction and sent compressed, once decoded.
+    #[serde(default)]
+    pub decoded: u64,
 }
 
 /// Latency figures, milliseconds.

@@ -105,7 +105,7 @@ async fn exchange(
         Ok(info) => {
             let failure = (!shard.plan.ok_status.contains(info.status)).then(|| ErrorKind::from_status(info.status));
             let bytes_in = info.head_bytes + info.body_bytes;
-            request.answered(Answer { status: Some(info.status), failure, done, bytes_in });
+            request.answered(Answer { status: Some(info.status), failure, done, bytes_in, bytes_decoded: 0 });
             Exchanged::Answered
         }
         Err(e) => {
@@ -174,7 +174,7 @@ async fn slow_request(shard: &Shard, step: &HoldStep, conn: &Connection, mut req
             // The target answered the unfinished request (typically 408 or 400).
             PeerEvent::Sent { n, status: Some(status) } => {
                 let failure = (!shard.plan.ok_status.contains(status)).then(|| ErrorKind::from_status(status));
-                request.answered(Answer { status: Some(status), failure, done, bytes_in: n as u64 });
+                request.answered(Answer { status: Some(status), failure, done, bytes_in: n as u64, bytes_decoded: 0 });
                 Exchanged::Answered
             }
             PeerEvent::Sent { .. } => {
@@ -218,7 +218,7 @@ async fn websocket(shard: &Shard, step: &HoldStep, mut request: Request) -> bool
             return closed;
         }
     };
-    request.answered(Answer { status: Some(101), failure: None, done: Instant::now(), bytes_in: 0 });
+    request.answered(Answer { status: Some(101), failure: None, done: Instant::now(), bytes_in: 0, bytes_decoded: 0 });
     loop {
         tokio::select! {
             () = sleep(step.drip) => {

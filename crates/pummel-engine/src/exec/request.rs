@@ -11,6 +11,7 @@
 //! goes out once more on a fresh connection; any other fails as `reset`, "closed by the
 //! server while idle", since the server may have acted on it.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use super::{Held, User};
 use crate::dial::{Alpn, IdleState, TransportError};
 use crate::engine::shard::Shard;
 use crate::flow::{RenderedRequest, RequestStep};
-use crate::inspect::{JsonBody, ResponseView};
+use crate::inspect::{JsonBody, ResponseView, encoding};
 use crate::measure::meter::{Answer, Request};
 use crate::proto::http1::{Connection, encode_head};
 use crate::proto::http2::{Capture, FlowPool, Kept};
@@ -55,7 +56,8 @@ async fn send_over_http1(
     rendered: &Rendered,
 ) {
     let (name, intended) = (request.name(), request.intended());
-    let (wants_headers, wants_body) = (step.needs_headers(), step.needs_body());
+    // A body that is read may come compressed: its Content-Encoding header is needed too.
+    let (wants_body, wants_headers) = (step.needs_body(), step.needs_headers() || step.needs_body());
     let bytes_out = (rendered.head.len() + rendered.body.as_ref().map_or(0, |b| b.len())) as u64;
     let head_request = step.method.eq_ignore_ascii_case("HEAD");
     let mut retried = false;
@@ -88,21 +90,31 @@ async fn send_over_http1(
             Ok(Ok(info)) => {
                 let headers: Vec<(&[u8], &[u8])> =
                     if wants_headers { conn.io.captured_headers().collect() } else { Vec::new() };
+                let complete = info.body_bytes <= CAPTURE_LIMIT as u64;
+                let body = match decoded(&headers, conn.io.captured_body(), complete) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        drop(headers);
+                        return request.failed_after(&e, info.head_bytes + info.body_bytes);
+                    }
+                };
                 let view = ResponseView {
                     status: info.status,
                     headers: &headers,
-                    body: conn.io.captured_body(),
+                    body: &body,
                     // Latency as everywhere: from when the request was due.
                     elapsed: done - intended,
                 };
                 let failure = judge(shard, user, step, &view, intended);
                 let keep = shard.plan.keepalive && conn.io.reusable(&info);
+                let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
                 drop(headers);
                 request.answered(Answer {
                     status: Some(info.status),
                     failure,
                     done,
                     bytes_in: info.head_bytes + info.body_bytes,
+                    bytes_decoded,
                 });
                 if keep {
                     user.conn = Some(conn);
@@ -179,8 +191,10 @@ async fn send_over_http2(
         Ok(h2) => h2,
         Err(detail) => return request.failed(&TransportError::other(detail)),
     };
-    let capture =
-        Capture { headers: step.needs_headers(), body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 } };
+    let capture = Capture {
+        headers: step.needs_headers() || step.needs_body(),
+        body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 },
+    };
     let mut kept = Kept::default();
     let (name, intended) = (request.name(), request.intended());
     // The connection counts the bytes of its frames as they pass.
@@ -188,11 +202,23 @@ async fn send_over_http2(
     match result {
         Ok(answered) => {
             let headers = kept.header_pairs();
+            let complete = kept.body.len() < CAPTURE_LIMIT;
+            let body = match decoded(&headers, &kept.body, complete) {
+                Ok(body) => body,
+                Err(e) => return request.failed(&e),
+            };
             // Latency as everywhere: from when the request was due.
             let elapsed = answered.done - intended;
-            let view = ResponseView { status: answered.status, headers: &headers, body: &kept.body, elapsed };
+            let view = ResponseView { status: answered.status, headers: &headers, body: &body, elapsed };
             let failure = judge(shard, user, step, &view, intended);
-            request.answered(Answer { status: Some(answered.status), failure, done: answered.done, bytes_in: 0 });
+            let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
+            request.answered(Answer {
+                status: Some(answered.status),
+                failure,
+                done: answered.done,
+                bytes_in: 0,
+                bytes_decoded,
+            });
         }
         Err(e) => request.failed(&e),
     }
@@ -210,6 +236,17 @@ fn h2_request(
         let body = parts.body.map_or_else(Bytes::new, Bytes::from_owner);
         pool.request(&step.method, &parts.path, &parts.headers, body)
     })
+}
+
+/// The captured body as sent before its `Content-Encoding` (only a body that is read is
+/// captured, so only such a body is ever decoded); a body that does not decode is malformed.
+fn decoded<'a>(headers: &[(&[u8], &[u8])], body: &'a [u8], complete: bool) -> Result<Cow<'a, [u8]>, TransportError> {
+    let coding = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(b"content-encoding")).map(|&(_, v)| v);
+    match coding {
+        Some(coding) if !body.is_empty() => encoding::decode(coding, body, CAPTURE_LIMIT, complete)
+            .map_err(|e| TransportError::new(ErrorKind::MalformedResponse, e.to_string())),
+        _ => Ok(Cow::Borrowed(body)),
+    }
 }
 
 /// Judges a complete response: its status, then the step's checks (tallied) and extraction

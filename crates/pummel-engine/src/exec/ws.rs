@@ -113,7 +113,13 @@ pub(super) async fn connect(shard: &Shard, user: &mut User, step: &Arc<WsConnect
     state.send_failed = false;
     let mut request = shard.meter.begin(Some(step.stats), due);
     match open(shard, user, step, &mut request).await {
-        Ok(()) => request.answered(Answer { status: Some(101), failure: None, done: Instant::now(), bytes_in: 0 }),
+        Ok(()) => request.answered(Answer {
+            status: Some(101),
+            failure: None,
+            done: Instant::now(),
+            bytes_in: 0,
+            bytes_decoded: 0,
+        }),
         Err(e) => request.failed(&e),
     }
 }
@@ -205,7 +211,7 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &WsSendStep, due:
 /// Counts a sent message that no `ws_expect` waited for as complete when it was written.
 fn complete_send(sent: SentMessage) {
     let done = sent.request.sent_at().unwrap_or_else(Instant::now);
-    sent.request.answered(Answer { status: None, failure: None, done, bytes_in: 0 });
+    sent.request.answered(Answer { status: None, failure: None, done, bytes_in: 0, bytes_decoded: 0 });
 }
 
 /// `ws_expect`: waits for a matching message; completes the exchange of the last send. After a
@@ -248,7 +254,7 @@ pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) 
                     None => failure = Some(ErrorKind::ExtractFailed),
                 }
             }
-            request.answered(Answer { status: None, failure, done, bytes_in: message.len() as u64 });
+            request.answered(Answer { status: None, failure, done, bytes_in: message.len() as u64, bytes_decoded: 0 });
         }
         Err(e) => {
             let closed = e.kind == ErrorKind::WsClosed;

@@ -6,6 +6,7 @@
 //! in the pattern text a bad one goes wrong.
 
 pub mod check;
+pub mod encoding;
 pub mod extract;
 pub mod jsonpath;
 

@@ -291,6 +291,8 @@ pub struct Answer {
     pub done: Instant,
     /// Bytes of the answer on the wire (0 where the connection counts them itself).
     pub bytes_in: u64,
+    /// Bytes of its body once decoded from its `Content-Encoding` (0: not decoded).
+    pub bytes_decoded: u64,
 }
 
 impl Request {
@@ -337,6 +339,7 @@ impl Request {
         self.meter.record_outcome_at(self.name(), answer.done, answer.failure.is_none());
         self.finish(|s| {
             s.bytes_in += answer.bytes_in;
+            s.bytes_decoded += answer.bytes_decoded;
             s.record_judged_response(
                 answer.status,
                 answer.failure,
@@ -412,7 +415,7 @@ mod tests {
     }
 
     fn answer(done: Instant) -> Answer {
-        Answer { status: Some(200), failure: None, done, bytes_in: 10 }
+        Answer { status: Some(200), failure: None, done, bytes_in: 10, bytes_decoded: 0 }
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Request bytes written.
     pub bytes_out: u64,
+    /// Response body bytes after decoding their `Content-Encoding` (only bodies that were
+    /// read, and sent compressed).
+    pub bytes_decoded: u64,
     /// Connections opened successfully.
     pub connections_opened: u64,
     /// Established connections the target closed (EOF or reset) — `pummel hold` counts them.
@@ -91,6 +94,7 @@ impl Default for Stats {
             errors: ErrorCounts::default(),
             bytes_in: 0,
             bytes_out: 0,
+            bytes_decoded: 0,
             connections_opened: 0,
             closed_by_peer: 0,
             latency: new_histogram(),
@@ -172,6 +176,7 @@ impl Stats {
         self.errors.merge(&other.errors);
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
+        self.bytes_decoded += other.bytes_decoded;
         self.connections_opened += other.connections_opened;
         self.closed_by_peer += other.closed_by_peer;
         merge(&mut self.latency, &other.latency);

@@ -101,7 +101,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
             achieved: view.achieved_rate(),
             failed: view.failed_rate(),
         },
-        bytes: Bytes { received: total.bytes_in, sent: total.bytes_out },
+        bytes: Bytes { received: total.bytes_in, sent: total.bytes_out, decoded: total.bytes_decoded },
         latency_ms: LatencyFigures::from_histogram(&total.latency),
         service_time_ms: LatencyFigures::from_histogram(&total.service_time),
         latency_all_ms: all_latency(total),

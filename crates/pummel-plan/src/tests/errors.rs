@@ -507,3 +507,17 @@ fn a_negative_seed_is_an_error_at_its_place() {
     assert_eq!(valid(&format!("seed = 7\n{BASE}")).seed, Some(7));
     assert_eq!(valid(BASE).seed, None, "no seed: a fresh one each run");
 }
+
+#[test]
+fn an_unknown_coding_is_an_error_at_its_place() {
+    let text = BASE.replace(
+        "base_url = \"http://127.0.0.1:8090\"",
+        "base_url = \"http://127.0.0.1:8090\"\naccept_encoding = [\"gzip\", \"lzma\"]",
+    );
+    assert_eq!(short(&text), ["plan.toml:3:28: error: unknown coding \"lzma\""]);
+    let spec = valid(&BASE.replace(
+        "base_url = \"http://127.0.0.1:8090\"",
+        "base_url = \"http://127.0.0.1:8090\"\naccept_encoding = [\"gzip\", \"br\"]",
+    ));
+    assert!(spec.target.headers.contains(&("Accept-Encoding".to_string(), "gzip, br".to_string())));
+}

@@ -280,6 +280,29 @@ impl Validator<'_> {
         Some(parsed)
     }
 
+    /// `accept_encoding = [...]`: codings pummel decodes, as the header's value; `None` after
+    /// an error (reported) or for an empty list.
+    fn accept_encoding(&mut self, list: &Spanned<RawList<String>>) -> Option<String> {
+        let known = pummel_engine::inspect::encoding::ALL;
+        let mut codings = Vec::new();
+        for coding in list.get_ref() {
+            let name = coding.get_ref().trim().to_ascii_lowercase();
+            if known.contains(&name.as_str()) || name == "identity" {
+                codings.push(name);
+            } else {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Invalid,
+                        coding.span(),
+                        format!("unknown coding {:?}", coding.get_ref()),
+                    )
+                    .with_help(format!("expected some of {}", known.join(", "))),
+                );
+            }
+        }
+        (!codings.is_empty()).then(|| codings.join(", "))
+    }
+
     /// Headers of a table, in file order, each checked as the engine will send it.
     /// `[target].headers`, checked like a request's, kept as text (merged into each request).
     fn headers(&mut self, map: &Spanned<RawMap<String>>) -> Vec<(String, String)> {
@@ -300,7 +323,11 @@ impl Validator<'_> {
             }
             Some(u.get_ref().clone())
         });
-        let headers = t.headers.as_ref().map(|h| self.headers(h)).unwrap_or_default();
+        let mut headers = t.headers.as_ref().map(|h| self.headers(h)).unwrap_or_default();
+        if let Some(codings) = t.accept_encoding.as_ref().and_then(|list| self.accept_encoding(list)) {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("accept-encoding"));
+            headers.push(("Accept-Encoding".to_string(), codings));
+        }
         let timeout = t.timeout.as_ref().and_then(|d| self.duration(d, "timeout")).unwrap_or(DEFAULT_TIMEOUT);
         let connect_timeout = t
             .connect_timeout

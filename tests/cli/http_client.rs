@@ -1,0 +1,79 @@
+//! pummel as an HTTP client that behaves like one, against nginx: compressed answers decoded
+//! for the checks that read them (and only those).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::nginx::Nginx;
+use crate::support::plans::write_plan;
+use crate::support::{self, count};
+
+/// nginx gzips JSON (`return` bodies included) for clients that ask.
+const GZIP: &str = "gzip on; gzip_types application/json; gzip_min_length 0; default_type application/json;";
+/// A JSON document, long enough that gzip shrinks it well.
+fn body() -> String {
+    format!(r#"{{"status":"ready","items":[1,2,3,4,5,6,7,8,9,10],"note":"{}"}}"#, "pummel ".repeat(80))
+}
+
+/// nginx's location answering [`body`] at `/data`.
+fn data() -> String {
+    format!("location = /data {{ return 200 '{}'; }}", body())
+}
+
+/// Runs `plan` (with `BASE` replaced by nginx's URL) and returns the summary.
+fn run_plan(nginx: &Nginx, plan: &str, code: i32) -> Value {
+    let dir = support::temp_dir();
+    let path = write_plan(&dir, "plan.toml", &plan.replace("BASE", &format!("http://{}", nginx.addr)));
+    let out = support::run(&["run", &path, "--json"], Duration::from_secs(60));
+    out.assert_code(code).assert_no_panic();
+    out.json()
+}
+
+/// With `accept_encoding`, nginx answers gzip; a JSONPath check reads the decoded body and
+/// passes, the decoded bytes are counted beside the bytes on the wire. Without it, the same
+/// check passes on a plain body and nothing is decoded.
+#[test]
+fn a_gzip_answer_is_decoded_for_its_checks() {
+    let _load = support::shared();
+    let nginx = Nginx::configured(GZIP, &data());
+    let plan = r#"
+[target]
+base_url = "BASE"
+ACCEPT
+
+[[scenario]]
+users = 2
+iterations = 5
+flow = [ { request = { path = "/data", check = [
+  { name = "encoding", header = "Content-Encoding", exists = GZIPPED },
+  { name = "status", json = "$.status", equals = "ready" },
+  { name = "ten items", json = "$.items[9]", equals = 10 },
+] } } ]
+"#;
+    let compressed = run_plan(
+        &nginx,
+        &plan.replace("ACCEPT", r#"accept_encoding = ["gzip", "br", "zstd"]"#).replace("GZIPPED", "true"),
+        0,
+    );
+    assert_eq!(count(&compressed, "/requests/ok"), 10, "{compressed:#}");
+    let decoded = count(&compressed, "/bytes/decoded");
+    assert_eq!(decoded, 10 * body().len() as u64, "ten bodies once decoded\n{compressed:#}");
+    let plain = run_plan(&nginx, &plan.replace("ACCEPT", "").replace("GZIPPED", "false"), 0);
+    assert_eq!(count(&plain, "/requests/ok"), 10, "{plain:#}");
+    assert_eq!(count(&plain, "/bytes/decoded"), 0, "nothing was compressed, nothing decoded");
+    assert!(count(&compressed, "/bytes/in") < count(&plain, "/bytes/in"), "gzip sent fewer bytes on the wire");
+}
+
+/// A quick run with `--compressed` asks for compression, reads no body and decodes none.
+#[test]
+fn a_quick_compressed_run_decodes_nothing() {
+    let _load = support::shared();
+    let nginx = Nginx::configured(GZIP, &data());
+    let url = format!("http://{}/data", nginx.addr);
+    let out = support::run(&["run", &url, "-n", "20", "-c", "2", "--compressed", "--json"], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/ok"), 20);
+    assert_eq!(count(&summary, "/bytes/decoded"), 0, "no check read a body: {summary:#}");
+}

@@ -144,6 +144,10 @@ pub struct RequestArgs {
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if set).
     #[arg(long, value_name = "REGION:SERVICE")]
     pub aws_sigv4: Option<String>,
+    /// Follow at most N redirects (301, 302, 303, 307, 308) on the target; a chain is one
+    /// request [default: 0 for a URL, as wrk and oha; a plan's own, 10 by default, as k6]
+    #[arg(long, value_name = "N")]
+    pub redirects: Option<u32>,
     /// Ask for compressed answers (Accept-Encoding: gzip, deflate, br, zstd); a body that a
     /// plan's checks or extraction read is decoded, no other
     #[arg(long)]

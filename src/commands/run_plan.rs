@@ -245,6 +245,9 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
         plan.seed = seed;
     }
     plan.drain = quick::drain_flag(&args.connection)?;
+    if let Some(n) = args.request.redirects {
+        plan.redirects = n;
+    }
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
     plan.observers = quick::observers(&args.observe, plan.timeout)?;

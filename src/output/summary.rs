@@ -20,12 +20,13 @@ pub fn summary_table(s: &Summary) -> String {
     let r = &s.requests;
     let _ = writeln!(
         out,
-        "  requests    sent {}  ok {}  failed {} ({})  dropped {}",
+        "  requests    sent {}  ok {}  failed {} ({})  dropped {}{}",
         thousands(r.sent),
         thousands(r.ok),
         thousands(r.failed),
         percent(r.error_rate),
         thousands(r.dropped),
+        if r.redirects > 0 { format!("  ({} redirects followed)", thousands(r.redirects)) } else { String::new() },
     );
     if r.unanswered > 0 {
         let _ = writeln!(

@@ -120,6 +120,14 @@ fn find_limit_finds_gunicorns_capacity_in_every_run() {
     let gunicorn = Gunicorn::start_sync(4, Duration::from_millis(20));
     let mut found = Vec::new();
     for _ in 0..3 {
+        // What gunicorn carries right now, with more connections than workers: its capacity on
+        // this machine at this moment (a machine busy with other work slows its workers too).
+        let carried = support::run(
+            &["run", &gunicorn.url(), "-c", "8", "-d", "2s", "-t", "1", "--json"],
+            Duration::from_secs(30),
+        );
+        carried.assert_code(0);
+        let reference = num(&carried.json(), "/rate/achieved");
         let out = support::run(
             &["find-limit", &gunicorn.url(), "--start", "100", "--factor", "1.5", "--step", "2s"]
                 .into_iter()
@@ -131,11 +139,15 @@ fn find_limit_finds_gunicorns_capacity_in_every_run() {
         let doc = out.json();
         let capacity = num(&doc, "/find_limit/capacity_rps");
         found.push(capacity);
-        assert!(
-            (170.0..=210.0).contains(&capacity),
-            "capacity {capacity} req/s (runs so far {found:?}), expected 170–210\n{}",
+        let shown = format!(
+            "capacity {capacity} req/s (runs so far {found:?}), gunicorn carried {reference:.0} req/s just before\n{}",
             text(&doc, "/find_limit/verdict")
         );
+        assert!((0.85 * reference..=1.12 * reference).contains(&capacity), "{shown}");
+        // On a machine that gives gunicorn its usual ≈ 195 req/s, the band holds.
+        if (180.0..=205.0).contains(&reference) {
+            assert!((170.0..=210.0).contains(&capacity), "expected 170–210: {shown}");
+        }
     }
 }
 

@@ -77,3 +77,50 @@ fn a_quick_compressed_run_decodes_nothing() {
     assert_eq!(count(&summary, "/requests/ok"), 20);
     assert_eq!(count(&summary, "/bytes/decoded"), 0, "no check read a body: {summary:#}");
 }
+
+/// nginx's redirect chain `/a` → `/b` → `/c` → `/data` (301, 302, 307), and a redirect away
+/// from the target.
+fn redirects() -> String {
+    format!(
+        "{} location = /a {{ return 301 /b; }} location = /b {{ return 302 /c; }} location = /c {{ return 307 /data; }} \
+         location = /away {{ return 302 http://127.0.0.2:9/; }}",
+        data()
+    )
+}
+
+/// A chain of three redirects is followed: each hop counted, the checks see the final answer;
+/// with `redirects = 2` the same chain fails as `too_many_redirects`; a redirect to another
+/// host is not followed and fails as `redirect_off_target`.
+#[test]
+fn redirect_chains_are_followed_counted_and_bounded() {
+    let _load = support::shared();
+    let nginx = Nginx::configured("default_type application/json;", &redirects());
+    let plan = r#"
+[target]
+base_url = "BASE"
+LIMIT
+
+[[scenario]]
+users = 1
+iterations = 4
+flow = [ { request = { path = "/a", check = [ { json = "$.status", equals = "ready" } ] } } ]
+"#;
+    let followed = run_plan(&nginx, &plan.replace("LIMIT", ""), 0);
+    assert_eq!(count(&followed, "/requests/ok"), 4, "{followed:#}");
+    assert_eq!(count(&followed, "/requests/redirects"), 12, "three hops for each of 4 requests\n{followed:#}");
+    assert_eq!(count(&followed, "/status/200"), 4, "only the final answers have a status: {followed:#}");
+    let bounded = run_plan(&nginx, &plan.replace("LIMIT", "redirects = 2"), 0);
+    assert_eq!(count(&bounded, "/errors/too_many_redirects"), 4, "{bounded:#}");
+    assert_eq!(count(&bounded, "/requests/redirects"), 8, "two hops each, then refused\n{bounded:#}");
+    let away = run_plan(&nginx, &plan.replace("LIMIT", "").replace("/a", "/away"), 0);
+    assert_eq!(count(&away, "/errors/redirect_off_target"), 4, "{away:#}");
+    // A quick run follows none unless asked.
+    let url = format!("http://{}/a", nginx.addr);
+    let quick = support::run(&["run", &url, "-n", "3", "-c", "1", "--json"], Duration::from_secs(30));
+    let quick = quick.json();
+    assert_eq!((count(&quick, "/status/301"), count(&quick, "/requests/redirects")), (3, 0), "{quick:#}");
+    let asked =
+        support::run(&["run", &url, "-n", "3", "-c", "1", "--redirects", "5", "--json"], Duration::from_secs(30));
+    let asked = asked.json();
+    assert_eq!((count(&asked, "/status/200"), count(&asked, "/requests/redirects")), (3, 9), "{asked:#}");
+}

@@ -26,6 +26,8 @@ use pummel_results::expr::Expr;
 
 /// Per-request timeout when the plan gives none (as `pummel run`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Redirects a plan's request follows when `[target]` does not say (k6's default).
+pub const DEFAULT_REDIRECTS: u32 = 10;
 /// TCP connect timeout when the plan gives none (as `pummel run`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open-model connection pool bound (as `pummel run -r`).
@@ -77,6 +79,8 @@ pub struct TargetSpec {
     pub http2_streams: Option<usize>,
     /// `auth.aws_sigv4`: every request signed.
     pub sigv4: Option<SigV4Spec>,
+    /// Redirects a request follows at most.
+    pub redirects: u32,
 }
 
 /// `auth.aws_sigv4`, with the names of the variables holding the keys (read when the plan runs,
@@ -358,6 +362,7 @@ impl PlanSpec {
         plan.timeout = self.target.timeout;
         plan.connect_timeout = self.target.connect_timeout;
         plan.keepalive = self.target.keepalive;
+        plan.redirects = self.target.redirects;
         plan.ok_status = self.target.ok_status.clone();
         plan.thresholds = self.thresholds.clone();
         plan.abort_when = self.abort_when.clone();

@@ -119,6 +119,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
             failed,
             dropped: 0,
             unanswered: 0,
+            redirects: 0,
             error_rate: failed as f64 / completed as f64,
         },
         rate: Rates {

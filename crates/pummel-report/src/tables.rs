@@ -241,6 +241,8 @@ pub fn meaning(kind: &str) -> String {
         Some(ErrorKind::ConnectRefused) => "the target refused the connection (nothing listening, or backlog full)",
         Some(ErrorKind::ConnectTimeout) => "no connection within --connect-timeout",
         Some(ErrorKind::Timeout) => "no complete response within --timeout",
+        Some(ErrorKind::TooManyRedirects) => "a redirect chain longer than the plan's redirects allow",
+        Some(ErrorKind::RedirectOffTarget) => "a redirect to a host the plan does not load: not followed",
         Some(ErrorKind::Unanswered) => "sent, and still unanswered when the drain time after the run ran out",
         Some(ErrorKind::Reset) => "the peer closed the connection mid-request",
         Some(ErrorKind::MalformedResponse) => "the answer was not valid HTTP/1.1",

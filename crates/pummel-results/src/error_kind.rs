@@ -55,13 +55,17 @@ pub enum ErrorKind {
     CheckFailed,
     /// A plan `extract` found nothing and had no `default`.
     ExtractFailed,
+    /// A redirect chain was longer than the plan allows (`redirects = N`, `--redirects N`).
+    TooManyRedirects,
+    /// A redirect led to a host or scheme that the plan does not load; it was not followed.
+    RedirectOffTarget,
     /// Any other failure; the first few messages are kept in the results.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in the order they are reported.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
@@ -80,6 +84,8 @@ impl ErrorKind {
         ErrorKind::WsExpectTimeout,
         ErrorKind::CheckFailed,
         ErrorKind::ExtractFailed,
+        ErrorKind::TooManyRedirects,
+        ErrorKind::RedirectOffTarget,
         ErrorKind::Other,
     ];
 
@@ -112,6 +118,8 @@ impl ErrorKind {
             ErrorKind::WsExpectTimeout => "ws_expect_timeout",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::ExtractFailed => "extract_failed",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
+            ErrorKind::RedirectOffTarget => "redirect_off_target",
             ErrorKind::Other => "other",
         }
     }

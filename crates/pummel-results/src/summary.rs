@@ -211,6 +211,9 @@ pub struct RequestCounts {
     /// Of `failed`: sent, and still unanswered when the drain time ran out.
     #[serde(default, alias = "unfinished")]
     pub unanswered: u64,
+    /// Redirects followed (each hop; a chain is one request).
+    #[serde(default)]
+    pub redirects: u64,
     /// Due but never sent: over the in-flight bound, or still waiting for a connection when
     /// the run ended.
     pub dropped: u64,

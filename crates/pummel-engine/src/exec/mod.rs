@@ -17,6 +17,7 @@
 //! alive while the user waits, and a session the peer closes is counted then.
 
 mod hold;
+mod redirect;
 mod request;
 mod ws;
 

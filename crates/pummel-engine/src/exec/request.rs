@@ -19,6 +19,7 @@ use bytes::Bytes;
 use pummel_results::error_kind::ErrorKind;
 use tokio::time::Instant;
 
+use super::redirect::{self, Hop, NextRequest};
 use super::{Held, User};
 use crate::dial::{Alpn, IdleState, TransportError};
 use crate::engine::shard::Shard;
@@ -47,7 +48,9 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, req
     send_over_http1(shard, user, step, request, &rendered).await;
 }
 
-/// The request over the user's HTTP/1.1 connection (opened or replaced as needed).
+/// The request over the user's HTTP/1.1 connection (opened or replaced as needed), and the
+/// requests its redirects lead to (see `redirect`): the chain is one request, its latency the
+/// whole chain's, its checks and extraction the final answer's.
 async fn send_over_http1(
     shard: &Shard,
     user: &mut User,
@@ -56,12 +59,22 @@ async fn send_over_http1(
     rendered: &Rendered,
 ) {
     let (name, intended) = (request.name(), request.intended());
-    // A body that is read may come compressed: its Content-Encoding header is needed too.
-    let (wants_body, wants_headers) = (step.needs_body(), step.needs_headers() || step.needs_body());
-    let bytes_out = (rendered.head.len() + rendered.body.as_ref().map_or(0, |b| b.len())) as u64;
-    let head_request = step.method.eq_ignore_ascii_case("HEAD");
+    let follows = shard.plan.redirects > 0;
+    // A body that is read may come compressed: its Content-Encoding header is needed too; a
+    // redirect's Location as well.
+    let (wants_body, wants_headers) = (step.needs_body(), step.needs_headers() || step.needs_body() || follows);
     let mut retried = false;
+    // After a redirect: the chain's request now, and what every request of it sends.
+    let mut next: Option<NextRequest> = None;
+    let mut chain: Option<Parts> = None;
+    let mut hops = 0u32;
     loop {
+        let (head, body, method) = match &next {
+            Some(n) => (n.head.as_slice(), n.body.as_ref(), n.method.as_str()),
+            None => (rendered.head.as_slice(), rendered.body.as_ref(), step.method.as_str()),
+        };
+        let bytes_out = (head.len() + body.map_or(0, |b| b.len())) as u64;
+        let head_request = method.eq_ignore_ascii_case("HEAD");
         // The connection leaves the user for the exchange (extraction writes the user's variables).
         let (mut conn, reused) = match take_idle(shard, user, intended) {
             Some(conn) => (conn, true),
@@ -74,10 +87,10 @@ async fn send_over_http1(
         let reading = Cell::new(false);
         let exchange = async {
             let sent_at = Instant::now();
-            if !rendered.head.is_empty() {
-                conn.io.write_all(&rendered.head).await?;
+            if !head.is_empty() {
+                conn.io.write_all(head).await?;
             }
-            if let Some(body) = &rendered.body {
+            if let Some(body) = body {
                 conn.io.write_all(body).await?;
             }
             request.written_at(bytes_out, sent_at);
@@ -88,6 +101,49 @@ async fn send_over_http1(
         let done = Instant::now();
         match result {
             Ok(Ok(info)) => {
+                let location = (follows && redirect::is_redirect(info.status))
+                    .then(|| {
+                        conn.io
+                            .captured_headers()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(b"location"))
+                            .map(|(_, value)| value.to_vec())
+                    })
+                    .flatten();
+                if let Some(location) = location {
+                    let received = info.head_bytes + info.body_bytes;
+                    if shard.plan.keepalive && conn.io.reusable(&info) {
+                        user.conn = Some(conn);
+                    }
+                    if hops >= shard.plan.redirects {
+                        return request.failed_after(&redirect::too_many(shard.plan.redirects), received);
+                    }
+                    if chain.is_none() {
+                        match render_parts(shard, user, step) {
+                            Ok(parts) => chain = Some(parts),
+                            Err(detail) => return request.failed_after(&TransportError::other(detail), received),
+                        }
+                    }
+                    let Some(parts) = chain.as_ref() else { return };
+                    let hop = match &next {
+                        Some(n) => {
+                            Hop { method: &n.method, path: &n.path, headers: &parts.headers, body: n.body.as_ref() }
+                        }
+                        None => Hop {
+                            method: &step.method,
+                            path: &parts.path,
+                            headers: &parts.headers,
+                            body: parts.body.as_ref(),
+                        },
+                    };
+                    match redirect::follow(&shard.plan.target, shard.plan.keepalive, &hop, info.status, &location) {
+                        Ok(request_next) => next = Some(request_next),
+                        Err(e) => return request.failed_after(&e, received),
+                    }
+                    hops += 1;
+                    retried = false;
+                    shard.meter.redirected(intended, received);
+                    continue;
+                }
                 let headers: Vec<(&[u8], &[u8])> =
                     if wants_headers { conn.io.captured_headers().collect() } else { Vec::new() };
                 let complete = info.body_bytes <= CAPTURE_LIMIT as u64;
@@ -123,7 +179,7 @@ async fn send_over_http1(
             }
             Ok(Err(e)) if reused && !retried && closed_before_answer(&e, &conn.io, reading.get()) => {
                 drop(conn);
-                if !is_idempotent(&step.method) {
+                if !is_idempotent(method) {
                     return request.failed(&TransportError::new(ErrorKind::Reset, "closed by the server while idle"));
                 }
                 shard.meter.reconnected(intended);

@@ -170,6 +170,15 @@ impl Meter {
         self.record(intended, |s| s.reconnects += 1);
     }
 
+    /// Counts a redirect the request due at `intended` followed, and the bytes of the answer
+    /// that redirected it.
+    pub fn redirected(&self, intended: Instant, received: u64) {
+        self.record(intended, |s| {
+            s.redirects += 1;
+            s.bytes_in += received;
+        });
+    }
+
     /// Bytes moved on a connection that many requests share (HTTP/2), counted as they pass.
     pub fn bytes(&self, received: u64, sent: u64) {
         self.record(Instant::now(), |s| {

@@ -42,6 +42,8 @@ pub struct Stats {
     /// Idle connections the peer had closed, found so before a request used them and replaced
     /// (pummel's own doing: never counted as a failure).
     pub reconnects: u64,
+    /// Redirects followed (each hop of a chain; the chain itself is one request).
+    pub redirects: u64,
     /// Failures by kind.
     pub errors: ErrorCounts,
     /// Response bytes received (head and body).
@@ -91,6 +93,7 @@ impl Default for Stats {
             window_ok: 0,
             window_failed: 0,
             reconnects: 0,
+            redirects: 0,
             errors: ErrorCounts::default(),
             bytes_in: 0,
             bytes_out: 0,
@@ -173,6 +176,7 @@ impl Stats {
         self.window_ok += other.window_ok;
         self.window_failed += other.window_failed;
         self.reconnects += other.reconnects;
+        self.redirects += other.redirects;
         self.errors.merge(&other.errors);
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;

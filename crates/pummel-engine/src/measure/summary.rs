@@ -93,6 +93,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
             failed: total.failed,
             dropped: total.dropped,
             unanswered: total.unanswered,
+            redirects: total.redirects,
             error_rate: total.error_rate(),
         },
         rate: Rates {

@@ -62,6 +62,9 @@ pub struct Plan {
     pub drain: Option<Duration>,
     /// Reuse connections (HTTP keep-alive); when false, a new connection per request.
     pub keepalive: bool,
+    /// Redirects a request follows at most (`redirects = N` in plans, 10 by default there, as
+    /// k6; `--redirects N`, 0 by default in quick runs, as wrk and oha): see `exec::redirect`.
+    pub redirects: u32,
     /// Time at the start whose requests are excluded from the statistics.
     #[serde(with = "crate::seconds")]
     pub warmup: Duration,
@@ -118,6 +121,7 @@ impl Plan {
             connect_timeout: Duration::from_secs(10),
             drain: None,
             keepalive: true,
+            redirects: 0,
             warmup: Duration::ZERO,
             ok_status: StatusSet::default(),
             thresholds: Vec::new(),

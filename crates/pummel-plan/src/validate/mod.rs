@@ -23,8 +23,8 @@ use crate::de::KeyIndex;
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::raw::{DurationText, ExprText, RawList, RawMap, RawPlan, RawStep, RawTarget};
 use crate::spec::{
-    DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, FeederSpec, PlanSpec, ScenarioSpec, SigV4Spec,
-    StepSpec, TargetSpec,
+    DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REDIRECTS, DEFAULT_TIMEOUT, FeederSpec, PlanSpec,
+    ScenarioSpec, SigV4Spec, StepSpec, TargetSpec,
 };
 use pummel_engine::flow::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
 use pummel_engine::flow::template::BUILTIN_VARIABLES;
@@ -352,7 +352,31 @@ impl Validator<'_> {
             }
         }
         let sigv4 = t.auth.as_ref().and_then(|a| self.auth(a));
-        TargetSpec { base_url, headers, timeout, connect_timeout, keepalive, ok_status, http2_streams, sigv4 }
+        let redirects = match &t.redirects {
+            None => DEFAULT_REDIRECTS,
+            Some(n) => u32::try_from(*n.get_ref()).unwrap_or_else(|_| {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Invalid,
+                        n.span(),
+                        format!("redirects = {} is out of range", n.get_ref()),
+                    )
+                    .with_help("expected a whole number from 0 (follow none) up"),
+                );
+                DEFAULT_REDIRECTS
+            }),
+        };
+        TargetSpec {
+            base_url,
+            headers,
+            timeout,
+            connect_timeout,
+            keepalive,
+            ok_status,
+            http2_streams,
+            sigv4,
+            redirects,
+        }
     }
 
     /// `http_version = "1.1" | "2"` and `streams` of the target or of a scenario: the streams

@@ -144,6 +144,10 @@ pub struct RequestArgs {
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if set).
     #[arg(long, value_name = "REGION:SERVICE")]
     pub aws_sigv4: Option<String>,
+    /// Keep a cookie jar per connection's user (a plan keeps one per virtual user unless
+    /// `cookies = false`)
+    #[arg(long)]
+    pub cookies: bool,
     /// Follow at most N redirects (301, 302, 303, 307, 308) on the target; a chain is one
     /// request [default: 0 for a URL, as wrk and oha; a plan's own, 10 by default, as k6]
     #[arg(long, value_name = "N")]

@@ -208,6 +208,7 @@ pub fn base_plan(
     plan.drain = drain_flag(connection)?;
     plan.keepalive = keepalive;
     plan.redirects = request.redirects.unwrap_or(0);
+    plan.cookies = request.cookies;
     plan.source_addrs = super::hold::source_addrs_flag(connection.source_addrs.as_deref())?;
     plan.tls = tls_settings(connection);
     plan.auth = auth;

@@ -1,5 +1,6 @@
 //! pummel as an HTTP client that behaves like one, against nginx: compressed answers decoded
-//! for the checks that read them (and only those).
+//! for the checks that read them (and only those), redirect chains followed on the target, and
+//! a cookie jar per virtual user.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use serde_json::Value;
 
 use crate::support::nginx::Nginx;
 use crate::support::plans::write_plan;
+use crate::support::servers::{Behaviour, TestServer};
 use crate::support::{self, count};
 
 /// nginx gzips JSON (`return` bodies included) for clients that ask.
@@ -123,4 +125,40 @@ flow = [ { request = { path = "/a", check = [ { json = "$.status", equals = "rea
         support::run(&["run", &url, "-n", "3", "-c", "1", "--redirects", "5", "--json"], Duration::from_secs(30));
     let asked = asked.json();
     assert_eq!((count(&asked, "/status/200"), count(&asked, "/requests/redirects")), (3, 9), "{asked:#}");
+}
+
+/// A login-based app: 200 users log in and each keeps its own session cookie (the server
+/// answers 403 to a request with another user's session); with `cookies = false` the later
+/// requests have none and get 401.
+#[test]
+fn every_user_keeps_its_own_session_cookie() {
+    let _load = support::shared();
+    let server = TestServer::start(Behaviour::Login);
+    let dir = support::temp_dir();
+    let plan = r#"
+[target]
+base_url = "BASE"
+COOKIES
+
+[[scenario]]
+users = 200
+iterations = 2
+flow = [
+  { request = { method = "POST", path = "/login?user={{ user }}", name = "login" } },
+  { request = { path = "/me", headers = { X-User = "{{ user }}" }, name = "me" } },
+]
+"#;
+    let base = format!("http://{}", server.addr);
+    let run = |cookies: &str, code: i32| {
+        let path = write_plan(&dir, "plan.toml", &plan.replace("BASE", &base).replace("COOKIES", cookies));
+        let out = support::run(&["run", &path, "--json"], Duration::from_secs(60));
+        out.assert_code(code).assert_no_panic();
+        out.json()
+    };
+    let kept = run("", 0);
+    assert_eq!(count(&kept, "/requests/ok"), 800, "{kept:#}");
+    assert_eq!(count(&kept, "/status/200"), 800, "no 401 and no other user's session (403)\n{kept:#}");
+    let none = run("cookies = false", 0);
+    assert_eq!(count(&none, "/status/401"), 400, "every /me without a session\n{none:#}");
+    assert_eq!(count(&none, "/errors/status_4xx"), 400, "{none:#}");
 }

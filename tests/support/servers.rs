@@ -33,6 +33,10 @@ pub enum Behaviour {
     RefuseUploads,
     /// Reads a whole request, then closes the connection without answering.
     CloseAfterRequest,
+    /// A login-based app: `POST /login?user=N` answers `200` and sets the cookie `session=N`
+    /// (`Path=/`, `HttpOnly`); `GET /me` with `X-User: N` answers `200` when the request carries
+    /// N's session, `403` when it carries another user's, `401` without one. Counts requests.
+    Login,
     /// A target that fails fast: of the requests the server receives (counted over all its
     /// connections, in order of arrival), every `ok_every`-th gets `200 OK` after `ok_delay`,
     /// every other one `503 Service Unavailable` at once; keep-alive throughout.
@@ -40,6 +44,7 @@ pub enum Behaviour {
 }
 
 const OK_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+const OK_RESPONSE_TEXT: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
 const FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nforbidden";
 const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable";
 const GARBAGE: &[u8] = b"not http at all\r\n\r\n";
@@ -173,6 +178,11 @@ impl Requests {
     /// Waits for the next complete request head and returns its `Content-Length` (0 without
     /// one); `None` when the client left, the server stops, or nothing came within `idle`.
     fn next_head(&mut self, stop: &AtomicBool, idle: Option<Duration>) -> Option<usize> {
+        self.next_request(stop, idle).map(|(_, length)| length)
+    }
+
+    /// As [`next_head`](Self::next_head), with the head itself (lowercased).
+    fn next_request(&mut self, stop: &AtomicBool, idle: Option<Duration>) -> Option<(String, usize)> {
         let mut chunk = [0u8; 4096];
         let quiet_since = Instant::now();
         loop {
@@ -184,7 +194,7 @@ impl Requests {
                     .find_map(|line| line.strip_prefix("content-length:"))
                     .and_then(|n| n.trim().parse().ok())
                     .unwrap_or(0);
-                return Some(length);
+                return Some((head, length));
             }
             if stop.load(Ordering::SeqCst)
                 || idle.is_some_and(|idle| self.buffer.is_empty() && quiet_since.elapsed() >= idle)
@@ -310,6 +320,34 @@ fn serve(stream: TcpStream, shared: &Shared) {
                     UNAVAILABLE
                 };
                 if requests.stream.write_all(response).is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::Login => {
+            while let Some((head, length)) = requests.next_request(stop, None) {
+                if !requests.skip_body(length, stop) {
+                    return;
+                }
+                shared.requests.fetch_add(1, Ordering::SeqCst);
+                let target = head.lines().next().and_then(|line| line.split(' ').nth(1)).unwrap_or("");
+                let field =
+                    |name: &str| head.lines().find_map(|line| line.strip_prefix(name).map(|v| v.trim().to_string()));
+                let response = if let Some(user) = target.strip_prefix("/login?user=") {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nSet-Cookie: session={user}; Path=/; HttpOnly\r\nContent-Length: 2\r\n\r\nok"
+                    )
+                } else {
+                    let session = field("cookie:").and_then(|cookies| {
+                        cookies.split(';').find_map(|c| c.trim().strip_prefix("session=").map(str::to_string))
+                    });
+                    match (session, field("x-user:")) {
+                        (Some(session), Some(user)) if session == user => OK_RESPONSE_TEXT.to_string(),
+                        (Some(_), _) => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        (None, _) => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_string(),
+                    }
+                };
+                if requests.stream.write_all(response.as_bytes()).is_err() {
                     return;
                 }
             }

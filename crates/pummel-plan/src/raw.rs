@@ -67,6 +67,8 @@ pub struct RawTarget {
     pub streams: Option<Spanned<i64>>,
     /// `auth = { aws_sigv4 = { region, service, access_key_env, secret_key_env } }`.
     pub auth: Option<Spanned<RawAuth>>,
+    /// `cookies = false`: no cookie jar (each virtual user keeps one by default).
+    pub cookies: Option<Spanned<bool>>,
     /// `redirects = N`: redirects a request follows at most (default 10; 0 follows none).
     pub redirects: Option<Spanned<i64>>,
     /// `accept_encoding = ["gzip", "br", "zstd"]`: sent as `Accept-Encoding` with every

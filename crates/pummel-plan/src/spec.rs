@@ -81,6 +81,8 @@ pub struct TargetSpec {
     pub sigv4: Option<SigV4Spec>,
     /// Redirects a request follows at most.
     pub redirects: u32,
+    /// Each virtual user keeps a cookie jar.
+    pub cookies: bool,
 }
 
 /// `auth.aws_sigv4`, with the names of the variables holding the keys (read when the plan runs,
@@ -363,6 +365,7 @@ impl PlanSpec {
         plan.connect_timeout = self.target.connect_timeout;
         plan.keepalive = self.target.keepalive;
         plan.redirects = self.target.redirects;
+        plan.cookies = self.target.cookies;
         plan.ok_status = self.target.ok_status.clone();
         plan.thresholds = self.thresholds.clone();
         plan.abort_when = self.abort_when.clone();

@@ -16,6 +16,7 @@
 //! session. Waiting (think times, `every` ticks) is a timer; a held WebSocket session is kept
 //! alive while the user waits, and a session the peer closes is counted then.
 
+mod cookies;
 mod hold;
 mod redirect;
 mod request;
@@ -162,6 +163,8 @@ pub(crate) struct User {
     leave_at: Option<Instant>,
     /// An open-model arrival's first request, due when the arrival was.
     first: Option<Request>,
+    /// The user's cookies (`exec::cookies`), from its first `Set-Cookie` on.
+    jar: cookies::Jar,
 }
 
 impl User {
@@ -175,6 +178,7 @@ impl User {
             http2: run.http2.clone(),
             leave_at: None,
             first: None,
+            jar: None,
         }
     }
 
@@ -183,6 +187,7 @@ impl User {
     fn become_user(&mut self, shard: &Shard, run: &ScenarioRun, id: u64) {
         self.vars = Vars::new(run.scenarios.globals.clone(), id);
         self.rng = Cell::new(seed::user_rng(shard.plan.seed, run.index, id));
+        self.jar = None;
     }
 
     /// Runs `render` with the user's generator behind the plan functions (`random_int`,
@@ -220,6 +225,7 @@ impl User {
     /// Closes the user's connection and session at its end.
     pub fn leave(&mut self) {
         self.conn = None;
+        self.jar = None;
         self.close_ws(false);
         self.ws = None;
     }

@@ -47,13 +47,16 @@ pub(super) struct Hop<'a> {
     pub body: Option<&'a Arc<[u8]>>,
 }
 
-/// The next request of a chain: `hop` answered `status` with `location`.
+/// The next request of a chain: `hop` answered `status` with `location`. `cookies_for` gives
+/// the user's `Cookie` header for a path, `None` when the plan keeps no cookies: the next
+/// request then sends those, not the ones the last one sent.
 pub(super) fn follow(
     target: &Target,
     keep_alive: bool,
     hop: &Hop<'_>,
     status: u16,
     location: &[u8],
+    cookies_for: &dyn Fn(&str) -> Option<Option<String>>,
 ) -> Result<NextRequest, TransportError> {
     let location = std::str::from_utf8(location)
         .map_err(|_| TransportError::new(ErrorKind::MalformedResponse, "a Location header that is not text"))?
@@ -85,12 +88,17 @@ pub(super) fn follow(
         || (status != 303 && !hop.method.eq_ignore_ascii_case("POST"));
     let (method, body) =
         if keeps_method { (hop.method.to_string(), hop.body.cloned()) } else { ("GET".to_string(), None) };
-    let headers: Vec<(String, String)> = hop
+    let cookies = cookies_for(&path);
+    let mut headers: Vec<(String, String)> = hop
         .headers
         .iter()
         .filter(|(name, _)| body.is_some() || !name.eq_ignore_ascii_case("content-type"))
+        .filter(|(name, _)| cookies.is_none() || !name.eq_ignore_ascii_case("cookie"))
         .cloned()
         .collect();
+    if let Some(Some(cookie)) = cookies {
+        headers.push(("Cookie".to_string(), cookie));
+    }
     let head =
         encode_head(&method, &path, &target.host_header, &headers, body.as_ref().map_or(0, |b| b.len()), keep_alive)
             .map_err(|e| TransportError::other(format!("redirect to {path}: {e}")))?;
@@ -119,12 +127,29 @@ mod tests {
         Hop { method, path, headers, body }
     }
 
+    /// No cookies kept.
+    fn none(_: &str) -> Option<Option<String>> {
+        None
+    }
+
+    #[test]
+    fn the_next_request_sends_the_cookies_of_its_own_path() {
+        let t = target();
+        let headers = vec![("Cookie".to_string(), "old=1".to_string())];
+        let jar = |path: &str| Some((path == "/home").then(|| "session=abc".to_string()));
+        let next = follow(&t, true, &hop("POST", "/login", &headers, None), 303, b"/home", &jar).unwrap();
+        let head = String::from_utf8_lossy(&next.head).to_string();
+        assert!(head.contains("Cookie: session=abc\r\n") && !head.contains("old=1"), "{head}");
+        let kept = follow(&t, true, &hop("GET", "/a", &headers, None), 302, b"/b", &none).unwrap();
+        assert!(String::from_utf8_lossy(&kept.head).contains("Cookie: old=1"), "without a jar, the header stays");
+    }
+
     #[test]
     fn relative_and_absolute_locations_on_the_target_are_followed() {
         let t = target();
-        let next = follow(&t, true, &hop("GET", "/a/b?x=1", &[], None), 302, b"c?y=2").unwrap();
+        let next = follow(&t, true, &hop("GET", "/a/b?x=1", &[], None), 302, b"c?y=2", &none).unwrap();
         assert_eq!((next.method.as_str(), next.path.as_str()), ("GET", "/a/c?y=2"));
-        let next = follow(&t, true, &hop("GET", "/a", &[], None), 301, b"http://127.0.0.1:8090/z").unwrap();
+        let next = follow(&t, true, &hop("GET", "/a", &[], None), 301, b"http://127.0.0.1:8090/z", &none).unwrap();
         assert_eq!(next.path, "/z");
         assert!(String::from_utf8_lossy(&next.head).starts_with("GET /z HTTP/1.1\r\n"));
     }
@@ -134,7 +159,7 @@ mod tests {
         let t = target();
         let body: Arc<[u8]> = Arc::from(&b"{\"a\":1}"[..]);
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-        let post = |status| follow(&t, true, &hop("POST", "/p", &headers, Some(&body)), status, b"/q").unwrap();
+        let post = |status| follow(&t, true, &hop("POST", "/p", &headers, Some(&body)), status, b"/q", &none).unwrap();
         for status in [301, 302, 303] {
             let next = post(status);
             assert_eq!((next.method.as_str(), next.body.is_none()), ("GET", true), "{status}");
@@ -145,9 +170,9 @@ mod tests {
             assert_eq!((next.method.as_str(), next.body.as_deref()), ("POST", Some(&b"{\"a\":1}"[..])), "{status}");
             assert!(String::from_utf8_lossy(&next.head).contains("Content-Length: 7"), "{status}");
         }
-        let put = follow(&t, true, &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q").unwrap();
+        let put = follow(&t, true, &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q", &none).unwrap();
         assert_eq!(put.method, "PUT", "302 keeps any method but POST");
-        let head = follow(&t, true, &hop("HEAD", "/p", &[], None), 303, b"/q").unwrap();
+        let head = follow(&t, true, &hop("HEAD", "/p", &[], None), 303, b"/q", &none).unwrap();
         assert_eq!(head.method, "HEAD");
     }
 
@@ -155,7 +180,7 @@ mod tests {
     fn another_host_or_scheme_is_not_followed() {
         let t = target();
         for location in ["http://example.com/", "https://127.0.0.1:8090/", "http://127.0.0.1:9999/"] {
-            let error = follow(&t, true, &hop("GET", "/", &[], None), 302, location.as_bytes()).unwrap_err();
+            let error = follow(&t, true, &hop("GET", "/", &[], None), 302, location.as_bytes(), &none).unwrap_err();
             assert_eq!(error.kind, ErrorKind::RedirectOffTarget, "{location}");
         }
         assert_eq!(too_many(2).kind, ErrorKind::TooManyRedirects);

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use pummel_results::error_kind::ErrorKind;
 use tokio::time::Instant;
 
+use super::cookies;
 use super::redirect::{self, Hop, NextRequest};
 use super::{Held, User};
 use crate::dial::{Alpn, IdleState, TransportError};
@@ -38,9 +39,10 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, req
         // Boxed, so that an HTTP/1.1 user's task stays as small as it was.
         return Box::pin(send_over_http2(shard, user, &pool, step, request)).await;
     }
+    // A request encoded once is sent as is, unless the user has cookies to add to it.
     let rendered = match &step.fixed {
-        Some(bytes) => Rendered { head: Vec::new(), body: Some(bytes.clone()) },
-        None => match render(shard, user, step) {
+        Some(bytes) if user.jar.is_none() => Rendered { head: Vec::new(), body: Some(bytes.clone()), path: None },
+        _ => match render(shard, user, step) {
             Ok(rendered) => rendered,
             Err(detail) => return request.failed(&TransportError::other(detail)),
         },
@@ -61,8 +63,9 @@ async fn send_over_http1(
     let (name, intended) = (request.name(), request.intended());
     let follows = shard.plan.redirects > 0;
     // A body that is read may come compressed: its Content-Encoding header is needed too; a
-    // redirect's Location as well.
-    let (wants_body, wants_headers) = (step.needs_body(), step.needs_headers() || step.needs_body() || follows);
+    // redirect's Location as well, and the cookies an answer sets.
+    let wants_body = step.needs_body();
+    let wants_headers = step.needs_headers() || wants_body || follows || shard.plan.cookies;
     let mut retried = false;
     // After a redirect: the chain's request now, and what every request of it sends.
     let mut next: Option<NextRequest> = None;
@@ -101,6 +104,19 @@ async fn send_over_http1(
         let done = Instant::now();
         match result {
             Ok(Ok(info)) => {
+                if shard.plan.cookies {
+                    // The URL this answer came from: the chain's request now.
+                    let path = match (&next, &chain, &rendered.path) {
+                        (Some(n), _, _) => n.path.as_str(),
+                        (None, Some(parts), _) => parts.path.as_str(),
+                        (None, None, Some(path)) => path.as_str(),
+                        (None, None, None) => step.path.text(),
+                    };
+                    if let Some(url) = cookies::url_of(&shard.plan.target, path) {
+                        let headers: Vec<(&[u8], &[u8])> = conn.io.captured_headers().collect();
+                        cookies::store(&mut user.jar, &headers, &url);
+                    }
+                }
                 let location = (follows && redirect::is_redirect(info.status))
                     .then(|| {
                         conn.io
@@ -135,7 +151,15 @@ async fn send_over_http1(
                             body: parts.body.as_ref(),
                         },
                     };
-                    match redirect::follow(&shard.plan.target, shard.plan.keepalive, &hop, info.status, &location) {
+                    let target = &shard.plan.target;
+                    let jar = &user.jar;
+                    let cookies_for = |path: &str| {
+                        shard
+                            .plan
+                            .cookies
+                            .then(|| cookies::url_of(target, path).and_then(|url| cookies::header_for(jar, &url)))
+                    };
+                    match redirect::follow(target, shard.plan.keepalive, &hop, info.status, &location, &cookies_for) {
                         Ok(request_next) => next = Some(request_next),
                         Err(e) => return request.failed_after(&e, received),
                     }
@@ -237,7 +261,7 @@ async fn send_over_http2(
     step: &RequestStep,
     mut request: Request,
 ) {
-    let built = if step.is_static() && shard.plan.auth.is_none() {
+    let built = if step.is_static() && shard.plan.auth.is_none() && user.jar.is_none() {
         let key = std::ptr::from_ref(step) as usize;
         pool.fixed_request(key, || h2_request(shard, user, pool, step))
     } else {
@@ -248,7 +272,7 @@ async fn send_over_http2(
         Err(detail) => return request.failed(&TransportError::other(detail)),
     };
     let capture = Capture {
-        headers: step.needs_headers() || step.needs_body(),
+        headers: step.needs_headers() || step.needs_body() || shard.plan.cookies,
         body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 },
     };
     let mut kept = Kept::default();
@@ -258,6 +282,9 @@ async fn send_over_http2(
     match result {
         Ok(answered) => {
             let headers = kept.header_pairs();
+            if let Some(url) = shard.plan.cookies.then(|| cookies::url_of(&shard.plan.target, h2.path())).flatten() {
+                cookies::store(&mut user.jar, &headers, &url);
+            }
             let complete = kept.body.len() < CAPTURE_LIMIT;
             let body = match decoded(&headers, &kept.body, complete) {
                 Ok(body) => body,
@@ -338,6 +365,8 @@ fn judge(
 
 /// The bytes of one request: its head, and its body when that is not in the head.
 struct Rendered {
+    /// Its path and query, when it was rendered (a request encoded once has its step's).
+    path: Option<String>,
     head: Vec<u8>,
     body: Option<Arc<[u8]>>,
 }
@@ -356,7 +385,7 @@ fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, St
     let head =
         encode_head(&step.method, &path, &shard.plan.target.host_header, &headers, body_len, shard.plan.keepalive)
             .map_err(|e| e.to_string())?;
-    Ok(Rendered { head, body })
+    Ok(Rendered { head, body, path: Some(path) })
 }
 
 /// Renders a request's parts for `user`: templates, then the signature when the plan signs
@@ -364,6 +393,11 @@ fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, St
 fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts, String> {
     let target = &shard.plan.target;
     let RenderedRequest { path, mut headers, body, payload_sha256 } = user.rendering(|| step.render(&user.vars))?;
+    if shard.plan.cookies {
+        if let Some(url) = cookies::url_of(target, &path) {
+            cookies::with_cookies(&mut headers, &user.jar, &url);
+        }
+    }
     if let Some(signer) = &shard.plan.auth {
         let body_bytes = body.as_deref().unwrap_or(&[]);
         let hash = payload_sha256.map_or_else(|| crate::flow::sigv4::sha256_hex(body_bytes), |h| h.to_string());

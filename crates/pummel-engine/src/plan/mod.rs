@@ -62,6 +62,9 @@ pub struct Plan {
     pub drain: Option<Duration>,
     /// Reuse connections (HTTP keep-alive); when false, a new connection per request.
     pub keepalive: bool,
+    /// Keep a cookie jar per virtual user (plans by default; `--cookies` for a quick run): see
+    /// `exec::cookies`.
+    pub cookies: bool,
     /// Redirects a request follows at most (`redirects = N` in plans, 10 by default there, as
     /// k6; `--redirects N`, 0 by default in quick runs, as wrk and oha): see `exec::redirect`.
     pub redirects: u32,
@@ -122,6 +125,7 @@ impl Plan {
             drain: None,
             keepalive: true,
             redirects: 0,
+            cookies: false,
             warmup: Duration::ZERO,
             ok_status: StatusSet::default(),
             thresholds: Vec::new(),

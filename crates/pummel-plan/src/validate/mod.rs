@@ -366,6 +366,7 @@ impl Validator<'_> {
                 DEFAULT_REDIRECTS
             }),
         };
+        let cookies = t.cookies.as_ref().is_none_or(|c| *c.get_ref());
         TargetSpec {
             base_url,
             headers,
@@ -376,6 +377,7 @@ impl Validator<'_> {
             http2_streams,
             sigv4,
             redirects,
+            cookies,
         }
     }
 

@@ -56,6 +56,11 @@ pub struct H2Request {
 }
 
 impl H2Request {
+    /// Its path and query.
+    pub fn path(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
     /// The request in HTTP/2 form; an error names the part that does not fit. Header names
     /// are lowercased, fields HTTP/2 forbids dropped, `user-agent` added when missing and
     /// `content-length` set for a body.

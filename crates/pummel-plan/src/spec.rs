@@ -465,8 +465,38 @@ impl PlanSpec {
             out.push_str(&format!("# scenario {:?}\n", scenario.name));
             let mut specs = Vec::new();
             collect_requests(&scenario.flow, &mut specs);
+            let mut ws = Vec::new();
+            collect_ws(&scenario.flow, &mut ws);
+            if !ws.is_empty() {
+                // The WebSocket messages of user 0's first iterations, in flow order.
+                let mut vars = Vars::new(globals.clone(), 0);
+                let mut url = String::new();
+                let (mut shown, mut iteration) = (0, 0u64);
+                while shown < n && iteration < n as u64 {
+                    vars.set_iteration(iteration);
+                    for step in &ws {
+                        match step {
+                            WsDry::Connect(to) => url = (*to).clone(),
+                            WsDry::Send(text) if shown < n => {
+                                let (rendered, advanced) =
+                                    pummel_engine::flow::seed::rendering_with(rng, || text.render_to_string(&vars));
+                                rng = advanced;
+                                out.push_str(&match rendered {
+                                    Ok(message) => format!("WS SEND {url}\n{message}\n\n"),
+                                    Err(e) => format!("WS SEND {url} <error: {e}>\n\n"),
+                                });
+                                shown += 1;
+                            }
+                            WsDry::Send(_) => {}
+                        }
+                    }
+                    iteration += 1;
+                }
+            }
             if specs.is_empty() {
-                out.push_str("(no HTTP requests)\n\n");
+                if ws.is_empty() {
+                    out.push_str("(no HTTP requests or WebSocket messages)\n\n");
+                }
                 continue;
             }
             let steps = specs.iter().map(|r| builder.request(r, index)).collect::<Result<Vec<_>, _>>()?;
@@ -716,6 +746,24 @@ fn collect_requests<'a>(steps: &'a [StepSpec], out: &mut Vec<&'a RequestStepSpec
             StepSpec::Request(r) => out.push(r),
             StepSpec::Block { flow, .. } => collect_requests(flow, out),
             StepSpec::Choose(branches) => branches.iter().for_each(|b| collect_requests(&b.flow, out)),
+            _ => {}
+        }
+    }
+}
+
+/// A WebSocket step as `--dry-run` shows it: where the session goes, what it sends.
+enum WsDry<'a> {
+    Connect(&'a String),
+    Send(&'a Template),
+}
+
+fn collect_ws<'a>(steps: &'a [StepSpec], out: &mut Vec<WsDry<'a>>) {
+    for step in steps {
+        match step {
+            StepSpec::WsConnect { url, .. } => out.push(WsDry::Connect(url)),
+            StepSpec::WsSend { text, .. } => out.push(WsDry::Send(text)),
+            StepSpec::Block { flow, .. } => collect_ws(flow, out),
+            StepSpec::Choose(branches) => branches.iter().for_each(|b| collect_ws(&b.flow, out)),
             _ => {}
         }
     }

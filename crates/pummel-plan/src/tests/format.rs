@@ -618,8 +618,13 @@ fn dry_run_renders_the_first_requests_of_each_scenario() {
         ],
         "{shown}"
     );
+    assert!(shown.contains("# scenario \"api\"\n"), "{shown}");
+    // A WebSocket scenario shows the messages its user 0 sends, rendered, in flow order.
+    let ws = shown.split("# scenario \"ws\"\n").nth(1).expect("the ws scenario");
     assert!(
-        shown.contains("# scenario \"api\"\n") && shown.contains("# scenario \"ws\"\n(no HTTP requests)"),
+        ws.starts_with(
+            "WS SEND ws://127.0.0.1:8090/ws\n{\"id\":\"0\",\"method\":\"ping\"}\n\nWS SEND ws://127.0.0.1:8090/ws\nhello 0\n\n"
+        ),
         "{shown}"
     );
     // The feeder's first row and the command-line-free variables are rendered in.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::plans::{recorded, write_plan};
+use crate::support::plans::{header, recorded, write_plan};
 use crate::support::{self, Output, count, num, spawn_sink, text};
 
 /// Runs `pummel run PLAN --base-url http://ADDR -o results.json -q extra...` for the plan
@@ -817,4 +817,64 @@ flow = [ { request = { path = "/steady" } } ]
         assert!((ok - wanted).abs() <= wanted * 0.05, "{wanted} req/s for 1 s: {ok} ok\n{stage:#}");
         assert!(stage["latency_ms"]["p99"].as_f64().is_some(), "each row has its p99: {stage:#}");
     }
+}
+
+/// A recorded request's body, as sent.
+fn body_bytes(record: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    match (record["body"].as_str(), record["body_base64"].as_str()) {
+        (Some(text), _) => text.as_bytes().to_vec(),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64"),
+        _ => Vec::new(),
+    }
+}
+
+/// A multipart upload with a templated field and a binary file, and a `body_file` request: the
+/// sink's record holds each file byte for byte, and each field as its user rendered it.
+#[test]
+fn uploads_arrive_byte_for_byte() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let photo: Vec<u8> = (0..100_000u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.path().join("photo.jpg"), &photo).expect("write the photo");
+    std::fs::write(dir.path().join("data.bin"), b"\x00\x01raw body\xff").expect("write the body file");
+    let (record_path, record) = support::path_in(&dir, "record.jsonl");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let plan = r#"
+[[scenario]]
+users = 2
+iterations = 1
+flow = [
+  { request = { method = "POST", path = "/upload", multipart = [
+      { name = "title", value = "photo of {{ user }}" },
+      { name = "file", file = "photo.jpg", content_type = "image/jpeg" },
+  ] } },
+  { request = { method = "PUT", path = "/raw", body_file = "data.bin" } },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, plan, &[], Duration::from_secs(30));
+    out.assert_code(0);
+    assert_eq!(count(&results["summary"], "/requests/ok"), 4, "{:#}", results["summary"]);
+    let records = recorded(&record_path, 4, Duration::from_secs(10));
+    let uploads: Vec<&Value> = records.iter().filter(|r| r["target"] == "/upload").collect();
+    assert_eq!(uploads.len(), 2);
+    let mut titles = Vec::new();
+    for upload in uploads {
+        let content_type = header(upload, "content-type").expect("a content type");
+        let boundary = content_type.split("boundary=").nth(1).expect("a boundary");
+        let body = body_bytes(upload);
+        let text = String::from_utf8_lossy(&body).to_string();
+        let title_start = text.find("name=\"title\"\r\n\r\n").expect("the title part") + 16;
+        titles.push(text[title_start..].split("\r\n").next().unwrap_or_default().to_string());
+        let head = b"filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n";
+        let start = body.windows(head.len()).position(|w| w == head).expect("the file part") + head.len();
+        let end = start + photo.len();
+        assert_eq!(&body[start..end], &photo[..], "the file, byte for byte");
+        assert!(body[end..].starts_with(format!("\r\n--{boundary}--\r\n").as_bytes()), "then the closing boundary");
+    }
+    titles.sort();
+    assert_eq!(titles, ["photo of 0", "photo of 1"]);
+    let raw: Vec<&Value> = records.iter().filter(|r| r["target"] == "/raw").collect();
+    assert_eq!(raw.len(), 2);
+    assert!(raw.iter().all(|r| body_bytes(r) == b"\x00\x01raw body\xff"), "{raw:?}");
 }

@@ -199,12 +199,33 @@ pub struct RawRequest {
     /// A random body of this size (`1048576`, `"1MiB"`), generated once and sent by every
     /// request (object-store uploads); `--object-size` overrides it.
     pub random_body: Option<Spanned<Scalar>>,
+    /// A body read from this file (relative to the plan file) once, and sent as is.
+    pub body_file: Option<Spanned<String>>,
+    /// A `multipart/form-data` body: `[ { name = "file", file = "photo.jpg", content_type =
+    /// "image/jpeg" }, { name = "title", value = "{{ title }}" } ]`.
+    pub multipart: Option<Spanned<RawList<RawPart>>>,
     /// Name that groups this request's statistics (default `METHOD path`).
     pub name: Option<Spanned<String>>,
     /// Values taken from the response into per-user variables.
     pub extract: Option<Spanned<RawMap<RawExtract>>>,
     /// Checks on the response.
     pub check: Option<Spanned<RawList<RawCheck>>>,
+}
+
+/// One part of a `multipart` body: a field (`value`, a template) or a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPart {
+    /// The field's name.
+    pub name: Option<Spanned<String>>,
+    /// A text value (a template).
+    pub value: Option<Spanned<String>>,
+    /// A file to upload, relative to the plan file, read once.
+    pub file: Option<Spanned<String>>,
+    /// The file's `Content-Type` (default `application/octet-stream`).
+    pub content_type: Option<Spanned<String>>,
+    /// The file name sent (default: the file's own name).
+    pub filename: Option<Spanned<String>>,
 }
 
 /// One extracted variable: from a JSON body (`json = "$.token"`), a header, or a regex.

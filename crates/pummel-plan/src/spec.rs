@@ -255,6 +255,8 @@ pub enum BodySpec {
     Json(JsonTemplate),
     /// A `form` body with templates in its values (a fixed one is `Fixed`).
     Form(Vec<(String, Template)>),
+    /// A `multipart` body with templated fields (a fixed one is `Fixed`).
+    Multipart(Vec<pummel_engine::flow::multipart::Part>),
 }
 
 impl RequestStepSpec {
@@ -667,6 +669,7 @@ impl Builder<'_> {
             BodySpec::Random(size) => Body::Payload(random_payload(*size)),
             BodySpec::Json(json) => Body::Json(json.clone()),
             BodySpec::Form(pairs) => Body::Form(pairs.clone()),
+            BodySpec::Multipart(parts) => Body::Multipart(parts.clone()),
         };
         let mut checks = Vec::new();
         for check in &r.checks {
@@ -720,6 +723,10 @@ fn flow_variables(steps: &[StepSpec], out: &mut std::collections::BTreeSet<Strin
                     BodySpec::Template(t) => all.push(t.clone()),
                     BodySpec::Json(json) => all.extend(json.templates().into_iter().cloned()),
                     BodySpec::Form(pairs) => all.extend(pairs.iter().map(|(_, v)| v.clone())),
+                    BodySpec::Multipart(parts) => all.extend(parts.iter().filter_map(|p| match p {
+                        pummel_engine::flow::multipart::Part::Field { value, .. } => Some(value.clone()),
+                        pummel_engine::flow::multipart::Part::File { .. } => None,
+                    })),
                     BodySpec::Fixed(_) | BodySpec::Random(_) => {}
                 }
                 all

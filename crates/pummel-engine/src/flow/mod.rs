@@ -11,6 +11,7 @@
 //! One file over 600 lines: the types of a flow, one file so that the whole vocabulary of a plan reads in one place; the rest is render tests.
 
 pub mod feeder;
+pub mod multipart;
 pub mod payload;
 pub mod seed;
 pub mod sigv4;
@@ -342,6 +343,7 @@ impl RequestStep {
             Body::Template(template) => template.is_static(),
             Body::Json(json) => json.is_fixed(),
             Body::Form(fields) => fields.iter().all(|(_, t)| t.is_static()),
+            Body::Multipart(parts) => parts.iter().all(multipart::Part::is_static),
         };
         body && self.path.is_static()
             && self.query.iter().all(|(_, t)| t.is_static())
@@ -384,6 +386,8 @@ pub enum Body {
     Json(JsonTemplate),
     /// A URL-encoded form whose values are templates, encoded once rendered.
     Form(Vec<(String, Template)>),
+    /// A `multipart/form-data` body with templated fields (a fixed one is `Fixed`).
+    Multipart(Vec<multipart::Part>),
 }
 
 /// A JSON body with templates in its strings. Each string is rendered on its own and the body
@@ -522,6 +526,7 @@ impl RequestStep {
                 }
                 (Some(Arc::from(form.finish().into_bytes())), None)
             }
+            Body::Multipart(parts) => (Some(Arc::from(multipart::render(parts, vars)?)), None),
             Body::Payload(payload) => (Some(payload.bytes.clone()), Some(payload.sha256_hex.clone())),
         };
         Ok(RenderedRequest { path, headers, body, payload_sha256 })

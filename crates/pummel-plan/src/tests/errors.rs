@@ -521,3 +521,16 @@ fn an_unknown_coding_is_an_error_at_its_place() {
     ));
     assert!(spec.target.headers.contains(&("Accept-Encoding".to_string(), "gzip, br".to_string())));
 }
+
+#[test]
+fn uploads_that_cannot_be_read_or_built_are_errors_at_their_place() {
+    let text = BASE.replace(
+        "flow = [ { request = { path = \"/\" } } ]",
+        "flow = [\n  { request = { path = \"/a\", body_file = \"missing.bin\" } },\n  { request = { path = \"/b\", multipart = [ { value = \"x\" }, { name = \"f\", value = \"x\", file = \"y\" } ] } },\n]",
+    );
+    let lines = short(&text);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("plan.toml:8:42: error: body_file: cannot read"), "{lines:?}");
+    assert_eq!(lines[1], "plan.toml:9:44: error: a multipart part needs a `name`");
+    assert_eq!(lines[2], "plan.toml:9:61: error: a multipart part has either `value` or `file`");
+}

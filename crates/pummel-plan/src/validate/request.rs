@@ -17,7 +17,8 @@ use toml::Spanned;
 use super::Validator;
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::raw::{
-    RawBranch, RawCheck, RawExtract, RawList, RawMap, RawRequest, RawStep, RawWsConnect, RawWsExpect, RawWsSend, Scalar,
+    RawBranch, RawCheck, RawExtract, RawList, RawMap, RawPart, RawRequest, RawStep, RawWsConnect, RawWsExpect,
+    RawWsSend, Scalar,
 };
 use crate::spec::{
     BodySpec, BranchSpec, DEFAULT_WS_EXPECT_TIMEOUT, Location, RequestStepSpec, StepSpec, TargetSpec, join_url,
@@ -422,6 +423,12 @@ impl Validator<'_> {
         if let Some(f) = &r.random_body {
             given.push(("random_body", self.key(f)));
         }
+        if let Some(f) = &r.body_file {
+            given.push(("body_file", self.key(f)));
+        }
+        if let Some(m) = &r.multipart {
+            given.push(("multipart", self.key(m)));
+        }
         given.sort_by_key(|(_, span)| span.start);
         if given.len() > 1 {
             for (name, span) in &given[1..] {
@@ -431,7 +438,7 @@ impl Validator<'_> {
                         span.clone(),
                         format!("`{name}` cannot be used with `{}`", given[0].0),
                     )
-                    .with_help("a request has one body: body (as is), json, form or random_body"),
+                    .with_help("a request has one body: body (as is), json, form, multipart, body_file or random_body"),
                 );
             }
             return None;
@@ -463,6 +470,13 @@ impl Validator<'_> {
             };
             return Some((body, Some("application/x-www-form-urlencoded")));
         }
+        if let Some(file) = &r.body_file {
+            let bytes = self.read_file(file, "body_file")?;
+            return Some((BodySpec::Fixed(bytes), None));
+        }
+        if let Some(parts) = &r.multipart {
+            return self.multipart(parts).map(|body| (body, Some(pummel_engine::flow::multipart::CONTENT_TYPE)));
+        }
         if let Some(size) = &r.random_body {
             let text = self.options.object_size.clone().unwrap_or_else(|| size.get_ref().0.clone());
             return match pummel_engine::flow::payload::parse_size(&text) {
@@ -477,6 +491,94 @@ impl Validator<'_> {
             };
         }
         Some((BodySpec::Fixed(Vec::new()), None))
+    }
+
+    /// The bytes of `file` (relative to the plan file), read now, once; an error at its place
+    /// when it cannot be read.
+    fn read_file(&mut self, file: &Spanned<String>, what: &str) -> Option<Vec<u8>> {
+        let path = match &self.options.plan_dir {
+            Some(dir) if std::path::Path::new(file.get_ref()).is_relative() => dir.join(file.get_ref()),
+            _ => std::path::PathBuf::from(file.get_ref()),
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Invalid,
+                        file.span(),
+                        format!("{what}: cannot read {}: {e}", path.display()),
+                    )
+                    .with_help("a path relative to the plan file"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `multipart = [...]`: each part a named field (`value`) or file; encoded once when every
+    /// field is fixed.
+    fn multipart(&mut self, parts: &Spanned<RawList<RawPart>>) -> Option<BodySpec> {
+        use pummel_engine::flow::multipart::{Part, render};
+        let mut out = Vec::new();
+        let mut valid = true;
+        for part in parts.get_ref() {
+            let p = part.get_ref();
+            let Some(name) = &p.name else {
+                self.push(
+                    Diagnostic::new(DiagnosticKind::Missing, part.span(), "a multipart part needs a `name`").with_help(
+                        "expected { name = \"title\", value = \"...\" } or { name = \"file\", file = \"photo.jpg\" }",
+                    ),
+                );
+                valid = false;
+                continue;
+            };
+            match (&p.value, &p.file) {
+                (Some(value), None) => match self.compile_template(value, "a multipart value") {
+                    Some(template) => out.push(Part::Field { name: name.get_ref().clone(), value: template }),
+                    None => valid = false,
+                },
+                (None, Some(file)) => match self.read_file(file, "multipart file") {
+                    Some(bytes) => {
+                        let own_name = std::path::Path::new(file.get_ref())
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_else(|| file.get_ref().clone());
+                        out.push(Part::File {
+                            name: name.get_ref().clone(),
+                            filename: p.filename.as_ref().map_or(own_name, |f| f.get_ref().clone()),
+                            content_type: p
+                                .content_type
+                                .as_ref()
+                                .map_or_else(|| "application/octet-stream".to_string(), |c| c.get_ref().clone()),
+                            bytes: std::sync::Arc::from(bytes),
+                        });
+                    }
+                    None => valid = false,
+                },
+                _ => {
+                    self.push(
+                        Diagnostic::new(
+                            DiagnosticKind::Invalid,
+                            part.span(),
+                            "a multipart part has either `value` or `file`",
+                        )
+                        .with_help("a text field: value = \"...\"; an upload: file = \"photo.jpg\""),
+                    );
+                    valid = false;
+                }
+            }
+        }
+        if !valid {
+            return None;
+        }
+        if out.iter().all(Part::is_static) {
+            // Nothing changes per request: encoded once, sent as is.
+            let globals = std::sync::Arc::new(pummel_engine::flow::template::Globals::new(&Default::default()));
+            let vars = pummel_engine::flow::template::Vars::new(globals, 0);
+            return render(&out, &vars).ok().map(BodySpec::Fixed);
+        }
+        Some(BodySpec::Multipart(out))
     }
 
     /// A TOML value as JSON; dates have no JSON form and are refused.

@@ -878,3 +878,45 @@ flow = [
     assert_eq!(raw.len(), 2);
     assert!(raw.iter().all(|r| body_bytes(r) == b"\x00\x01raw body\xff"), "{raw:?}");
 }
+
+/// WebSocket steps are templates like HTTP ones: each user opens `/ws?user=N`, and its
+/// `ws_expect` matches the echo of its own message by a templated regex and a templated
+/// `equals`; an expectation rendered for someone else never matches.
+#[test]
+fn websocket_urls_and_expectations_are_templates() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "record.jsonl");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let plan = r#"
+[[scenario]]
+users = 3
+iterations = 1
+flow = [
+  { ws_connect = { path = "/ws?user={{ user }}", name = "open" } },
+  { ws_send = { json = { from = "{{ user }}" }, name = "hello" } },
+  { ws_expect = { regex = "\"from\":\"{{ user }}\"", timeout = "2s" } },
+  { ws_send = { json = { from = "{{ user }}" }, name = "again" } },
+  { ws_expect = { json = "$.from", equals = "{{ user }}WANT", timeout = "500ms" } },
+]
+"#;
+    let (out, results) = run_plan(&dir, addr, &plan.replace("WANT", ""), &[], Duration::from_secs(30));
+    out.assert_code(0);
+    let summary = &results["summary"];
+    assert_eq!(
+        (count(by_name(summary, "hello"), "/ok"), count(by_name(summary, "again"), "/ok")),
+        (3, 3),
+        "{summary:#}"
+    );
+    let upgrades: Vec<String> = recorded(&record_path, 3, Duration::from_secs(10))
+        .iter()
+        .filter_map(|r| r["target"].as_str().map(str::to_string))
+        .collect();
+    let mut upgrades: Vec<&str> = upgrades.iter().map(String::as_str).collect();
+    upgrades.sort();
+    assert_eq!(upgrades, ["/ws?user=0", "/ws?user=1", "/ws?user=2"]);
+    // Rendered for someone else, the expectation never matches.
+    let (_, results) = run_plan(&dir, addr, &plan.replace("WANT", "x"), &[], Duration::from_secs(30));
+    let again = by_name(&results["summary"], "again");
+    assert_eq!(count(again, "/errors/ws_expect_timeout"), 3, "{again:#}");
+}

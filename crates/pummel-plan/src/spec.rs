@@ -173,8 +173,8 @@ pub enum StepSpec {
     WsConnect {
         /// Statistics name.
         name: String,
-        /// `ws://` or `wss://` URL.
-        url: String,
+        /// `ws://` or `wss://` URL (a template).
+        url: Template,
         /// Upgrade request headers.
         headers: Vec<(String, Template)>,
     },
@@ -478,7 +478,9 @@ impl PlanSpec {
                     vars.set_iteration(iteration);
                     for step in &ws {
                         match step {
-                            WsDry::Connect(to) => url = (*to).clone(),
+                            WsDry::Connect(to) => {
+                                url = to.render_to_string(&vars).unwrap_or_else(|_| to.text().to_string())
+                            }
                             WsDry::Send(text) if shown < n => {
                                 let (rendered, advanced) =
                                     pummel_engine::flow::seed::rendering_with(rng, || text.render_to_string(&vars));
@@ -731,7 +733,9 @@ fn flow_variables(steps: &[StepSpec], out: &mut std::collections::BTreeSet<Strin
                 }
                 all
             }
-            StepSpec::WsConnect { headers, .. } => headers.iter().map(|(_, v)| v.clone()).collect(),
+            StepSpec::WsConnect { url, headers, .. } => {
+                std::iter::once(url.clone()).chain(headers.iter().map(|(_, v)| v.clone())).collect()
+            }
             StepSpec::WsSend { text, .. } => vec![text.clone()],
             StepSpec::Block { flow, .. } => {
                 flow_variables(flow, out);
@@ -741,7 +745,10 @@ fn flow_variables(steps: &[StepSpec], out: &mut std::collections::BTreeSet<Strin
                 branches.iter().for_each(|b| flow_variables(&b.flow, out));
                 Vec::new()
             }
-            StepSpec::Think(_) | StepSpec::WsExpect { .. } | StepSpec::WsClose(_) => Vec::new(),
+            StepSpec::WsExpect { matcher, .. } => {
+                matcher.regex_template.iter().chain(&matcher.equals_template).cloned().collect()
+            }
+            StepSpec::Think(_) | StepSpec::WsClose(_) => Vec::new(),
         };
         templates.iter().for_each(|t| out.extend(t.variables()));
     }
@@ -760,7 +767,7 @@ fn collect_requests<'a>(steps: &'a [StepSpec], out: &mut Vec<&'a RequestStepSpec
 
 /// A WebSocket step as `--dry-run` shows it: where the session goes, what it sends.
 enum WsDry<'a> {
-    Connect(&'a String),
+    Connect(&'a Template),
     Send(&'a Template),
 }
 

@@ -51,6 +51,36 @@ pub(super) struct WsState {
     /// The `ws_connect` that opened the session: a step that finds the session gone opens it
     /// again with it.
     last_connect: Option<Arc<WsConnectStep>>,
+    /// The last regex a templated `ws_expect` compiled, with its text: a user that expects the
+    /// same rendering again does not compile it again.
+    last_regex: Option<(String, regex::Regex)>,
+}
+
+/// The templated parts of a `ws_expect`'s matcher, rendered for the user.
+#[derive(Default)]
+struct Rendered {
+    regex: Option<regex::Regex>,
+    equals: Option<serde_json::Value>,
+}
+
+/// Renders the templated parts of `matcher` for `user` (the regex compiled, or reused).
+fn render_matcher(user: &mut User, matcher: &WsMatcher) -> Result<Rendered, String> {
+    let mut rendered = Rendered::default();
+    if let Some(template) = &matcher.regex_template {
+        let text = user.rendering(|| template.render_to_string(&user.vars)).map_err(|e| format!("regex: {e}"))?;
+        let state = user.ws_state();
+        let regex = match state.last_regex.take() {
+            Some((last, regex)) if last == text => regex,
+            _ => regex::Regex::new(&text).map_err(|e| format!("regex {text:?}: {e}"))?,
+        };
+        state.last_regex = Some((text, regex.clone()));
+        rendered.regex = Some(regex);
+    }
+    if let Some(template) = &matcher.equals_template {
+        let text = user.rendering(|| template.render_to_string(&user.vars)).map_err(|e| format!("equals: {e}"))?;
+        rendered.equals = Some(serde_json::Value::String(text));
+    }
+    Ok(rendered)
 }
 
 /// A message sent on the session and not yet answered.
@@ -139,7 +169,10 @@ async fn open(
             .map_err(|e| TransportError::other(format!("header {header}: {e}")))?;
         headers.push((header.clone(), text));
     }
-    let target = target(shard, &step.url).map_err(TransportError::other)?;
+    let url = user
+        .rendering(|| step.url.render_to_string(&user.vars))
+        .map_err(|e| TransportError::other(format!("url: {e}")))?;
+    let target = target(shard, &url).map_err(TransportError::other)?;
     let timeout = shard.dialer.timeout();
     let (session, opened) = WsSession::connect(&target, &headers, shard.dialer.next_source(), timeout).await?;
     shard.meter.opened(request.name(), request.intended(), &opened.opened);
@@ -232,16 +265,25 @@ pub(super) async fn expect(shard: &Shard, user: &mut User, step: &WsExpectStep) 
         _ => None,
     };
     // After a send, the answer can only come on the session the message went out on.
-    let ws = match (after_send, user.ws_state().session.is_some()) {
+    match (after_send, user.ws_state().session.is_some()) {
         (true, false) => {
             return request.failed(&TransportError::ws_closed("the session closed before the message was answered"));
         }
-        _ => match session(shard, user, &mut request, "ws_expect").await {
-            Ok(ws) => ws,
-            Err(e) => return request.failed(&e),
-        },
+        _ => {
+            if let Err(e) = session(shard, user, &mut request, "ws_expect").await {
+                return request.failed(&e);
+            }
+        }
+    }
+    let rendered = match render_matcher(user, &step.matcher) {
+        Ok(rendered) => rendered,
+        Err(detail) => return request.failed(&TransportError::other(detail)),
     };
-    let mut matches = |message: &str| message_matches(&step.matcher, wanted_id.as_ref(), message);
+    // `session` left one open.
+    let Some(ws) = user.ws_state().session.as_mut() else {
+        return request.failed(&TransportError::ws_closed("ws_expect without an open session"));
+    };
+    let mut matches = |message: &str| message_matches(&step.matcher, &rendered, wanted_id.as_ref(), message);
     let result = ws.session.expect(&mut matches, step.timeout).await;
     let done = Instant::now();
     match result {
@@ -288,9 +330,14 @@ pub(super) fn broke_while_idle(shard: &Shard, user: &mut User, error: &Transport
     user.close_ws(true);
 }
 
-/// True when `message` is what `matcher` waits for.
-fn message_matches(matcher: &WsMatcher, wanted_id: Option<&serde_json::Value>, message: &str) -> bool {
-    if let Some(regex) = &matcher.regex {
+/// True when `message` is what `matcher` waits for (its templated parts `rendered`).
+fn message_matches(
+    matcher: &WsMatcher,
+    rendered: &Rendered,
+    wanted_id: Option<&serde_json::Value>,
+    message: &str,
+) -> bool {
+    if let Some(regex) = matcher.regex.as_ref().or(rendered.regex.as_ref()) {
         if !regex.is_match(message) {
             return false;
         }
@@ -301,7 +348,7 @@ fn message_matches(matcher: &WsMatcher, wanted_id: Option<&serde_json::Value>, m
     let json = JsonBody::new(message.as_bytes());
     let Some(value) = json.value() else { return false };
     if let Some((path, equals)) = &matcher.json {
-        match (path.first(value), equals) {
+        match (path.first(value), equals.as_ref().or(rendered.equals.as_ref())) {
             (None, _) => return false,
             (Some(found), Some(expected)) if !json_equals(found, expected) => return false,
             _ => {}

@@ -538,8 +538,9 @@ impl RequestStep {
 pub struct WsConnectStep {
     /// Index of the handshake's statistics in [`Scenarios::names`].
     pub stats: usize,
-    /// `ws://` or `wss://` URL.
-    pub url: String,
+    /// `ws://` or `wss://` URL (a template: `/ws?user={{ user }}`).
+    #[serde(serialize_with = "template_text")]
+    pub url: Template,
     /// Headers of the upgrade request (values are templates).
     #[serde(skip)]
     pub headers: Vec<(String, Template)>,
@@ -578,6 +579,11 @@ pub struct WsMatcher {
     pub json: Option<(JsonPath, Option<serde_json::Value>)>,
     /// A regex the message matches.
     pub regex: Option<regex::Regex>,
+    /// A regex written as a template (`"from {{ user }}"`): rendered for the user, then
+    /// compiled (the last one a user compiled is kept).
+    pub regex_template: Option<Template>,
+    /// `equals` written as a template: the value at `json` equals its rendering (as text).
+    pub equals_template: Option<Template>,
     /// JSON-RPC: the value at this path equals the one in the message just sent.
     pub match_id: Option<JsonPath>,
 }

@@ -863,6 +863,8 @@ impl Validator<'_> {
         };
         let headers = c.headers.as_ref().map(|h| self.template_headers(h)).unwrap_or_default();
         let name = c.name.as_ref().map_or_else(|| format!("ws connect {url}"), |n| n.get_ref().clone());
+        let span = c.url.as_ref().or(c.path.as_ref()).map_or_else(|| raw.span(), |s| s.span());
+        let url = self.compile_template_in(&span, &url, "the URL")?;
         Some(StepSpec::WsConnect { name, url, headers })
     }
 
@@ -895,6 +897,7 @@ impl Validator<'_> {
             Some(path) => {
                 let compiled = self.pattern(path, JsonPath::compile(path.get_ref()))?;
                 let equals = match &e.equals {
+                    Some(v) if is_template(v.get_ref()) => None,
                     Some(v) => Some(to_json(v.get_ref()).ok()?),
                     None => None,
                 };
@@ -902,9 +905,19 @@ impl Validator<'_> {
             }
             None => None,
         };
-        let regex = match &e.regex {
-            Some(r) => Some(self.pattern(r, compile_regex(r.get_ref()))?),
-            None => None,
+        let equals_template = match &e.equals {
+            Some(v) if is_template(v.get_ref()) => {
+                let text = v.get_ref().as_str().unwrap_or_default();
+                Some(self.compile_template_in(&v.span(), text, "equals")?)
+            }
+            _ => None,
+        };
+        let (regex, regex_template) = match &e.regex {
+            Some(r) if r.get_ref().contains("{{") || r.get_ref().contains("{%") => {
+                (None, Some(self.compile_template(r, "the regex")?))
+            }
+            Some(r) => (Some(self.pattern(r, compile_regex(r.get_ref()))?), None),
+            None => (None, None),
         };
         let match_id = match &e.match_id {
             Some(path) => Some(self.pattern(path, JsonPath::compile(path.get_ref()))?),
@@ -923,7 +936,8 @@ impl Validator<'_> {
             return None;
         }
         let name = e.name.as_ref().map_or_else(|| "ws expect".to_string(), |n| n.get_ref().clone());
-        Some(StepSpec::WsExpect { name, matcher: WsMatcher { json, regex, match_id }, timeout, extract: Vec::new() })
+        let matcher = WsMatcher { json, regex, regex_template, equals_template, match_id };
+        Some(StepSpec::WsExpect { name, matcher, timeout, extract: Vec::new() })
     }
 
     /// `ws_close = true` or `{ code = 1000, reason = "bye" }`.
@@ -1020,4 +1034,9 @@ mod tests {
         assert_eq!(with_query("/s?x=1".into(), &pairs[1..]), "/s?x=1&n=1");
         assert_eq!(with_query("/s".into(), &[]), "/s");
     }
+}
+
+/// A TOML string holding a template (`"{{ user }}"`).
+fn is_template(value: &toml::Value) -> bool {
+    value.as_str().is_some_and(|s| s.contains("{{") || s.contains("{%"))
 }

@@ -1023,6 +1023,11 @@ fn to_json(value: &toml::Value) -> Result<serde_json::Value, &'static str> {
     })
 }
 
+/// A TOML string holding a template (`"{{ user }}"`).
+fn is_template(value: &toml::Value) -> bool {
+    value.as_str().is_some_and(|s| s.contains("{{") || s.contains("{%"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1034,9 +1039,4 @@ mod tests {
         assert_eq!(with_query("/s?x=1".into(), &pairs[1..]), "/s?x=1&n=1");
         assert_eq!(with_query("/s".into(), &[]), "/s");
     }
-}
-
-/// A TOML string holding a template (`"{{ user }}"`).
-fn is_template(value: &toml::Value) -> bool {
-    value.as_str().is_some_and(|s| s.contains("{{") || s.contains("{%"))
 }

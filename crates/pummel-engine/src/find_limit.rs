@@ -216,8 +216,24 @@ struct Searcher<'a> {
 
 impl Searcher<'_> {
     /// Runs a step at `rate` (and its confirmation when it is borderline); true when it is good.
+    /// A step the generator limited is run once more before it stops the search: a machine
+    /// busy with something else for a moment is not the generator's ceiling.
     fn step(&mut self, rate: f64) -> Result<bool, FindLimitError> {
         let mut step = self.run_once(rate, None)?;
+        if step.generator_limited && !self.control.is_interrupted() {
+            let first = self.steps.len();
+            self.steps.push(step);
+            self.observer.note(&format!("   step {}: the generator fell behind: running it once more", first + 1));
+            step = self.run_once(rate, Some(first))?;
+            // The verdict is the second run's; the first stays in the table, marked.
+            let superseded = &mut self.steps[first];
+            superseded.superseded = true;
+            let note = format!("generator fell behind: judged by step {}", first + 2);
+            superseded.row.note = Some(match superseded.row.note.take() {
+                Some(earlier) => format!("{earlier}; {note}"),
+                None => note,
+            });
+        }
         if self.spec.confirm && step.borderline && !self.control.is_interrupted() {
             let first = self.steps.len();
             self.steps.push(step);
@@ -360,6 +376,8 @@ struct Step {
     generator_limited: bool,
     /// A figure was within 10 % of its limit: worth a second run.
     borderline: bool,
+    /// Run again because the generator fell behind: the search judges by the other run.
+    superseded: bool,
 }
 
 fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
@@ -509,7 +527,7 @@ fn judge(spec: &FindLimitSpec, rate: f64, outcome: RunOutcome) -> Step {
     let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     let row = stage_summary(Some(rate), measured, &stats, reason.clone());
     let verdict = StepVerdict { target_rate: rate, good: reason.is_none(), reason };
-    Step { rate, outcome, row, verdict, generator_limited, borderline }
+    Step { rate, outcome, row, verdict, generator_limited, borderline, superseded: false }
 }
 
 /// How much the requests in flight grew over a step's measured seconds: from the end of its
@@ -535,13 +553,13 @@ fn top_failure(stats: &Stats) -> Option<String> {
 }
 
 fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLimitOutcome {
-    let best_good = steps.iter().filter(|s| s.verdict.good).max_by(|a, b| a.rate.total_cmp(&b.rate));
+    let judged = || steps.iter().filter(|s| !s.superseded);
+    let best_good = judged().filter(|s| s.verdict.good).max_by(|a, b| a.rate.total_cmp(&b.rate));
     let capacity = best_good.map(|s| s.rate);
-    let first_bad = steps
-        .iter()
+    let first_bad = judged()
         .filter(|s| !s.verdict.good && !s.generator_limited && capacity.is_none_or(|c| s.rate > c))
         .min_by(|a, b| a.rate.total_cmp(&b.rate));
-    let generator_limited = steps.iter().any(|s| s.generator_limited);
+    let generator_limited = judged().any(|s| s.generator_limited);
     let describe = |s: &Step| {
         let p99 = s.row.latency_ms.map(|l| format_ms(l.p99)).unwrap_or_else(|| "no latency".into());
         (p99, s.row.error_rate * 100.0)
@@ -558,7 +576,7 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
             )
         }
         (Some(good), None) if generator_limited => {
-            let limit = steps.iter().find(|s| s.generator_limited).map(|s| s.rate).unwrap_or(good.rate);
+            let limit = judged().find(|s| s.generator_limited).map(|s| s.rate).unwrap_or(good.rate);
             format!(
                 "the generator saturated at {} req/s before the target broke: capacity ≥ {} req/s (add threads or machines)",
                 thousands(limit),
@@ -650,7 +668,7 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         generator.lag_p99_ms = max_of(generator.lag_p99_ms, out.generator.lag_p99_ms);
         generator.busiest_thread_percent =
             max_of(generator.busiest_thread_percent, out.generator.busiest_thread_percent);
-        if limit.is_none() && step.generator_limited {
+        if limit.is_none() && step.generator_limited && !step.superseded {
             limit = out.limit.map(|mut l| {
                 l.text = format!("at {:.0} req/s: {}", step.rate, l.text);
                 l

@@ -334,6 +334,54 @@ mod tests {
         assert!(took >= Duration::from_millis(2990) && took < Duration::from_millis(3100), "{took:?}");
     }
 
+    /// On tokio's paused clock: a timeout toxic drops what the client sends and closes the
+    /// connection once nothing came for its timeout.
+    #[tokio::test(start_paused = true)]
+    async fn timeout_drops_data_then_closes() {
+        let (proxies, listen) = proxy_to(echo().await).await;
+        let toxic = Toxic::new(ToxicKind::Timeout { timeout: 100 }, Stream::Upstream);
+        proxies.add_toxic("echo", toxic).await.unwrap();
+        let mut client = TcpStream::connect(&listen).await.unwrap();
+        let started = Instant::now();
+        client.write_all(b"lost").await.unwrap();
+        let mut buf = [0u8; 8];
+        let read = client.read(&mut buf).await;
+        assert!(matches!(read, Ok(0)), "{read:?}");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(100) && took < Duration::from_millis(102), "{took:?}");
+    }
+
+    /// On tokio's paused clock: slow_close holds the server's close back by its delay, the
+    /// data before it is not held.
+    #[tokio::test(start_paused = true)]
+    async fn slow_close_delays_the_end_of_stream() {
+        let (proxies, listen) = proxy_to(echo().await).await;
+        let toxic = Toxic::new(ToxicKind::SlowClose { delay: 200 }, Stream::Downstream);
+        proxies.add_toxic("echo", toxic).await.unwrap();
+        let mut client = TcpStream::connect(&listen).await.unwrap();
+        assert!(round_trip(&mut client, b"data").await < Duration::from_millis(1));
+        let started = Instant::now();
+        client.shutdown().await.unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(202), "{took:?}");
+    }
+
+    /// limit_data: the client gets exactly the limit, then the close.
+    #[tokio::test]
+    async fn limit_data_closes_after_its_bytes() {
+        let (proxies, listen) = proxy_to(echo().await).await;
+        let toxic = Toxic::new(ToxicKind::LimitData { bytes: 10 }, Stream::Downstream);
+        proxies.add_toxic("echo", toxic).await.unwrap();
+        let mut client = TcpStream::connect(&listen).await.unwrap();
+        client.write_all(b"0123456789abcdef").await.unwrap();
+        let mut back = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut back)).await.unwrap();
+        assert!(read.is_ok(), "{read:?}");
+        assert_eq!(back, b"0123456789");
+    }
+
     /// Down closes open connections and refuses new ones; up again serves.
     #[tokio::test]
     async fn down_closes_connections_and_refuses_new_ones() {

@@ -40,6 +40,8 @@ pub enum Command {
     Watch(crate::commands::watch::WatchArgs),
     /// Open many connections and hold them (idle, slow request, pending response, WebSocket).
     Hold(Box<crate::commands::hold::HoldArgs>),
+    /// A TCP proxy that injects faults (toxiproxy's toxics and API), for any protocol.
+    Proxy(Box<crate::commands::proxy::ProxyArgs>),
 }
 
 /// Flags of `pummel run`.

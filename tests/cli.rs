@@ -44,6 +44,8 @@ mod observe;
 mod outcomes;
 #[path = "cli/plans.rs"]
 mod plans;
+#[path = "cli/proxy.rs"]
+mod proxy;
 #[path = "cli/rate.rs"]
 mod rate;
 #[path = "cli/report.rs"]

@@ -12,6 +12,8 @@ pub mod gunicorn;
 pub mod haproxy;
 pub mod nginx;
 pub mod plans;
+pub mod proxy;
+pub mod redis;
 pub mod servers;
 
 use std::io::{BufRead, BufReader, Read};
@@ -182,6 +184,20 @@ impl Running {
                 Ok(line) if line.contains(needle) => return true,
                 Ok(_) => {}
                 Err(_) => return false,
+            }
+        }
+    }
+
+    /// Waits until a line of stderr contains `needle` and returns that line; `None` when the
+    /// process closes stderr (exits) first or after `limit`.
+    pub fn wait_for_stderr_line(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
             }
         }
     }

@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write JUnit XML here: a test case per threshold and per named check, failures with the
+    /// measured value and the limit; also written when interrupted or aborted (marked).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub display: DisplayArgs,
 }

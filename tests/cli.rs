@@ -32,6 +32,8 @@ mod hold;
 mod http2;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
+#[path = "cli/junit.rs"]
+mod junit;
 #[path = "cli/keepalive.rs"]
 mod keepalive;
 #[path = "cli/latency.rs"]

@@ -40,6 +40,8 @@ pub enum Command {
     Watch(crate::commands::watch::WatchArgs),
     /// Open many connections and hold them (idle, slow request, pending response, WebSocket).
     Hold(Box<crate::commands::hold::HoldArgs>),
+    /// Write a plan from recorded traffic: a HAR file, or curl command lines.
+    Convert(crate::commands::convert::ConvertArgs),
 }
 
 /// Flags of `pummel run`.

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Watch(args) => commands::watch::run(args),
         Command::Hold(args) => commands::hold::run(*args),
+        Command::Convert(args) => commands::convert::run(args),
     };
     match result {
         Ok(status) => status.into(),

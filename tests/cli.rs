@@ -14,6 +14,8 @@ mod support;
 
 #[path = "cli/breaking.rs"]
 mod breaking;
+#[path = "cli/convert.rs"]
+mod convert;
 #[path = "cli/counts.rs"]
 mod counts;
 #[path = "cli/demo.rs"]

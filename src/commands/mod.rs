@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod convert;
 pub mod demo;
 pub mod doctor;
 pub mod find_limit;

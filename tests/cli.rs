@@ -16,6 +16,8 @@ mod support;
 mod breaking;
 #[path = "cli/convert.rs"]
 mod convert;
+#[path = "cli/convert_browser.rs"]
+mod convert_browser;
 #[path = "cli/counts.rs"]
 mod counts;
 #[path = "cli/demo.rs"]

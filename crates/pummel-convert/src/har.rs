@@ -49,6 +49,9 @@ struct Request {
     cookies: Vec<NameValue>,
     #[serde(default)]
     post_data: Option<PostData>,
+    /// Bytes of the body sent (`-1` when unknown).
+    #[serde(default)]
+    body_size: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +86,7 @@ pub fn parse(text: &str, source: &str) -> Result<Parsed, ConvertError> {
     })?;
     let mut requests = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
+    let mut bodies_missing = 0;
     for entry in har.log.entries {
         let url = match Url::parse(&entry.request.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => url,
@@ -105,15 +109,20 @@ pub fn parse(text: &str, source: &str) -> Result<Parsed, ConvertError> {
             let cookie: Vec<String> = request.cookies.iter().map(|c| format!("{}={}", c.name, c.value)).collect();
             headers.push(("Cookie".to_string(), cookie.join("; ")));
         }
-        let body = request.post_data.and_then(|data| match data.text {
-            Some(text) => Some(text),
-            None if !data.params.is_empty() => Some(
+        let body = match request.post_data {
+            Some(data) if data.text.as_deref().is_some_and(|t| !t.is_empty()) => data.text,
+            Some(data) if !data.params.is_empty() => Some(
                 url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(data.params.iter().map(|p| (&p.name, &p.value)))
                     .finish(),
             ),
-            None => None,
-        });
+            _ => {
+                if request.body_size.is_some_and(|n| n > 0.0) {
+                    bodies_missing += 1;
+                }
+                None
+            }
+        };
         requests.push(Recorded {
             method: request.method.to_ascii_uppercase(),
             url,
@@ -137,6 +146,12 @@ pub fn parse(text: &str, source: &str) -> Result<Parsed, ConvertError> {
             "{} entries that are not http(s) requests were left out ({})",
             skipped.len(),
             kinds.join(", ")
+        ));
+    }
+    if bodies_missing > 0 {
+        notes.push(format!(
+            "{bodies_missing} requests had a body the HAR does not hold (recorded without content, or binary); \
+             they are sent without one"
         ));
     }
     Ok(Parsed { requests, notes })
@@ -216,6 +231,9 @@ mod tests {
        "request": {"method": "GET", "url": "ws://127.0.0.1:8090/ws", "headers": []}},
       {"startedDateTime": "2024-05-10T12:00:03.000Z", "time": 5,
        "request": {"method": "GET", "url": "data:image/png;base64,AAAA", "headers": []}},
+      {"startedDateTime": "2024-05-10T12:00:05.000Z", "time": 5,
+       "request": {"method": "POST", "url": "http://127.0.0.1:8090/omitted", "headers": [], "bodySize": 12,
+         "postData": {"mimeType": "application/json", "text": ""}}},
       {"startedDateTime": "2024-05-10T12:00:04.000Z", "time": 5,
        "request": {"method": "POST", "url": "http://127.0.0.1:8090/form", "headers": [],
          "postData": {"mimeType": "application/x-www-form-urlencoded",
@@ -228,8 +246,14 @@ mod tests {
         let urls: Vec<&str> = parsed.requests.iter().map(|r| r.url.as_str()).collect();
         assert_eq!(
             urls,
-            ["http://127.0.0.1:8090/", "http://127.0.0.1:8090/api/items?x=1", "http://127.0.0.1:8090/form"]
+            [
+                "http://127.0.0.1:8090/",
+                "http://127.0.0.1:8090/api/items?x=1",
+                "http://127.0.0.1:8090/form",
+                "http://127.0.0.1:8090/omitted"
+            ]
         );
+        assert_eq!(parsed.requests[3].body, None, "an empty text is no body");
         let post = &parsed.requests[1];
         assert_eq!(post.method, "POST");
         assert_eq!(post.body.as_deref(), Some("{\"a\":1}"));
@@ -237,7 +261,8 @@ mod tests {
         assert_eq!(post.started_ms, rfc3339_ms("2024-05-10T12:00:01Z"));
         assert_eq!(post.took_ms, Some(20.0));
         assert_eq!(parsed.requests[2].body.as_deref(), Some("a+b=c%26d"));
-        assert_eq!(parsed.notes, ["2 entries that are not http(s) requests were left out (data:, ws:)"]);
+        assert_eq!(parsed.notes[0], "2 entries that are not http(s) requests were left out (data:, ws:)");
+        assert!(parsed.notes[1].starts_with("1 requests had a body the HAR does not hold"), "{:?}", parsed.notes);
     }
 
     #[test]

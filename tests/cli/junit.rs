@@ -223,3 +223,57 @@ fn junit_of_find_limit_has_a_case_per_step() {
     assert_eq!(steps[1]["good"], false, "{json}");
     assert!(case(&suite, "pummel.find_limit", "capacity: 100 req/s").status.is_success());
 }
+
+#[test]
+fn junit_of_hold_judges_its_thresholds() {
+    let _load = support::shared();
+    let sink = Sink::start(&[]);
+    let dir = support::temp_dir();
+    let (path, file) = support::path_in(&dir, "junit.xml");
+    let out = support::run(
+        &[
+            "hold",
+            &sink.url("/"),
+            "-c",
+            "20",
+            "-d",
+            "1s",
+            "--threshold",
+            "errors.connect_refused==0",
+            "--threshold",
+            "completed>1000000",
+            "--junit",
+            &file,
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    out.assert_code(1).assert_no_panic();
+    let summary = out.json();
+    let suite = suite(&path);
+    assert!(suite.name.starts_with("pummel hold 20 x idle"), "{}", suite.name);
+    assert_thresholds_match(&suite, &summary);
+    assert!(case(&suite, "pummel.thresholds", "errors.connect_refused==0").status.is_success());
+    assert!(case(&suite, "pummel.thresholds", "completed>1000000").status.is_failure());
+}
+
+#[test]
+fn junit_of_an_interrupted_run_is_written_and_marked() {
+    let _load = support::shared();
+    let sink = Sink::start(&[]);
+    let dir = support::temp_dir();
+    let (path, file) = support::path_in(&dir, "junit.xml");
+    let running = support::spawn(
+        &["run", &sink.url("/"), "-r", "100", "-d", "20s", "--threshold", "p99<5s", "--junit", &file, "--quiet"],
+        None,
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    running.signal("INT");
+    running.wait(Duration::from_secs(15)).assert_code(130).assert_no_panic();
+    let suite = suite(&path);
+    let run = case(&suite, "pummel.run", "run completed as planned");
+    let TestStatus::Error(error) = &run.status else { panic!("an interrupted run is an error: {:?}", run.status) };
+    assert_eq!(error.error_type, "interrupted");
+    assert!(case(&suite, "pummel.thresholds", "p99<5s").status.is_success());
+    assert_eq!(suite.properties.hashmap.get("interrupted").map(String::as_str), Some("true"));
+}

@@ -140,8 +140,8 @@ impl Plan<'_> {
         out.push_str("#\n");
         comment_wrapped(
             &mut out,
-            "Check it with `pummel check`; scale it by changing the scenario (users = 50, duration = \"1m\" \
-             instead of iterations = 1), or with -c and -d on the command line.",
+            "Check it with `pummel check`. `pummel run -c 50` runs 50 users, each through the flow once; for a \
+             load that lasts, replace iterations = 1 below with duration = \"1m\" (each user then loops).",
         );
         let _ = writeln!(out, "\n[target]\nbase_url = {}", self.base_url.to_toml_value());
         out.push_str("\n[[scenario]]\nname = \"recorded\"\nusers = 1\niterations = 1\n");

@@ -42,6 +42,8 @@ pub enum Command {
     Hold(Box<crate::commands::hold::HoldArgs>),
     /// A TCP proxy that injects faults (toxiproxy's toxics and API), for any protocol.
     Proxy(Box<crate::commands::proxy::ProxyArgs>),
+    /// Write a plan from recorded traffic: a HAR file, or curl command lines.
+    Convert(crate::commands::convert::ConvertArgs),
 }
 
 /// Flags of `pummel run`.
@@ -119,6 +121,10 @@ pub struct RunArgs {
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write JUnit XML here: a test case per threshold and per named check, failures with the
+    /// measured value and the limit; also written when interrupted or aborted (marked).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub display: DisplayArgs,
 }

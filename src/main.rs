@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => commands::watch::run(args),
         Command::Hold(args) => commands::hold::run(*args),
         Command::Proxy(args) => commands::proxy::run(*args),
+        Command::Convert(args) => commands::convert::run(args),
     };
     match result {
         Ok(status) => status.into(),

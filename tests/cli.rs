@@ -14,6 +14,10 @@ mod support;
 
 #[path = "cli/breaking.rs"]
 mod breaking;
+#[path = "cli/convert.rs"]
+mod convert;
+#[path = "cli/convert_browser.rs"]
+mod convert_browser;
 #[path = "cli/counts.rs"]
 mod counts;
 #[path = "cli/demo.rs"]
@@ -34,6 +38,8 @@ mod http2;
 mod http_client;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
+#[path = "cli/junit.rs"]
+mod junit;
 #[path = "cli/keepalive.rs"]
 mod keepalive;
 #[path = "cli/latency.rs"]

@@ -59,7 +59,12 @@ pub fn run(args: DemoArgs) -> Result<ExitStatus, CliError> {
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     sink.shutdown();
 
-    let status = super::run::finish(&plan, &outcome, args.display, Some(&args.output))?;
+    let status = super::run::finish(
+        &plan,
+        &outcome,
+        args.display,
+        super::run::OutputFiles { results: Some(&args.output), junit: None, suite: "pummel demo" },
+    )?;
     if !args.display.json {
         let summary = summarize(&plan, &outcome);
         print_stdout(&format!("\nPer step\n{}", stages_table(&summary)));

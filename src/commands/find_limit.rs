@@ -109,6 +109,10 @@ pub struct FindLimitArgs {
     /// Write the results document (every step, timeline, histograms) here.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write JUnit XML here: a test case per step (a step that broke the SLO is a failure, with
+    /// why) and one for the capacity found; also written when interrupted (marked).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub display: DisplayArgs,
 }
@@ -148,12 +152,17 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
             print_stdout("no good step, so no capacity estimate for --peak\n");
         }
     }
-    if let Some(path) = &args.output {
+    if args.output.is_some() || args.junit.is_some() {
         let mut doc = results_document(&found.plan, &found.outcome, summary.clone());
         doc.find_limit = Some(found.report.clone());
-        doc.write_atomically(path).map_err(|e| CliError::internal(anyhow!(e)))?;
-        if !args.display.json && !args.display.quiet {
-            print_stdout(&format!("results written to {}\n", path.display()));
+        if let Some(path) = &args.output {
+            doc.write_atomically(path).map_err(|e| CliError::internal(anyhow!(e)))?;
+            if !args.display.json && !args.display.quiet {
+                print_stdout(&format!("results written to {}\n", path.display()));
+            }
+        }
+        if let Some(path) = &args.junit {
+            super::write_junit(&doc, &format!("pummel find-limit {route} ({})", spec.base.target.url), path)?;
         }
     }
     Ok(if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass })

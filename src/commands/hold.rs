@@ -18,7 +18,7 @@ use pummel_engine::plan::{HoldLoad, HoldMode, Load, Plan, PlanError, Stop, Targe
 use pummel_results::timeline::TimelineEntry;
 
 use super::run::{
-    base_plan, duration_flag, finish_with, observers, parse_exprs, parse_rate, validate, warn_about_limits,
+    OutputFiles, base_plan, duration_flag, finish_with, observers, parse_exprs, parse_rate, validate, warn_about_limits,
 };
 use super::{CliError, ExitStatus, install_interrupt_handler};
 use crate::cli::{ConnectionArgs, DisplayArgs, ObserveArgs, RequestArgs};
@@ -67,6 +67,9 @@ pub struct HoldArgs {
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write JUnit XML here: a test case per threshold; also written when interrupted (marked).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub display: DisplayArgs,
 }
@@ -103,7 +106,7 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     install_interrupt_handler(&control);
     let wanted = args.connections;
     let title = format!("hold {} x {} {}", wanted, HoldMode::from(args.mode).name(), plan.target.url);
-    let mut progress = Progress::new(args.display, title, plan.planned_duration());
+    let mut progress = Progress::new(args.display, title.clone(), plan.planned_duration());
     let mut totals = HoldTotals::default();
     let outcome = engine::run(&plan, &control, |entry| {
         totals.add(entry);
@@ -117,7 +120,9 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
         opened: outcome.total.connections_opened,
         closed_by_target: outcome.total.closed_by_peer,
     };
-    finish_with(&plan, &outcome, args.display, args.output.as_deref(), |summary| hold_table(summary, &figures))
+    let suite = format!("pummel {title}");
+    let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
+    finish_with(&plan, &outcome, args.display, files, |summary| hold_table(summary, &figures))
 }
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).

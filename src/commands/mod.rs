@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod convert;
 pub mod demo;
 pub mod doctor;
 pub mod find_limit;
@@ -70,6 +71,22 @@ impl CliError {
     pub fn internal(error: anyhow::Error) -> Self {
         CliError { status: ExitStatus::CannotStart, error }
     }
+}
+
+/// Writes the JUnit XML of `doc` to `path`, atomically (a temporary file renamed into place), as
+/// the results document is; a file that cannot be written stops pummel (exit 3).
+pub fn write_junit(
+    doc: &pummel_results::document::ResultsDocument,
+    suite: &str,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    let xml = pummel_report::junit::render(doc, suite).map_err(|e| CliError::internal(anyhow::anyhow!(e)))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, xml)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| CliError::internal(anyhow::anyhow!("cannot write the JUnit file {}: {e}", path.display())))
 }
 
 /// Prints to stdout, ignoring a closed pipe (`pummel run ... | head` must not panic).

@@ -1,4 +1,5 @@
-//! `pummel report`: turns a results file into an HTML page, markdown tables or a CSV timeline.
+//! `pummel report`: turns a results file into an HTML page, markdown tables, a CSV timeline or
+//! JUnit XML.
 //!
 //! The rendering lives in the `pummel-report` crate; this command only picks the format, reads
 //! the file (a bad one is a usage error, exit 2) and writes the output where it was asked.
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use clap::{Args, ValueEnum};
-use pummel_report::{csv, html, markdown};
+use pummel_report::{csv, html, junit, markdown};
 
 use super::{CliError, ExitStatus};
 
@@ -21,6 +22,7 @@ Examples:
   pummel report results.json -o run-42.html
   pummel report results.json --format md >> README.md
   pummel report results.json --format csv -o timeline.csv
+  pummel report results.json --format junit -o junit.xml
 
 The HTML page is self-contained (inline CSS and SVG charts, no script, nothing loaded from the
 network): it works offline and can be attached to a CI run as is.
@@ -36,6 +38,8 @@ pub enum Format {
     Md,
     /// The per-second timeline, one row per second.
     Csv,
+    /// JUnit XML: a test case per threshold, check and find-limit step (as `--junit` writes).
+    Junit,
 }
 
 /// Flags of `pummel report`.
@@ -45,8 +49,8 @@ pub struct ReportArgs {
     /// A results file written by `pummel run -o`, `pummel demo` or `pummel find-limit`.
     #[arg(value_name = "RESULTS.json")]
     pub results: PathBuf,
-    /// Where to write: a file, or `-` for stdout. Default: report.html for html, stdout for md
-    /// and csv.
+    /// Where to write: a file, or `-` for stdout. Default: report.html for html, stdout for md,
+    /// csv and junit.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// What to produce.
@@ -65,6 +69,9 @@ pub fn run(args: ReportArgs) -> Result<ExitStatus, CliError> {
         Format::Html => html::render(&doc, &source),
         Format::Md => markdown::render(&doc),
         Format::Csv => csv::render(&doc),
+        Format::Junit => {
+            junit::render(&doc, &format!("pummel {source}")).map_err(|e| CliError::internal(anyhow!(e)))?
+        }
     };
     let output = match (&args.output, args.format) {
         (Some(path), _) if path.as_os_str() == "-" => None,

@@ -58,7 +58,21 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut progress = Progress::new(args.display, title, plan.planned_duration());
     let outcome =
         engine::run(&plan, &control, |entry| progress.second(entry)).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    finish(&plan, &outcome, args.display, args.output.as_deref())
+    let suite = format!("pummel run {} {}", args.request.method, plan.target.url);
+    let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
+    finish(&plan, &outcome, args.display, files)
+}
+
+/// The files a run writes when it ends: the results document (`-o`) and JUnit XML (`--junit`),
+/// whose one test suite is called `suite` (e.g. `pummel run GET http://127.0.0.1:8090/`).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFiles<'a> {
+    /// `-o FILE`.
+    pub results: Option<&'a Path>,
+    /// `--junit FILE`.
+    pub junit: Option<&'a Path>,
+    /// The JUnit suite's name.
+    pub suite: &'a str,
 }
 
 /// Prints the summary, writes the results, and maps the outcome to an exit status.
@@ -66,9 +80,9 @@ pub fn finish(
     plan: &Plan,
     outcome: &RunOutcome,
     display: DisplayArgs,
-    output: Option<&Path>,
+    files: OutputFiles<'_>,
 ) -> Result<ExitStatus, CliError> {
-    finish_with(plan, outcome, display, output, summary_table)
+    finish_with(plan, outcome, display, files, summary_table)
 }
 
 /// As [`finish`], with `table` rendering the summary for a terminal (`hold` has its own).
@@ -76,7 +90,7 @@ pub fn finish_with(
     plan: &Plan,
     outcome: &RunOutcome,
     display: DisplayArgs,
-    output: Option<&Path>,
+    files: OutputFiles<'_>,
     table: impl FnOnce(&Summary) -> String,
 ) -> Result<ExitStatus, CliError> {
     let summary = summarize(plan, outcome);
@@ -90,16 +104,20 @@ pub fn finish_with(
     } else {
         super::print_stdout(&table(&summary));
     }
-    if let Some(path) = output {
-        results_document(plan, outcome, summary.clone())
-            .write_atomically(path)
-            .map_err(|e| CliError::internal(anyhow!(e)))?;
-        if !display.json && !display.quiet {
-            super::print_stdout(&format!(
-                "\nresults written to {}{}\n",
-                path.display(),
-                if summary.partial { " (partial)" } else { "" }
-            ));
+    if files.results.is_some() || files.junit.is_some() {
+        let doc = results_document(plan, outcome, summary.clone());
+        if let Some(path) = files.results {
+            doc.write_atomically(path).map_err(|e| CliError::internal(anyhow!(e)))?;
+            if !display.json && !display.quiet {
+                super::print_stdout(&format!(
+                    "\nresults written to {}{}\n",
+                    path.display(),
+                    if summary.partial { " (partial)" } else { "" }
+                ));
+            }
+        }
+        if let Some(path) = files.junit {
+            super::write_junit(&doc, files.suite, path)?;
         }
     }
     Ok(match outcome.stop {

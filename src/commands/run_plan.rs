@@ -106,7 +106,9 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
             print_stdout(&tables);
         }
     }
-    let status = quick::finish(&plan, &outcome, args.display, args.output.as_deref())?;
+    let suite = format!("pummel run {}", path.display());
+    let files = quick::OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
+    let status = quick::finish(&plan, &outcome, args.display, files)?;
     if staged && !args.display.json && !args.display.quiet {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }

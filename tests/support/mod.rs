@@ -8,6 +8,7 @@
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod gunicorn;
 pub mod haproxy;
 pub mod nginx;

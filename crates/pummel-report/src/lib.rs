@@ -8,6 +8,7 @@
 //!   for find-limit runs, the latency-vs-throughput curve with the capacity point;
 //! - [`markdown::render`]: the same tables as markdown, ready to paste in a README;
 //! - [`csv::render`]: the per-second timeline, one row per second;
+//! - [`junit::render`]: JUnit XML, a test case per threshold, check and find-limit step, for CI;
 //! - [`compare::Comparison`]: two runs side by side, with a verdict per metric that treats
 //!   changes within the runs' own per-second noise as "same", and `--fail-if` rules
 //!   ([`compare::fail_if`]) for regression gates.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fmt;
 pub mod headline;
 pub mod html;
+pub mod junit;
 pub mod load;
 pub mod markdown;
 pub mod svg;

@@ -48,6 +48,8 @@ mod latency;
 mod observe;
 #[path = "cli/outcomes.rs"]
 mod outcomes;
+#[path = "cli/phases.rs"]
+mod phases;
 #[path = "cli/plans.rs"]
 mod plans;
 #[path = "cli/proxy.rs"]

@@ -93,7 +93,18 @@ pub fn finish_with(
     files: OutputFiles<'_>,
     table: impl FnOnce(&Summary) -> String,
 ) -> Result<ExitStatus, CliError> {
-    let summary = summarize(plan, outcome);
+    finish_summary(plan, outcome, summarize(plan, outcome), display, files, table)
+}
+
+/// As [`finish_with`], with the summary already made (a run in phases adds its phases to it).
+pub fn finish_summary(
+    plan: &Plan,
+    outcome: &RunOutcome,
+    summary: Summary,
+    display: DisplayArgs,
+    files: OutputFiles<'_>,
+    table: impl FnOnce(&Summary) -> String,
+) -> Result<ExitStatus, CliError> {
     // A count of `tls_error`s does not say why; the reason usually does (unknown issuer, ...).
     if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
         eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));

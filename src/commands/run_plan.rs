@@ -13,21 +13,24 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::CommandFactory;
 use clap::parser::ValueSource;
+use pummel_engine::engine::phases;
 use pummel_engine::engine::{self, RunControl};
 use pummel_engine::flow::template::Template;
 use pummel_engine::measure::summary::summarize;
 use pummel_engine::plan::{Load, Plan, PlanError};
-use pummel_plan::{BodySpec, LoadError, LoadSpec, Options, PlanSpec};
+use pummel_plan::{BodySpec, LoadError, LoadSpec, Options, Phase, PlanSpec};
+use pummel_results::summary::PhaseSummary;
 
 use super::run::{self as quick, duration_flag, parse_exprs};
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
 use crate::cli::{Cli, RunArgs};
 use crate::output::progress::Progress;
-use crate::output::summary::{flow_tables, stages_table};
+use crate::output::summary::{flow_tables, stages_table, summary_table};
 
 /// The plan file `run` was given, if its argument is one: not an `http(s)://` URL, and a
 /// path ending in `.toml`. With a URL, the plan-only flags are refused.
@@ -76,7 +79,9 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         print_stdout(&text);
         return Ok(ExitStatus::Pass);
     }
-    let plan = build_plan(&spec, args)?;
+    let mut plan = build_plan(&spec, args)?;
+    let setup = phase_plan(&spec, args, Phase::Setup)?;
+    let mut teardown = phase_plan(&spec, args, Phase::Teardown)?;
 
     quick::warn_about_limits(&plan, args.display);
     if args.require_target {
@@ -84,11 +89,31 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let control = RunControl::new();
     install_interrupt_handler(&control);
-    let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = spec.scenarios.iter().filter(|s| s.phase == Phase::Load).map(|s| s.name.as_str()).collect();
     let title = format!("{} ({}): {}", path.display(), names.join(", "), plan.target.url);
     let mut progress = Progress::new(args.display, title, plan.planned_duration());
+    let first_start = Instant::now();
+    let mut summaries = Vec::new();
+    if let Some(setup) = &setup {
+        progress.note(&format!("-- setup: {}", scenario_names(setup)));
+        let outcome = engine::run(setup, &control, |_| {}).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+        let exported = phases::exported(setup, &outcome);
+        phases::export_into(&mut plan, &exported);
+        if let Some(teardown) = &mut teardown {
+            phases::export_into(teardown, &exported);
+        }
+        let summary = phases::summarize_phase("setup", setup, &outcome, Duration::ZERO);
+        progress.note(&phase_line(&summary));
+        summaries.push(summary);
+    }
+    let load_start = first_start.elapsed();
+    let setup_interrupted = control.is_interrupted();
+    if setup.is_some() || teardown.is_some() {
+        progress.note(&format!("-- load: {}", scenario_names(&plan)));
+    }
     let staged = plan.stage_count() > 1;
     let mut last_rate = None;
+    let mut announced = vec![false; plan.scenarios.list.len()];
     let outcome = engine::run(&plan, &control, |entry| {
         let level = entry.target_rate.map(|r| r.round());
         if staged && level != last_rate {
@@ -97,10 +122,37 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
                 progress.note(&format!("-- stage: {rate:.0} /s"));
             }
         }
+        for (index, scenario) in plan.scenarios.list.iter().enumerate() {
+            // A scenario that starts later (start, after) is announced in the second it does.
+            let later = !scenario.start.is_zero() || scenario.after.is_some();
+            if later && !announced[index] && entry.started.contains(&scenario.name) {
+                announced[index] = true;
+                progress.note(&format!("-- scenario {} started", scenario.name));
+            }
+        }
         progress.second(entry);
     })
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    let summary = summarize(&plan, &outcome);
+    let mut summary = summarize(&plan, &outcome);
+    if setup.is_some() || teardown.is_some() {
+        let mut load = phases::summarize_phase("load", &plan, &outcome, load_start);
+        if setup_interrupted {
+            load = phases::skipped_phase("load", &plan, load_start);
+        }
+        summaries.push(load);
+    }
+    if let Some(teardown) = &teardown {
+        let started = first_start.elapsed();
+        progress.note(&format!("-- teardown: {}", scenario_names(teardown)));
+        let (outcome, timed_out) = phases::run_teardown(teardown).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+        let mut phase = phases::summarize_phase("teardown", teardown, &outcome, started);
+        if timed_out {
+            phase.ended = "timed out".to_string();
+        }
+        progress.note(&phase_line(&phase));
+        summaries.push(phase);
+    }
+    summary.phases = summaries;
     if !args.display.json && !args.display.quiet {
         if let Some(tables) = flow_tables(&summary) {
             print_stdout(&tables);
@@ -108,11 +160,54 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let suite = format!("pummel run {}", path.display());
     let files = quick::OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    let status = quick::finish(&plan, &outcome, args.display, files)?;
+    let status = quick::finish_summary(&plan, &outcome, summary.clone(), args.display, files, summary_table)?;
     if staged && !args.display.json && !args.display.quiet {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
     Ok(status)
+}
+
+/// The plan of a setup or teardown phase, with the command line's connection settings.
+fn phase_plan(spec: &PlanSpec, args: &RunArgs, phase: Phase) -> Result<Option<Plan>, CliError> {
+    let threads = args.connection.threads.unwrap_or_else(quick::available_cpus);
+    let Some(mut plan) = spec.phase_plan(phase, threads).map_err(|e| CliError::usage(anyhow!(e)))? else {
+        return Ok(None);
+    };
+    if let Some(spec) = &args.request.aws_sigv4 {
+        plan.auth = Some(quick::sigv4_signer(spec)?);
+    }
+    if let Some(seed) = args.seed {
+        plan.seed = seed;
+    }
+    plan.drain = quick::drain_flag(&args.connection)?;
+    if let Some(n) = args.request.redirects {
+        plan.redirects = n;
+    }
+    plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
+    plan.tls = quick::tls_settings(&args.connection);
+    quick::validate(&plan)?;
+    Ok(Some(plan))
+}
+
+fn scenario_names(plan: &Plan) -> String {
+    plan.scenarios.list.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// `-- setup: 5000 ok, 0 failed in 2.1s (completed); exported sub_id ×5000`.
+fn phase_line(phase: &PhaseSummary) -> String {
+    let mut line = format!(
+        "-- {}: {} ok, {} failed in {:.1}s ({})",
+        phase.name, phase.ok, phase.failed, phase.duration_s, phase.ended
+    );
+    if !phase.errors.is_empty() {
+        let kinds: Vec<String> = phase.errors.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+        line.push_str(&format!(" [{}]", kinds.join(", ")));
+    }
+    if !phase.exported.is_empty() {
+        let exported: Vec<String> = phase.exported.iter().map(|(name, n)| format!("{name} ×{n}")).collect();
+        line.push_str(&format!("; exported {}", exported.join(", ")));
+    }
+    line
 }
 
 /// `-e KEY=VALUE` flags.
@@ -134,8 +229,9 @@ fn apply_flags(spec: &mut PlanSpec, args: &RunArgs, typed: &HashSet<String>) -> 
     if let Some(base_url) = &args.base_url {
         spec.target.base_url = Some(base_url.clone());
     }
-    let one_scenario = spec.scenarios.len() == 1;
-    for scenario in &mut spec.scenarios {
+    // The command line scales the load; setup and teardown keep the plan's values.
+    let one_scenario = spec.scenarios.iter().filter(|s| s.phase == Phase::Load).count() == 1;
+    for scenario in spec.scenarios.iter_mut().filter(|s| s.phase == Phase::Load) {
         if let Some(d) = &args.duration {
             scenario.duration = Some(duration_flag("--duration", d)?);
         }

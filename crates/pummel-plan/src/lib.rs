@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, DiagnosticKind, Report};
 pub use spec::{
-    BodySpec, FeederSpec, LoadSpec, Location, PlanSpec, RequestStepSpec, ScenarioSpec, StepSpec, TargetSpec,
+    BodySpec, FeederSpec, LoadSpec, Location, Phase, PlanSpec, RequestStepSpec, ScenarioSpec, StepSpec, TargetSpec,
 };
 
 /// What the caller knows beyond the file.

@@ -115,8 +115,9 @@ pub struct RawScenario {
     pub ramp_up: Option<Spanned<DurationText>>,
     /// Open model: `"uniform"` (default) or `"poisson"`.
     pub arrival: Option<Spanned<String>>,
-    /// Runs of the flow: per user (closed model) or in all (open model).
-    pub iterations: Option<Spanned<i64>>,
+    /// Runs of the flow: per user (closed model) or in all (open model); a number or a
+    /// template of `[variables]` (`"{{ subscriptions // 50 }}"`).
+    pub iterations: Option<Spanned<CountValue>>,
     /// Length of the scenario, e.g. `"1m"`.
     pub duration: Option<Spanned<DurationText>>,
     /// The steps each iteration goes through.
@@ -125,6 +126,14 @@ pub struct RawScenario {
     pub http_version: Option<Spanned<String>>,
     /// Streams per HTTP/2 connection for this scenario (default: the target's `streams`).
     pub streams: Option<Spanned<i64>>,
+    /// When the scenario starts, from the load's start (or from the end of `after`): `"30s"`.
+    pub start: Option<Spanned<DurationText>>,
+    /// The scenario whose end starts this one.
+    pub after: Option<Spanned<String>>,
+    /// `"setup"` (once before the load), `"load"` (the default) or `"teardown"` (after it).
+    pub phase: Option<Spanned<String>>,
+    /// Setup only: extracted variables collected over its iterations, for later phases.
+    pub export: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One stage of a load shape.

@@ -37,6 +37,9 @@ pub const DEFAULT_ABORT_WINDOW: Duration = Duration::from_secs(5);
 /// How long `ws_expect` waits when the plan gives no `timeout`.
 pub const DEFAULT_WS_EXPECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many placeholders `--dry-run` shows in place of each exported list.
+const DRY_RUN_EXPORTED: usize = 10_000;
+
 /// A validated plan file.
 #[derive(Debug, Clone)]
 pub struct PlanSpec {
@@ -136,6 +139,38 @@ pub struct ScenarioSpec {
     /// `http_version = "2"` (the scenario's own, else the target's): streams per connection;
     /// `None` for HTTP/1.1.
     pub http2_streams: Option<usize>,
+    /// `start`: when it starts, from its phase's start (or from the end of `after`).
+    pub start: Duration,
+    /// `after`: the name of the scenario (of the same phase) whose end starts this one.
+    pub after: Option<String>,
+    /// `phase`: which part of the run it belongs to.
+    pub phase: Phase,
+    /// `export`: variables a setup scenario collects for the later phases.
+    pub export: Vec<String>,
+}
+
+/// The parts of a run, in order: each is a run of its own scenarios, and the values a setup
+/// exports reach the templates of the load and the teardown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Phase {
+    /// Runs once before the load (creating data, logging in); its figures are its own.
+    Setup,
+    /// The load whose figures the run reports.
+    #[default]
+    Load,
+    /// Runs after the load, also after an abort or an interrupt (cleaning up).
+    Teardown,
+}
+
+impl Phase {
+    /// Its name in plans and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Load => "load",
+            Phase::Teardown => "teardown",
+        }
+    }
 }
 
 /// How a scenario offers load.
@@ -318,13 +353,39 @@ impl PlanSpec {
     /// Builds the engine's plan: resolves the target's host once (the only I/O besides opening
     /// the feeders' files) and fills in what the file leaves to defaults. `threads` is the
     /// number of shards.
+    /// The plan is the load phase's: see [`PlanSpec::phase_plan`] for setup and teardown.
     pub fn to_plan(&self, threads: usize) -> Result<Plan, PlanError> {
+        let mut plan = self.build(threads, Phase::Load)?;
+        plan.thresholds = self.thresholds.clone();
+        plan.abort_when = self.abort_when.clone();
+        plan.abort_window = self.abort_window;
+        Arc::make_mut(&mut plan.scenarios).named_thresholds = self.named_thresholds.clone();
+        Ok(plan)
+    }
+
+    /// The engine plan of the setup or teardown phase (its scenarios only, the target's
+    /// settings, no thresholds or abort rules: their figures are reported, not judged);
+    /// `None` when the plan has no scenario of that phase.
+    pub fn phase_plan(&self, phase: Phase, threads: usize) -> Result<Option<Plan>, PlanError> {
+        if !self.scenarios.iter().any(|s| s.phase == phase) {
+            return Ok(None);
+        }
+        self.build(threads, phase).map(Some)
+    }
+
+    /// True when the plan has setup or teardown scenarios.
+    pub fn has_phases(&self) -> bool {
+        self.scenarios.iter().any(|s| s.phase != Phase::Load)
+    }
+
+    fn build(&self, threads: usize, phase: Phase) -> Result<Plan, PlanError> {
         let origin = self.origin().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
         let target = Target::resolve(&origin)?;
         let mut builder =
             Builder { spec: self, target: &target, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
         let mut list = Vec::new();
-        for (index, scenario) in self.scenarios.iter().enumerate() {
+        let in_phase: Vec<&ScenarioSpec> = self.scenarios.iter().filter(|s| s.phase == phase).collect();
+        for (index, scenario) in in_phase.iter().enumerate() {
             let flow = builder.flow(&scenario.flow, index)?;
             list.push(Scenario {
                 name: scenario.name.clone(),
@@ -343,6 +404,9 @@ impl PlanSpec {
                 duration: scenario.duration,
                 flow,
                 http2: scenario.http2_streams.map(|streams| Http2Settings { streams }),
+                start: scenario.start,
+                after: scenario.after.as_ref().and_then(|name| in_phase.iter().position(|s| &s.name == name)),
+                export: scenario.export.clone(),
             });
         }
         let Builder { names, checks, branches, .. } = builder;
@@ -359,7 +423,7 @@ impl PlanSpec {
             branches,
             globals: Arc::new(Globals::new(&self.variables)),
             feeders,
-            named_thresholds: self.named_thresholds.clone(),
+            named_thresholds: Vec::new(),
         };
         let mut plan = Plan::new(target, scenarios, Stop { duration: None, requests: None });
         plan.threads = threads;
@@ -369,9 +433,6 @@ impl PlanSpec {
         plan.redirects = self.target.redirects;
         plan.cookies = self.target.cookies;
         plan.ok_status = self.target.ok_status.clone();
-        plan.thresholds = self.thresholds.clone();
-        plan.abort_when = self.abort_when.clone();
-        plan.abort_window = self.abort_window;
         if let Some(seed) = self.seed {
             plan.seed = seed;
         }
@@ -438,7 +499,20 @@ impl PlanSpec {
             Some(streams) => format!(", over HTTP/2 ({streams} streams per connection)"),
             None => String::new(),
         };
-        format!("scenario {:?}: {what}, {load}{limits}{http2}", s.name)
+        let mut when = String::new();
+        if s.phase != Phase::Load {
+            when.push_str(&format!(", {}", s.phase.name()));
+        }
+        if let Some(after) = &s.after {
+            when.push_str(&format!(", after {after:?}"));
+        }
+        if !s.start.is_zero() {
+            when.push_str(&format!(", starting at {}", seconds(s.start)));
+        }
+        if !s.export.is_empty() {
+            when.push_str(&format!(", exports {}", s.export.join(", ")));
+        }
+        format!("scenario {:?}: {what}, {load}{limits}{http2}{when}", s.name)
     }
 
     /// The first `n` requests each scenario would send, rendered as text (method, URL,
@@ -452,7 +526,14 @@ impl PlanSpec {
         let target = Target::resolve(&origin)?;
         let mut builder =
             Builder { spec: self, target: &target, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
-        let globals = Arc::new(Globals::new(&self.variables));
+        // A setup's exported lists are only known when it ran: placeholders stand for them.
+        let exported: BTreeMap<String, Vec<String>> = self
+            .scenarios
+            .iter()
+            .flat_map(|s| &s.export)
+            .map(|name| (name.clone(), (0..DRY_RUN_EXPORTED).map(|i| format!("<{name} {i}>")).collect()))
+            .collect();
+        let globals = Arc::new(Globals::new(&self.variables).with_lists(&exported));
         let mut feeders = Vec::new();
         for feeder in &self.feeders {
             let opened = Feeder::open(&feeder.name, &feeder.path, feeder.format, feeder.mode, feeder.when_exhausted)

@@ -73,6 +73,7 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         probes: Vec::new(),
         target: None,
         watch_gap: None,
+        started: Vec::new(),
     }
 }
 
@@ -159,6 +160,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        phases: Vec::new(),
     }
 }
 

@@ -86,6 +86,8 @@ pub fn all(doc: &ResultsDocument) -> Vec<Table> {
     tables.extend(thresholds(doc));
     tables.extend(by_name(doc));
     tables.extend(checks(doc));
+    tables.extend(phases(doc));
+    tables.extend(scenario_times(doc));
     tables.extend(probes(doc));
     tables.extend(target(doc));
     match &doc.find_limit {
@@ -357,6 +359,64 @@ pub fn checks(doc: &ResultsDocument) -> Option<Table> {
             Cell::plain(fmt::thousands(c.passed)),
             Cell::toned(fmt::thousands(c.failed), if c.failed > 0 { Tone::Bad } else { Tone::Plain }),
             Cell::plain(c.pass_rate.map(fmt::percent).unwrap_or_else(|| "-".into())),
+        ]);
+    }
+    Some(t)
+}
+
+/// The phases of a run in phases (setup, load, teardown): when each ran and what it did;
+/// `None` for a run without setup or teardown.
+pub fn phases(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if s.phases.is_empty() {
+        return None;
+    }
+    let columns = [
+        ("phase", false),
+        ("scenarios", false),
+        ("started", true),
+        ("took", true),
+        ("ok", true),
+        ("failed", true),
+        ("ended", false),
+        ("note", false),
+    ];
+    let mut t = Table::new("Phases", &columns);
+    for p in &s.phases {
+        let mut notes: Vec<String> =
+            p.errors.iter().map(|(kind, n)| format!("{kind} {}", fmt::thousands(*n))).collect();
+        notes.extend(p.exported.iter().map(|(name, n)| format!("exported {name} ×{}", fmt::thousands(*n))));
+        let ended_tone = if p.ended == "completed" { Tone::Plain } else { Tone::Bad };
+        t.row(vec![
+            Cell::plain(p.name.clone()),
+            Cell::plain(p.scenarios.join(", ")),
+            Cell::plain(format!("{:.1}s", p.started_s)),
+            Cell::plain(format!("{:.1}s", p.duration_s)),
+            Cell::plain(fmt::thousands(p.ok)),
+            Cell::toned(fmt::thousands(p.failed), if p.failed > 0 { Tone::Bad } else { Tone::Plain }),
+            Cell::toned(p.ended.clone(), ended_tone),
+            Cell::plain(notes.join("; ")),
+        ]);
+    }
+    Some(t)
+}
+
+/// When each scenario of the load started and ended, when one started later than the run
+/// (`start`, `after`); `None` otherwise.
+pub fn scenario_times(doc: &ResultsDocument) -> Option<Table> {
+    let s = &doc.summary;
+    if !s.scenarios.iter().any(|sc| sc.started_s.is_some_and(|t| t >= 0.5)) {
+        return None;
+    }
+    let columns = [("scenario", false), ("started", true), ("ended", true), ("iterations", true)];
+    let mut t = Table::new("Scenarios", &columns);
+    let at = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
+    for sc in &s.scenarios {
+        t.row(vec![
+            Cell::plain(sc.name.clone()),
+            Cell::plain(at(sc.started_s)),
+            Cell::plain(at(sc.ended_s)),
+            Cell::plain(fmt::thousands(sc.iterations)),
         ]);
     }
     Some(t)

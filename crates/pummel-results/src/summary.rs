@@ -89,6 +89,39 @@ pub struct Summary {
     /// Plan files: iterations started per scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioSummary>,
+    /// Plan files with setup or teardown scenarios: each phase of the run, in order (the
+    /// figures above are the load phase's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseSummary>,
+}
+
+/// One phase of a run in phases (setup, load, teardown): when it ran and what it did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseSummary {
+    /// `setup`, `load` or `teardown`.
+    pub name: String,
+    /// Its scenarios.
+    pub scenarios: Vec<String>,
+    /// When it started, seconds from the start of the first phase.
+    pub started_s: f64,
+    /// How long it ran, seconds.
+    pub duration_s: f64,
+    /// Requests that ended in it: succeeded and failed.
+    pub ok: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// Its failures by kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// Its checks that failed, by name, with how often.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_checks: BTreeMap<String, u64>,
+    /// Setup: how many values of each exported variable it collected.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exported: BTreeMap<String, u64>,
+    /// How it ended: `completed`, `interrupted`, `aborted`, `skipped` (not run: an earlier phase
+    /// was interrupted) or `timed out` (a teardown cut at its bound).
+    pub ended: String,
 }
 
 /// One request name's (or WebSocket exchange's) figures.
@@ -147,6 +180,13 @@ pub struct ScenarioSummary {
     pub name: String,
     /// Iterations of its flow started.
     pub iterations: u64,
+    /// When it started, seconds from the run's start (`start`, `after`); absent when it never
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_s: Option<f64>,
+    /// When it ended, seconds from the run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_s: Option<f64>,
 }
 
 /// One probe's figures over the run.

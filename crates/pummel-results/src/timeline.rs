@@ -79,6 +79,10 @@ pub struct TimelineEntry {
     /// its sample was not ready in time); absent when it has one or none is watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_gap: Option<String>,
+    /// Scenarios that started during this second, when they start later than the run
+    /// (`start`, `after`) or at all: which part of the plan ran when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub started: Vec<String>,
 }
 
 /// Latency percentiles of one second, milliseconds.

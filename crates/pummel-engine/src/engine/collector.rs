@@ -35,6 +35,8 @@ struct SecondInProgress {
     busiest_thread: f64,
     /// Shards that reported the second (its thread figure is only known from those).
     reported: usize,
+    /// Scenarios that started in it (on any shard).
+    started: Vec<usize>,
 }
 
 pub(super) fn run(
@@ -54,6 +56,7 @@ pub(super) fn run(
     let start = Instant::now() + START_DELAY;
 
     let mut threads = Vec::with_capacity(shards);
+    let ends = Arc::new(crate::load::ScenarioEnds::new(plan.scenarios.list.len(), shards));
     for index in 0..shards {
         let setup = ShardSetup {
             index,
@@ -63,6 +66,7 @@ pub(super) fn run(
             start,
             stop: stop.clone(),
             reports: reports_tx.clone(),
+            ends: ends.clone(),
         };
         let spawned =
             std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));
@@ -94,7 +98,7 @@ pub(super) fn run(
 
     while let Ok(report) = reports.recv() {
         match report {
-            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_busy } => {
+            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_busy, started } => {
                 last_reported[shard] = last_reported[shard].max(second);
                 let slot = pending.entry(second).or_default();
                 slot.stats.merge(&stats);
@@ -103,6 +107,7 @@ pub(super) fn run(
                 slot.connections += connections;
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
+                slot.started.extend(started);
             }
             ShardReport::Finished {
                 shard,
@@ -113,8 +118,10 @@ pub(super) fn run(
                 other_errors: messages,
                 sending_stopped,
                 thread_busy,
+                started,
             } => {
                 let slot = pending.entry(tail_second).or_default();
+                slot.started.extend(started);
                 slot.stats.merge(&tail);
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
@@ -156,10 +163,15 @@ pub(super) fn run(
                 busiest_thread_percent: (done.reported > 0).then_some(done.busiest_thread * 100.0),
             };
             cpu_last = cpu_now;
-            let entry = entry(next_second, &done.stats, gauges);
+            let mut entry = entry(next_second, &done.stats, gauges);
+            let mut started = done.started.clone();
+            started.sort_unstable();
+            started.dedup();
+            entry.started = started.iter().map(|&i| plan.scenarios.list[i].name.clone()).collect();
             // The shards' final reports cover the tail after the last whole second; an empty
             // tail is not worth a line of its own.
-            let idle_tail = finished.iter().all(|f| *f) && entry.sent == 0 && entry.completed == 0;
+            let idle_tail =
+                finished.iter().all(|f| *f) && entry.sent == 0 && entry.completed == 0 && entry.started.is_empty();
             if !idle_tail {
                 let mut entry = entry;
                 if let Some(running) = observers.as_mut() {

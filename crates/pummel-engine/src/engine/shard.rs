@@ -41,6 +41,8 @@ pub(crate) enum ShardReport {
         waiting: u64,
         connections: u64,
         thread_busy: f64,
+        /// Scenarios that started in the second.
+        started: Vec<usize>,
     },
     /// The shard ended; its per-stage totals.
     Finished {
@@ -56,6 +58,8 @@ pub(crate) enum ShardReport {
         sending_stopped: Duration,
         /// The share of the time since the last whole second the shard's thread was busy.
         thread_busy: f64,
+        /// Scenarios that started since the last whole second.
+        started: Vec<usize>,
     },
 }
 
@@ -69,6 +73,8 @@ pub(crate) struct ShardSetup {
     pub start: std::time::Instant,
     pub stop: CancellationToken,
     pub reports: Sender<ShardReport>,
+    /// Where the shards tell each other that a scenario ended (for `after`).
+    pub ends: Arc<crate::load::ScenarioEnds>,
 }
 
 /// Runs the shard to its end on the current thread.
@@ -102,6 +108,8 @@ pub(crate) struct Shard {
     seconds_reported: Cell<u64>,
     /// The thread's CPU clock at the last report, and when it was read.
     cpu_mark: Cell<Option<(cpu_time::ThreadTime, Instant)>>,
+    /// Which scenarios ended on every shard (a scenario `after` another waits for it).
+    pub ends: Arc<crate::load::ScenarioEnds>,
 }
 
 impl Shard {
@@ -147,6 +155,7 @@ async fn drive(setup: ShardSetup) {
         )),
         seconds_reported: Cell::new(0),
         cpu_mark: Cell::new(None),
+        ends: setup.ends.clone(),
         plan,
     });
 
@@ -199,6 +208,7 @@ async fn drive(setup: ShardSetup) {
         other_errors,
         sending_stopped,
         thread_busy: shard.thread_busy_since_mark(),
+        started: shard.meter.take_started(),
     });
 }
 
@@ -232,6 +242,7 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
             waiting: shard.meter.waiting(),
             connections: shard.meter.connections(),
             thread_busy,
+            started: shard.meter.take_started(),
         };
         if reports.send(report).is_err() {
             return;

@@ -62,6 +62,8 @@ pub(crate) struct ScenarioRun {
     shard: u64,
     /// The scenario's HTTP/2 connections on this shard, shared by its users; `None`: HTTP/1.1.
     http2: Option<Rc<FlowPool>>,
+    /// When the scenario started on this shard: its schedule's zero (see [`ScenarioRun::clock`]).
+    pub began: Cell<Instant>,
 }
 
 impl ScenarioRun {
@@ -106,7 +108,14 @@ impl ScenarioRun {
             shards: shard.shards as u64,
             shard: shard.index as u64,
             http2,
+            began: Cell::new(shard.start),
         })
+    }
+
+    /// The zero of the scenario's schedule (arrivals, ramps, user stages, its length): when it
+    /// started, which is the run's start unless it has a `start` or comes `after` another.
+    pub fn clock(&self) -> Instant {
+        self.began.get()
     }
 
     /// The scenario's place in the plan.
@@ -222,6 +231,16 @@ impl User {
         true
     }
 
+    /// Ends an iteration: the values of the scenario's `export` variables it set are
+    /// collected (an iteration whose extraction failed has none to give).
+    fn end_iteration(&self, shard: &Shard, run: &ScenarioRun) {
+        for name in &run.scenario().export {
+            if let Some(value) = self.vars.get(name) {
+                shard.meter.export(name, value);
+            }
+        }
+    }
+
     /// Closes the user's connection and session at its end.
     pub fn leave(&mut self) {
         self.conn = None;
@@ -245,20 +264,21 @@ pub(crate) async fn closed_user(
     let iterations = run.scenario().iterations;
     let mut iteration = 0;
     'windows: for (start, end) in windows {
-        let start = shard.start + start;
+        let start = run.clock() + start;
         if Instant::now() < start {
             tokio::select! {
                 () = sleep_until(start) => {}
                 () = run.stop.cancelled() => break,
             }
         }
-        user.leave_at = end.map(|end| shard.start + end);
+        user.leave_at = end.map(|end| run.clock() + end);
         while iterations.is_none_or(|n| iteration < n) && !run.stop.is_cancelled() && !user.must_leave() {
             if !user.begin_iteration(&shard, &run, iteration) {
                 break 'windows;
             }
             let mut intended = None;
             let walked = walk_steps(&shard, &run, &mut user, &run.scenario().flow, &mut intended).await;
+            user.end_iteration(&shard, &run);
             iteration += 1;
             if !walked {
                 break;
@@ -287,6 +307,7 @@ pub(crate) async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut
     user.first = due.first;
     let mut intended = Some(due.intended);
     walk_steps(shard, run, user, &run.scenario().flow, &mut intended).await;
+    user.end_iteration(shard, run);
     // A flow that ended before its first step leaves nothing behind.
     user.first = None;
 }

@@ -98,6 +98,18 @@ pub struct Scenario {
     /// HTTP/1.1 connection each. `None`: HTTP/1.1. WebSocket steps stay HTTP/1.1 upgrades.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http2: Option<Http2Settings>,
+    /// When the scenario starts, from the run's start (`start = "30s"`, k6's `startTime`): its
+    /// duration, stages and ramps count from then.
+    #[serde(with = "crate::seconds", skip_serializing_if = "Duration::is_zero")]
+    pub start: Duration,
+    /// `after = "NAME"`: the scenario (index in [`Scenarios::list`]) whose end starts this one,
+    /// on each shard; `start` then counts from that end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<usize>,
+    /// `export = [...]`: variables whose value at the end of every iteration is collected into
+    /// a list of that name, which later phases' templates read (see `engine::phases`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub export: Vec<String>,
 }
 
 impl Scenario {

@@ -486,6 +486,16 @@ impl Globals {
         Globals { values: variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect() }
     }
 
+    /// These globals with lists added: `{{ NAME }}` is the list, `{{ NAME[i] }}` one item,
+    /// `{{ NAME | length }}` its size (a setup's exported values, see `engine::phases`).
+    pub fn with_lists(&self, lists: &BTreeMap<String, Vec<String>>) -> Globals {
+        let mut values = self.values.clone();
+        for (name, list) in lists {
+            values.insert(name.clone(), Value::from(list.clone()));
+        }
+        Globals { values }
+    }
+
     /// The value of `name`, if the plan defines it.
     fn lookup(&self, name: &str) -> Option<Value> {
         self.values.get(name).cloned()

@@ -19,45 +19,121 @@ pub mod timer;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
 
 use tokio::task::JoinSet;
-use tokio::time::sleep_until;
+use tokio::time::{Instant, sleep_until};
 
 use crate::engine::shard::{DISPATCH_SLACK, Shard};
 use crate::exec::ScenarioRun;
 use crate::plan::Load;
 
-/// Runs every scenario of the plan on this shard until each ends.
+/// Runs every scenario of the plan on this shard until each ends, each from its own start
+/// (`start`, or the end of the scenario it comes `after`).
 pub(crate) async fn run(shard: Rc<Shard>) {
+    let count = shard.plan.scenarios.list.len();
     let mut running = JoinSet::new();
-    for index in 0..shard.plan.scenarios.list.len() {
+    for index in 0..count {
         match ScenarioRun::new(&shard, index) {
             Ok(run) => {
-                running.spawn_local(run_scenario(shard.clone(), Rc::new(run)));
+                running.spawn_local(run_in_turn(shard.clone(), Rc::new(run)));
             }
             Err(e) => {
                 let name = &shard.plan.scenarios.list[index].name;
                 shard.meter.note_error(format!("scenario {name}: {e}"));
+                shard.ends.finish(index);
             }
         }
     }
     while running.join_next().await.is_some() {}
 }
 
+/// Which scenarios have ended on every shard: a scenario `after` another starts when that one
+/// ended everywhere (its users may all be on one shard). Shared by the shards' threads.
+pub(crate) struct ScenarioEnds {
+    /// Per scenario, the shards on which it has not ended yet.
+    running: Vec<AtomicUsize>,
+    ended: Notify,
+}
+
+impl ScenarioEnds {
+    /// `scenarios` scenarios, each running on `shards` shards.
+    pub fn new(scenarios: usize, shards: usize) -> ScenarioEnds {
+        ScenarioEnds { running: (0..scenarios).map(|_| AtomicUsize::new(shards)).collect(), ended: Notify::new() }
+    }
+
+    /// Scenario `index` ended on one more shard.
+    pub fn finish(&self, index: usize) {
+        if self.running[index].fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.ended.notify_waiters();
+        }
+    }
+
+    /// Waits until scenario `index` has ended on every shard.
+    async fn wait(&self, index: usize) {
+        loop {
+            let notified = self.ended.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an end between the two is not missed.
+            notified.as_mut().enable();
+            if self.running[index].load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Waits for the scenario's start, runs it, and tells the scenarios that come after it.
+async fn run_in_turn(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
+    let scenario = run.scenario();
+    let begin = async {
+        if let Some(before) = scenario.after {
+            shard.ends.wait(before).await;
+        }
+        let base = if scenario.after.is_some() { Instant::now() } else { shard.start };
+        sleep_until(base + scenario.start).await;
+    };
+    let started = tokio::select! {
+        () = begin => true,
+        () = run.stop.cancelled() => false,
+    };
+    if started {
+        let now = Instant::now();
+        run.began.set(now);
+        shard.meter.scenario_window(run.index(), now.saturating_duration_since(shard.start), false);
+        run_scenario(&shard, &run).await;
+        // A scenario that lasts a duration lasts it, even when its last arrival left earlier:
+        // the scenarios after it start at its end, not at its last request.
+        if scenario.iterations.is_none() && shard.plan.stop.requests.is_none() {
+            if let Some(length) = scenario.planned_duration() {
+                tokio::select! {
+                    () = sleep_until(run.clock() + length) => {}
+                    () = shard.stop_sending.cancelled() => {}
+                }
+            }
+        }
+        shard.meter.scenario_window(run.index(), Instant::now().saturating_duration_since(shard.start), true);
+    }
+    shard.ends.finish(run.index());
+}
+
 /// Runs one scenario's users until they finish or the scenario's time is up.
-async fn run_scenario(shard: Rc<Shard>, run: Rc<ScenarioRun>) {
+async fn run_scenario(shard: &Rc<Shard>, run: &Rc<ScenarioRun>) {
     let scenario = run.scenario();
     let users = async {
         match &scenario.load {
-            Load::Closed(closed) => closed::run(&shard, &run, closed).await,
-            Load::Open(open) => open::run(&shard, &run, open).await,
-            Load::Hold(hold) => hold::run(&shard, &run, hold).await,
+            Load::Closed(closed) => closed::run(shard, run, closed).await,
+            Load::Open(open) => open::run(shard, run, open).await,
+            Load::Hold(hold) => hold::run(shard, run, hold).await,
         }
     };
     tokio::pin!(users);
     // The scenario's time is its duration, or its stages' length.
     let slack = if matches!(scenario.load, Load::Open(_)) { DISPATCH_SLACK } else { Default::default() };
-    let deadline = scenario.planned_duration().map(|d| shard.start + d + slack);
+    let deadline = scenario.planned_duration().map(|d| run.clock() + d + slack);
     tokio::select! {
         () = &mut users => {}
         () = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => {

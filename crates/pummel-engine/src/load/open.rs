@@ -88,7 +88,7 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
             stopped_at = Some(offset);
             break;
         }
-        let intended = shard.start + offset;
+        let intended = run.clock() + offset;
         let left = intended.saturating_duration_since(Instant::now());
         if left > WATCH_STOP_ABOVE {
             tokio::select! {
@@ -171,9 +171,9 @@ fn count_undispatched(shard: &Shard, run: &ScenarioRun, planned: Duration, rest:
     if shard.plan.stop.requests.is_some() || run.scenario().iterations.is_some() {
         return;
     }
-    let due_until = Instant::now().saturating_duration_since(shard.start).min(planned);
+    let due_until = Instant::now().saturating_duration_since(run.clock()).min(planned);
     for offset in rest.take_while(|offset| *offset < due_until) {
-        shard.meter.record(shard.start + offset, |s| s.dropped += 1);
+        shard.meter.record(run.clock() + offset, |s| s.dropped += 1);
     }
 }
 

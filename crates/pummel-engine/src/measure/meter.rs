@@ -49,6 +49,8 @@ pub struct Meter {
     /// Of `in_flight`: due and not yet written.
     waiting: Cell<u64>,
     connections: Cell<u64>,
+    /// Scenarios started since the last second was reported.
+    started: RefCell<Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -98,6 +100,7 @@ impl Meter {
             in_flight: Cell::new(0),
             waiting: Cell::new(0),
             connections: Cell::new(0),
+            started: RefCell::new(Vec::new()),
         }
     }
 
@@ -226,6 +229,30 @@ impl Meter {
         if let Some(count) = self.figures.borrow_mut().flows.iterations.get_mut(scenario) {
             *count += 1;
         }
+    }
+
+    /// Notes that scenario `scenario` started (`ended` false) or ended, `at` from the run's start.
+    pub fn scenario_window(&self, scenario: usize, at: Duration, ended: bool) {
+        use crate::measure::tallies::ScenarioWindow;
+        if !ended {
+            self.started.borrow_mut().push(scenario);
+        }
+        if let Some(window) = self.figures.borrow_mut().flows.windows.get_mut(scenario) {
+            *window = match (*window, ended) {
+                (Some(w), true) => Some(ScenarioWindow { ended: Some(at), ..w }),
+                (_, false) | (None, true) => Some(ScenarioWindow { started: at, ended: ended.then_some(at) }),
+            };
+        }
+    }
+
+    /// The scenarios that started since the last call.
+    pub fn take_started(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.started.borrow_mut())
+    }
+
+    /// Collects an exported variable's value at the end of an iteration.
+    pub fn export(&self, name: &str, value: String) {
+        self.figures.borrow_mut().flows.exports.entry(name.to_string()).or_default().push(value);
     }
 
     /// Requests due and not yet answered (waiting for a connection, or on the wire).

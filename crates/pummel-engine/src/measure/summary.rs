@@ -137,6 +137,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        phases: Vec::new(),
     };
     add_flows(&mut summary, &plan.scenarios, &outcome.flows, outcome.measured);
     summary
@@ -189,9 +190,23 @@ fn add_flows(summary: &mut Summary, scenarios: &Scenarios, tallies: &FlowTallies
     }
     // A quick run (its one request has no name of its own) has no scenario to list.
     let quick = scenarios.names.is_empty();
-    for (scenario, &iterations) in scenarios.list.iter().zip(&tallies.iterations).filter(|_| !quick) {
-        summary.scenarios.push(ScenarioSummary { name: scenario.name.clone(), iterations });
+    for (index, (scenario, &iterations)) in scenarios.list.iter().zip(&tallies.iterations).enumerate() {
+        if quick {
+            break;
+        }
+        let window = tallies.windows.get(index).copied().flatten();
+        summary.scenarios.push(ScenarioSummary {
+            name: scenario.name.clone(),
+            iterations,
+            started_s: window.map(|w| round_ms(w.started)),
+            ended_s: window.and_then(|w| w.ended).map(round_ms),
+        });
     }
+}
+
+/// Seconds, to the millisecond.
+fn round_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 /// The latency figures of every request that ended, with where they become lower bounds.

@@ -1,6 +1,9 @@
 //! What a shard (and, merged, the run) counted of the scenarios beyond the run-wide
 //! statistics: per request name, per check, per `choose` branch, per scenario.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use super::stats::Stats;
 use crate::flow::Scenarios;
 
@@ -17,6 +20,31 @@ pub struct FlowTallies {
     pub branches: Vec<u64>,
     /// Iterations of the flow started, per scenario.
     pub iterations: Vec<u64>,
+    /// When each scenario started and ended, from the run's start: the earliest start and the
+    /// latest end over the shards; `None` for a scenario that never started.
+    pub windows: Vec<Option<ScenarioWindow>>,
+    /// `export = [...]` values, per variable name: the value each iteration of an exporting
+    /// scenario ended with, in the order the iterations ended (shard by shard).
+    pub exports: BTreeMap<String, Vec<String>>,
+}
+
+/// When a scenario ran, from the run's start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScenarioWindow {
+    /// When it started.
+    pub started: Duration,
+    /// When it ended; `None` while it runs.
+    pub ended: Option<Duration>,
+}
+
+impl ScenarioWindow {
+    fn merge(self, other: ScenarioWindow) -> ScenarioWindow {
+        let ended = match (self.ended, other.ended) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        ScenarioWindow { started: self.started.min(other.started), ended }
+    }
 }
 
 impl FlowTallies {
@@ -27,6 +55,8 @@ impl FlowTallies {
             checks: vec![[0, 0]; scenarios.checks.len()],
             branches: vec![0; scenarios.branches.len()],
             iterations: vec![0; scenarios.list.len()],
+            windows: vec![None; scenarios.list.len()],
+            exports: BTreeMap::new(),
         }
     }
 
@@ -44,6 +74,15 @@ impl FlowTallies {
         });
         merge_counts(&mut self.branches, &other.branches, |a, b| *a += b);
         merge_counts(&mut self.iterations, &other.iterations, |a, b| *a += b);
+        merge_counts(&mut self.windows, &other.windows, |a, b| {
+            *a = match (*a, *b) {
+                (Some(x), Some(y)) => Some(x.merge(y)),
+                (x, y) => x.or(y),
+            }
+        });
+        for (name, values) in &other.exports {
+            self.exports.entry(name.clone()).or_default().extend(values.iter().cloned());
+        }
     }
 }
 

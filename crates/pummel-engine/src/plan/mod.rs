@@ -156,7 +156,8 @@ impl Plan {
     /// Total scheduled length of the run, if it is bounded by time: its longest scenario's,
     /// capped by `stop.duration`; a scenario bounded only by iterations has no planned length.
     pub fn planned_duration(&self) -> Option<Duration> {
-        let lengths: Option<Vec<Duration>> = self.scenarios.list.iter().map(Scenario::planned_duration).collect();
+        let lengths: Option<Vec<Duration>> =
+            (0..self.scenarios.list.len()).map(|index| self.scenario_end(index)).collect();
         let longest = lengths.and_then(|l| l.into_iter().max());
         match (longest, self.stop.duration) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -164,17 +165,43 @@ impl Plan {
         }
     }
 
+    /// When scenario `index` starts, from the run's start, as planned: its `start`, counted
+    /// from the end of the scenario it comes `after`; `None` when that end is not known before
+    /// the run (a scenario bounded by iterations or a request count ends when its users are
+    /// done, maybe well before its duration) or `after` loops.
+    pub fn scenario_offset(&self, index: usize) -> Option<Duration> {
+        let list = &self.scenarios.list;
+        let mut offset = list[index].start;
+        let mut at = index;
+        for _ in 0..list.len() {
+            match list[at].after {
+                None => return Some(offset),
+                Some(before) => {
+                    let ends_on_time = list[before].iterations.is_none() && self.stop.requests.is_none();
+                    offset += list[before].planned_duration().filter(|_| ends_on_time)? + list[before].start;
+                    at = before;
+                }
+            }
+        }
+        None
+    }
+
+    /// When scenario `index` ends, from the run's start, as planned (see
+    /// [`Plan::scenario_offset`]).
+    pub fn scenario_end(&self, index: usize) -> Option<Duration> {
+        Some(self.scenario_offset(index)? + self.scenarios.list[index].planned_duration()?)
+    }
+
     /// The stages whose statistics are kept apart: the open-model scenarios' rate stages, one
     /// row each. With one open scenario, its stages; with several, the run is cut at every
     /// stage boundary of any of them, and each piece offers what they offer together (a ramp
     /// where their sum changes); without any, none (the run is one stage).
     pub fn rate_stages(&self) -> Vec<RateStage> {
-        let open: Vec<&[RateStage]> =
-            self.open_scenarios().map(|o| o.stages.as_slice()).filter(|s| !s.is_empty()).collect();
+        let open: Vec<Vec<RateStage>> = self.open_stages().into_iter().filter(|s| !s.is_empty()).collect();
         match open.as_slice() {
             [] => Vec::new(),
-            [only] => only.to_vec(),
-            several => merged_stages(several),
+            [only] => only.clone(),
+            several => merged_stages(&several.iter().map(Vec::as_slice).collect::<Vec<_>>()),
         }
     }
 
@@ -191,7 +218,14 @@ impl Plan {
     /// The rate the open-model scenarios offer together `offset` into the run (after their
     /// stages, the rate they ended at); `None` when no scenario is open or the rate is 0.
     pub fn target_rate_at(&self, offset: Duration) -> Option<f64> {
-        self.open_scenarios().map(|open| rate_at(&open.stages, offset)).reduce(|a, b| a + b).filter(|r| *r > 0.0)
+        let lists = self.open_stages();
+        // With several scenarios, one whose stages ended offers nothing more.
+        let alone = lists.len() == 1;
+        let offered = |stages: &Vec<RateStage>| {
+            let end: Duration = stages.iter().map(|s| s.duration).sum();
+            if alone || offset < end { rate_at(stages, offset) } else { 0.0 }
+        };
+        lists.iter().map(offered).reduce(|a, b| a + b).filter(|r| *r > 0.0)
     }
 
     /// The mean rate the open-model scenarios offer together over their stages.
@@ -203,6 +237,25 @@ impl Plan {
                 (secs > 0.0).then(|| requests / secs)
             })
             .reduce(|a, b| a + b)
+    }
+
+    /// Each open-model scenario's stages on the run's clock: a scenario that starts later
+    /// offers nothing until then (a level of 0 first). A scenario whose start is only known as
+    /// the run goes (`after` one bounded by iterations) has no place on that clock: it is left
+    /// out of the rates per second and the stage table.
+    fn open_stages(&self) -> Vec<Vec<RateStage>> {
+        let mut lists = Vec::new();
+        for (index, scenario) in self.scenarios.list.iter().enumerate() {
+            let Load::Open(open) = &scenario.load else { continue };
+            let Some(offset) = self.scenario_offset(index) else { continue };
+            let mut stages = Vec::with_capacity(open.stages.len() + 1);
+            if !offset.is_zero() && !open.stages.is_empty() {
+                stages.push(RateStage::level(0.0, offset));
+            }
+            stages.extend_from_slice(&open.stages);
+            lists.push(stages);
+        }
+        lists
     }
 
     fn open_scenarios(&self) -> impl Iterator<Item = &OpenLoad> {
@@ -233,8 +286,9 @@ impl Plan {
         if self.stop.duration == Some(Duration::ZERO) {
             return invalid("the duration must be longer than 0s");
         }
-        for scenario in &self.scenarios.list {
+        for (index, scenario) in self.scenarios.list.iter().enumerate() {
             self.validate_scenario(scenario)?;
+            self.validate_order(index)?;
         }
         self.validate_source_addrs()?;
         self.tls_client()?;
@@ -254,6 +308,22 @@ impl Plan {
             return invalid("timeouts must be longer than 0s");
         }
         Ok(())
+    }
+
+    /// `after` names another scenario of the plan, and following it never comes back.
+    fn validate_order(&self, index: usize) -> Result<(), PlanError> {
+        let list = &self.scenarios.list;
+        let mut at = index;
+        for _ in 0..list.len() {
+            match list[at].after {
+                None => return Ok(()),
+                Some(before) if before >= list.len() => {
+                    return Err(PlanError::Invalid(format!("scenario {:?}: after names no scenario", list[at].name)));
+                }
+                Some(before) => at = before,
+            }
+        }
+        Err(PlanError::Invalid(format!("scenario {:?}: its after = ... comes back to itself", list[index].name)))
     }
 
     fn validate_scenario(&self, scenario: &Scenario) -> Result<(), PlanError> {

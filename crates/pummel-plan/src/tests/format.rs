@@ -731,3 +731,55 @@ flow = [ { request = { path = "/" } } ]
     assert!(matches!(&spec.scenarios[1].load, LoadSpec::Stages(s) if s[1].rate == 0.0 && s[1].ramp_from == Some(10.0)));
     assert!(load(&text.replace("{ users = 10, for", "{ users = 0, for")).is_err());
 }
+
+/// `start` and `after` put scenarios on the run's clock: a later open scenario offers nothing
+/// before its start (the stage table and the rate per second say so), one after a scenario of
+/// fixed length starts at its end, and one after a scenario bounded by iterations has no
+/// planned place (it starts when that one is done).
+#[test]
+fn start_and_after_place_scenarios_on_the_runs_clock() {
+    let spec = valid(&format!(
+        r#"[target]
+base_url = "http://127.0.0.1:8090"
+
+[[scenario]]
+name = "first"
+rate = 10
+duration = "3s"
+flow = [ {{ request = {{ path = "/a" }} }} ]
+
+[[scenario]]
+name = "then"
+after = "first"
+start = "1s"
+rate = 20
+duration = "2s"
+flow = [ {{ request = {{ path = "/b" }} }} ]
+
+[[scenario]]
+name = "counted"
+users = 1
+iterations = 5
+flow = [ {{ request = {{ path = "/c" }} }} ]
+
+[[scenario]]
+name = "after counted"
+after = "counted"
+rate = 5
+duration = "2s"
+flow = [ {{ request = {{ path = "/d" }} }} ]
+"#
+    ));
+    let plan = spec.to_plan(1).expect("the plan builds");
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    assert_eq!(secs(plan.scenario_offset(0)), Some(0.0));
+    assert_eq!(secs(plan.scenario_offset(1)), Some(4.0), "first's 3 s, then its own 1 s");
+    assert_eq!(secs(plan.scenario_end(1)), Some(6.0));
+    assert_eq!(secs(plan.scenario_offset(3)), None, "counted ends when its iterations are done");
+    assert_eq!(plan.planned_duration(), None, "so the run's length is not known before it runs");
+    // On the run's clock: 10/s for 3 s, nothing for 1 s, 20/s for 2 s; "after counted" is left out.
+    let stages: Vec<(f64, f64)> = plan.rate_stages().iter().map(|s| (s.rate, s.duration.as_secs_f64())).collect();
+    assert_eq!(stages, vec![(10.0, 3.0), (0.0, 1.0), (20.0, 2.0)]);
+    assert_eq!(plan.target_rate_at(Duration::from_millis(3500)), None);
+    assert_eq!(plan.target_rate_at(Duration::from_millis(4500)), Some(20.0));
+}

@@ -23,7 +23,7 @@ use crate::de::KeyIndex;
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::raw::{DurationText, ExprText, RawList, RawMap, RawPlan, RawStep, RawTarget};
 use crate::spec::{
-    DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REDIRECTS, DEFAULT_TIMEOUT, FeederSpec, PlanSpec,
+    DEFAULT_ABORT_WINDOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REDIRECTS, DEFAULT_TIMEOUT, FeederSpec, Phase, PlanSpec,
     ScenarioSpec, SigV4Spec, StepSpec, TargetSpec,
 };
 use pummel_engine::flow::feeder::{Feeder, FeederFormat, FeederMode, WhenExhausted};
@@ -486,7 +486,62 @@ impl Validator<'_> {
                 None => ok = false,
             }
         }
+        if ok {
+            self.order(list, &scenarios);
+            if !scenarios.iter().any(|s| s.phase == Phase::Load) {
+                self.push(
+                    Diagnostic::new(DiagnosticKind::Missing, 0..0, "the plan has no load scenario")
+                        .with_help("setup and teardown scenarios run around a load: add a [[scenario]] without phase"),
+                );
+            }
+        }
         ok.then_some(scenarios)
+    }
+
+    /// `after = "NAME"` names another scenario of the same phase, and never comes back.
+    fn order(&mut self, list: &RawList<crate::raw::RawScenario>, scenarios: &[ScenarioSpec]) {
+        for (raw, spec) in list.iter().zip(scenarios) {
+            let Some(after) = &raw.get_ref().after else { continue };
+            let named = scenarios.iter().find(|s| &s.name == after.get_ref());
+            let problem = match named {
+                None => Some((
+                    format!("no scenario is named {:?}", after.get_ref()),
+                    format!(
+                        "names in this plan: {}",
+                        scenarios.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+                Some(named) if named.name == spec.name => {
+                    Some(("a scenario cannot start after itself".to_string(), "name another scenario".to_string()))
+                }
+                Some(named) if named.phase != spec.phase => Some((
+                    format!("{:?} is a {} scenario, this one is {}", named.name, named.phase.name(), spec.phase.name()),
+                    "phases already run in order (setup, load, teardown): after orders scenarios of one phase"
+                        .to_string(),
+                )),
+                Some(_) => None,
+            };
+            if let Some((message, help)) = problem {
+                self.push(Diagnostic::new(DiagnosticKind::Invalid, after.span(), message).with_help(help));
+                continue;
+            }
+            // Follow the chain: a loop would never start.
+            let mut at = spec;
+            for _ in 0..scenarios.len() {
+                match at.after.as_ref().and_then(|a| scenarios.iter().find(|s| &s.name == a)) {
+                    Some(next) if next.name == spec.name => {
+                        self.push(Diagnostic::new(
+                            DiagnosticKind::Invalid,
+                            after.span(),
+                            format!("scenario {:?} waits for itself through after = ...", spec.name),
+                        ));
+                        break;
+                    }
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+        }
     }
 
     /// `global = [...]` and per request name; a name no request has is an error (a typo would
@@ -670,7 +725,7 @@ impl Validator<'_> {
 }
 
 /// Every variable an `extract` of this flow (or a nested one) defines.
-fn extracted_names(flow: &[Spanned<RawStep>], into: &mut BTreeSet<String>) {
+pub(super) fn extracted_names(flow: &[Spanned<RawStep>], into: &mut BTreeSet<String>) {
     for step in flow {
         let s = step.get_ref();
         if let Some(extract) = s.request.as_ref().and_then(|r| r.get_ref().extract.as_ref()) {

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::Validator;
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::raw::{CountValue, RateValue, RawScenario, RawStage};
-use crate::spec::{LoadSpec, ScenarioSpec, TargetSpec};
+use crate::spec::{LoadSpec, Phase, ScenarioSpec, TargetSpec};
 
 const MODEL_HELP: &str = "a scenario has one load model: rate = 200 (open), users = 20 (closed) or stages = [ { rate = 50, for = \"30s\" }, ... ]";
 
@@ -84,7 +84,7 @@ impl Validator<'_> {
                 }
             }
         };
-        let iterations = s.iterations.as_ref().and_then(|n| self.count(n, "iterations"));
+        let iterations = s.iterations.as_ref().and_then(|n| self.count_value(n, "iterations"));
         let duration = s.duration.as_ref().and_then(|d| self.duration(d, "duration"));
         if let (Some(d), Some(_)) = (&s.duration, &s.stages) {
             let span = self.key(d);
@@ -149,7 +149,72 @@ impl Validator<'_> {
         if let (Some(version), Some(_), false) = (&s.http_version, http2_streams, target.keepalive) {
             self.http2_needs_keepalive(version);
         }
-        Some(ScenarioSpec { name, load: load?, arrival, ramp_up, duration, iterations, flow: flow?, http2_streams })
+        let start = s.start.as_ref().and_then(|d| self.duration(d, "start")).unwrap_or(Duration::ZERO);
+        let phase = self.phase(s.phase.as_ref());
+        let export = self.export(s, phase);
+        Some(ScenarioSpec {
+            name,
+            load: load?,
+            arrival,
+            ramp_up,
+            duration,
+            iterations,
+            flow: flow?,
+            http2_streams,
+            start,
+            after: s.after.as_ref().map(|a| a.get_ref().clone()),
+            phase,
+            export,
+        })
+    }
+
+    /// `phase = "setup" | "load" | "teardown"`.
+    fn phase(&mut self, raw: Option<&Spanned<String>>) -> Phase {
+        let Some(raw) = raw else { return Phase::Load };
+        match raw.get_ref().as_str() {
+            "setup" => Phase::Setup,
+            "load" => Phase::Load,
+            "teardown" => Phase::Teardown,
+            other => {
+                self.push(
+                    Diagnostic::new(DiagnosticKind::Invalid, raw.span(), format!("unknown phase {other:?}"))
+                        .with_help(r#"expected "setup", "load" or "teardown""#),
+                );
+                Phase::Load
+            }
+        }
+    }
+
+    /// `export = [...]`: names the setup scenario's own flow extracts.
+    fn export(&mut self, s: &RawScenario, phase: Phase) -> Vec<String> {
+        let Some(list) = &s.export else { return Vec::new() };
+        if phase != Phase::Setup {
+            let span = self.key(list);
+            self.push(
+                Diagnostic::new(DiagnosticKind::Conflict, span, "`export` applies to setup scenarios")
+                    .with_help(r#"add phase = "setup": its exported values reach the load and teardown"#),
+            );
+        }
+        let mut extracted = std::collections::BTreeSet::new();
+        if let Some(flow) = &s.flow {
+            super::extracted_names(flow.get_ref(), &mut extracted);
+        }
+        let mut names = Vec::new();
+        for name in list.get_ref() {
+            if !extracted.contains(name.get_ref()) {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Invalid,
+                        name.span(),
+                        format!("{:?} is not extracted by this scenario's flow", name.get_ref()),
+                    )
+                    .with_help("export names a value of extract = { NAME = ... } in this scenario"),
+                );
+            } else if !names.contains(name.get_ref()) {
+                names.push(name.get_ref().clone());
+            }
+        }
+        names
     }
 
     /// The one load model of a scenario.
@@ -199,9 +264,14 @@ impl Validator<'_> {
 
     /// `users = 1000` or `users = "{{ users }}"` (rendered with the plan's variables).
     fn users(&mut self, value: &Spanned<CountValue>) -> Option<u64> {
+        self.count_value(value, "users")
+    }
+
+    /// A count `key = 1000`, or a template of `[variables]` rendered now (`"{{ users }}"`).
+    fn count_value(&mut self, value: &Spanned<CountValue>, key: &str) -> Option<u64> {
         let text = match value.get_ref() {
-            CountValue::Number(n) => return self.count(&Spanned::new(value.span(), *n), "users"),
-            CountValue::Text(text) => self.render_with_variables(value.span(), text, "users")?,
+            CountValue::Number(n) => return self.count(&Spanned::new(value.span(), *n), key),
+            CountValue::Text(text) => self.render_with_variables(value.span(), text, key)?,
         };
         match text.trim().parse::<u64>() {
             Ok(n) if n >= 1 => Some(n),
@@ -210,9 +280,11 @@ impl Validator<'_> {
                     Diagnostic::new(
                         DiagnosticKind::Invalid,
                         value.span(),
-                        format!("users must be a whole number of at least 1, not {text:?}"),
+                        format!("{key} must be a whole number of at least 1, not {text:?}"),
                     )
-                    .with_help("expected users = 1000 or users = \"{{ users }}\" with users = 1000 in [variables]"),
+                    .with_help(format!(
+                        "expected {key} = 1000 or {key} = \"{{{{ {key} }}}}\" with {key} = 1000 in [variables]"
+                    )),
                 );
                 None
             }

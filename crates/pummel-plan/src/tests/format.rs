@@ -738,7 +738,7 @@ flow = [ { request = { path = "/" } } ]
 /// planned place (it starts when that one is done).
 #[test]
 fn start_and_after_place_scenarios_on_the_runs_clock() {
-    let spec = valid(&format!(
+    let spec = valid(
         r#"[target]
 base_url = "http://127.0.0.1:8090"
 
@@ -746,7 +746,7 @@ base_url = "http://127.0.0.1:8090"
 name = "first"
 rate = 10
 duration = "3s"
-flow = [ {{ request = {{ path = "/a" }} }} ]
+flow = [ { request = { path = "/a" } } ]
 
 [[scenario]]
 name = "then"
@@ -754,22 +754,22 @@ after = "first"
 start = "1s"
 rate = 20
 duration = "2s"
-flow = [ {{ request = {{ path = "/b" }} }} ]
+flow = [ { request = { path = "/b" } } ]
 
 [[scenario]]
 name = "counted"
 users = 1
 iterations = 5
-flow = [ {{ request = {{ path = "/c" }} }} ]
+flow = [ { request = { path = "/c" } } ]
 
 [[scenario]]
 name = "after counted"
 after = "counted"
 rate = 5
 duration = "2s"
-flow = [ {{ request = {{ path = "/d" }} }} ]
-"#
-    ));
+flow = [ { request = { path = "/d" } } ]
+"#,
+    );
     let plan = spec.to_plan(1).expect("the plan builds");
     let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
     assert_eq!(secs(plan.scenario_offset(0)), Some(0.0));

@@ -68,6 +68,8 @@ mod sink;
 mod sink_record;
 #[path = "cli/system.rs"]
 mod system;
+#[path = "cli/targets.rs"]
+mod targets;
 #[path = "cli/thresholds.rs"]
 mod thresholds;
 #[path = "cli/tls.rs"]

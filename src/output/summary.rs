@@ -374,16 +374,41 @@ pub fn flow_tables(s: &Summary) -> Option<String> {
                 None => ("-".into(), "-".into()),
             };
             let errors: Vec<String> = n.errors.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
+            // In a plan of several hosts, the name says which one.
+            let name = match &n.target {
+                Some(target) => format!("{} → {target}", n.name),
+                None => n.name.clone(),
+            };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {}/s | {p50} | {p99} | {} |",
-                n.name,
+                name,
                 n.scenario,
                 thousands(n.sent),
                 thousands(n.ok),
                 percent(n.error_rate),
                 rate(n.rate),
                 errors.join(", ")
+            );
+        }
+    }
+    if !s.by_target.is_empty() {
+        let _ = writeln!(out, "\nPer target");
+        let _ = writeln!(out, "| Target | URL | Sent | OK | Error rate | Connections | Connect p99 | TLS p99 | DNS |");
+        let _ = writeln!(out, "|--------|-----|-----:|---:|-----------:|------------:|------------:|--------:|----:|");
+        for t in &s.by_target {
+            let connect = t.connect_ms.p99.map_or_else(|| "-".into(), ms);
+            let tls = t.tls_ms.and_then(|f| f.p99).map_or_else(|| "-".into(), ms);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {connect} | {tls} | {} |",
+                t.name,
+                t.url,
+                thousands(t.sent),
+                thousands(t.ok),
+                percent(t.error_rate),
+                thousands(t.connect_ms.count),
+                ms(t.dns_ms)
             );
         }
     }

@@ -29,6 +29,9 @@ pub type RawList<T> = Vec<Spanned<T>>;
 pub struct RawPlan {
     /// `[target]`: where requests go and how connections behave.
     pub target: Option<Spanned<RawTarget>>,
+    /// `[targets.NAME]`: more hosts, each with its own base URL, headers and signing; a
+    /// request names its host with `target = "NAME"`.
+    pub targets: Option<Spanned<RawMap<RawTarget>>>,
     /// `[[scenario]]`: one load model and flow each.
     #[serde(default)]
     pub scenario: RawList<RawScenario>,
@@ -213,6 +216,8 @@ pub struct RawRequest {
     /// A `multipart/form-data` body: `[ { name = "file", file = "photo.jpg", content_type =
     /// "image/jpeg" }, { name = "title", value = "{{ title }}" } ]`.
     pub multipart: Option<Spanned<RawList<RawPart>>>,
+    /// The host it goes to: a `[targets.NAME]` (default: `[target]`, or the first target).
+    pub target: Option<Spanned<String>>,
     /// Name that groups this request's statistics (default `METHOD path`).
     pub name: Option<Spanned<String>>,
     /// Values taken from the response into per-user variables.

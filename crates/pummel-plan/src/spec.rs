@@ -19,7 +19,8 @@ use pummel_engine::flow::{
 use pummel_engine::inspect::check::Check;
 use pummel_engine::inspect::extract::Extractor;
 use pummel_engine::plan::{
-    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, PlanError, RateStage, StatusSet, Stop, Target,
+    Arrival, ClosedLoad, Http2Settings, Load, NamedTarget, OpenLoad, Plan, PlanError, RateStage, StatusSet, Stop,
+    Target,
 };
 use pummel_engine::proto::http1::encode_request;
 use pummel_results::expr::Expr;
@@ -37,14 +38,26 @@ pub const DEFAULT_ABORT_WINDOW: Duration = Duration::from_secs(5);
 /// How long `ws_expect` waits when the plan gives no `timeout`.
 pub const DEFAULT_WS_EXPECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The signer of `auth.aws_sigv4`, its keys read from the environment now.
+fn signer(sigv4: &SigV4Spec) -> Result<SigV4, PlanError> {
+    let credentials = Credentials::from_env(&sigv4.access_key_env, &sigv4.secret_key_env)
+        .map_err(|e| PlanError::Invalid(format!("auth.aws_sigv4: {e}")))?;
+    Ok(SigV4 { region: sigv4.region.clone(), service: sigv4.service.clone(), credentials })
+}
+
 /// How many placeholders `--dry-run` shows in place of each exported list.
 const DRY_RUN_EXPORTED: usize = 10_000;
 
 /// A validated plan file.
 #[derive(Debug, Clone)]
 pub struct PlanSpec {
-    /// `[target]`.
+    /// `[target]`, or the first `[targets.NAME]`: where requests go unless they name a target.
     pub target: TargetSpec,
+    /// The name of `target` when the plan has several (`[targets.NAME]`; `[target]` is
+    /// `"default"`); empty for a plan of one host.
+    pub target_name: String,
+    /// The other `[targets.NAME]`, in file order: index `i` here is host `i + 1`.
+    pub other_targets: Vec<(String, TargetSpec)>,
     /// The scenarios, all run at once.
     pub scenarios: Vec<ScenarioSpec>,
     /// Global thresholds, judged on the whole run.
@@ -275,6 +288,8 @@ pub struct RequestStepSpec {
     pub extract: Vec<Extractor>,
     /// Checks on the response.
     pub checks: Vec<Check>,
+    /// The host it goes to: 0 for [`PlanSpec::target`], `i` for `other_targets[i - 1]`.
+    pub target: usize,
 }
 
 /// A request body.
@@ -328,7 +343,15 @@ impl PlanSpec {
     pub fn request_url(&self, request: &RequestStepSpec) -> String {
         match &request.location {
             Location::Url(url) => url.clone(),
-            Location::Path(path) => join_url(self.target.base_url.as_deref().unwrap_or(""), path),
+            Location::Path(path) => join_url(self.target_spec(request.target).base_url.as_deref().unwrap_or(""), path),
+        }
+    }
+
+    /// Host `index` of the plan (0: [`PlanSpec::target`]).
+    pub fn target_spec(&self, index: usize) -> &TargetSpec {
+        match index {
+            0 => &self.target,
+            i => self.other_targets.get(i - 1).map_or(&self.target, |(_, t)| t),
         }
     }
 
@@ -378,11 +401,26 @@ impl PlanSpec {
         self.scenarios.iter().any(|s| s.phase != Phase::Load)
     }
 
-    fn build(&self, threads: usize, phase: Phase) -> Result<Plan, PlanError> {
+    /// Every host of the plan resolved (the only I/O of building a plan besides the feeders),
+    /// in the order of `Plan::target_of`.
+    fn resolve_targets(&self) -> Result<Vec<Target>, PlanError> {
         let origin = self.origin().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
-        let target = Target::resolve(&origin)?;
+        let mut targets = vec![Target::resolve(&origin)?];
+        for (name, spec) in &self.other_targets {
+            let base = spec
+                .base_url
+                .as_deref()
+                .ok_or_else(|| PlanError::Invalid(format!("[targets.{name}] has no base_url")))?;
+            targets.push(Target::resolve(base)?);
+        }
+        Ok(targets)
+    }
+
+    fn build(&self, threads: usize, phase: Phase) -> Result<Plan, PlanError> {
+        let resolved = self.resolve_targets()?;
+        let refs: Vec<&Target> = resolved.iter().collect();
         let mut builder =
-            Builder { spec: self, target: &target, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
+            Builder { spec: self, targets: &refs, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
         let mut list = Vec::new();
         let in_phase: Vec<&ScenarioSpec> = self.scenarios.iter().filter(|s| s.phase == phase).collect();
         for (index, scenario) in in_phase.iter().enumerate() {
@@ -425,7 +463,14 @@ impl PlanSpec {
             feeders,
             named_thresholds: Vec::new(),
         };
+        let mut resolved = resolved.into_iter();
+        let target = resolved.next().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
         let mut plan = Plan::new(target, scenarios, Stop { duration: None, requests: None });
+        plan.target_name = self.target_name.clone();
+        for ((name, spec), target) in self.other_targets.iter().zip(resolved) {
+            let auth = spec.sigv4.as_ref().map(signer).transpose()?;
+            plan.other_targets.push(NamedTarget { name: name.clone(), target, auth });
+        }
         plan.threads = threads;
         plan.timeout = self.target.timeout;
         plan.connect_timeout = self.target.connect_timeout;
@@ -436,11 +481,7 @@ impl PlanSpec {
         if let Some(seed) = self.seed {
             plan.seed = seed;
         }
-        if let Some(sigv4) = &self.target.sigv4 {
-            let credentials = Credentials::from_env(&sigv4.access_key_env, &sigv4.secret_key_env)
-                .map_err(|e| PlanError::Invalid(format!("auth.aws_sigv4: {e}")))?;
-            plan.auth = Some(SigV4 { region: sigv4.region.clone(), service: sigv4.service.clone(), credentials });
-        }
+        plan.auth = self.target.sigv4.as_ref().map(signer).transpose()?;
         Ok(plan)
     }
 
@@ -522,10 +563,10 @@ impl PlanSpec {
     pub fn dry_run(&self, n: usize) -> Result<String, PlanError> {
         // As a run does: the plan's seed, or a fresh one, said first so the output can be had again.
         let seed = self.seed.unwrap_or_else(pummel_engine::flow::seed::fresh_seed);
-        let origin = self.origin().ok_or_else(|| PlanError::Invalid("the plan has no URL to send to".into()))?;
-        let target = Target::resolve(&origin)?;
+        let resolved = self.resolve_targets()?;
+        let refs: Vec<&Target> = resolved.iter().collect();
         let mut builder =
-            Builder { spec: self, target: &target, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
+            Builder { spec: self, targets: &refs, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
         // A setup's exported lists are only known when it ran: placeholders stand for them.
         let exported: BTreeMap<String, Vec<String>> = self
             .scenarios
@@ -540,7 +581,8 @@ impl PlanSpec {
                 .map_err(|e| PlanError::Invalid(format!("feeder {:?}: {e}", feeder.name)))?;
             feeders.push(opened);
         }
-        let base = format!("{}://{}", target.url.split("://").next().unwrap_or("http"), target.host_header);
+        let origin_of = |t: &Target| format!("{}://{}", t.url.split("://").next().unwrap_or("http"), t.host_header);
+        let bases: Vec<String> = resolved.iter().map(origin_of).collect();
         let mut out = format!("# seed {seed}\n");
         for (index, scenario) in self.scenarios.iter().enumerate() {
             // The requests of the scenario's user 0, drawn as that user draws them in a run.
@@ -604,7 +646,7 @@ impl PlanSpec {
                     let (rendered, advanced) = pummel_engine::flow::seed::rendering_with(rng, || step.render(&vars));
                     rng = advanced;
                     out.push_str(&match rendered {
-                        Ok(request) => render_text(&step.method, &base, &request),
+                        Ok(request) => render_text(&step.method, &bases[step.target], &request),
                         Err(e) => format!("{} <error: {e}>\n", step.method),
                     });
                     out.push('\n');
@@ -664,7 +706,8 @@ impl ScenarioSpec {
 /// Turns validated steps into the engine's flow, numbering names, checks and branches.
 struct Builder<'a> {
     spec: &'a PlanSpec,
-    target: &'a Target,
+    /// Every host of the plan, resolved, in the order of `Plan::target_of`.
+    targets: &'a [&'a Target],
     names: Vec<NamedStats>,
     checks: Vec<String>,
     branches: Vec<String>,
@@ -672,11 +715,11 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     /// The index of the statistics named `name` (shared by every step of that name).
-    fn name(&mut self, name: &str, scenario: usize, kind: &'static str) -> usize {
+    fn name(&mut self, name: &str, scenario: usize, kind: &'static str, target: usize) -> usize {
         match self.names.iter().position(|n| n.name == name) {
             Some(i) => i,
             None => {
-                self.names.push(NamedStats { name: name.to_string(), scenario, kind });
+                self.names.push(NamedStats { name: name.to_string(), scenario, kind, target });
                 self.names.len() - 1
             }
         }
@@ -706,15 +749,15 @@ impl Builder<'_> {
                     Step::Choose(Arc::new(Choice { branches: built }))
                 }
                 StepSpec::WsConnect { name, url, headers } => Step::WsConnect(Arc::new(WsConnectStep {
-                    stats: self.name(name, scenario, "ws"),
+                    stats: self.name(name, scenario, "ws", 0),
                     url: url.clone(),
                     headers: headers.clone(),
                 })),
                 StepSpec::WsSend { name, text } => {
-                    Step::WsSend(Arc::new(WsSendStep { stats: self.name(name, scenario, "ws"), text: text.clone() }))
+                    Step::WsSend(Arc::new(WsSendStep { stats: self.name(name, scenario, "ws", 0), text: text.clone() }))
                 }
                 StepSpec::WsExpect { name, matcher, timeout, extract } => Step::WsExpect(Arc::new(WsExpectStep {
-                    stats: self.name(name, scenario, "ws"),
+                    stats: self.name(name, scenario, "ws", 0),
                     matcher: matcher.clone(),
                     timeout: *timeout,
                     extract: extract.clone(),
@@ -728,19 +771,20 @@ impl Builder<'_> {
     fn request(&mut self, r: &RequestStepSpec, scenario: usize) -> Result<RequestStep, PlanError> {
         if let Location::Url(url) = &r.location {
             let own = Target::resolve(&without_templates(url))?;
-            if (own.scheme, own.host.as_str(), own.port)
-                != (self.target.scheme, self.target.host.as_str(), self.target.port)
-            {
+            let target = self.targets[r.target];
+            if (own.scheme, own.host.as_str(), own.port) != (target.scheme, target.host.as_str(), target.port) {
                 return Err(PlanError::Invalid(format!(
-                    "request {:?} goes to {}, but the plan's requests go to {}: one plan sends to one host \
-                     (split the plan, or point base_url at it)",
-                    r.name, own.url, self.target.url
+                    "request {:?} goes to {}, but its target is {}: name its host in [targets.NAME] \
+                     (or point base_url at it)",
+                    r.name, own.url, target.url
                 )));
             }
         }
         // A base URL's own path (`http://host/api`) prefixes every request's path.
         let wire_path = match &r.location {
-            Location::Path(path) => join_url(url_path(self.spec.target.base_url.as_deref().unwrap_or("")), path),
+            Location::Path(path) => {
+                join_url(url_path(self.spec.target_spec(r.target).base_url.as_deref().unwrap_or("")), path)
+            }
             Location::Url(url) => url_path(url).to_string(),
         };
         let path = Template::compile(&wire_path)
@@ -772,7 +816,7 @@ impl Builder<'_> {
                 let encoded = encode_request(
                     &r.method,
                     path.text(),
-                    &self.target.host_header,
+                    &self.targets[r.target].host_header,
                     &headers,
                     &bytes,
                     self.spec.target.keepalive,
@@ -782,7 +826,7 @@ impl Builder<'_> {
             _ => None,
         };
         Ok(RequestStep {
-            stats: self.name(&r.name, scenario, "http"),
+            stats: self.name(&r.name, scenario, "http", r.target),
             method: r.method.clone(),
             path,
             query: r.query.clone(),
@@ -791,6 +835,7 @@ impl Builder<'_> {
             extract: r.extract.clone(),
             checks,
             fixed,
+            target: r.target,
         })
     }
 }

@@ -89,6 +89,9 @@ pub struct Summary {
     /// Plan files: iterations started per scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioSummary>,
+    /// Plans of several hosts (`[targets.NAME]`): each host's figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_target: Vec<TargetSummary>,
     /// Plan files with setup or teardown scenarios: each phase of the run, in order (the
     /// figures above are the load phase's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -145,6 +148,34 @@ pub struct NamedSummary {
     pub rate: f64,
     /// Latency from the intended start of the requests (or messages) that succeeded.
     pub latency_ms: Option<LatencyFigures>,
+    /// Failures by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// The host its requests go to, in a plan of several (`[targets.NAME]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// One host's figures in a plan of several (`[targets.NAME]`): its requests, and its own
+/// connections, DNS and TLS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetSummary {
+    /// Its name in the plan (`default` for `[target]`).
+    pub name: String,
+    /// Its base URL.
+    pub url: String,
+    /// Requests sent to it.
+    pub sent: u64,
+    /// Of those, succeeded.
+    pub ok: u64,
+    /// failed / completed.
+    pub error_rate: f64,
+    /// Its connections and their connect time.
+    pub connect_ms: ConnectFigures,
+    /// Its TLS handshakes (`https://` hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<TlsFigures>,
+    /// Its name's resolution, once at the start.
+    pub dns_ms: f64,
     /// Failures by kind.
     pub errors: BTreeMap<String, u64>,
 }

@@ -11,6 +11,7 @@ use cpu_time::ProcessTime;
 
 use super::shard::{self, ShardReport, ShardSetup};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
+use crate::dial::TlsClient;
 use crate::measure::limit::{self, LoadShape, RunFigures, SecondJudge};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
@@ -47,7 +48,7 @@ pub(super) fn run(
     let shards = effective_shards(plan);
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
-    let tls = plan.tls_client()?.map(Arc::new);
+    let tls: Vec<Option<Arc<TlsClient>>> = plan.tls_clients()?.into_iter().map(|c| c.map(Arc::new)).collect();
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
     let (reports_tx, reports) = mpsc::channel();

@@ -68,8 +68,8 @@ pub(crate) struct ShardSetup {
     pub index: usize,
     pub shards: usize,
     pub plan: Arc<Plan>,
-    /// The TLS client configuration of an `https://` run.
-    pub tls: Option<Arc<TlsClient>>,
+    /// The TLS client configuration of each host (`https://`), in the plan's order of hosts.
+    pub tls: Vec<Option<Arc<TlsClient>>>,
     pub start: std::time::Instant,
     pub stop: CancellationToken,
     pub reports: Sender<ShardReport>,
@@ -104,6 +104,8 @@ pub(crate) struct Shard {
     /// How this shard opens connections to the target (addresses and source addresses in
     /// turn, timeouts, its own TLS client and session cache).
     pub dialer: Rc<Dialer>,
+    /// The dialers of the plan's other hosts (`Plan::other_targets`), in order.
+    other_dialers: Vec<Rc<Dialer>>,
     /// The last whole second handed to the collector.
     seconds_reported: Cell<u64>,
     /// The thread's CPU clock at the last report, and when it was read.
@@ -129,6 +131,14 @@ impl Shard {
         busy
     }
 
+    /// The dialer of host `target` (0: the plan's first).
+    pub fn dialer_for(&self, target: usize) -> &Rc<Dialer> {
+        match target {
+            0 => &self.dialer,
+            i => self.other_dialers.get(i - 1).unwrap_or(&self.dialer),
+        }
+    }
+
     /// Takes one request permit; false when the request budget is spent or sending stopped.
     pub fn take_permit(&self) -> bool {
         !self.stop_sending.is_cancelled() && crate::load::take_one(&self.permits)
@@ -151,8 +161,22 @@ async fn drive(setup: ShardSetup) {
             plan.target.addrs.clone(),
             plan.source_addrs.clone(),
             plan.connect_timeout,
-            setup.tls.as_deref(),
+            setup.tls.first().and_then(|t| t.as_deref()),
         )),
+        other_dialers: plan
+            .other_targets
+            .iter()
+            .enumerate()
+            .map(|(i, other)| {
+                Rc::new(Dialer::new(
+                    setup.index,
+                    other.target.addrs.clone(),
+                    plan.source_addrs.clone(),
+                    plan.connect_timeout,
+                    setup.tls.get(i + 1).and_then(|t| t.as_deref()),
+                ))
+            })
+            .collect(),
         seconds_reported: Cell::new(0),
         cpu_mark: Cell::new(None),
         ends: setup.ends.clone(),

@@ -50,7 +50,7 @@ pub(crate) async fn held_user(shard: &Shard, run: &ScenarioRun, intended: Instan
         mode => {
             // The opening and the exchange are boxed: they last a moment, and the state of
             // what lasts (an idle connection) is then all a held connection's task carries.
-            let mut held = match Box::pin(super::request::open(shard, None, intended)).await {
+            let mut held = match Box::pin(super::request::open(shard, 0, None, intended)).await {
                 Ok(held) => held,
                 Err(e) => return request.failed(&e),
             };

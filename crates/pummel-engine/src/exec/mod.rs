@@ -160,6 +160,9 @@ struct Held<T> {
 pub(crate) struct User {
     vars: Vars,
     conn: Option<Held<Connection>>,
+    /// Its idle connections to the plan's other hosts (`[targets.NAME]`), by host index − 1;
+    /// empty for a plan of one host.
+    others: Vec<Option<Held<Connection>>>,
     /// What the user's WebSocket steps keep between them; boxed, since most users of most
     /// runs never open a session (a held user is counted in KiB).
     ws: Option<Box<WsState>>,
@@ -182,6 +185,7 @@ impl User {
         User {
             vars: Vars::new(run.scenarios.globals.clone(), shard.index as u64),
             conn: None,
+            others: Vec::new(),
             ws: None,
             rng: Cell::new(seed::user_rng(shard.plan.seed, run.index, u64::MAX - shard.index as u64)),
             http2: run.http2.clone(),
@@ -241,9 +245,23 @@ impl User {
         }
     }
 
+    /// The slot of the user's idle connection to host `target`.
+    fn idle_slot(&mut self, target: usize) -> &mut Option<Held<Connection>> {
+        match target {
+            0 => &mut self.conn,
+            i => {
+                if self.others.len() < i {
+                    self.others.resize_with(i, || None);
+                }
+                &mut self.others[i - 1]
+            }
+        }
+    }
+
     /// Closes the user's connection and session at its end.
     pub fn leave(&mut self) {
         self.conn = None;
+        self.others.clear();
         self.jar = None;
         self.close_ws(false);
         self.ws = None;

@@ -79,9 +79,9 @@ async fn send_over_http1(
         let bytes_out = (head.len() + body.map_or(0, |b| b.len())) as u64;
         let head_request = method.eq_ignore_ascii_case("HEAD");
         // The connection leaves the user for the exchange (extraction writes the user's variables).
-        let (mut conn, reused) = match take_idle(shard, user, intended) {
+        let (mut conn, reused) = match take_idle(shard, user, step.target, intended) {
             Some(conn) => (conn, true),
-            None => match open(shard, name, intended).await {
+            None => match open(shard, step.target, name, intended).await {
                 Ok(conn) => (conn, false),
                 Err(e) => return request.failed(&e),
             },
@@ -112,7 +112,7 @@ async fn send_over_http1(
                         (None, None, Some(path)) => path.as_str(),
                         (None, None, None) => step.path.text(),
                     };
-                    if let Some(url) = cookies::url_of(&shard.plan.target, path) {
+                    if let Some(url) = cookies::url_of(shard.plan.target_of(step.target), path) {
                         let headers: Vec<(&[u8], &[u8])> = conn.io.captured_headers().collect();
                         cookies::store(&mut user.jar, &headers, &url);
                     }
@@ -128,7 +128,7 @@ async fn send_over_http1(
                 if let Some(location) = location {
                     let received = info.head_bytes + info.body_bytes;
                     if shard.plan.keepalive && conn.io.reusable(&info) {
-                        user.conn = Some(conn);
+                        *user.idle_slot(step.target) = Some(conn);
                     }
                     if hops >= shard.plan.redirects {
                         return request.failed_after(&redirect::too_many(shard.plan.redirects), received);
@@ -151,7 +151,7 @@ async fn send_over_http1(
                             body: parts.body.as_ref(),
                         },
                     };
-                    let target = &shard.plan.target;
+                    let target = shard.plan.target_of(step.target);
                     let jar = &user.jar;
                     let cookies_for = |path: &str| {
                         shard
@@ -197,7 +197,7 @@ async fn send_over_http1(
                     bytes_decoded,
                 });
                 if keep {
-                    user.conn = Some(conn);
+                    *user.idle_slot(step.target) = Some(conn);
                 }
                 return;
             }
@@ -219,8 +219,8 @@ async fn send_over_http1(
 
 /// The user's idle connection, if it is still good; one the server closed while it was idle
 /// is dropped and counted as a reconnect.
-fn take_idle(shard: &Shard, user: &mut User, intended: Instant) -> Option<Held<Connection>> {
-    let conn = user.conn.take()?;
+fn take_idle(shard: &Shard, user: &mut User, target: usize, intended: Instant) -> Option<Held<Connection>> {
+    let conn = user.idle_slot(target).take()?;
     match conn.io.idle_state() {
         IdleState::Open => Some(conn),
         IdleState::Closed | IdleState::Unexpected => {
@@ -241,13 +241,14 @@ fn is_idempotent(method: &str) -> bool {
     ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].iter().any(|m| m.eq_ignore_ascii_case(method))
 }
 
-/// Opens a connection to the target for the request due at `intended`, counted under `name`.
+/// Opens a connection to host `target` for the request due at `intended`, counted under `name`.
 pub(super) async fn open(
     shard: &Shard,
+    target: usize,
     name: Option<usize>,
     intended: Instant,
 ) -> Result<Held<Connection>, TransportError> {
-    let (stream, opened) = shard.dialer.open(Alpn::Http1).await?;
+    let (stream, opened) = shard.dialer_for(target).open(Alpn::Http1).await?;
     shard.meter.opened(name, intended, &opened);
     Ok(Held { io: Connection::new(stream), _gauge: shard.meter.connection_gauge() })
 }
@@ -261,7 +262,7 @@ async fn send_over_http2(
     step: &RequestStep,
     mut request: Request,
 ) {
-    let built = if step.is_static() && shard.plan.auth.is_none() && user.jar.is_none() {
+    let built = if step.is_static() && shard.plan.auth_of(step.target).is_none() && user.jar.is_none() {
         let key = std::ptr::from_ref(step) as usize;
         pool.fixed_request(key, || h2_request(shard, user, pool, step))
     } else {
@@ -382,23 +383,29 @@ struct Parts {
 fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, String> {
     let Parts { path, headers, body } = render_parts(shard, user, step)?;
     let body_len = body.as_ref().map_or(0, |b| b.len());
-    let head =
-        encode_head(&step.method, &path, &shard.plan.target.host_header, &headers, body_len, shard.plan.keepalive)
-            .map_err(|e| e.to_string())?;
+    let head = encode_head(
+        &step.method,
+        &path,
+        &shard.plan.target_of(step.target).host_header,
+        &headers,
+        body_len,
+        shard.plan.keepalive,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Rendered { head, body, path: Some(path) })
 }
 
 /// Renders a request's parts for `user`: templates, then the signature when the plan signs
 /// requests.
 fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts, String> {
-    let target = &shard.plan.target;
+    let target = shard.plan.target_of(step.target);
     let RenderedRequest { path, mut headers, body, payload_sha256 } = user.rendering(|| step.render(&user.vars))?;
     if shard.plan.cookies {
         if let Some(url) = cookies::url_of(target, &path) {
             cookies::with_cookies(&mut headers, &user.jar, &url);
         }
     }
-    if let Some(signer) = &shard.plan.auth {
+    if let Some(signer) = shard.plan.auth_of(step.target) {
         let body_bytes = body.as_deref().unwrap_or(&[]);
         let hash = payload_sha256.map_or_else(|| crate::flow::sigv4::sha256_hex(body_bytes), |h| h.to_string());
         let mut signed = headers.clone();

@@ -65,6 +65,8 @@ pub struct NamedStats {
     pub scenario: usize,
     /// What is measured under this name: `http` requests or `ws` exchanges.
     pub kind: &'static str,
+    /// The host its requests go to (index of `Plan::target_of`).
+    pub target: usize,
 }
 
 /// One scenario: a load model and the flow each user or arrival goes through.
@@ -345,6 +347,13 @@ pub struct RequestStep {
     /// no signature): sent as is, like a quick run's request.
     #[serde(skip)]
     pub fixed: Option<Arc<[u8]>>,
+    /// The host it goes to (`target = "NAME"`): 0 for the plan's first, see `Plan::target_of`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub target: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl RequestStep {
@@ -658,6 +667,7 @@ mod render_tests {
             extract: Vec::new(),
             checks: Vec::new(),
             fixed: None,
+            target: 0,
         };
         let request = step.render(&vars(&[("word", "a b&c=d")])).expect("renders");
         assert_eq!(request.path, "/s/7?q=a+b%26c%3Dd&n=1+2");

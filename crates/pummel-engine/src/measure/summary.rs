@@ -9,12 +9,11 @@ use pummel_results::expr::{Metric, MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::summary::{
     AllLatencyFigures, BranchSummary, Bytes, CheckSummary, ConnectFigures, GeneratorFigures, LatencyFigures,
-    NamedSummary, ProbeSummary, Rates, RequestCounts, ScenarioSummary, StageSummary, Summary, ThresholdVerdict,
-    TlsFigures,
+    NamedSummary, ProbeSummary, Rates, RequestCounts, ScenarioSummary, StageSummary, Summary, TargetSummary,
+    ThresholdVerdict, TlsFigures,
 };
 
 use crate::engine::{RunOutcome, StopReason};
-use crate::flow::Scenarios;
 use crate::measure::stats::{Stats, StatsOver};
 use crate::measure::tallies::FlowTallies;
 use crate::observe::ProbeTotals;
@@ -137,14 +136,50 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        by_target: Vec::new(),
         phases: Vec::new(),
     };
-    add_flows(&mut summary, &plan.scenarios, &outcome.flows, outcome.measured);
+    add_flows(&mut summary, plan, &outcome.flows, outcome.measured);
+    add_targets(&mut summary, plan, &outcome.flows);
     summary
 }
 
+/// Adds each host's figures in a plan of several: the statistics of the names whose requests
+/// go to it, merged (connections are counted under the name of the request that opened them).
+fn add_targets(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies) {
+    if plan.target_count() < 2 {
+        return;
+    }
+    for index in 0..plan.target_count() {
+        let mut stats = Stats::default();
+        for (named, figures) in plan.scenarios.names.iter().zip(&tallies.named) {
+            if named.target == index && named.kind == "http" {
+                stats.merge(figures);
+            }
+        }
+        let target = plan.target_of(index);
+        summary.by_target.push(TargetSummary {
+            name: plan.target_name_of(index).to_string(),
+            url: target.url.clone(),
+            sent: stats.sent,
+            ok: stats.ok,
+            error_rate: stats.error_rate(),
+            connect_ms: ConnectFigures {
+                count: stats.connections_opened,
+                reconnects: stats.reconnects,
+                mean: histogram_stat_ms(&stats.connect_time, &Stat::Mean),
+                p99: histogram_stat_ms(&stats.connect_time, &Stat::Percentile(99.0)),
+            },
+            tls_ms: tls_figures(&stats),
+            dns_ms: target.dns_time.as_secs_f64() * 1000.0,
+            errors: error_map(&stats),
+        });
+    }
+}
+
 /// Adds a plan file's figures: per name (with its thresholds judged), checks, branches.
-fn add_flows(summary: &mut Summary, scenarios: &Scenarios, tallies: &FlowTallies, measured: Duration) {
+fn add_flows(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies, measured: Duration) {
+    let scenarios = &plan.scenarios;
     for (index, named) in scenarios.names.iter().enumerate() {
         let Some(stats) = tallies.named.get(index) else { continue };
         summary.by_name.push(NamedSummary {
@@ -158,6 +193,7 @@ fn add_flows(summary: &mut Summary, scenarios: &Scenarios, tallies: &FlowTallies
             rate: stats.over(measured).achieved_rate(),
             latency_ms: LatencyFigures::from_histogram(&stats.latency),
             errors: error_map(stats),
+            target: (plan.target_count() > 1).then(|| plan.target_name_of(named.target).to_string()),
         });
         for (name, exprs) in &scenarios.named_thresholds {
             if name != &named.name {

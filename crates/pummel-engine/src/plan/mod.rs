@@ -99,6 +99,27 @@ pub struct Plan {
     /// for object stores and other AWS APIs. Holds credentials, so it is never serialised.
     #[serde(skip)]
     pub auth: Option<crate::flow::sigv4::SigV4>,
+    /// The name of [`Plan::target`] in a plan of several hosts (`[targets.NAME]`); empty for
+    /// one host.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub target_name: String,
+    /// The plan's other hosts (`[targets.NAME]`), each with its own connections, addresses,
+    /// TLS client and signing; a request names its host by index (0: [`Plan::target`], `i`:
+    /// `other_targets[i - 1]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_targets: Vec<NamedTarget>,
+}
+
+/// One more host of a plan that sends to several (`[targets.NAME]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedTarget {
+    /// Its name in the plan: requests say `target = "NAME"`.
+    pub name: String,
+    /// Where its requests go.
+    pub target: Target,
+    /// Its requests are signed with AWS Signature Version 4 (`auth.aws_sigv4` in its table).
+    #[serde(skip)]
+    pub auth: Option<crate::flow::sigv4::SigV4>,
 }
 
 /// When the run ends: whichever limit comes first.
@@ -136,7 +157,51 @@ impl Plan {
             tls: TlsSettings::default(),
             seed: crate::flow::seed::fresh_seed(),
             auth: None,
+            target_name: String::new(),
+            other_targets: Vec::new(),
         }
+    }
+
+    /// How many hosts the plan sends to.
+    pub fn target_count(&self) -> usize {
+        1 + self.other_targets.len()
+    }
+
+    /// Host `index` of the plan (0: [`Plan::target`]).
+    pub fn target_of(&self, index: usize) -> &Target {
+        match index {
+            0 => &self.target,
+            i => self.other_targets.get(i - 1).map_or(&self.target, |t| &t.target),
+        }
+    }
+
+    /// The name of host `index`: its `[targets.NAME]`, or `target_name` for the first.
+    pub fn target_name_of(&self, index: usize) -> &str {
+        match index {
+            0 => &self.target_name,
+            i => self.other_targets.get(i - 1).map_or("", |t| t.name.as_str()),
+        }
+    }
+
+    /// How requests to host `index` are signed, if they are.
+    pub fn auth_of(&self, index: usize) -> Option<&crate::flow::sigv4::SigV4> {
+        match index {
+            0 => self.auth.as_ref(),
+            i => self.other_targets.get(i - 1).and_then(|t| t.auth.as_ref()),
+        }
+    }
+
+    /// The TLS client of every host, in the order of [`Plan::target_of`] (`None` for the
+    /// `http://` ones).
+    pub fn tls_clients(&self) -> Result<Vec<Option<TlsClient>>, PlanError> {
+        let mut clients = vec![self.tls_client()?];
+        for other in &self.other_targets {
+            clients.push(match other.target.scheme {
+                Scheme::Https => Some(TlsClient::new(&self.tls, &other.target.host)?),
+                Scheme::Http => None,
+            });
+        }
+        Ok(clients)
     }
 
     /// How long requests in flight when sending stops may still end: `drain`, or by default the
@@ -355,6 +420,12 @@ impl Plan {
                 }
             }
         }
+        if scenario.http2.is_some() && scenario.flow.requests().iter().any(|r| r.target != 0) {
+            return invalid(format!(
+                "scenario {:?}: an HTTP/2 scenario sends to the default target only (not yet to [targets.NAME])",
+                scenario.name
+            ));
+        }
         if let Some(http2) = &scenario.http2 {
             http2.validate_streams(self.keepalive)?;
             for request in scenario.flow.requests() {
@@ -379,7 +450,12 @@ impl Plan {
     pub fn tls_client(&self) -> Result<Option<TlsClient>, PlanError> {
         match self.target.scheme {
             Scheme::Https => Ok(Some(TlsClient::new(&self.tls, &self.target.host)?)),
-            Scheme::Http if self.tls.is_default() => Ok(None),
+            // TLS settings may be for the plan's other hosts (`[targets.NAME]`).
+            Scheme::Http
+                if self.tls.is_default() || self.other_targets.iter().any(|t| t.target.scheme == Scheme::Https) =>
+            {
+                Ok(None)
+            }
             Scheme::Http => Err(PlanError::Invalid(format!(
                 "TLS options (--insecure, --cacert, --cert/--key, --sni, --tls-version, --tls-resume) need an \
                  https:// URL, not {}",

@@ -139,6 +139,7 @@ impl QuickRun {
             extract: Vec::new(),
             checks: Vec::new(),
             fixed,
+            target: 0,
         })
     }
 

@@ -42,6 +42,7 @@ pub(crate) fn validate(
         options,
         diagnostics: Vec::new(),
         defined: BTreeSet::new(),
+        hosts: Vec::new(),
         variables: BTreeMap::new(),
     };
     let mut variables = v.variables(raw);
@@ -57,7 +58,8 @@ pub(crate) fn validate(
             extracted_names(flow.get_ref(), &mut v.defined);
         }
     }
-    let target = v.target(raw.target.as_ref());
+    let (target, target_name, other_targets) = v.targets(raw);
+    v.hosts = std::iter::once((target_name.clone(), target.clone())).chain(other_targets.iter().cloned()).collect();
     let scenarios = v.scenarios(&raw.scenario, &target);
     let (thresholds, named_thresholds) = v.thresholds(raw, scenarios.as_deref().unwrap_or(&[]));
     let (abort_when, abort_window) = v.abort(raw);
@@ -65,6 +67,8 @@ pub(crate) fn validate(
     let spec = match (v.diagnostics.is_empty(), scenarios) {
         (true, Some(scenarios)) => Some(PlanSpec {
             target,
+            target_name,
+            other_targets,
             scenarios,
             thresholds,
             named_thresholds,
@@ -87,6 +91,8 @@ pub(crate) struct Validator<'a> {
     diagnostics: Vec<Diagnostic>,
     /// Names templates may read.
     defined: BTreeSet<String>,
+    /// Every host, named: the default first (`[target]` or the first `[targets.NAME]`).
+    hosts: Vec<(String, TargetSpec)>,
     /// `[variables]` and `-e` values, for values rendered at validation (`users = "{{ users }}"`).
     variables: BTreeMap<String, String>,
 }
@@ -307,6 +313,78 @@ impl Validator<'_> {
     /// `[target].headers`, checked like a request's, kept as text (merged into each request).
     fn headers(&mut self, map: &Spanned<RawMap<String>>) -> Vec<(String, String)> {
         self.template_headers(map).into_iter().map(|(name, value)| (name, value.text().to_string())).collect()
+    }
+
+    /// `[target]` and `[targets.NAME]`: the default host (`[target]`, named `default`, or else
+    /// the first named one in file order), its name (empty for a plan of one host), and the
+    /// other hosts in file order.
+    fn targets(&mut self, raw: &RawPlan) -> (TargetSpec, String, Vec<(String, TargetSpec)>) {
+        let mut named: Vec<_> = raw.targets.as_ref().map(|t| t.get_ref().iter().collect()).unwrap_or_default();
+        named.sort_by_key(|(name, _)| name.span().start);
+        if named.is_empty() {
+            return (self.target(raw.target.as_ref()), String::new(), Vec::new());
+        }
+        let (default, default_name, rest) = match &raw.target {
+            Some(t) => (self.target(Some(t)), "default".to_string(), &named[..]),
+            None => (self.target(Some(named[0].1)), named[0].0.get_ref().clone(), &named[1..]),
+        };
+        let mut others = Vec::new();
+        for (name, table) in rest {
+            if *name.get_ref() == default_name {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Conflict,
+                        name.span(),
+                        format!("[targets.{default_name}] is [target]"),
+                    )
+                    .with_help("[target] is the default host, named \"default\": give this one another name"),
+                );
+                continue;
+            }
+            self.host_keys_only(name.get_ref(), table.get_ref());
+            let spec = self.target(Some(table));
+            if spec.base_url.is_none() {
+                let span = self.key(table);
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Missing,
+                        span,
+                        format!("[targets.{}] has no base_url", name.get_ref()),
+                    )
+                    .with_help("every target but the default needs base_url = \"http://host:port\""),
+                );
+            }
+            others.push((name.get_ref().clone(), spec));
+        }
+        (default, default_name, others)
+    }
+
+    /// The keys of a `[targets.NAME]` other than the default: its own host, headers, codings and
+    /// signing; connection behaviour (timeouts, keep-alive, statuses, HTTP version, cookies,
+    /// redirects) is the default target's for every host.
+    fn host_keys_only(&mut self, name: &str, t: &RawTarget) {
+        let spans = [
+            ("timeout", t.timeout.as_ref().map(|v| self.key(v))),
+            ("connect_timeout", t.connect_timeout.as_ref().map(|v| self.key(v))),
+            ("keepalive", t.keepalive.as_ref().map(|v| self.key(v))),
+            ("ok_status", t.ok_status.as_ref().map(|v| self.key(v))),
+            ("http_version", t.http_version.as_ref().map(|v| self.key(v))),
+            ("streams", t.streams.as_ref().map(|v| self.key(v))),
+            ("cookies", t.cookies.as_ref().map(|v| self.key(v))),
+            ("redirects", t.redirects.as_ref().map(|v| self.key(v))),
+        ];
+        for (key, span) in spans {
+            if let Some(span) = span {
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::NotSupported,
+                        span,
+                        format!("`{key}` per target is not supported yet ([targets.{name}])"),
+                    )
+                    .with_help("the default target's value applies to every host: set it there"),
+                );
+            }
+        }
     }
 
     fn target(&mut self, raw: Option<&Spanned<RawTarget>>) -> TargetSpec {

@@ -257,8 +257,17 @@ impl Validator<'_> {
         }
     }
 
-    fn request(&mut self, raw: &Spanned<RawRequest>, target: &TargetSpec) -> Option<RequestStepSpec> {
+    fn request(&mut self, raw: &Spanned<RawRequest>, default: &TargetSpec) -> Option<RequestStepSpec> {
         let r = raw.get_ref();
+        let host = self.host_of(r)?;
+        let owned;
+        let target = match host {
+            0 => default,
+            i => {
+                owned = self.hosts[i].1.clone();
+                &owned
+            }
+        };
         let method = match &r.method {
             None => "GET".to_string(),
             Some(m) => {
@@ -268,7 +277,7 @@ impl Validator<'_> {
                 m.get_ref().clone()
             }
         };
-        let location = self.location(raw, target);
+        let location = self.location(raw, target, host);
         let query = r.query.as_ref().map(|q| self.pairs(q, "query values")).unwrap_or_default();
         let mut headers: Vec<(String, Template)> = Vec::new();
         let own = r.headers.as_ref().map(|h| self.template_headers(h)).unwrap_or_default();
@@ -312,7 +321,37 @@ impl Validator<'_> {
                 check.name = format!("{name}: {}", check.condition.describe());
             }
         }
-        Some(RequestStepSpec { name, method, location, query, headers, body, extract: extract?, checks })
+        Some(RequestStepSpec { name, method, location, query, headers, body, extract: extract?, checks, target: host })
+    }
+
+    /// The host a request goes to: its `target = "NAME"`, or the target whose base URL its
+    /// fixed `url` is on, or the default.
+    fn host_of(&mut self, r: &RawRequest) -> Option<usize> {
+        if let Some(name) = &r.target {
+            let found = self.hosts.iter().position(|(n, _)| !n.is_empty() && n == name.get_ref());
+            if found.is_none() {
+                let known: Vec<&str> = self.hosts.iter().map(|(n, _)| n.as_str()).filter(|n| !n.is_empty()).collect();
+                let help = match known.as_slice() {
+                    [] => "this plan has one host, [target]: add [targets.NAME] tables to send to several".to_string(),
+                    names => format!("targets in this plan: {}", names.join(", ")),
+                };
+                self.push(
+                    Diagnostic::new(
+                        DiagnosticKind::Invalid,
+                        name.span(),
+                        format!("no target is named {:?}", name.get_ref()),
+                    )
+                    .with_help(help),
+                );
+            }
+            return found;
+        }
+        let url = r.url.as_ref().map(|u| u.get_ref()).filter(|u| !u.contains("{{") && !u.contains("{%"));
+        let origin = url.and_then(|u| url::Url::parse(u).ok()).map(|u| u.origin());
+        let on = |base: &Option<String>| {
+            base.as_deref().and_then(|b| url::Url::parse(b).ok()).is_some_and(|b| Some(b.origin()) == origin)
+        };
+        Some(self.hosts.iter().skip(1).position(|(_, t)| on(&t.base_url)).map_or(0, |i| i + 1))
     }
 
     /// Header values as templates, in file order, names checked as the engine will send them.
@@ -338,7 +377,9 @@ impl Validator<'_> {
     }
 
     /// `path` or `url` (exactly one), and the text as written for the default name.
-    fn location(&mut self, raw: &Spanned<RawRequest>, target: &TargetSpec) -> Option<(Location, String)> {
+    fn location(&mut self, raw: &Spanned<RawRequest>, target: &TargetSpec, host: usize) -> Option<(Location, String)> {
+        // `--base-url` replaces the default host's base URL only.
+        let given = if host == 0 { self.options.base_url.clone() } else { None };
         let r = raw.get_ref();
         match (&r.path, &r.url) {
             (Some(_), Some(url)) => {
@@ -371,7 +412,7 @@ impl Validator<'_> {
                         return None;
                     }
                 }
-                if target.base_url.is_none() && self.options.base_url.is_none() {
+                if target.base_url.is_none() && given.is_none() {
                     let span = self.key(path);
                     self.push(
                         Diagnostic::new(DiagnosticKind::Missing, span, "`path` needs a base URL, and [target] has no base_url")
@@ -385,7 +426,7 @@ impl Validator<'_> {
                 let template = self.compile_template(url, "the url")?;
                 if template.is_static() {
                     let parsed = self.url(url, "url")?;
-                    let base = self.options.base_url.as_ref().or(target.base_url.as_ref());
+                    let base = given.as_ref().or(target.base_url.as_ref());
                     if let Some(base) = base.and_then(|b| url::Url::parse(b).ok()) {
                         if parsed.origin() != base.origin() {
                             self.push(
@@ -393,11 +434,11 @@ impl Validator<'_> {
                                     DiagnosticKind::Invalid,
                                     url.span(),
                                     format!(
-                                        "{:?} is on another host than base_url {base}: one plan sends to one host",
+                                        "{:?} is on another host than base_url {base}, and no target names its host",
                                         url.get_ref()
                                     ),
                                 )
-                                .with_help("use a path, or split the plan into one file per host"),
+                                .with_help("use a path, or add [targets.NAME] with base_url on that host"),
                             );
                             return None;
                         }

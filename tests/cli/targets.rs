@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::nginx::Nginx;
 use crate::support::plans::{header, recorded, write_plan};
 use crate::support::{self, count, spawn_sink, text};
 
@@ -189,4 +190,55 @@ flow = [
     };
     assert!(target("default")["tls_ms"].is_null(), "the API is plain HTTP: {summary:#}");
     assert_eq!(count(&target("store"), "/tls_ms/count"), 2, "one handshake per user: {summary:#}");
+}
+
+/// nginx redirects to another of the plan's targets (a `pummel sink`): the redirect is followed
+/// there, over that target's connections, without the first host's credentials; a redirect to a
+/// host no target names is not followed and fails as `redirect_off_target`.
+#[test]
+fn a_redirect_to_another_target_is_followed_and_one_to_no_target_is_not() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "record.jsonl");
+    let (_sink, sink) = spawn_sink(&["--record", &record]);
+    let nginx = Nginx::configured(
+        "default_type text/plain;",
+        &format!(
+            "location = /go {{ return 302 http://{sink}/landed; }} location = /away {{ return 302 http://127.0.0.2:9/; }}"
+        ),
+    );
+    let plan = write_plan(
+        &dir,
+        "redirect.toml",
+        &format!(
+            r#"
+[targets.web]
+base_url = "http://{web}"
+headers = {{ Authorization = "Bearer web-only" }}
+
+[targets.files]
+base_url = "http://{sink}"
+
+[[scenario]]
+users = 2
+iterations = 3
+flow = [
+  {{ request = {{ path = "/go", name = "GET /go" }} }},
+  {{ request = {{ path = "/away", name = "GET /away" }} }},
+]
+"#,
+            web = nginx.addr
+        ),
+    );
+    let out = support::run(&["run", &plan, "--json"], Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/redirects"), 6, "one hop for each /go: {summary:#}");
+    assert_eq!(count(&summary, "/errors/redirect_off_target"), 6, "every /away: {summary:#}");
+    let records = recorded(&record_path, 6, Duration::from_secs(10));
+    assert!(records.iter().all(|r| r["target"] == "/landed"), "only the redirected requests reach the sink");
+    assert!(records.iter().all(|r| header(r, "authorization").is_none()), "the web host's credentials stay there");
+    assert!(records.iter().all(|r| header(r, "host") == Some(sink.to_string().as_str())));
+    let files = summary["by_target"].as_array().and_then(|all| all.iter().find(|t| t["name"] == "files")).cloned();
+    assert_eq!(files.map(|f| count(&f, "/connect_ms/count")), Some(2), "one connection per user to files: {summary:#}");
 }

@@ -52,7 +52,7 @@ pub(crate) enum ShardReport {
         tail: Box<Stats>,
         stages: Vec<Stats>,
         /// Plan-file tallies (per request name, check, branch and scenario).
-        flows: FlowTallies,
+        flows: Box<FlowTallies>,
         other_errors: Vec<String>,
         /// When this shard stopped starting requests, from the common start.
         sending_stopped: Duration,
@@ -228,7 +228,7 @@ async fn drive(setup: ShardSetup) {
         tail_second: shard.seconds_reported.get() + 1,
         tail: Box::new(tail),
         stages,
-        flows,
+        flows: Box::new(flows),
         other_errors,
         sending_stopped,
         thread_busy: shard.thread_busy_since_mark(),

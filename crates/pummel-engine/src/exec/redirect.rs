@@ -24,6 +24,9 @@ pub(super) fn is_redirect(status: u16) -> bool {
 /// The request a redirect leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct NextRequest {
+    /// The host it goes to (index of `Plan::target_of`): a redirect may lead to another of the
+    /// plan's targets.
+    pub target: usize,
     /// Its method.
     pub method: String,
     /// Its path and query on the target.
@@ -51,34 +54,40 @@ pub(super) struct Hop<'a> {
 /// the user's `Cookie` header for a path, `None` when the plan keeps no cookies: the next
 /// request then sends those, not the ones the last one sent.
 pub(super) fn follow(
-    target: &Target,
+    targets: &[&Target],
+    from: usize,
     keep_alive: bool,
     hop: &Hop<'_>,
     status: u16,
     location: &[u8],
-    cookies_for: &dyn Fn(&str) -> Option<Option<String>>,
+    cookies_for: &dyn Fn(usize, &str) -> Option<Option<String>>,
 ) -> Result<NextRequest, TransportError> {
     let location = std::str::from_utf8(location)
         .map_err(|_| TransportError::new(ErrorKind::MalformedResponse, "a Location header that is not text"))?
         .trim();
-    let scheme = match target.scheme {
-        crate::plan::Scheme::Http => "http",
-        crate::plan::Scheme::Https => "https",
-    };
-    let base = url::Url::parse(&format!("{scheme}://{}{}", target.host_header, hop.path))
+    let source = targets[from];
+    let base = url::Url::parse(&format!("{}://{}{}", scheme_of(source), source.host_header, hop.path))
         .map_err(|e| TransportError::other(format!("redirect from {}: {e}", hop.path)))?;
     let next = base
         .join(location)
         .map_err(|e| TransportError::new(ErrorKind::MalformedResponse, format!("Location {location:?}: {e}")))?;
-    let same_target = next.scheme() == scheme
-        && next.host_str().is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(&target.host))
-        && next.port_or_known_default() == Some(target.port);
-    if !same_target {
+    let is = |target: &Target| {
+        next.scheme() == scheme_of(target)
+            && next.host_str().is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(&target.host))
+            && next.port_or_known_default() == Some(target.port)
+    };
+    // The request's own host first, then the plan's other targets.
+    let Some(to) = std::iter::once(from).chain(0..targets.len()).find(|&i| is(targets[i])) else {
         return Err(TransportError::new(
             ErrorKind::RedirectOffTarget,
-            format!("a redirect to {next}, which is not the target {scheme}://{}", target.host_header),
+            format!(
+                "a redirect to {next}, a host no target names (from {}://{})",
+                scheme_of(source),
+                source.host_header
+            ),
         ));
-    }
+    };
+    let target = targets[to];
     let path = match next.query() {
         Some(query) => format!("{}?{query}", next.path()),
         None => next.path().to_string(),
@@ -88,11 +97,13 @@ pub(super) fn follow(
         || (status != 303 && !hop.method.eq_ignore_ascii_case("POST"));
     let (method, body) =
         if keeps_method { (hop.method.to_string(), hop.body.cloned()) } else { ("GET".to_string(), None) };
-    let cookies = cookies_for(&path);
+    let cookies = cookies_for(to, &path);
     let mut headers: Vec<(String, String)> = hop
         .headers
         .iter()
         .filter(|(name, _)| body.is_some() || !name.eq_ignore_ascii_case("content-type"))
+        // Credentials stay with their host, as browsers and curl do.
+        .filter(|(name, _)| to == from || !name.eq_ignore_ascii_case("authorization"))
         .filter(|(name, _)| cookies.is_none() || !name.eq_ignore_ascii_case("cookie"))
         .cloned()
         .collect();
@@ -102,7 +113,14 @@ pub(super) fn follow(
     let head =
         encode_head(&method, &path, &target.host_header, &headers, body.as_ref().map_or(0, |b| b.len()), keep_alive)
             .map_err(|e| TransportError::other(format!("redirect to {path}: {e}")))?;
-    Ok(NextRequest { method, path, head, body })
+    Ok(NextRequest { target: to, method, path, head, body })
+}
+
+fn scheme_of(target: &Target) -> &'static str {
+    match target.scheme {
+        crate::plan::Scheme::Http => "http",
+        crate::plan::Scheme::Https => "https",
+    }
 }
 
 /// Why a chain stops: it was longer than the plan allows.
@@ -128,7 +146,7 @@ mod tests {
     }
 
     /// No cookies kept.
-    fn none(_: &str) -> Option<Option<String>> {
+    fn none(_: usize, _: &str) -> Option<Option<String>> {
         None
     }
 
@@ -136,20 +154,21 @@ mod tests {
     fn the_next_request_sends_the_cookies_of_its_own_path() {
         let t = target();
         let headers = vec![("Cookie".to_string(), "old=1".to_string())];
-        let jar = |path: &str| Some((path == "/home").then(|| "session=abc".to_string()));
-        let next = follow(&t, true, &hop("POST", "/login", &headers, None), 303, b"/home", &jar).unwrap();
+        let jar = |_: usize, path: &str| Some((path == "/home").then(|| "session=abc".to_string()));
+        let next = follow(&[&t], 0, true, &hop("POST", "/login", &headers, None), 303, b"/home", &jar).unwrap();
         let head = String::from_utf8_lossy(&next.head).to_string();
         assert!(head.contains("Cookie: session=abc\r\n") && !head.contains("old=1"), "{head}");
-        let kept = follow(&t, true, &hop("GET", "/a", &headers, None), 302, b"/b", &none).unwrap();
+        let kept = follow(&[&t], 0, true, &hop("GET", "/a", &headers, None), 302, b"/b", &none).unwrap();
         assert!(String::from_utf8_lossy(&kept.head).contains("Cookie: old=1"), "without a jar, the header stays");
     }
 
     #[test]
     fn relative_and_absolute_locations_on_the_target_are_followed() {
         let t = target();
-        let next = follow(&t, true, &hop("GET", "/a/b?x=1", &[], None), 302, b"c?y=2", &none).unwrap();
+        let next = follow(&[&t], 0, true, &hop("GET", "/a/b?x=1", &[], None), 302, b"c?y=2", &none).unwrap();
         assert_eq!((next.method.as_str(), next.path.as_str()), ("GET", "/a/c?y=2"));
-        let next = follow(&t, true, &hop("GET", "/a", &[], None), 301, b"http://127.0.0.1:8090/z", &none).unwrap();
+        let next =
+            follow(&[&t], 0, true, &hop("GET", "/a", &[], None), 301, b"http://127.0.0.1:8090/z", &none).unwrap();
         assert_eq!(next.path, "/z");
         assert!(String::from_utf8_lossy(&next.head).starts_with("GET /z HTTP/1.1\r\n"));
     }
@@ -159,7 +178,8 @@ mod tests {
         let t = target();
         let body: Arc<[u8]> = Arc::from(&b"{\"a\":1}"[..]);
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-        let post = |status| follow(&t, true, &hop("POST", "/p", &headers, Some(&body)), status, b"/q", &none).unwrap();
+        let post =
+            |status| follow(&[&t], 0, true, &hop("POST", "/p", &headers, Some(&body)), status, b"/q", &none).unwrap();
         for status in [301, 302, 303] {
             let next = post(status);
             assert_eq!((next.method.as_str(), next.body.is_none()), ("GET", true), "{status}");
@@ -170,9 +190,9 @@ mod tests {
             assert_eq!((next.method.as_str(), next.body.as_deref()), ("POST", Some(&b"{\"a\":1}"[..])), "{status}");
             assert!(String::from_utf8_lossy(&next.head).contains("Content-Length: 7"), "{status}");
         }
-        let put = follow(&t, true, &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q", &none).unwrap();
+        let put = follow(&[&t], 0, true, &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q", &none).unwrap();
         assert_eq!(put.method, "PUT", "302 keeps any method but POST");
-        let head = follow(&t, true, &hop("HEAD", "/p", &[], None), 303, b"/q", &none).unwrap();
+        let head = follow(&[&t], 0, true, &hop("HEAD", "/p", &[], None), 303, b"/q", &none).unwrap();
         assert_eq!(head.method, "HEAD");
     }
 
@@ -180,7 +200,8 @@ mod tests {
     fn another_host_or_scheme_is_not_followed() {
         let t = target();
         for location in ["http://example.com/", "https://127.0.0.1:8090/", "http://127.0.0.1:9999/"] {
-            let error = follow(&t, true, &hop("GET", "/", &[], None), 302, location.as_bytes(), &none).unwrap_err();
+            let error =
+                follow(&[&t], 0, true, &hop("GET", "/", &[], None), 302, location.as_bytes(), &none).unwrap_err();
             assert_eq!(error.kind, ErrorKind::RedirectOffTarget, "{location}");
         }
         assert_eq!(too_many(2).kind, ErrorKind::TooManyRedirects);

@@ -76,12 +76,14 @@ async fn send_over_http1(
             Some(n) => (n.head.as_slice(), n.body.as_ref(), n.method.as_str()),
             None => (rendered.head.as_slice(), rendered.body.as_ref(), step.method.as_str()),
         };
+        // The host of this request of the chain: a redirect may lead to another target.
+        let host = next.as_ref().map_or(step.target, |n| n.target);
         let bytes_out = (head.len() + body.map_or(0, |b| b.len())) as u64;
         let head_request = method.eq_ignore_ascii_case("HEAD");
         // The connection leaves the user for the exchange (extraction writes the user's variables).
-        let (mut conn, reused) = match take_idle(shard, user, step.target, intended) {
+        let (mut conn, reused) = match take_idle(shard, user, host, intended) {
             Some(conn) => (conn, true),
-            None => match open(shard, step.target, name, intended).await {
+            None => match open(shard, host, name, intended).await {
                 Ok(conn) => (conn, false),
                 Err(e) => return request.failed(&e),
             },
@@ -112,7 +114,7 @@ async fn send_over_http1(
                         (None, None, Some(path)) => path.as_str(),
                         (None, None, None) => step.path.text(),
                     };
-                    if let Some(url) = cookies::url_of(shard.plan.target_of(step.target), path) {
+                    if let Some(url) = cookies::url_of(shard.plan.target_of(host), path) {
                         let headers: Vec<(&[u8], &[u8])> = conn.io.captured_headers().collect();
                         cookies::store(&mut user.jar, &headers, &url);
                     }
@@ -128,7 +130,7 @@ async fn send_over_http1(
                 if let Some(location) = location {
                     let received = info.head_bytes + info.body_bytes;
                     if shard.plan.keepalive && conn.io.reusable(&info) {
-                        *user.idle_slot(step.target) = Some(conn);
+                        *user.idle_slot(host) = Some(conn);
                     }
                     if hops >= shard.plan.redirects {
                         return request.failed_after(&redirect::too_many(shard.plan.redirects), received);
@@ -151,15 +153,17 @@ async fn send_over_http1(
                             body: parts.body.as_ref(),
                         },
                     };
-                    let target = shard.plan.target_of(step.target);
+                    let targets: Vec<&crate::plan::Target> =
+                        (0..shard.plan.target_count()).map(|i| shard.plan.target_of(i)).collect();
                     let jar = &user.jar;
-                    let cookies_for = |path: &str| {
+                    let cookies_for = |to: usize, path: &str| {
                         shard
                             .plan
                             .cookies
-                            .then(|| cookies::url_of(target, path).and_then(|url| cookies::header_for(jar, &url)))
+                            .then(|| cookies::url_of(targets[to], path).and_then(|url| cookies::header_for(jar, &url)))
                     };
-                    match redirect::follow(target, shard.plan.keepalive, &hop, info.status, &location, &cookies_for) {
+                    let keepalive = shard.plan.keepalive;
+                    match redirect::follow(&targets, host, keepalive, &hop, info.status, &location, &cookies_for) {
                         Ok(request_next) => next = Some(request_next),
                         Err(e) => return request.failed_after(&e, received),
                     }
@@ -197,7 +201,7 @@ async fn send_over_http1(
                     bytes_decoded,
                 });
                 if keep {
-                    *user.idle_slot(step.target) = Some(conn);
+                    *user.idle_slot(host) = Some(conn);
                 }
                 return;
             }
@@ -250,6 +254,9 @@ pub(super) async fn open(
 ) -> Result<Held<Connection>, TransportError> {
     let (stream, opened) = shard.dialer_for(target).open(Alpn::Http1).await?;
     shard.meter.opened(name, intended, &opened);
+    if shard.plan.target_count() > 1 {
+        shard.meter.opened_to(target, intended, &opened);
+    }
     Ok(Held { io: Connection::new(stream), _gauge: shard.meter.connection_gauge() })
 }
 

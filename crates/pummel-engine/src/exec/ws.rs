@@ -176,6 +176,10 @@ async fn open(
     let timeout = shard.dialer.timeout();
     let (session, opened) = WsSession::connect(&target, &headers, shard.dialer.next_source(), timeout).await?;
     shard.meter.opened(request.name(), request.intended(), &opened.opened);
+    if shard.plan.target_count() > 1 {
+        // WebSocket sessions go to the plan's first host.
+        shard.meter.opened_to(0, request.intended(), &opened.opened);
+    }
     // The upgrade went out `handshake` ago: service time is the upgrade's.
     request.written_at(0, Instant::now() - opened.handshake);
     let session = WsUser { session: Box::new(session), stats: step.stats, _gauge: shard.meter.connection_gauge() };

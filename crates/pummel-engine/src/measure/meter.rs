@@ -167,6 +167,26 @@ impl Meter {
         });
     }
 
+    /// Counts a connection opened to host `target` (plans of several hosts): its own
+    /// connection, DNS and TLS figures, whichever request's chain opened it.
+    pub fn opened_to(&self, target: usize, intended: Instant, opened: &Opened) {
+        if intended < self.warmup_end {
+            return;
+        }
+        let mut figures = self.figures.borrow_mut();
+        let targets = &mut figures.flows.targets;
+        if targets.len() <= target {
+            targets.resize_with(target + 1, Stats::default);
+        }
+        let s = &mut targets[target];
+        s.connections_opened += 1;
+        record(&mut s.connect_time, opened.connect);
+        if let Some(tls) = &opened.tls {
+            record(&mut s.tls_handshake_time, tls.took);
+            s.tls_resumed += u64::from(tls.resumed);
+        }
+    }
+
     /// Counts a connection that had closed while idle and was replaced before a request used
     /// it: pummel's own doing, never a failure of the target.
     pub fn reconnected(&self, intended: Instant) {

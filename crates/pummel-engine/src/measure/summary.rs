@@ -158,6 +158,8 @@ fn add_targets(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies) {
             }
         }
         let target = plan.target_of(index);
+        // Connections are the host's own, whichever request (or redirect) opened them.
+        let opened = tallies.targets.get(index).cloned().unwrap_or_default();
         summary.by_target.push(TargetSummary {
             name: plan.target_name_of(index).to_string(),
             url: target.url.clone(),
@@ -165,12 +167,12 @@ fn add_targets(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies) {
             ok: stats.ok,
             error_rate: stats.error_rate(),
             connect_ms: ConnectFigures {
-                count: stats.connections_opened,
+                count: opened.connections_opened,
                 reconnects: stats.reconnects,
-                mean: histogram_stat_ms(&stats.connect_time, &Stat::Mean),
-                p99: histogram_stat_ms(&stats.connect_time, &Stat::Percentile(99.0)),
+                mean: histogram_stat_ms(&opened.connect_time, &Stat::Mean),
+                p99: histogram_stat_ms(&opened.connect_time, &Stat::Percentile(99.0)),
             },
-            tls_ms: tls_figures(&stats),
+            tls_ms: tls_figures(&opened),
             dns_ms: target.dns_time.as_secs_f64() * 1000.0,
             errors: error_map(&stats),
         });

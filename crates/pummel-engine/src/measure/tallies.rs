@@ -23,6 +23,9 @@ pub struct FlowTallies {
     /// When each scenario started and ended, from the run's start: the earliest start and the
     /// latest end over the shards; `None` for a scenario that never started.
     pub windows: Vec<Option<ScenarioWindow>>,
+    /// Connections opened per host, in plans of several (`Plan::target_of`): only their
+    /// connection and TLS figures are filled.
+    pub targets: Vec<Stats>,
     /// `export = [...]` values, per variable name: the value each iteration of an exporting
     /// scenario ended with, in the order the iterations ended (shard by shard).
     pub exports: BTreeMap<String, Vec<String>>,
@@ -56,6 +59,7 @@ impl FlowTallies {
             branches: vec![0; scenarios.branches.len()],
             iterations: vec![0; scenarios.list.len()],
             windows: vec![None; scenarios.list.len()],
+            targets: Vec::new(),
             exports: BTreeMap::new(),
         }
     }
@@ -80,6 +84,12 @@ impl FlowTallies {
                 (x, y) => x.or(y),
             }
         });
+        if self.targets.len() < other.targets.len() {
+            self.targets.resize_with(other.targets.len(), Default::default);
+        }
+        for (a, b) in self.targets.iter_mut().zip(&other.targets) {
+            a.merge(b);
+        }
         for (name, values) in &other.exports {
             self.exports.entry(name.clone()).or_default().extend(values.iter().cloned());
         }

@@ -269,6 +269,8 @@ impl Slots {
         let io = Counted { io: stream, meter: self.meter.clone(), failure: failure.clone() };
         let (sender, driver) = handshake(io, self.dialer.timeout()).await?;
         self.meter.opened(opener.name, opener.intended, &opened);
+        // HTTP/2 scenarios send to the plan's first host only.
+        self.meter.opened_to(0, opener.intended, &opened);
         let closed = Rc::new(Cell::new(false));
         let ended = closed.clone();
         let gauge = self.meter.connection_gauge();

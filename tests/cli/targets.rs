@@ -119,7 +119,7 @@ base_url = "http://127.0.0.1:9"
 
 [targets.store]
 base_url = "http://127.0.0.2:9"
-timeout = "3s"
+cookies = false
 
 [targets.nourl]
 headers = { A = "b" }
@@ -136,7 +136,7 @@ flow = [
     let out = support::run(&["check", &plan], Duration::from_secs(30));
     out.assert_code(2).assert_no_panic();
     for expected in [
-        format!("{plan}:6:1: error: `timeout` per target is not supported yet ([targets.store])"),
+        format!("{plan}:6:1: error: `cookies` per target is not supported yet ([targets.store])"),
         format!("{plan}:8:10: error: [targets.nourl] has no base_url"),
         format!("{plan}:15:26: error: no target is named \"stor\""),
         format!("{plan}:16:23: error: \"http://127.0.0.3:9/x\" is on another host than base_url"),
@@ -241,4 +241,58 @@ flow = [
     assert!(records.iter().all(|r| header(r, "host") == Some(sink.to_string().as_str())));
     let files = summary["by_target"].as_array().and_then(|all| all.iter().find(|t| t["name"] == "files")).cloned();
     assert_eq!(files.map(|f| count(&f, "/connect_ms/count")), Some(2), "one connection per user to files: {summary:#}");
+}
+
+/// Each target's own timeout and statuses: a slow host with a short timeout times out while the
+/// default host, with a long one, answers; a host whose 404 means "fine" counts it as success.
+#[test]
+fn each_target_has_its_own_timeout_and_statuses() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (_fast, fast) = spawn_sink(&[]);
+    let (_slow, slow) = spawn_sink(&["--delay", "400ms"]);
+    let (_legacy, legacy) = spawn_sink(&["--status", "404"]);
+    let plan = write_plan(
+        &dir,
+        "timeouts.toml",
+        &format!(
+            r#"
+[target]
+base_url = "http://{fast}"
+timeout = "5s"
+
+[targets.slow]
+base_url = "http://{slow}"
+timeout = "100ms"
+
+[targets.legacy]
+base_url = "http://{legacy}"
+ok_status = "404"
+keepalive = false
+
+[[scenario]]
+users = 2
+iterations = 3
+flow = [
+  {{ request = {{ path = "/fast", name = "fast" }} }},
+  {{ request = {{ target = "slow", path = "/slow", name = "slow" }} }},
+  {{ request = {{ target = "legacy", path = "/gone", name = "legacy" }} }},
+]
+"#
+        ),
+    );
+    let out = support::run(&["run", &plan, "--json"], Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    let name = |n: &str| {
+        summary["by_name"].as_array().and_then(|all| all.iter().find(|x| x["name"] == n)).cloned().unwrap_or_default()
+    };
+    assert_eq!(count(&name("fast"), "/ok"), 6, "{summary:#}");
+    assert_eq!(count(&name("slow"), "/errors/timeout"), 6, "100 ms against a 400 ms host: {summary:#}");
+    assert_eq!(count(&name("legacy"), "/ok"), 6, "its 404 is its success: {summary:#}");
+    let legacy_connections = summary["by_target"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == "legacy"))
+        .map(|t| count(t, "/connect_ms/count"));
+    assert_eq!(legacy_connections, Some(6), "keepalive = false: a connection per request");
 }

@@ -469,7 +469,15 @@ impl PlanSpec {
         plan.target_name = self.target_name.clone();
         for ((name, spec), target) in self.other_targets.iter().zip(resolved) {
             let auth = spec.sigv4.as_ref().map(signer).transpose()?;
-            plan.other_targets.push(NamedTarget { name: name.clone(), target, auth });
+            plan.other_targets.push(NamedTarget {
+                name: name.clone(),
+                target,
+                auth,
+                timeout: spec.timeout,
+                connect_timeout: spec.connect_timeout,
+                keepalive: spec.keepalive,
+                ok_status: spec.ok_status.clone(),
+            });
         }
         plan.threads = threads;
         plan.timeout = self.target.timeout;
@@ -819,7 +827,7 @@ impl Builder<'_> {
                     &self.targets[r.target].host_header,
                     &headers,
                     &bytes,
-                    self.spec.target.keepalive,
+                    self.spec.target_spec(r.target).keepalive,
                 )?;
                 Some(Arc::from(encoded))
             }

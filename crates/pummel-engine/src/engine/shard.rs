@@ -172,7 +172,7 @@ async fn drive(setup: ShardSetup) {
                     setup.index,
                     other.target.addrs.clone(),
                     plan.source_addrs.clone(),
-                    plan.connect_timeout,
+                    other.connect_timeout,
                     setup.tls.get(i + 1).and_then(|t| t.as_deref()),
                 ))
             })

@@ -56,7 +56,7 @@ pub(super) struct Hop<'a> {
 pub(super) fn follow(
     targets: &[&Target],
     from: usize,
-    keep_alive: bool,
+    keep_alive: &[bool],
     hop: &Hop<'_>,
     status: u16,
     location: &[u8],
@@ -110,9 +110,15 @@ pub(super) fn follow(
     if let Some(Some(cookie)) = cookies {
         headers.push(("Cookie".to_string(), cookie));
     }
-    let head =
-        encode_head(&method, &path, &target.host_header, &headers, body.as_ref().map_or(0, |b| b.len()), keep_alive)
-            .map_err(|e| TransportError::other(format!("redirect to {path}: {e}")))?;
+    let head = encode_head(
+        &method,
+        &path,
+        &target.host_header,
+        &headers,
+        body.as_ref().map_or(0, |b| b.len()),
+        keep_alive.get(to).copied().unwrap_or(true),
+    )
+    .map_err(|e| TransportError::other(format!("redirect to {path}: {e}")))?;
     Ok(NextRequest { target: to, method, path, head, body })
 }
 
@@ -155,20 +161,20 @@ mod tests {
         let t = target();
         let headers = vec![("Cookie".to_string(), "old=1".to_string())];
         let jar = |_: usize, path: &str| Some((path == "/home").then(|| "session=abc".to_string()));
-        let next = follow(&[&t], 0, true, &hop("POST", "/login", &headers, None), 303, b"/home", &jar).unwrap();
+        let next = follow(&[&t], 0, &[true], &hop("POST", "/login", &headers, None), 303, b"/home", &jar).unwrap();
         let head = String::from_utf8_lossy(&next.head).to_string();
         assert!(head.contains("Cookie: session=abc\r\n") && !head.contains("old=1"), "{head}");
-        let kept = follow(&[&t], 0, true, &hop("GET", "/a", &headers, None), 302, b"/b", &none).unwrap();
+        let kept = follow(&[&t], 0, &[true], &hop("GET", "/a", &headers, None), 302, b"/b", &none).unwrap();
         assert!(String::from_utf8_lossy(&kept.head).contains("Cookie: old=1"), "without a jar, the header stays");
     }
 
     #[test]
     fn relative_and_absolute_locations_on_the_target_are_followed() {
         let t = target();
-        let next = follow(&[&t], 0, true, &hop("GET", "/a/b?x=1", &[], None), 302, b"c?y=2", &none).unwrap();
+        let next = follow(&[&t], 0, &[true], &hop("GET", "/a/b?x=1", &[], None), 302, b"c?y=2", &none).unwrap();
         assert_eq!((next.method.as_str(), next.path.as_str()), ("GET", "/a/c?y=2"));
         let next =
-            follow(&[&t], 0, true, &hop("GET", "/a", &[], None), 301, b"http://127.0.0.1:8090/z", &none).unwrap();
+            follow(&[&t], 0, &[true], &hop("GET", "/a", &[], None), 301, b"http://127.0.0.1:8090/z", &none).unwrap();
         assert_eq!(next.path, "/z");
         assert!(String::from_utf8_lossy(&next.head).starts_with("GET /z HTTP/1.1\r\n"));
     }
@@ -178,8 +184,9 @@ mod tests {
         let t = target();
         let body: Arc<[u8]> = Arc::from(&b"{\"a\":1}"[..]);
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-        let post =
-            |status| follow(&[&t], 0, true, &hop("POST", "/p", &headers, Some(&body)), status, b"/q", &none).unwrap();
+        let post = |status| {
+            follow(&[&t], 0, &[true], &hop("POST", "/p", &headers, Some(&body)), status, b"/q", &none).unwrap()
+        };
         for status in [301, 302, 303] {
             let next = post(status);
             assert_eq!((next.method.as_str(), next.body.is_none()), ("GET", true), "{status}");
@@ -190,9 +197,9 @@ mod tests {
             assert_eq!((next.method.as_str(), next.body.as_deref()), ("POST", Some(&b"{\"a\":1}"[..])), "{status}");
             assert!(String::from_utf8_lossy(&next.head).contains("Content-Length: 7"), "{status}");
         }
-        let put = follow(&[&t], 0, true, &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q", &none).unwrap();
+        let put = follow(&[&t], 0, &[true], &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q", &none).unwrap();
         assert_eq!(put.method, "PUT", "302 keeps any method but POST");
-        let head = follow(&[&t], 0, true, &hop("HEAD", "/p", &[], None), 303, b"/q", &none).unwrap();
+        let head = follow(&[&t], 0, &[true], &hop("HEAD", "/p", &[], None), 303, b"/q", &none).unwrap();
         assert_eq!(head.method, "HEAD");
     }
 
@@ -201,7 +208,7 @@ mod tests {
         let t = target();
         for location in ["http://example.com/", "https://127.0.0.1:8090/", "http://127.0.0.1:9999/"] {
             let error =
-                follow(&[&t], 0, true, &hop("GET", "/", &[], None), 302, location.as_bytes(), &none).unwrap_err();
+                follow(&[&t], 0, &[true], &hop("GET", "/", &[], None), 302, location.as_bytes(), &none).unwrap_err();
             assert_eq!(error.kind, ErrorKind::RedirectOffTarget, "{location}");
         }
         assert_eq!(too_many(2).kind, ErrorKind::TooManyRedirects);

@@ -102,7 +102,7 @@ async fn send_over_http1(
             reading.set(true);
             conn.io.read_response(head_request).await
         };
-        let result = tokio::time::timeout(shard.plan.timeout, exchange).await;
+        let result = tokio::time::timeout(shard.plan.timeout_of(host), exchange).await;
         let done = Instant::now();
         match result {
             Ok(Ok(info)) => {
@@ -129,7 +129,7 @@ async fn send_over_http1(
                     .flatten();
                 if let Some(location) = location {
                     let received = info.head_bytes + info.body_bytes;
-                    if shard.plan.keepalive && conn.io.reusable(&info) {
+                    if shard.plan.keepalive_of(host) && conn.io.reusable(&info) {
                         *user.idle_slot(host) = Some(conn);
                     }
                     if hops >= shard.plan.redirects {
@@ -162,8 +162,8 @@ async fn send_over_http1(
                             .cookies
                             .then(|| cookies::url_of(targets[to], path).and_then(|url| cookies::header_for(jar, &url)))
                     };
-                    let keepalive = shard.plan.keepalive;
-                    match redirect::follow(&targets, host, keepalive, &hop, info.status, &location, &cookies_for) {
+                    let keepalive: Vec<bool> = (0..targets.len()).map(|i| shard.plan.keepalive_of(i)).collect();
+                    match redirect::follow(&targets, host, &keepalive, &hop, info.status, &location, &cookies_for) {
                         Ok(request_next) => next = Some(request_next),
                         Err(e) => return request.failed_after(&e, received),
                     }
@@ -190,7 +190,7 @@ async fn send_over_http1(
                     elapsed: done - intended,
                 };
                 let failure = judge(shard, user, step, &view, intended);
-                let keep = shard.plan.keepalive && conn.io.reusable(&info);
+                let keep = shard.plan.keepalive_of(host) && conn.io.reusable(&info);
                 let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
                 drop(headers);
                 request.answered(Answer {
@@ -215,7 +215,8 @@ async fn send_over_http1(
             }
             Ok(Err(e)) => return request.failed_after(&e, conn.io.received_bytes()),
             Err(_elapsed) => {
-                return request.failed_after(&TransportError::timeout(shard.plan.timeout), conn.io.received_bytes());
+                return request
+                    .failed_after(&TransportError::timeout(shard.plan.timeout_of(host)), conn.io.received_bytes());
             }
         }
     }
@@ -368,7 +369,8 @@ fn judge(
             }
         }
     }
-    if shard.plan.ok_status.contains(view.status) { failure } else { Some(ErrorKind::from_status(view.status)) }
+    let ok_status = shard.plan.ok_status_of(step.target);
+    if ok_status.contains(view.status) { failure } else { Some(ErrorKind::from_status(view.status)) }
 }
 
 /// The bytes of one request: its head, and its body when that is not in the head.
@@ -396,7 +398,7 @@ fn render(shard: &Shard, user: &User, step: &RequestStep) -> Result<Rendered, St
         &shard.plan.target_of(step.target).host_header,
         &headers,
         body_len,
-        shard.plan.keepalive,
+        shard.plan.keepalive_of(step.target),
     )
     .map_err(|e| e.to_string())?;
     Ok(Rendered { head, body, path: Some(path) })

@@ -120,6 +120,16 @@ pub struct NamedTarget {
     /// Its requests are signed with AWS Signature Version 4 (`auth.aws_sigv4` in its table).
     #[serde(skip)]
     pub auth: Option<crate::flow::sigv4::SigV4>,
+    /// Its per-request time limit (see [`Plan::timeout`]).
+    #[serde(with = "crate::seconds")]
+    pub timeout: Duration,
+    /// Its TCP connect time limit.
+    #[serde(with = "crate::seconds")]
+    pub connect_timeout: Duration,
+    /// Its connections are reused (keep-alive).
+    pub keepalive: bool,
+    /// Which of its statuses count as success.
+    pub ok_status: StatusSet,
 }
 
 /// When the run ends: whichever limit comes first.
@@ -181,6 +191,30 @@ impl Plan {
             0 => &self.target_name,
             i => self.other_targets.get(i - 1).map_or("", |t| t.name.as_str()),
         }
+    }
+
+    /// The request time limit of host `index`.
+    pub fn timeout_of(&self, index: usize) -> Duration {
+        self.other(index).map_or(self.timeout, |t| t.timeout)
+    }
+
+    /// The connect time limit of host `index`.
+    pub fn connect_timeout_of(&self, index: usize) -> Duration {
+        self.other(index).map_or(self.connect_timeout, |t| t.connect_timeout)
+    }
+
+    /// Whether connections to host `index` are reused.
+    pub fn keepalive_of(&self, index: usize) -> bool {
+        self.other(index).map_or(self.keepalive, |t| t.keepalive)
+    }
+
+    /// The statuses of host `index` that count as success.
+    pub fn ok_status_of(&self, index: usize) -> &StatusSet {
+        self.other(index).map_or(&self.ok_status, |t| &t.ok_status)
+    }
+
+    fn other(&self, index: usize) -> Option<&NamedTarget> {
+        index.checked_sub(1).and_then(|i| self.other_targets.get(i))
     }
 
     /// How requests to host `index` are signed, if they are.

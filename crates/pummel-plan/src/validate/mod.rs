@@ -359,15 +359,11 @@ impl Validator<'_> {
         (default, default_name, others)
     }
 
-    /// The keys of a `[targets.NAME]` other than the default: its own host, headers, codings and
-    /// signing; connection behaviour (timeouts, keep-alive, statuses, HTTP version, cookies,
-    /// redirects) is the default target's for every host.
+    /// The keys of a `[targets.NAME]` other than the default: its own host, headers, codings,
+    /// signing, timeouts, keep-alive and statuses; the HTTP version (a scenario's), cookies and
+    /// redirects (a user's) are the default target's for every host.
     fn host_keys_only(&mut self, name: &str, t: &RawTarget) {
         let spans = [
-            ("timeout", t.timeout.as_ref().map(|v| self.key(v))),
-            ("connect_timeout", t.connect_timeout.as_ref().map(|v| self.key(v))),
-            ("keepalive", t.keepalive.as_ref().map(|v| self.key(v))),
-            ("ok_status", t.ok_status.as_ref().map(|v| self.key(v))),
             ("http_version", t.http_version.as_ref().map(|v| self.key(v))),
             ("streams", t.streams.as_ref().map(|v| self.key(v))),
             ("cookies", t.cookies.as_ref().map(|v| self.key(v))),

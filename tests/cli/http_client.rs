@@ -162,3 +162,32 @@ flow = [
     assert_eq!(count(&none, "/status/401"), 400, "every /me without a session\n{none:#}");
     assert_eq!(count(&none, "/errors/status_4xx"), 400, "{none:#}");
 }
+
+/// Over HTTP/2 (nginx with h2c), the same chain is followed on the scenario's shared
+/// connection: each hop counted, the checks see the final answer, and `redirects = 2` refuses
+/// it.
+#[test]
+fn redirect_chains_are_followed_over_http2() {
+    let _load = support::shared();
+    let nginx = Nginx::configured_listening("default_type application/json;", &redirects(), " http2");
+    let plan = r#"
+[target]
+base_url = "BASE"
+http_version = "2"
+LIMIT
+
+[[scenario]]
+users = 2
+iterations = 3
+flow = [ { request = { path = "/a", check = [ { json = "$.status", equals = "ready" } ] } } ]
+"#;
+    let followed = run_plan(&nginx, &plan.replace("LIMIT", ""), 0);
+    assert_eq!(count(&followed, "/requests/ok"), 6, "{followed:#}");
+    assert_eq!(count(&followed, "/requests/redirects"), 18, "three hops for each of 6 requests\n{followed:#}");
+    let threads = count(&followed, "/generator/threads");
+    assert!(count(&followed, "/connect_ms/count") <= threads, "one shared connection per thread: {followed:#}");
+    let bounded = run_plan(&nginx, &plan.replace("LIMIT", "redirects = 2"), 0);
+    assert_eq!(count(&bounded, "/errors/too_many_redirects"), 6, "{bounded:#}");
+    let away = run_plan(&nginx, &plan.replace("LIMIT", "").replace("/a", "/away"), 0);
+    assert_eq!(count(&away, "/errors/redirect_off_target"), 6, "{away:#}");
+}

@@ -37,6 +37,12 @@ impl Nginx {
     /// nginx with `http` directives of the test's own (`gzip on;`) and the `server` block's
     /// locations.
     pub fn configured(http: &str, locations: &str) -> Nginx {
+        Nginx::configured_listening(http, locations, "")
+    }
+
+    /// As [`Nginx::configured`], with `listen_options` after the address (` http2`: HTTP/2
+    /// with prior knowledge, h2c).
+    pub fn configured_listening(http: &str, locations: &str, listen_options: &str) -> Nginx {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: install nginx (`apt-get install -y nginx-light`); this test needs an \
@@ -52,7 +58,7 @@ impl Nginx {
              http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
              \x20 fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n\
              \x20 {http}\n\
-             \x20 server {{ listen {addr}; {locations} }}\n}}\n"
+             \x20 server {{ listen {addr}{listen_options}; {locations} }}\n}}\n"
         );
         let config_path = dir.path().join("nginx.conf");
         std::fs::write(&config_path, config).expect("write the nginx config");

@@ -31,6 +31,8 @@ pub(super) struct NextRequest {
     pub method: String,
     /// Its path and query on the target.
     pub path: String,
+    /// Its header fields (as in `head`, for an HTTP/2 request).
+    pub headers: Vec<(String, String)>,
     /// Its head, encoded.
     pub head: Vec<u8>,
     /// Its body, when it keeps one.
@@ -119,7 +121,7 @@ pub(super) fn follow(
         keep_alive.get(to).copied().unwrap_or(true),
     )
     .map_err(|e| TransportError::other(format!("redirect to {path}: {e}")))?;
-    Ok(NextRequest { target: to, method, path, head, body })
+    Ok(NextRequest { target: to, method, path, headers, head, body })
 }
 
 fn scheme_of(target: &Target) -> &'static str {

@@ -280,39 +280,89 @@ async fn send_over_http2(
         Ok(h2) => h2,
         Err(detail) => return request.failed(&TransportError::other(detail)),
     };
+    let follows = shard.plan.redirects > 0;
     let capture = Capture {
-        headers: step.needs_headers() || step.needs_body() || shard.plan.cookies,
+        headers: step.needs_headers() || step.needs_body() || shard.plan.cookies || follows,
         body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 },
     };
-    let mut kept = Kept::default();
     let (name, intended) = (request.name(), request.intended());
-    // The connection counts the bytes of its frames as they pass.
-    let result = pool.send(name, intended, &h2, capture, &mut kept, &mut |at| request.written_at(0, at)).await;
-    match result {
-        Ok(answered) => {
-            let headers = kept.header_pairs();
-            if let Some(url) = shard.plan.cookies.then(|| cookies::url_of(&shard.plan.target, h2.path())).flatten() {
-                cookies::store(&mut user.jar, &headers, &url);
+    // A redirect chain, as over HTTP/1.1: the request of the chain now, and what each sends.
+    let mut current = h2;
+    let mut chain: Option<Parts> = None;
+    let mut next: Option<NextRequest> = None;
+    let mut hops = 0u32;
+    loop {
+        let mut kept = Kept::default();
+        // The connection counts the bytes of its frames as they pass.
+        let result = pool.send(name, intended, &current, capture, &mut kept, &mut |at| request.written_at(0, at)).await;
+        let answered = match result {
+            Ok(answered) => answered,
+            Err(e) => return request.failed(&e),
+        };
+        let headers = kept.header_pairs();
+        if let Some(url) = shard.plan.cookies.then(|| cookies::url_of(&shard.plan.target, current.path())).flatten() {
+            cookies::store(&mut user.jar, &headers, &url);
+        }
+        let location = (follows && redirect::is_redirect(answered.status))
+            .then(|| headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(b"location")).map(|(_, v)| v.to_vec()))
+            .flatten();
+        if let Some(location) = location {
+            drop(headers);
+            if hops >= shard.plan.redirects {
+                return request.failed(&redirect::too_many(shard.plan.redirects));
             }
-            let complete = kept.body.len() < CAPTURE_LIMIT;
-            let body = match decoded(&headers, &kept.body, complete) {
-                Ok(body) => body,
+            if chain.is_none() {
+                match render_parts(shard, user, step) {
+                    Ok(parts) => chain = Some(parts),
+                    Err(detail) => return request.failed(&TransportError::other(detail)),
+                }
+            }
+            let Some(parts) = chain.as_ref() else { return };
+            let hop = match &next {
+                Some(n) => Hop { method: &n.method, path: &n.path, headers: &parts.headers, body: n.body.as_ref() },
+                None => {
+                    Hop { method: &step.method, path: &parts.path, headers: &parts.headers, body: parts.body.as_ref() }
+                }
+            };
+            let target = &shard.plan.target;
+            let jar = &user.jar;
+            let cookies_for = |_: usize, path: &str| {
+                shard.plan.cookies.then(|| cookies::url_of(target, path).and_then(|url| cookies::header_for(jar, &url)))
+            };
+            // HTTP/2 scenarios send to the plan's first host: a redirect elsewhere is off target.
+            let followed = redirect::follow(&[target], 0, &[true], &hop, answered.status, &location, &cookies_for);
+            let request_next = match followed {
+                Ok(n) => n,
                 Err(e) => return request.failed(&e),
             };
-            // Latency as everywhere: from when the request was due.
-            let elapsed = answered.done - intended;
-            let view = ResponseView { status: answered.status, headers: &headers, body: &body, elapsed };
-            let failure = judge(shard, user, step, &view, intended);
-            let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
-            request.answered(Answer {
-                status: Some(answered.status),
-                failure,
-                done: answered.done,
-                bytes_in: 0,
-                bytes_decoded,
-            });
+            let body = request_next.body.clone().map_or_else(Bytes::new, Bytes::from_owner);
+            match pool.request(&request_next.method, &request_next.path, &request_next.headers, body) {
+                Ok(h2) => current = std::rc::Rc::new(h2),
+                Err(detail) => return request.failed(&TransportError::other(detail)),
+            }
+            next = Some(request_next);
+            hops += 1;
+            shard.meter.redirected(intended, 0);
+            continue;
         }
-        Err(e) => request.failed(&e),
+        let complete = kept.body.len() < CAPTURE_LIMIT;
+        let body = match decoded(&headers, &kept.body, complete) {
+            Ok(body) => body,
+            Err(e) => return request.failed(&e),
+        };
+        // Latency as everywhere: from when the request was due.
+        let elapsed = answered.done - intended;
+        let view = ResponseView { status: answered.status, headers: &headers, body: &body, elapsed };
+        let failure = judge(shard, user, step, &view, intended);
+        let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
+        request.answered(Answer {
+            status: Some(answered.status),
+            failure,
+            done: answered.done,
+            bytes_in: 0,
+            bytes_decoded,
+        });
+        return;
     }
 }
 

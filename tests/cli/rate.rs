@@ -61,7 +61,13 @@ fn timeline_adds_up_to_the_summary() {
     assert!(timeline.len() >= 3, "expected at least 3 timeline entries, got {}", timeline.len());
     for (i, entry) in timeline.iter().enumerate() {
         assert_eq!(count(entry, "/second"), i as u64 + 1, "timeline seconds must count up from 1");
-        assert_eq!(num(entry, "/target_rate"), 500.0, "entry {i}: {entry}");
+        if i < 3 {
+            assert_eq!(num(entry, "/target_rate"), 500.0, "entry {i}: {entry}");
+        } else {
+            // A busy machine may end the last answers in a fourth second: the drain, where
+            // nothing is offered any more.
+            assert!(entry["target_rate"].is_null(), "nothing is offered after the 3 s: {entry}");
+        }
     }
     for entry in &timeline[..3] {
         let sent = count(entry, "/sent") as f64;

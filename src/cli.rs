@@ -66,6 +66,15 @@ pub struct RunArgs {
     /// results]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Run part i of N of the load (1 ≤ i ≤ N), for several processes or machines that run one
+    /// plan together: arrivals, users, iterations and feeder rows are dealt out exactly, so the
+    /// N parts together are the whole plan (`pummel merge` joins their results).
+    #[arg(long, value_name = "i/N")]
+    pub segment: Option<String>,
+    /// Start at this instant (RFC 3339, e.g. 2026-12-06T20:00:00Z, or unix milliseconds), so
+    /// that every segment of one plan starts together.
+    #[arg(long, value_name = "WHEN")]
+    pub start_at: Option<String>,
 
     #[command(flatten)]
     pub request: RequestArgs,

@@ -62,6 +62,8 @@ mod report;
 mod results;
 #[path = "cli/seed.rs"]
 mod seed;
+#[path = "cli/segments.rs"]
+mod segments;
 #[path = "cli/sink.rs"]
 mod sink;
 #[path = "cli/sink_record.rs"]

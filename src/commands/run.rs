@@ -189,6 +189,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
+    segment_flags(&mut plan, args)?;
     validate(&plan)?;
     Ok(plan)
 }
@@ -250,6 +251,27 @@ pub fn accept_encoding() -> String {
 }
 
 /// `--drain`, when given.
+/// `--segment i/N` and `--start-at WHEN`, laid over `plan`.
+pub fn segment_flags(plan: &mut Plan, args: &RunArgs) -> Result<(), CliError> {
+    if let Some(text) = &args.segment {
+        plan.segment = pummel_engine::plan::Segment::parse(text).map_err(|e| CliError::usage(anyhow!(e)))?;
+    }
+    if let Some(text) = &args.start_at {
+        plan.start_at = Some(parse_instant(text).map_err(|e| CliError::usage(anyhow!(e)))?);
+    }
+    Ok(())
+}
+
+/// An instant given as RFC 3339 (`2026-12-06T20:00:00Z`) or as unix milliseconds.
+fn parse_instant(text: &str) -> Result<std::time::SystemTime, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(std::time::UNIX_EPOCH + Duration::from_millis(ms));
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("--start-at {text:?}: {e} (expected RFC 3339, e.g. 2026-12-06T20:00:00Z, or unix ms)"))
+}
+
 pub fn drain_flag(connection: &ConnectionArgs) -> Result<Option<Duration>, CliError> {
     connection.drain.as_deref().map(|d| duration_flag("--drain", d)).transpose()
 }

@@ -106,6 +106,9 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         progress.note(&phase_line(&summary));
         summaries.push(summary);
     }
+    if setup.is_some() {
+        plan.start_at = None;
+    }
     let load_start = first_start.elapsed();
     let setup_interrupted = control.is_interrupted();
     if setup.is_some() || teardown.is_some() {
@@ -185,6 +188,14 @@ fn phase_plan(spec: &PlanSpec, args: &RunArgs, phase: Phase) -> Result<Option<Pl
     }
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
+    if let Some(text) = &args.segment {
+        // Each segment's setup does its part (its own ids for its own load), as its load does.
+        plan.segment = pummel_engine::plan::Segment::parse(text).map_err(|e| CliError::usage(anyhow!(e)))?;
+    }
+    if phase == Phase::Setup {
+        // An agreed start starts the first phase.
+        quick::segment_flags(&mut plan, args)?;
+    }
     quick::validate(&plan)?;
     Ok(Some(plan))
 }
@@ -349,6 +360,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
     plan.observers = quick::observers(&args.observe, plan.timeout)?;
+    quick::segment_flags(&mut plan, args)?;
     quick::validate(&plan)?;
     Ok(plan)
 }

@@ -160,6 +160,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        segment: None,
         by_target: Vec::new(),
         phases: Vec::new(),
     }

@@ -89,6 +89,9 @@ pub struct Summary {
     /// Plan files: iterations started per scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioSummary>,
+    /// The part of the plan this run was (`--segment i/N`); absent for the whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
     /// Plans of several hosts (`[targets.NAME]`): each host's figures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_target: Vec<TargetSummary>,

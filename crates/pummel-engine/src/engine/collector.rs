@@ -53,8 +53,18 @@ pub(super) fn run(
     let stop = control.token().child_token();
     let (reports_tx, reports) = mpsc::channel();
     let cpu_at_start = ProcessTime::now();
-    let started_at = SystemTime::now();
-    let start = Instant::now() + START_DELAY;
+    // Segments of one plan run by several processes start at one agreed instant.
+    let (started_at, start) = match plan.start_at {
+        Some(at) => {
+            let wait = at.duration_since(SystemTime::now()).map_err(|_| {
+                EngineError::Plan(crate::plan::PlanError::Invalid(
+                    "--start-at is already past: agree on an instant a little ahead".into(),
+                ))
+            })?;
+            (at, Instant::now() + wait)
+        }
+        None => (SystemTime::now(), Instant::now() + START_DELAY),
+    };
 
     let mut threads = Vec::with_capacity(shards);
     let ends = Arc::new(crate::load::ScenarioEnds::new(plan.scenarios.list.len(), shards));

@@ -139,6 +139,21 @@ impl Shard {
         }
     }
 
+    /// The stride that stripes arrivals, users and connections over every shard of every
+    /// segment: shard `t` of segment `i` (of `N`) is stripe `t·N + i` of `T·N` (see
+    /// `plan::Segment`). Exact whatever thread count each segment's process runs.
+    pub fn stripes(&self) -> (usize, usize) {
+        let segment = self.plan.segment;
+        let count = segment.count.max(1) as usize;
+        (self.index * count + segment.index as usize, self.shards * count)
+    }
+
+    /// This shard's part of `total` items (iterations, requests, pool bounds): its segment's
+    /// share, split over the segment's shards; the parts add up to `total`.
+    pub fn share_of(&self, total: u64) -> u64 {
+        crate::load::share(self.plan.segment.share(total), self.shards, self.index)
+    }
+
     /// Takes one request permit; false when the request budget is spent or sending stopped.
     pub fn take_permit(&self) -> bool {
         !self.stop_sending.is_cancelled() && crate::load::take_one(&self.permits)
@@ -154,7 +169,9 @@ async fn drive(setup: ShardSetup) {
         shards: setup.shards,
         start,
         stop_sending: stop_sending.clone(),
-        permits: Cell::new(plan.stop.requests.map(|n| crate::load::share(n, setup.shards, setup.index))),
+        permits: Cell::new(
+            plan.stop.requests.map(|n| crate::load::share(plan.segment.share(n), setup.shards, setup.index)),
+        ),
         meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), &plan.rate_stages(), &plan.scenarios)),
         dialer: Rc::new(Dialer::new(
             setup.index,
@@ -183,7 +200,12 @@ async fn drive(setup: ShardSetup) {
         plan,
     });
 
-    tokio::time::sleep_until(start).await;
+    // A start agreed with other processes (`--start-at`) may be a while ahead: an interrupt
+    // ends the wait.
+    tokio::select! {
+        () = tokio::time::sleep_until(start) => {}
+        () = stop_sending.cancelled() => {}
+    }
     shard.thread_busy_since_mark();
     let deadline = shard.plan.planned_duration().map(|d| start + d + DISPATCH_SLACK);
     let ticker = tokio::task::spawn_local(tick_seconds(shard.clone(), setup.reports.clone()));

@@ -41,7 +41,6 @@ use crate::flow::seed;
 use crate::flow::template::Vars;
 use crate::flow::{Flow, Scenario, Scenarios, Step};
 use crate::load::closed::users_on;
-use crate::load::share;
 use crate::measure::meter::{ConnectionGauge, Request};
 use crate::plan::{Load, Scheme};
 use crate::proto::http1::Connection;
@@ -72,7 +71,7 @@ impl ScenarioRun {
         let scenarios = shard.plan.scenarios.clone();
         let scenario = &scenarios.list[index];
         let iterations_left = match scenario.load {
-            Load::Open(_) => scenario.iterations.map(|n| share(n, shard.shards, shard.index)),
+            Load::Open(_) => scenario.iterations.map(|n| shard.share_of(n)),
             Load::Closed(_) | Load::Hold(_) => None,
         };
         let http2 = match &scenario.http2 {
@@ -81,10 +80,10 @@ impl ScenarioRun {
                 let streams = settings.streams.max(1);
                 let max_connections = match &scenario.load {
                     Load::Closed(closed) => {
-                        users_on(closed.connections as u64, streams as u64, shard.shards, shard.index)
-                            .div_ceil(streams as u64)
+                        let (stripe, stripes) = shard.stripes();
+                        users_on(closed.connections as u64, streams as u64, stripes, stripe).div_ceil(streams as u64)
                     }
-                    Load::Open(open) => share(open.max_connections as u64, shard.shards, shard.index),
+                    Load::Open(open) => shard.share_of(open.max_connections as u64),
                     Load::Hold(_) => 1,
                 };
                 let plan = &shard.plan;
@@ -105,8 +104,8 @@ impl ScenarioRun {
             stop: shard.stop_sending.child_token(),
             iterations_left: std::cell::Cell::new(iterations_left),
             arrivals: std::cell::Cell::new(0),
-            shards: shard.shards as u64,
-            shard: shard.index as u64,
+            shards: shard.stripes().1 as u64,
+            shard: shard.stripes().0 as u64,
             http2,
             began: Cell::new(shard.start),
         })
@@ -222,7 +221,7 @@ impl User {
     fn begin_iteration(&mut self, shard: &Shard, run: &ScenarioRun, n: u64) -> bool {
         self.vars.set_iteration(n);
         for feeder in run.scenario().feeders.iter().filter_map(|&i| run.scenarios.feeders.get(i)) {
-            match feeder.next_row(self.rng.get_mut()) {
+            match feeder.next_row_in(self.rng.get_mut(), shard.plan.segment) {
                 Ok(Some(row)) => self.vars.set_row(feeder.name(), row),
                 Ok(None) => return false,
                 Err(e) => {

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use rand::Rng;
 
 use crate::inspect::json_to_text;
+use crate::plan::Segment;
 
 /// Files up to this size are kept in memory; larger ones are streamed or indexed.
 pub const MEMORY_LIMIT: u64 = 8 << 20;
@@ -169,6 +170,8 @@ struct Stream {
     reader: RowReader,
     batch: VecDeque<Row>,
     exhausted: bool,
+    /// Rows read since the file's start (a segment takes every `count`-th).
+    position: u64,
 }
 
 impl Feeder {
@@ -226,6 +229,7 @@ impl Feeder {
                 reader,
                 batch: VecDeque::with_capacity(BATCH),
                 exhausted: false,
+                position: 0,
             })))
         };
         Ok(Feeder {
@@ -264,13 +268,20 @@ impl Feeder {
     /// handed out its last row. A random feeder picks with `rng`, the user's own generator,
     /// so a seeded run picks the same rows for the same user.
     pub fn next_row(&self, rng: &mut dyn rand::RngCore) -> Result<Option<Row>, FeederError> {
+        self.next_row_in(rng, Segment::default())
+    }
+
+    /// The next row for a process that runs `segment` of the plan: `sequential` and `unique`
+    /// rows are dealt out over the segments (row `r` to segment `r mod count`), so no row is
+    /// used by two of them; `random` draws from every row.
+    pub fn next_row_in(&self, rng: &mut dyn rand::RngCore, segment: Segment) -> Result<Option<Row>, FeederError> {
         match &self.store {
             Store::Memory { rows, cursor } => {
                 let n = rows.len() as u64;
                 let at = match self.mode {
                     FeederMode::Random => rng.random_range(0..n),
                     FeederMode::Sequential | FeederMode::Unique => {
-                        let at = cursor.fetch_add(1, Ordering::Relaxed);
+                        let at = cursor.fetch_add(1, Ordering::Relaxed) * segment.count.max(1) + segment.index;
                         match self.when_exhausted {
                             WhenExhausted::Wrap => at % n,
                             WhenExhausted::End if at >= n => {
@@ -291,7 +302,7 @@ impl Feeder {
             Store::Stream(stream) => {
                 let mut stream = stream.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if stream.batch.is_empty() {
-                    self.refill(&mut stream)?;
+                    self.refill(&mut stream, segment)?;
                 }
                 Ok(stream.batch.pop_front())
             }
@@ -299,13 +310,20 @@ impl Feeder {
     }
 
     /// Reads up to [`BATCH`] rows into the stream's batch, rewinding at the end when wrapping.
-    fn refill(&self, stream: &mut Stream) -> Result<(), FeederError> {
+    fn refill(&self, stream: &mut Stream, segment: Segment) -> Result<(), FeederError> {
         let mut rewound = false;
         while stream.batch.len() < BATCH && !stream.exhausted {
             match stream.reader.next()? {
-                Some(row) => stream.batch.push_back(row),
+                Some(row) => {
+                    let position = stream.position;
+                    stream.position += 1;
+                    if position % segment.count.max(1) == segment.index {
+                        stream.batch.push_back(row);
+                    }
+                }
                 None if self.when_exhausted == WhenExhausted::Wrap && !rewound => {
                     stream.reader.rewind()?;
+                    stream.position = 0;
                     rewound = true;
                 }
                 None if self.when_exhausted == WhenExhausted::Wrap => break, // the file emptied

@@ -207,4 +207,20 @@ mod tests {
         // 20,000 expected; a Poisson count has sd ≈ 141, so ±2 % is more than 2.8 sd.
         assert!((19_600..=20_400).contains(&total), "{total}");
     }
+
+    /// Segments of a plan run by processes of different thread counts stripe the arrivals as
+    /// `t·N + i` of `T·N` (`Shard::stripes`): together they are exactly the whole schedule.
+    #[test]
+    fn segments_with_different_thread_counts_deal_out_every_arrival_once() {
+        let stages = [stage(300.0, 2.0)];
+        let whole: Vec<Duration> = Arrivals::new(&stages, Arrival::Uniform, 0, 1, 1).collect();
+        let mut parts: Vec<Duration> = Vec::new();
+        // Segment 1 of 2 on one thread, segment 2 of 2 on three threads.
+        parts.extend(Arrivals::new(&stages, Arrival::Uniform, 0, 2, 1));
+        for t in 0..3 {
+            parts.extend(Arrivals::new(&stages, Arrival::Uniform, t * 2 + 1, 3 * 2, 1));
+        }
+        parts.sort();
+        assert_eq!(parts, whole);
+    }
 }

@@ -24,7 +24,8 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, closed: &Close
     let total = closed.connections as u64;
     let per_connection = scenario.users_per_connection() as u64;
     let mut users = JoinSet::new();
-    for k in (0..total).filter(|&k| owner(k, per_connection, shard.shards) == shard.index) {
+    let (stripe, stripes) = shard.stripes();
+    for k in (0..total).filter(|&k| owner(k, per_connection, stripes) == stripe) {
         let windows = user_windows(&scenario.user_stages, scenario.ramp_up, k, total);
         users.spawn_local(closed_user(shard.clone(), run.clone(), k, windows));
     }

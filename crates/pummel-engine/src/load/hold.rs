@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
-use super::share;
 use crate::engine::shard::Shard;
 use crate::exec::{ScenarioRun, held_user};
 use crate::plan::HoldLoad;
@@ -43,7 +42,7 @@ impl Pacer {
 
 /// Runs this shard's share of the hold until the scenario stops.
 pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, load: &HoldLoad) {
-    let mine = share(load.connections as u64, shard.shards, shard.index);
+    let mine = shard.share_of(load.connections as u64);
     if mine > 0 {
         let pacer = Rc::new(Pacer::new(load.open_rate * mine as f64 / load.connections as f64));
         let mut users = JoinSet::new();

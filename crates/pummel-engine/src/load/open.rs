@@ -25,7 +25,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::arrivals::Arrivals;
-use super::share;
 use super::timer::ArrivalTimer;
 use crate::engine::shard::Shard;
 use crate::exec::{Arrival, ScenarioRun, User, arrival};
@@ -59,11 +58,10 @@ struct Queue {
 pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoad) {
     // Each scenario's arrivals from the run's seed (the shard's own share is mixed in below).
     let seed = crate::flow::seed::mix(shard.plan.seed, &[run.index() as u64]);
-    let shards = shard.shards;
     let per_connection = run.scenario().users_per_connection();
-    let pool = share(open.max_connections as u64, shards, shard.index).max(1) as usize * per_connection;
+    let pool = shard.share_of(open.max_connections as u64).max(1) as usize * per_connection;
     let bound = open.inflight_bound(shard.plan.timeout, open.max_connections.saturating_mul(per_connection));
-    let max_inflight = Some(share(bound as u64, shards, shard.index).max(1));
+    let max_inflight = Some(shard.share_of(bound as u64).max(1));
     let first_request = run.first_request();
     let queue = Rc::new(Queue {
         waiting: RefCell::new(VecDeque::new()),
@@ -76,7 +74,8 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
     let timer = ArrivalTimer::new();
     let planned = run.scenario().planned_duration().unwrap_or(Duration::MAX);
     let mut without_wait = 0u32;
-    let mut arrivals = Arrivals::new(&open.stages, open.arrival, shard.index, shards, seed);
+    let (stripe, stripes) = shard.stripes();
+    let mut arrivals = Arrivals::new(&open.stages, open.arrival, stripe, stripes, seed);
     // The arrival the dispatcher was at when the scenario was stopped, if it was.
     let mut stopped_at = None;
     for offset in arrivals.by_ref() {

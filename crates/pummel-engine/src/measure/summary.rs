@@ -136,9 +136,11 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        segment: None,
         by_target: Vec::new(),
         phases: Vec::new(),
     };
+    summary.segment = (!plan.segment.is_whole()).then(|| plan.segment.to_string());
     add_flows(&mut summary, plan, &outcome.flows, outcome.measured);
     add_targets(&mut summary, plan, &outcome.flows);
     summary

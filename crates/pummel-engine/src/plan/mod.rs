@@ -103,11 +103,67 @@ pub struct Plan {
     /// one host.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub target_name: String,
+    /// The part of the plan this process runs (`--segment i/N`): the whole plan by default.
+    #[serde(skip_serializing_if = "Segment::is_whole")]
+    pub segment: Segment,
+    /// When the run starts, agreed between the processes that run segments of one plan
+    /// (`--start-at`); `None`: at once.
+    #[serde(skip)]
+    pub start_at: Option<std::time::SystemTime>,
     /// The plan's other hosts (`[targets.NAME]`), each with its own connections, addresses,
     /// TLS client and signing; a request names its host by index (0: [`Plan::target`], `i`:
     /// `other_targets[i - 1]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_targets: Vec<NamedTarget>,
+}
+
+/// One of `count` parts of a plan (`--segment index+1/count`): processes that run every part
+/// of one plan, on one machine or many, together run exactly the whole plan. Arrival `k` of an
+/// open-model scenario fires in part `k mod count` (parts interleave, no bursts); users and
+/// connections are striped the same way (so `{{ user }}` stays unique over the parts);
+/// iterations, request counts and pool bounds are split so that the parts add up to the
+/// whole; `unique` and `sequential` feeders hand row `r` to part `r mod count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    /// This part, 0-based.
+    pub index: u64,
+    /// How many parts the plan is cut into.
+    pub count: u64,
+}
+
+impl Default for Segment {
+    fn default() -> Self {
+        Segment { index: 0, count: 1 }
+    }
+}
+
+impl Segment {
+    /// True for the whole plan (one part).
+    pub fn is_whole(&self) -> bool {
+        self.count <= 1
+    }
+
+    /// Parses `i/N` (1-based, as `--segment 2/4`).
+    pub fn parse(text: &str) -> Result<Segment, String> {
+        let bad = || format!("--segment {text:?}: expected i/N, e.g. 1/4 (part i of N, 1 ≤ i ≤ N)");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if n == 0 || i == 0 || i > n {
+            return Err(bad());
+        }
+        Ok(Segment { index: i - 1, count: n })
+    }
+
+    /// How many of `total` items this part takes (the parts add up to `total`).
+    pub fn share(&self, total: u64) -> u64 {
+        crate::load::share(total, self.count.max(1) as usize, self.index as usize)
+    }
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index + 1, self.count)
+    }
 }
 
 /// One more host of a plan that sends to several (`[targets.NAME]`).
@@ -169,6 +225,8 @@ impl Plan {
             auth: None,
             target_name: String::new(),
             other_targets: Vec::new(),
+            segment: Segment::default(),
+            start_at: None,
         }
     }
 
@@ -690,5 +748,18 @@ mod tests {
         assert_eq!(rate_at(&stages, Duration::from_secs(1)), 10.0);
         assert_eq!(rate_at(&stages, Duration::from_secs(4)), 20.0);
         assert_eq!(rate_at(&stages, Duration::from_secs(5)), 20.0);
+    }
+
+    #[test]
+    fn segments_parse_and_their_shares_add_up() {
+        assert_eq!(Segment::parse("2/4"), Ok(Segment { index: 1, count: 4 }));
+        for bad in ["0/4", "5/4", "4", "x/4", "1/0", ""] {
+            assert!(Segment::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Segment::parse("3/5").map(|s| s.to_string()), Ok("3/5".to_string()));
+        for total in [0u64, 1, 7, 100_000] {
+            let sum: u64 = (0..3).map(|index| Segment { index, count: 3 }.share(total)).sum();
+            assert_eq!(sum, total);
+        }
     }
 }

@@ -282,6 +282,13 @@ pub struct DisplayArgs {
     /// Print only the end summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Serve a live web dashboard of the run at ADDR (default 127.0.0.1:5665): its charts,
+    /// updated every second, then the final report.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:5665")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// How long the dashboard keeps serving the final report after the run.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub dashboard_linger: std::time::Duration,
 }
 
 /// Arrival processes, as typed on the command line.

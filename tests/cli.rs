@@ -20,6 +20,8 @@ mod convert;
 mod convert_browser;
 #[path = "cli/counts.rs"]
 mod counts;
+#[path = "cli/dashboard.rs"]
+mod dashboard;
 #[path = "cli/demo.rs"]
 mod demo;
 #[path = "cli/errors.rs"]

@@ -45,7 +45,7 @@ pub fn run(args: DemoArgs) -> Result<ExitStatus, CliError> {
     ));
     let control = RunControl::new();
     install_interrupt_handler(&control);
-    let mut progress = Progress::new(args.display, format!("GET {url}"), plan.planned_duration());
+    let mut progress = Progress::new(args.display, format!("GET {url}"), plan.planned_duration())?;
     let mut last_rate = None;
     let outcome = engine::run(&plan, &control, |entry| {
         if entry.target_rate != last_rate {

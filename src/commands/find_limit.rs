@@ -124,7 +124,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     let control = RunControl::new();
     install_interrupt_handler(&control);
     let title = format!("{} {}", args.request.method, spec.base.target.url);
-    let mut view = LiveSteps { progress: Progress::new(args.display, title, None), quiet: args.display.quiet };
+    let mut view = LiveSteps { progress: Progress::new(args.display, title, None)?, quiet: args.display.quiet };
     let found = find_limit(&spec, &control, &mut view).map_err(|e| match e {
         FindLimitError::Invalid(_) => CliError::usage(anyhow!(e)),
         FindLimitError::Engine(_) => CliError::cannot_start(anyhow!(e)),
@@ -152,9 +152,10 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
             print_stdout("no good step, so no capacity estimate for --peak\n");
         }
     }
-    if args.output.is_some() || args.junit.is_some() {
+    if args.output.is_some() || args.junit.is_some() || crate::output::dashboard::is_open() {
         let mut doc = results_document(&found.plan, &found.outcome, summary.clone());
         doc.find_limit = Some(found.report.clone());
+        crate::output::dashboard::finish(&doc, &args.display);
         if let Some(path) = &args.output {
             doc.write_atomically(path).map_err(|e| CliError::internal(anyhow!(e)))?;
             if !args.display.json && !args.display.quiet {

@@ -106,7 +106,7 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     install_interrupt_handler(&control);
     let wanted = args.connections;
     let title = format!("hold {} x {} {}", wanted, HoldMode::from(args.mode).name(), plan.target.url);
-    let mut progress = Progress::new(args.display, title.clone(), plan.planned_duration());
+    let mut progress = Progress::new(args.display, title.clone(), plan.planned_duration())?;
     let mut totals = HoldTotals::default();
     let outcome = engine::run(&plan, &control, |entry| {
         totals.add(entry);

@@ -97,6 +97,11 @@ pub fn print_stdout(text: &str) {
 
 static ACTIVE_RUN: OnceLock<RunControl> = OnceLock::new();
 
+/// True once SIGINT/SIGTERM stopped the run (or no run installed a handler: false).
+pub fn interrupted() -> bool {
+    ACTIVE_RUN.get().is_some_and(RunControl::is_interrupted)
+}
+
 /// Makes SIGINT/SIGTERM stop `control`'s run gracefully; a second signal exits at once.
 pub fn install_interrupt_handler(control: &RunControl) {
     if ACTIVE_RUN.set(control.clone()).is_err() {

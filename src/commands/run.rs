@@ -55,7 +55,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
             eprintln!("pummel  {title}");
         }
     }
-    let mut progress = Progress::new(args.display, title, plan.planned_duration());
+    let mut progress = Progress::new(args.display, title, plan.planned_duration())?;
     let outcome =
         engine::run(&plan, &control, |entry| progress.second(entry)).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let suite = format!("pummel run {} {}", args.request.method, plan.target.url);
@@ -115,8 +115,9 @@ pub fn finish_summary(
     } else {
         super::print_stdout(&table(&summary));
     }
-    if files.results.is_some() || files.junit.is_some() {
+    if files.results.is_some() || files.junit.is_some() || crate::output::dashboard::is_open() {
         let doc = results_document(plan, outcome, summary.clone());
+        crate::output::dashboard::finish(&doc, &display);
         if let Some(path) = files.results {
             doc.write_atomically(path).map_err(|e| CliError::internal(anyhow!(e)))?;
             if !display.json && !display.quiet {

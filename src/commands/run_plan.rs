@@ -91,7 +91,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     install_interrupt_handler(&control);
     let names: Vec<&str> = spec.scenarios.iter().filter(|s| s.phase == Phase::Load).map(|s| s.name.as_str()).collect();
     let title = format!("{} ({}): {}", path.display(), names.join(", "), plan.target.url);
-    let mut progress = Progress::new(args.display, title, plan.planned_duration());
+    let mut progress = Progress::new(args.display, title, plan.planned_duration())?;
     let first_start = Instant::now();
     let mut summaries = Vec::new();
     if let Some(setup) = &setup {

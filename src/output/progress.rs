@@ -31,7 +31,12 @@ pub struct Progress {
 
 impl Progress {
     /// Chooses the mode from the flags and whether the output is a terminal.
-    pub fn new(display: DisplayArgs, title: String, planned: Option<Duration>) -> Self {
+    pub fn new(
+        display: DisplayArgs,
+        title: String,
+        planned: Option<Duration>,
+    ) -> Result<Self, crate::commands::CliError> {
+        super::dashboard::open(&display, &title)?;
         // With --json, stdout is reserved for the summary document.
         let to_stderr = display.json;
         let is_tty = if to_stderr { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
@@ -42,11 +47,12 @@ impl Progress {
         } else {
             Mode::Live
         };
-        Progress { mode, to_stderr, title, planned, drawn: 0, total_ok: 0, total_failed: 0 }
+        Ok(Progress { mode, to_stderr, title, planned, drawn: 0, total_ok: 0, total_failed: 0 })
     }
 
     /// Shows one completed second, and any warning about the watched target.
     pub fn second(&mut self, entry: &TimelineEntry) {
+        super::dashboard::second(entry);
         self.show_second(entry);
         for warning in entry.target.iter().flat_map(|t| &t.warnings) {
             self.note(&format!("warning (target): {}", warning.text));
@@ -68,6 +74,7 @@ impl Progress {
     /// established, opened, failed, closed by the target) plus the probe and target columns:
     /// as is in plain mode, redrawn in place under the title in the live view.
     pub fn hold_second(&mut self, entry: &TimelineEntry, line: &str) {
+        super::dashboard::second(entry);
         self.total_ok += entry.ok;
         self.total_failed += entry.failed;
         let mut line = line.to_string();
@@ -104,6 +111,7 @@ impl Progress {
 
     /// Prints a line outside the per-second flow (e.g. a stage header or a warning).
     pub fn note(&mut self, line: &str) {
+        super::dashboard::note(line);
         if self.mode == Mode::Quiet {
             return;
         }

@@ -37,14 +37,20 @@ pub fn require_tools() {
 /// Loads `url` in headless Chromium with a new profile under `dir` and saves the HAR of the
 /// visit to `har`; panics with the browser's output if it fails or takes over 45 s.
 pub fn record_har(url: &str, har: &Path, dir: &Path) {
-    require_tools();
     let profile = dir.join("chromium-profile");
-    let script = browser_dir().join("record-har.mjs");
+    let (done, out) = node_script("record-har.mjs", &[url, &har.to_string_lossy(), &profile.to_string_lossy()]);
+    assert!(done && har.is_file(), "recording the HAR failed:\n{out}");
+}
+
+/// Runs `tests/browser/SCRIPT` with node (Chromium through playwright-core) and `args`, for at
+/// most 45 s; true when it exited 0, with what it printed (stdout, then stderr). Panics, naming
+/// the set-up script, when a tool is missing, and when it had to be killed.
+pub fn node_script(script: &str, args: &[&str]) -> (bool, String) {
+    require_tools();
+    let script = browser_dir().join(script);
     let child = Command::new("node")
         .arg(&script)
-        .arg(url)
-        .arg(har)
-        .arg(&profile)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -68,9 +74,8 @@ pub fn record_har(url: &str, har: &Path, dir: &Path) {
         let _ = pipe.read_to_string(&mut out);
     }
     match status {
-        Some(status) if status.success() && har.is_file() => {}
-        Some(status) => panic!("recording the HAR failed ({status}):\n{out}"),
-        None => panic!("recording the HAR took over 45 s; killed node (PID {})", guard.0.id()),
+        Some(status) => (status.success(), out),
+        None => panic!("{} took over 45 s; killed node (PID {}):\n{out}", script.display(), guard.0.id()),
     }
 }
 

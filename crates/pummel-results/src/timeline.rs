@@ -79,8 +79,8 @@ pub struct TimelineEntry {
     /// its sample was not ready in time); absent when it has one or none is watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_gap: Option<String>,
-    /// Scenarios that started during this second, when they start later than the run
-    /// (`start`, `after`) or at all: which part of the plan ran when.
+    /// Scenarios that start later than the run (`start`, `after`) and started during this
+    /// second: which part of the plan ran when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub started: Vec<String>,
 }

@@ -117,6 +117,8 @@ pub struct RunArgs {
     pub require_target: bool,
     #[command(flatten)]
     pub observe: ObserveArgs,
+    #[command(flatten)]
+    pub metrics: crate::commands::metrics::MetricsArgs,
 
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]

@@ -44,6 +44,8 @@ mod junit;
 mod keepalive;
 #[path = "cli/latency.rs"]
 mod latency;
+#[path = "cli/metrics.rs"]
+mod metrics;
 #[path = "cli/observe.rs"]
 mod observe;
 #[path = "cli/outcomes.rs"]

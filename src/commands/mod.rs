@@ -7,6 +7,7 @@ pub mod demo;
 pub mod doctor;
 pub mod find_limit;
 pub mod hold;
+pub mod metrics;
 pub mod proxy;
 pub mod report;
 pub mod run;

@@ -42,7 +42,8 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     if args.require_target {
         check_target(&plan)?;
     }
-    let control = RunControl::new();
+    let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
+    let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let mut title = format!("{} {}", args.request.method, plan.target.url);
     if args.http2 {
@@ -60,7 +61,9 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         engine::run(&plan, &control, |entry| progress.second(entry)).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let suite = format!("pummel run {} {}", args.request.method, plan.target.url);
     let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    finish(&plan, &outcome, args.display, files)
+    let status = finish(&plan, &outcome, args.display, files);
+    metrics.finish(&control);
+    status
 }
 
 /// The files a run writes when it ends: the results document (`-o`) and JUnit XML (`--junit`),

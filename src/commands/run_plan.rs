@@ -82,7 +82,8 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     if args.require_target {
         quick::check_target(&plan)?;
     }
-    let control = RunControl::new();
+    let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
+    let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
     let title = format!("{} ({}): {}", path.display(), names.join(", "), plan.target.url);
@@ -108,11 +109,12 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let suite = format!("pummel run {}", path.display());
     let files = quick::OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    let status = quick::finish(&plan, &outcome, args.display, files)?;
-    if staged && !args.display.json && !args.display.quiet {
+    let status = quick::finish(&plan, &outcome, args.display, files);
+    if status.is_ok() && staged && !args.display.json && !args.display.quiet {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
-    Ok(status)
+    metrics.finish(&control);
+    status
 }
 
 /// `-e KEY=VALUE` flags.

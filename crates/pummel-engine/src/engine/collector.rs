@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cpu_time::ProcessTime;
 
+use super::live::{self, LiveSecond, NameCounts};
 use super::shard::{self, ShardReport, ShardSetup};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
 use crate::measure::limit::{self, LoadShape, RunFigures, SecondJudge};
@@ -35,6 +36,8 @@ struct SecondInProgress {
     busiest_thread: f64,
     /// Shards that reported the second (its thread figure is only known from those).
     reported: usize,
+    /// Per-name counts of the second, for the live feed.
+    named: Vec<NameCounts>,
 }
 
 pub(super) fn run(
@@ -94,7 +97,7 @@ pub(super) fn run(
 
     while let Ok(report) = reports.recv() {
         match report {
-            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_busy } => {
+            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_busy, named } => {
                 last_reported[shard] = last_reported[shard].max(second);
                 let slot = pending.entry(second).or_default();
                 slot.stats.merge(&stats);
@@ -103,11 +106,13 @@ pub(super) fn run(
                 slot.connections += connections;
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
+                live::add_all(&mut slot.named, &named);
             }
             ShardReport::Finished {
                 shard,
                 tail_second,
                 tail,
+                tail_named,
                 stages,
                 flows: shard_flows,
                 other_errors: messages,
@@ -116,6 +121,7 @@ pub(super) fn run(
             } => {
                 let slot = pending.entry(tail_second).or_default();
                 slot.stats.merge(&tail);
+                live::add_all(&mut slot.named, &tail_named);
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
                 finished[shard] = true;
@@ -169,8 +175,12 @@ pub(super) fn run(
                 if window_seconds.is_none_or(|end| entry.second <= end) {
                     entry.limit = judge.judge(&entry);
                 }
+                feed_second(control, &entry, &done, plan);
                 on_second(&entry);
                 timeline.push(entry);
+            } else {
+                // Not a line of its own, but its drops still count.
+                feed_second(control, &entry, &done, plan);
             }
             window.push_back(done.stats);
             if window.len() > window_len {
@@ -222,6 +232,13 @@ pub(super) fn run(
         flows,
         limit,
     })
+}
+
+/// Hands a closed second to the control's live feed, if it has one.
+fn feed_second(control: &RunControl, entry: &TimelineEntry, done: &SecondInProgress, plan: &Plan) {
+    if let Some(feed) = control.feed() {
+        feed.second(&LiveSecond { entry, stats: &done.stats, named: &done.named, scenarios: &plan.scenarios });
+    }
 }
 
 /// What the per-second judgement needs to know of the plan's load.

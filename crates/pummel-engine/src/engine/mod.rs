@@ -8,6 +8,7 @@
 
 mod collector;
 mod control;
+pub mod live;
 pub(crate) mod shard;
 
 use std::time::{Duration, SystemTime};

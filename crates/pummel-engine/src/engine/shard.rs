@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::{Dialer, TlsClient};
+use crate::engine::live::NameCounts;
 use crate::measure::meter::{Meter, Totals};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
@@ -41,6 +42,8 @@ pub(crate) enum ShardReport {
         waiting: u64,
         connections: u64,
         thread_busy: f64,
+        /// Per-name counts of the second (`engine::live`).
+        named: Vec<NameCounts>,
     },
     /// The shard ended; its per-stage totals.
     Finished {
@@ -48,6 +51,8 @@ pub(crate) enum ShardReport {
         /// The stats since the last whole second, and the second they are reported under.
         tail_second: u64,
         tail: Box<Stats>,
+        /// Per-name counts since the last whole second.
+        tail_named: Vec<NameCounts>,
         stages: Vec<Stats>,
         /// Plan-file tallies (per request name, check, branch and scenario).
         flows: FlowTallies,
@@ -188,12 +193,14 @@ async fn drive(setup: ShardSetup) {
     abandon_the_rest(&shard).await;
     ticker.abort();
 
+    let tail_named = shard.meter.take_named();
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
     // Everything since the last tick belongs to the next second, however far into it we are.
     let _ = setup.reports.send(ShardReport::Finished {
         shard: shard.index,
         tail_second: shard.seconds_reported.get() + 1,
         tail: Box::new(tail),
+        tail_named,
         stages,
         flows,
         other_errors,
@@ -232,6 +239,7 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
             waiting: shard.meter.waiting(),
             connections: shard.meter.connections(),
             thread_busy,
+            named: shard.meter.take_named(),
         };
         if reports.send(report).is_err() {
             return;

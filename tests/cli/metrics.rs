@@ -1,0 +1,162 @@
+//! `--metrics-listen`: the Prometheus exposition of a running test, judged by a real
+//! Prometheus (its count of requests equals the summary's, exactly) and by `promtool check
+//! metrics` on a scrape taken during a run.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::support::prometheus::{Prometheus, promtool_check};
+use crate::support::{self, Sink, count, free_port, http_get, plans::write_plan, temp_dir};
+
+/// The body of `GET /metrics` at `addr`, when it answered 200.
+fn scrape(addr: SocketAddr) -> Option<String> {
+    let response = http_get(addr, "/metrics", Duration::from_secs(5))?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// The value of the series written exactly as `series` (name and labels) in an exposition.
+fn value_of(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn prometheus_counts_exactly_the_requests_the_summary_counts() {
+    let _shared = support::shared();
+    let sink = Sink::start(&["--error-rate", "10%"]);
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let prometheus = Prometheus::scraping(listen);
+    let listen_text = listen.to_string();
+    let url = sink.url("/");
+    let args = [
+        "run",
+        &url,
+        "-d",
+        "3s",
+        "-r",
+        "300",
+        "-c",
+        "8",
+        "--json",
+        "--metrics-listen",
+        &listen_text,
+        "--metrics-linger",
+        "4s",
+    ];
+    let out = support::run(&args, Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    let (completed, ok, failed) =
+        (count(&summary, "/requests/completed"), count(&summary, "/requests/ok"), count(&summary, "/requests/failed"));
+    assert!(completed > 500 && failed > 0, "a run with failures: {completed} completed, {failed} failed");
+
+    // Counters only grow, so the highest value Prometheus stored is the last one pummel served
+    // (after pummel exits, its series go stale: an instant query finds nothing).
+    let total = "sum(max_over_time(pummel_requests_total[10m]))";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = prometheus.scalar(total);
+        if seen == Some(completed as f64) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, Some(completed as f64), "Prometheus's {total} against the summary's completed requests");
+    let outcome = |o: &str| prometheus.scalar(&format!("max_over_time(pummel_requests_total{{outcome=\"{o}\"}}[10m])"));
+    assert_eq!(outcome("ok"), Some(ok as f64));
+    assert_eq!(outcome("failed"), Some(failed as f64));
+    let status_5xx = prometheus.scalar("max_over_time(pummel_request_failures_total{kind=\"status_5xx\"}[10m])");
+    assert_eq!(status_5xx, Some(count(&summary, "/errors/status_5xx") as f64));
+    let latency_count = prometheus.scalar("max_over_time(pummel_request_latency_seconds_count[10m])");
+    assert_eq!(latency_count, Some(ok as f64), "the latency histogram holds every success");
+}
+
+#[test]
+fn a_scrape_during_a_plan_run_passes_promtool_and_shows_names_probes_and_the_target() {
+    let _shared = support::shared();
+    let sink = Sink::start(&[]);
+    let dir = temp_dir();
+    let plan = write_plan(
+        &dir,
+        "plan.toml",
+        &format!(
+            r#"
+[target]
+base_url = "{}"
+
+[[scenario]]
+name = "shop"
+rate = 50
+duration = "3s"
+flow = [
+  {{ request = {{ method = "GET", path = "/items", name = "list items" }} }},
+  {{ request = {{ method = "GET", path = "/cart", name = "cart" }} }},
+]
+"#,
+            sink.url("")
+        ),
+    );
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let (listen_text, probe, pid) = (listen.to_string(), sink.url("/health"), sink.pid().to_string());
+    let args = [
+        "run",
+        &plan,
+        "--plain",
+        "--metrics-listen",
+        &listen_text,
+        "--metrics-linger",
+        "1s",
+        "--probe",
+        &probe,
+        "--watch-pid",
+        &pid,
+    ];
+    let mut running = support::spawn(&args, None);
+    assert!(running.wait_for_stderr("metrics: http://", Duration::from_secs(20)), "the endpoint is announced");
+    // A scrape once the first seconds have been added.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut exposition = String::new();
+    while Instant::now() < deadline && running.is_alive() {
+        exposition = scrape(listen).unwrap_or_default();
+        if value_of(&exposition, "pummel_run_second").is_some_and(|s| s >= 2.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = running.wait(Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    assert!(value_of(&exposition, "pummel_run_second").is_some_and(|s| s >= 2.0), "scraped mid-run:\n{exposition}");
+
+    let (passed, said) = promtool_check(&exposition);
+    assert!(passed && said.trim().is_empty(), "promtool check metrics: {said}\n{exposition}");
+    for series in [
+        "pummel_named_requests_total{scenario=\"shop\",name=\"list items\",outcome=\"ok\"}",
+        "pummel_named_requests_total{scenario=\"shop\",name=\"cart\",outcome=\"ok\"}",
+        "pummel_probe_up{url=\"",
+        "pummel_target_open_fds",
+        "pummel_open_connections",
+        "pummel_request_service_time_seconds_bucket{le=\"0.001\"}",
+    ] {
+        assert!(exposition.contains(series), "{series} is in the scrape:\n{exposition}");
+    }
+}
+
+#[test]
+fn bad_addresses_are_usage_errors_and_a_taken_port_cannot_start() {
+    let _shared = support::shared();
+    let sink = Sink::start(&[]);
+    let url = sink.url("/");
+    for bad in ["nope", "127.0.0.1:99999", "example.com:9464"] {
+        let out = support::run(&["run", &url, "-n", "5", "--metrics-listen", bad], Duration::from_secs(30));
+        out.assert_code(2).assert_no_panic();
+        assert!(out.stderr.contains("--metrics-listen"), "{}", out.stderr);
+    }
+    let out = support::run(&["run", &url, "-n", "5", "--metrics-linger", "1s"], Duration::from_secs(30));
+    out.assert_code(2);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let out = support::run(&["run", &url, "-n", "5", "--metrics-listen", &addr], Duration::from_secs(30));
+    out.assert_code(3).assert_no_panic();
+    assert!(out.stderr.contains("cannot listen"), "{}", out.stderr);
+}

@@ -299,6 +299,11 @@ pub fn observers(args: &ObserveArgs, request_timeout: Duration) -> Result<Observ
             ProbeSpec::new(url, expect.clone(), timeout).map_err(|e| CliError::usage(anyhow!("--probe-json: {e}")))?;
         probes.push(spec);
     }
+    for url in &args.probe_metric {
+        let spec = ProbeSpec::for_metric(url, expect.clone(), timeout)
+            .map_err(|e| CliError::usage(anyhow!("--probe-metric: {e}")))?;
+        probes.push(spec);
+    }
     let watch = match (args.watch_pid, args.watch_port) {
         (Some(pid), _) => Some(WatchTarget::Pid(pid)),
         (None, Some(port)) => Some(WatchTarget::Port(port)),

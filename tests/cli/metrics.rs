@@ -160,3 +160,72 @@ fn bad_addresses_are_usage_errors_and_a_taken_port_cannot_start() {
     out.assert_code(3).assert_no_panic();
     assert!(out.stderr.contains("cannot listen"), "{}", out.stderr);
 }
+
+/// `--probe-metric` reads a number from a Prometheus exposition every second — here the one of
+/// another pummel run's `--metrics-listen`, whose request counter grows while the probe reads
+/// it; the values go into the results timeline beside the load, and a metric the exposition
+/// lacks makes the probe NOK.
+#[test]
+fn probe_metric_reads_another_runs_exposition_into_the_timeline() {
+    let _shared = support::shared();
+    let sink = Sink::start(&[]);
+    let url = sink.url("/");
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listen_text = listen.to_string();
+    let source = support::spawn(
+        &["run", &url, "-d", "6s", "-r", "100", "-c", "2", "--quiet", "--metrics-listen", &listen_text],
+        None,
+    );
+    assert!(support::wait_until_listening(listen, Duration::from_secs(20)), "the source's endpoint is up");
+    let dir = temp_dir();
+    let (results, results_text) = support::path_in(&dir, "results.json");
+    let counter = format!("http://{listen}/metrics#pummel_requests_total{{outcome=\"ok\"}}");
+    let missing = format!("http://{listen}/metrics#no_such_metric");
+    let out = support::run(
+        &[
+            "run",
+            &url,
+            "-d",
+            "3s",
+            "-r",
+            "20",
+            "-c",
+            "1",
+            "--plain",
+            "--probe-metric",
+            &counter,
+            "--probe-metric",
+            &missing,
+            "-o",
+            &results_text,
+        ],
+        Duration::from_secs(60),
+    );
+    out.assert_code(0).assert_no_panic();
+    assert!(out.stdout.contains(" value="), "the per-second lines show the value:\n{}", out.stdout);
+    let doc = support::read_json(&results);
+    let mut values = Vec::new();
+    let mut missing_errors = Vec::new();
+    for entry in doc["timeline"].as_array().expect("a timeline") {
+        for probe in entry["probes"].as_array().into_iter().flatten() {
+            if probe["url"].as_str().is_some_and(|u| u.ends_with("/metrics")) && probe["value"].is_number() {
+                assert_eq!(probe["ok"], true, "{probe}");
+                values.push(probe["value"].as_f64().unwrap_or_default());
+            } else {
+                assert_eq!(probe["ok"], false, "{probe}");
+                missing_errors.push(probe["error"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    assert!(values.len() >= 2, "a value each second: {values:?}");
+    assert!(values.windows(2).all(|w| w[1] >= w[0]) && values.last() > values.first(), "a growing counter: {values:?}");
+    assert!(!missing_errors.is_empty() && missing_errors.iter().all(|e| e.contains("no sample of no_such_metric")));
+    drop(source);
+
+    let out = support::run(
+        &["run", &url, "-n", "5", "--probe-metric", "http://127.0.0.1:1/metrics#bad{x=y}"],
+        Duration::from_secs(30),
+    );
+    out.assert_code(2).assert_no_panic();
+    assert!(out.stderr.contains("--probe-metric") && out.stderr.contains("double quotes"), "{}", out.stderr);
+}

@@ -119,6 +119,8 @@ pub struct RunArgs {
     pub observe: ObserveArgs,
     #[command(flatten)]
     pub metrics: crate::commands::metrics::MetricsArgs,
+    #[command(flatten)]
+    pub request_log: crate::commands::request_log::RequestLogArgs,
 
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]

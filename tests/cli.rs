@@ -58,6 +58,8 @@ mod proxy;
 mod rate;
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/request_log.rs"]
+mod request_log;
 #[path = "cli/results.rs"]
 mod results;
 #[path = "cli/seed.rs"]

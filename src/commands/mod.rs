@@ -10,6 +10,7 @@ pub mod hold;
 pub mod metrics;
 pub mod proxy;
 pub mod report;
+pub mod request_log;
 pub mod run;
 pub mod run_plan;
 pub mod sink;

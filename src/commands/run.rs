@@ -97,6 +97,7 @@ pub fn finish_with(
     table: impl FnOnce(&Summary) -> String,
 ) -> Result<ExitStatus, CliError> {
     let summary = summarize(plan, outcome);
+    super::request_log::report(outcome.request_log.as_ref(), display);
     // A count of `tls_error`s does not say why; the reason usually does (unknown issuer, ...).
     if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
         eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));
@@ -181,6 +182,8 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
+    let headers = args.request.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    plan.request_log = super::request_log::spec(&args.request_log, &headers)?;
     validate(&plan)?;
     Ok(plan)
 }

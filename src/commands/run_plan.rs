@@ -255,6 +255,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
     plan.observers = quick::observers(&args.observe, plan.timeout)?;
+    plan.request_log = super::request_log::spec(&args.request_log, &spec.target.headers)?;
     quick::validate(&plan)?;
     Ok(plan)
 }

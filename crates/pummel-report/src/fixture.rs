@@ -159,6 +159,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        request_log: None,
     }
 }
 

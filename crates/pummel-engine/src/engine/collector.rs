@@ -18,6 +18,7 @@ use crate::measure::tallies::FlowTallies;
 use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
 use crate::plan::{Load, Plan};
+use crate::request_log::Writer as RequestLogWriter;
 use pummel_results::expr::{MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::timeline::TimelineEntry;
@@ -49,6 +50,13 @@ pub(super) fn run(
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
     let tls = plan.tls_client()?.map(Arc::new);
+    let request_log = match &plan.request_log {
+        Some(spec) => Some(
+            RequestLogWriter::start(spec, plan.scenarios.clone(), base_url(plan))
+                .map_err(|source| EngineError::RequestLog { path: spec.path.display().to_string(), source })?,
+        ),
+        None => None,
+    };
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
     let (reports_tx, reports) = mpsc::channel();
@@ -66,6 +74,7 @@ pub(super) fn run(
             start,
             stop: stop.clone(),
             reports: reports_tx.clone(),
+            log: request_log.as_ref().map(RequestLogWriter::link),
         };
         let spawned =
             std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));
@@ -198,6 +207,8 @@ pub(super) fn run(
     for handle in threads {
         let _ = handle.join();
     }
+    // Every shard's log went with its thread: the writer has all there is.
+    let request_log = request_log.map(RequestLogWriter::finish);
 
     // Statistics cover the planned window, not the grace after it.
     let elapsed = plan.planned_duration().map_or(elapsed, |planned| elapsed.min(planned));
@@ -231,7 +242,20 @@ pub(super) fn run(
         target,
         flows,
         limit,
+        request_log,
     })
+}
+
+/// `scheme://host[:port]` of the target, which the request log puts before each path.
+fn base_url(plan: &Plan) -> String {
+    let url = &plan.target.url;
+    match url.find("://").map(|at| at + 3) {
+        Some(host_start) => match url[host_start..].find('/') {
+            Some(path_start) => url[..host_start + path_start].to_string(),
+            None => url.clone(),
+        },
+        None => url.clone(),
+    }
 }
 
 /// Hands a closed second to the control's live feed, if it has one.

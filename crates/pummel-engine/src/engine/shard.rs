@@ -24,6 +24,7 @@ use crate::measure::meter::{Meter, Totals};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
 use crate::plan::Plan;
+use crate::request_log::ShardLog;
 
 /// Time after the planned end during which an open-model arrival may still go out: the
 /// dispatcher ends with its schedule, and this only lets its last arrivals, which a busy
@@ -74,6 +75,8 @@ pub(crate) struct ShardSetup {
     pub start: std::time::Instant,
     pub stop: CancellationToken,
     pub reports: Sender<ShardReport>,
+    /// The request log's writer, when the plan logs requests.
+    pub log: Option<crate::request_log::LogLink>,
 }
 
 /// Runs the shard to its end on the current thread.
@@ -107,6 +110,8 @@ pub(crate) struct Shard {
     seconds_reported: Cell<u64>,
     /// The thread's CPU clock at the last report, and when it was read.
     cpu_mark: Cell<Option<(cpu_time::ThreadTime, Instant)>>,
+    /// This shard's side of the request log (`--log-requests`).
+    pub log: Option<ShardLog>,
 }
 
 impl Shard {
@@ -152,6 +157,7 @@ async fn drive(setup: ShardSetup) {
         )),
         seconds_reported: Cell::new(0),
         cpu_mark: Cell::new(None),
+        log: setup.log.map(|link| link.shard_log(start, setup.shards)),
         plan,
     });
 
@@ -193,6 +199,9 @@ async fn drive(setup: ShardSetup) {
     abandon_the_rest(&shard).await;
     ticker.abort();
 
+    if let Some(log) = &shard.log {
+        log.finish();
+    }
     let tail_named = shard.meter.take_named();
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
     // Everything since the last tick belongs to the next second, however far into it we are.

@@ -137,6 +137,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        request_log: outcome.request_log.clone(),
     };
     add_flows(&mut summary, &plan.scenarios, &outcome.flows, outcome.measured);
     summary

@@ -99,6 +99,9 @@ pub struct Plan {
     /// for object stores and other AWS APIs. Holds credentials, so it is never serialised.
     #[serde(skip)]
     pub auth: Option<crate::flow::sigv4::SigV4>,
+    /// Log failed (and a sample of successful) requests to a file, bounded (`--log-requests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_log: Option<crate::request_log::RequestLogSpec>,
 }
 
 /// When the run ends: whichever limit comes first.
@@ -136,6 +139,7 @@ impl Plan {
             tls: TlsSettings::default(),
             seed: crate::flow::seed::fresh_seed(),
             auth: None,
+            request_log: None,
         }
     }
 

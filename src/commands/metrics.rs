@@ -1,5 +1,6 @@
 //! `--metrics-listen ADDR` (run, hold, find-limit): a Prometheus exposition endpoint for the
-//! length of the run, from the `pummel-metrics` crate, fed by the engine once a second.
+//! length of the run, from the `pummel-metrics` crate, fed by the engine once a second; and
+//! `--out prometheus=URL`, the same series by remote write.
 //!
 //! The endpoint listens on loopback unless told otherwise (a bare port is a loopback port),
 //! says on stderr when it was told another address, and stays up until the run has ended and
@@ -29,6 +30,11 @@ pub struct MetricsArgs {
     /// two to read them)
     #[arg(long, value_name = "DURATION", default_value = "0s", requires = "metrics_listen", help_heading = METRICS_HEADING)]
     pub metrics_linger: String,
+    /// Send the same series every second by Prometheus remote write: prometheus=URL (plain
+    /// http://, e.g. prometheus=http://127.0.0.1:9090/api/v1/write), each with a run_id label;
+    /// a bounded queue, retries, and a count of what was dropped
+    #[arg(long = "out", value_name = "prometheus=URL", help_heading = METRICS_HEADING)]
+    pub out: Option<String>,
 }
 
 /// Where the Prometheus flags show in `--help`.
@@ -47,20 +53,34 @@ impl Metrics {
     /// (exit 2), one that cannot be listened on means the run cannot start (exit 3).
     pub fn start(args: &MetricsArgs, display: DisplayArgs) -> Result<Metrics, CliError> {
         let linger = super::run::duration_flag("--metrics-linger", &args.metrics_linger)?;
-        let Some(text) = &args.metrics_listen else {
+        let listen = args
+            .metrics_listen
+            .as_deref()
+            .map(|text| parse_addr(text).map_err(|e| CliError::usage(anyhow!("--metrics-listen {text:?}: {e}"))))
+            .transpose()?;
+        let remote = args.out.as_deref().map(parse_out).transpose().map_err(CliError::usage)?;
+        if listen.is_none() && remote.is_none() {
             return Ok(Metrics { exporter: None, linger, quiet: display.quiet });
-        };
-        let addr = parse_addr(text).map_err(|e| CliError::usage(anyhow!("--metrics-listen {text:?}: {e}")))?;
-        let exporter = Exporter::start(addr).map_err(|e| CliError::cannot_start(anyhow!("--metrics-listen: {e}")))?;
-        let bound = exporter.local_addr();
-        if !bound.ip().is_loopback() {
-            eprintln!(
-                "note: --metrics-listen {bound} is not a loopback address: anyone who reaches this machine on that \
-                 port can read the run's figures"
-            );
         }
-        if !display.quiet {
-            eprintln!("metrics: http://{bound}/metrics");
+        let exporter = Exporter::start(listen, remote).map_err(|e| match e {
+            pummel_metrics::MetricsError::RemoteWrite(_) => CliError::usage(anyhow!("--out: {e}")),
+            _ => CliError::cannot_start(anyhow!("--metrics-listen: {e}")),
+        })?;
+        if let Some(bound) = exporter.local_addr() {
+            if !bound.ip().is_loopback() {
+                eprintln!(
+                    "note: --metrics-listen {bound} is not a loopback address: anyone who reaches this machine on \
+                     that port can read the run's figures"
+                );
+            }
+            if !display.quiet {
+                eprintln!("metrics: http://{bound}/metrics");
+            }
+        }
+        if let (Some(url), Some(run_id)) = (remote, exporter.run_id()) {
+            if !display.quiet {
+                eprintln!("metrics: remote write to {url}, run_id=\"{run_id}\"");
+            }
         }
         Ok(Metrics { exporter: Some(exporter), linger, quiet: display.quiet })
     }
@@ -77,7 +97,7 @@ impl Metrics {
     /// then stops.
     pub fn finish(self, control: &RunControl) {
         let Some(exporter) = self.exporter else { return };
-        if !self.linger.is_zero() {
+        if !self.linger.is_zero() && exporter.local_addr().is_some() {
             if !self.quiet {
                 eprintln!("metrics: serving the final values for {:?} more", self.linger);
             }
@@ -86,7 +106,25 @@ impl Metrics {
                 std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
             }
         }
-        exporter.stop();
+        if let Some(totals) = exporter.stop() {
+            let error = totals.last_error.map(|e| format!("; last failure: {e}")).unwrap_or_default();
+            if totals.dropped > 0 {
+                eprintln!(
+                    "warning: remote write sent {} seconds ({} samples) and dropped {}{error}",
+                    totals.sent, totals.samples, totals.dropped
+                );
+            } else if !self.quiet {
+                eprintln!("metrics: remote write sent {} seconds ({} samples)", totals.sent, totals.samples);
+            }
+        }
+    }
+}
+
+/// `--out prometheus=URL` → the URL.
+fn parse_out(text: &str) -> Result<&str, anyhow::Error> {
+    match text.split_once('=') {
+        Some(("prometheus", url)) if !url.is_empty() => Ok(url),
+        _ => Err(anyhow!("--out {text:?}: expected prometheus=URL (the only output so far)")),
     }
 }
 
@@ -121,5 +159,16 @@ mod tests {
         assert!(parse_addr("example.com:80").is_err());
         assert!(parse_addr("127.0.0.1:99999").is_err());
         assert!(parse_addr("").is_err());
+    }
+
+    #[test]
+    fn outs_name_their_kind() {
+        assert_eq!(
+            parse_out("prometheus=http://127.0.0.1:9090/api/v1/write").unwrap(),
+            "http://127.0.0.1:9090/api/v1/write"
+        );
+        assert!(parse_out("influxdb=http://x").is_err());
+        assert!(parse_out("prometheus=").is_err());
+        assert!(parse_out("http://x").is_err());
     }
 }

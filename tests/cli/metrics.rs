@@ -229,3 +229,58 @@ fn probe_metric_reads_another_runs_exposition_into_the_timeline() {
     out.assert_code(2).assert_no_panic();
     assert!(out.stderr.contains("--probe-metric") && out.stderr.contains("double quotes"), "{}", out.stderr);
 }
+
+/// `--out prometheus=URL`: remote write to a real Prometheus's receiver; after the run, the
+/// request counter it received equals the summary's count exactly, every series carries the
+/// run's `run_id`.
+#[test]
+fn remote_write_delivers_exactly_the_summarys_count_with_a_run_id() {
+    let _shared = support::shared();
+    let sink = Sink::start(&["--error-rate", "5%"]);
+    let prometheus = Prometheus::receiving();
+    let out_flag = format!("prometheus={}", prometheus.write_url());
+    let url = sink.url("/");
+    let out = support::run(
+        &["run", &url, "-d", "3s", "-r", "200", "-c", "4", "--json", "--out", &out_flag],
+        Duration::from_secs(60),
+    );
+    out.assert_code(0).assert_no_panic();
+    let completed = count(&out.json(), "/requests/completed");
+    let run_id = out
+        .stderr
+        .split("run_id=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the run id is said:\n{}", out.stderr))
+        .to_string();
+    assert!(
+        out.stderr.contains("remote write sent") && !out.stderr.contains("warning: remote write"),
+        "{}",
+        out.stderr
+    );
+    let query = format!("sum(max_over_time(pummel_requests_total{{run_id=\"{run_id}\"}}[10m]))");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = prometheus.scalar(&query);
+        if seen == Some(completed as f64) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, Some(completed as f64), "{query} against the summary's completed requests");
+    let histogram = prometheus.scalar("max_over_time(pummel_request_latency_seconds_count[10m])");
+    assert!(histogram.is_some_and(|n| n > 0.0), "the histograms are sent too");
+
+    // Nothing listening: every second is dropped after its tries, and said so; the run passes.
+    let nowhere = format!("prometheus=http://127.0.0.1:{}/api/v1/write", free_port());
+    let out = support::run(&["run", &url, "-d", "1s", "-r", "20", "--out", &nowhere], Duration::from_secs(60));
+    out.assert_code(0).assert_no_panic();
+    assert!(
+        out.stderr.contains("warning: remote write sent 0 seconds") && out.stderr.contains("connect"),
+        "{}",
+        out.stderr
+    );
+    let out = support::run(&["run", &url, "-n", "5", "--out", "influxdb=http://127.0.0.1:1/"], Duration::from_secs(30));
+    out.assert_code(2);
+}

@@ -1,8 +1,8 @@
 //! Prometheus, the independent scraper `--metrics-listen` is judged by (Debian's `prometheus`
 //! package, installed by `.ci/setup-prometheus`): one server of the test's own on a free
 //! loopback port, with a temporary directory for its configuration and storage, scraping one
-//! target every second; killed by PID on drop. Also `promtool check metrics`, and PromQL
-//! queries over its HTTP API.
+//! target every second, or receiving remote writes; killed by PID on drop. Also `promtool check
+//! metrics`, and PromQL queries over its HTTP API.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,17 +41,33 @@ impl Prometheus {
     /// Starts Prometheus scraping `http://target/metrics` every second, and waits until it is
     /// ready.
     pub fn scraping(target: SocketAddr) -> Prometheus {
+        let scrape =
+            format!("scrape_configs:\n  - job_name: pummel\n    static_configs:\n      - targets: ['{target}']\n");
+        Prometheus::start(&scrape, &[])
+    }
+
+    /// Starts Prometheus scraping nothing, with its remote-write receiver on
+    /// (`/api/v1/write`), and waits until it is ready.
+    pub fn receiving() -> Prometheus {
+        Prometheus::start("", &["--web.enable-remote-write-receiver"])
+    }
+
+    /// The remote-write URL of its receiver.
+    pub fn write_url(&self) -> String {
+        format!("http://{}/api/v1/write", self.addr)
+    }
+
+    fn start(scrape: &str, extra: &[&str]) -> Prometheus {
         assert_installed();
         for _ in 0..3 {
             let dir = super::temp_dir();
             let config = dir.path().join("prometheus.yml");
-            let text = format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: pummel\n    static_configs:\n      - targets: ['{target}']\n"
-            );
+            let text =
+                format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{scrape}");
             std::fs::write(&config, text).expect("write prometheus.yml");
             let addr: SocketAddr = ([127, 0, 0, 1], super::free_port()).into();
             let child = Command::new(PROMETHEUS)
+                .args(extra)
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
                 .arg(format!("--web.listen-address={addr}"))

@@ -7,6 +7,9 @@
 //! (version 0.0.4, written by the `prometheus-client` crate, [`encode`]) from a small HTTP
 //! listener on its own thread ([`server`]).
 //!
+//! `--out prometheus=URL` sends the same series by remote write, once a second
+//! ([`remote_write`]).
+//!
 //! Histograms are classic, cumulative buckets made from pummel's own HdrHistograms
 //! ([`buckets`]); native histograms would need the crate's protobuf encoding and a protobuf
 //! compiler at build time, which a load tester's build does not carry for this.
@@ -14,6 +17,7 @@
 pub mod buckets;
 pub mod encode;
 pub mod figures;
+pub mod remote_write;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use pummel_engine::engine::live::{LiveFeed, LiveSecond};
 
 use crate::figures::Figures;
+use crate::remote_write::{RemoteWrite, RemoteWriteTotals};
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +39,13 @@ pub enum MetricsError {
         /// Why.
         source: std::io::Error,
     },
+    /// Remote write cannot send to the URL given.
+    #[error("remote write: {0}")]
+    RemoteWrite(#[from] remote_write::RemoteWriteError),
 }
 
 /// The figures the exporter serves, shared by the collector's thread (which adds each second)
-/// and the listener (which encodes them at each scrape).
+/// and the listener and remote write (which encode them).
 #[derive(Debug, Default)]
 pub struct Shared {
     figures: Mutex<Figures>,
@@ -63,29 +71,65 @@ impl LiveFeed for Shared {
     }
 }
 
-/// A running exposition endpoint: fed by the engine, read by scrapers until stopped.
+/// A running exporter: an endpoint scrapers read, remote write to a receiver, or both; fed
+/// by the engine until stopped.
 #[derive(Debug)]
 pub struct Exporter {
     shared: Arc<Shared>,
-    server: server::Server,
+    server: Option<server::Server>,
+    remote: Option<Arc<RemoteFeed>>,
+}
+
+/// The feed when remote write is on: adds each second, then sends the exposition.
+#[derive(Debug)]
+struct RemoteFeed {
+    shared: Arc<Shared>,
+    registry: prometheus_client::registry::Registry,
+    remote: RemoteWrite,
+}
+
+impl LiveFeed for RemoteFeed {
+    fn second(&self, second: &LiveSecond<'_>) {
+        self.shared.second(second);
+        if let Ok(text) = encode::text(&self.registry) {
+            self.remote.push(&text);
+        }
+    }
 }
 
 impl Exporter {
-    /// Listens on `addr` and serves `/metrics` from its own thread.
-    pub fn start(addr: SocketAddr) -> Result<Exporter, MetricsError> {
+    /// Serves `/metrics` on `listen` (if given) from its own thread, and sends every second to
+    /// the remote-write `remote_url` (if given).
+    pub fn start(listen: Option<SocketAddr>, remote_url: Option<&str>) -> Result<Exporter, MetricsError> {
         let shared = Arc::new(Shared::default());
-        let server = server::Server::start(addr, shared.clone())?;
-        Ok(Exporter { shared, server })
+        let remote = match remote_url {
+            Some(url) => Some(Arc::new(RemoteFeed {
+                shared: shared.clone(),
+                registry: encode::registry(shared.clone()),
+                remote: RemoteWrite::start(url)?,
+            })),
+            None => None,
+        };
+        let server = listen.map(|addr| server::Server::start(addr, shared.clone())).transpose()?;
+        Ok(Exporter { shared, server, remote })
     }
 
-    /// The address it listens on (the port chosen when asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+    /// The address the endpoint listens on (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(server::Server::local_addr)
+    }
+
+    /// The `run_id` label remote write puts on every series.
+    pub fn run_id(&self) -> Option<&str> {
+        self.remote.as_ref().map(|r| r.remote.run_id.as_str())
     }
 
     /// What the engine hands each second to (`RunControl::with_feed`).
     pub fn feed(&self) -> Arc<dyn LiveFeed> {
-        self.shared.clone()
+        match &self.remote {
+            Some(remote) => remote.clone(),
+            None => self.shared.clone(),
+        }
     }
 
     /// The figures it serves.
@@ -93,8 +137,12 @@ impl Exporter {
         &self.shared
     }
 
-    /// Stops listening; a scrape under way is finished first.
-    pub fn stop(self) {
-        self.server.stop();
+    /// Stops listening (a scrape under way is finished first) and sends what remote write
+    /// still has queued; returns what remote write did, if it was on.
+    pub fn stop(self) -> Option<RemoteWriteTotals> {
+        if let Some(server) = self.server {
+            server.stop();
+        }
+        self.remote.map(|r| r.remote.finish())
     }
 }

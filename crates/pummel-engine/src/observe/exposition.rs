@@ -77,6 +77,18 @@ impl MetricSelector {
     }
 }
 
+/// Every sample of `exposition`: its name, labels and value (comments, types and timestamps
+/// skipped). What `--out prometheus=URL` sends is pummel's own exposition read back this way.
+pub fn samples(exposition: &str) -> Vec<(String, Labels, f64)> {
+    exposition
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(parse_sample)
+        .map(|(name, labels, value)| (name.to_string(), labels, value))
+        .collect()
+}
+
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
@@ -121,7 +133,7 @@ fn parse_labels(text: &str) -> Result<Labels, String> {
 }
 
 /// Label pairs of a sample or a selector.
-type Labels = Vec<(String, String)>;
+pub type Labels = Vec<(String, String)>;
 
 /// `name{labels} value [timestamp]` → its parts; `None` for a line that is not a sample.
 fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
@@ -199,5 +211,15 @@ nan_metric NaN
         assert_eq!(value(r#"pool_connections{state="gone"}"#), None);
         assert_eq!(value("missing"), None);
         assert_eq!(value("nan_metric"), None);
+    }
+
+    #[test]
+    fn every_sample_is_read_back() {
+        let all = samples(EXPOSITION);
+        assert_eq!(all.len(), 6, "{all:?}");
+        assert_eq!(all[1].0, "pool_connections");
+        assert_eq!(all[1].1, [("pool".into(), "db".into()), ("state".into(), "idle".into())]);
+        assert_eq!(all[1].2, 3.0);
+        assert!(all[5].2.is_nan());
     }
 }

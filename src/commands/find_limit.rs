@@ -168,8 +168,10 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
             super::write_junit(&doc, &format!("pummel find-limit {route} ({})", spec.base.target.url), path)?;
         }
     }
+    // A Ctrl-C while the endpoint lingers ends the lingering, not the search's verdict.
+    let status = if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass };
     metrics.finish(&control);
-    Ok(if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass })
+    Ok(status)
 }
 
 fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {

@@ -284,3 +284,68 @@ fn remote_write_delivers_exactly_the_summarys_count_with_a_run_id() {
     let out = support::run(&["run", &url, "-n", "5", "--out", "influxdb=http://127.0.0.1:1/"], Duration::from_secs(30));
     out.assert_code(2);
 }
+
+/// `hold` and `find-limit` serve the endpoint too: the connections a hold keeps open, and a
+/// search's steps added into the same counters, read during `--metrics-linger`.
+#[test]
+fn hold_and_find_limit_serve_the_endpoint() {
+    let _shared = support::shared();
+    let sink = Sink::start(&["--delay", "10s"]);
+    let url = sink.url("/");
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listen_text = listen.to_string();
+    let running = support::spawn(
+        &["hold", &url, "-c", "20", "--mode", "pending", "-d", "3s", "--metrics-listen", &listen_text, "--quiet"],
+        None,
+    );
+    assert!(support::wait_until_listening(listen, Duration::from_secs(20)));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut held = None;
+    while Instant::now() < deadline {
+        held = scrape(listen).and_then(|text| value_of(&text, "pummel_open_connections"));
+        if held == Some(20.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(held, Some(20.0), "the held connections are a gauge");
+    running.wait(Duration::from_secs(60)).assert_no_panic();
+
+    let fast = Sink::start(&[]);
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listen_text = listen.to_string();
+    let url = fast.url("/");
+    let running = support::spawn(
+        &[
+            "find-limit",
+            &url,
+            "--steps",
+            "50,100",
+            "--step",
+            "1s",
+            "--settle",
+            "0s",
+            "--json",
+            "--metrics-listen",
+            &listen_text,
+            "--metrics-linger",
+            "30s",
+        ],
+        None,
+    );
+    assert!(running.wait_for_stderr("serving the final values", Duration::from_secs(60)), "the search ended");
+    let exposition = scrape(listen).expect("a scrape while it lingers");
+    let ended: f64 = ["ok", "failed"]
+        .iter()
+        .filter_map(|o| value_of(&exposition, &format!("pummel_requests_total{{outcome=\"{o}\"}}")))
+        .sum();
+    running.signal("INT");
+    let out = running.wait(Duration::from_secs(30));
+    out.assert_code(0).assert_no_panic();
+    assert!(out.elapsed < Duration::from_secs(25), "Ctrl-C ends the lingering");
+    let summary = &out.json()["summary"];
+    assert!(
+        ended >= count(summary, "/requests/completed") as f64 && ended > 100.0,
+        "every step is counted ({ended} ended):\n{exposition}"
+    );
+}

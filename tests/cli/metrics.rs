@@ -349,3 +349,54 @@ fn hold_and_find_limit_serve_the_endpoint() {
         "every step is counted ({ended} ended):\n{exposition}"
     );
 }
+
+/// A Prometheus with native histograms on asks for the protobuf exposition and gets native
+/// buckets: its `histogram_count` of the latency histogram is the count the text exposition
+/// shows, and a quantile comes out of it.
+#[test]
+fn a_prometheus_with_native_histograms_gets_them() {
+    let _shared = support::shared();
+    let sink = Sink::start(&["--delay", "1ms..5ms"]);
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let prometheus = Prometheus::scraping_native(listen);
+    let listen_text = listen.to_string();
+    let url = sink.url("/");
+    let running = support::spawn(
+        &[
+            "run",
+            &url,
+            "-d",
+            "2s",
+            "-r",
+            "200",
+            "-c",
+            "4",
+            "--plain",
+            "--metrics-listen",
+            &listen_text,
+            "--metrics-linger",
+            "60s",
+        ],
+        None,
+    );
+    assert!(running.wait_for_stderr("serving the final values", Duration::from_secs(60)), "the run ended");
+    let exposition = scrape(listen).expect("a text scrape");
+    let count = value_of(&exposition, "pummel_request_latency_seconds_count").expect("the histogram's count");
+    assert!(count > 300.0, "{count}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = prometheus.scalar("histogram_count(pummel_request_latency_seconds)");
+        if seen == Some(count) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, Some(count), "the native histogram's count");
+    let p50 = prometheus.scalar("histogram_quantile(0.5, pummel_request_latency_seconds)");
+    assert!(p50.is_some_and(|p| (0.0008..0.01).contains(&p)), "a median between the sink's delays: {p50:?}");
+    let classic = prometheus.query("pummel_request_latency_seconds_bucket").unwrap_or_default();
+    assert_eq!(classic.as_array().map(Vec::len), Some(0), "native only, as Prometheus keeps it: {classic}");
+    running.signal("INT");
+    running.wait(Duration::from_secs(30)).assert_code(0).assert_no_panic();
+}

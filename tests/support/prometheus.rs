@@ -46,6 +46,14 @@ impl Prometheus {
         Prometheus::start(&scrape, &[])
     }
 
+    /// As [`scraping`](Self::scraping), with native histograms on: Prometheus asks for the
+    /// protobuf exposition and keeps the native buckets.
+    pub fn scraping_native(target: SocketAddr) -> Prometheus {
+        let scrape =
+            format!("scrape_configs:\n  - job_name: pummel\n    static_configs:\n      - targets: ['{target}']\n");
+        Prometheus::start(&scrape, &["--enable-feature=native-histograms"])
+    }
+
     /// Starts Prometheus scraping nothing, with its remote-write receiver on
     /// (`/api/v1/write`), and waits until it is ready.
     pub fn receiving() -> Prometheus {

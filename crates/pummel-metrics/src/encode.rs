@@ -1,5 +1,8 @@
 //! The exposition: the figures as Prometheus metric families, written by `prometheus-client`.
 //!
+//! Histograms carry classic buckets and, in the protobuf format a scraper may ask for (Prometheus
+//! with native histograms on), native ones too ([`crate::buckets::native`], schema 3).
+//!
 //! Every name starts with `pummel_`; counters end in `_total` and durations are in seconds, as
 //! Prometheus's naming conventions (and `promtool check metrics`) ask. Run-wide request series
 //! count every second of the run, the warmup included (`pummel_warmup` says when it lasts);
@@ -7,7 +10,9 @@
 //! the summary's per-name table does.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeMetric, MetricEncoder, NativeHistogram, NativeHistogramBuckets,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::exemplar::Exemplar;
@@ -32,6 +37,17 @@ pub fn registry(shared: std::sync::Arc<Shared>) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(shared));
     registry
+}
+
+/// The `Content-Type` of what [`protobuf`] writes.
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// The exposition of `registry` as length-delimited `io.prometheus.client.MetricFamily`
+/// messages: what a Prometheus with native histograms on asks for, and the only format that
+/// carries them.
+pub fn protobuf(registry: &Registry) -> Result<Vec<u8>, String> {
+    prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry).map_err(|e| format!("{e:?}"))
 }
 
 /// The exposition of `registry` in the Prometheus text format (0.0.4).
@@ -313,11 +329,22 @@ fn gauges(
 
 fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &LatencyHistogram) -> Result<(), std::fmt::Error> {
     let b = buckets(h);
+    let native = crate::buckets::native(h, crate::buckets::NATIVE_SCHEMA);
     let mut metric: MetricEncoder = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    metric.encode_histogram::<Labels>(
+    // The text format shows the classic buckets; protobuf carries both.
+    let sparse = NativeHistogram {
+        schema: crate::buckets::NATIVE_SCHEMA,
+        zero_threshold: 0.0,
+        zero_count: 0,
+        negative: NativeHistogramBuckets { spans: &[], deltas: &[] },
+        positive: NativeHistogramBuckets { spans: &native.spans, deltas: &native.deltas },
+        created: None,
+    };
+    metric.encode_histogram_with_native::<Labels>(
         b.sum,
         b.count,
         &b.per_bucket(),
         None::<&std::collections::HashMap<usize, Exemplar<Labels, f64>>>,
+        sparse,
     )
 }

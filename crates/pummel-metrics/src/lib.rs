@@ -10,9 +10,10 @@
 //! `--out prometheus=URL` sends the same series by remote write, once a second
 //! ([`remote_write`]).
 //!
-//! Histograms are classic, cumulative buckets made from pummel's own HdrHistograms
-//! ([`buckets`]); native histograms would need the crate's protobuf encoding and a protobuf
-//! compiler at build time, which a load tester's build does not carry for this.
+//! Histograms are made from pummel's own HdrHistograms ([`buckets`]): classic cumulative
+//! buckets always, and native (sparse, exponential) buckets in the protobuf format that a
+//! Prometheus with native histograms on asks for (the crate's protobuf encoding, its messages
+//! compiled at build time by `protox`, in Rust: no `protoc` needed).
 
 pub mod buckets;
 pub mod encode;

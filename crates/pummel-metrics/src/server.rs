@@ -1,7 +1,8 @@
 //! The HTTP listener of the exposition: one thread, one short connection at a time.
 //!
 //! Scrapers send a small GET every few seconds; a blocking loop on its own thread answers them
-//! without touching the shards' runtimes. `GET /metrics` gets the exposition, `GET /` a line
+//! without touching the shards' runtimes. `GET /metrics` gets the exposition (protobuf when the
+//! `Accept` header asks for `application/vnd.google.protobuf`, text otherwise), `GET /` a line
 //! saying where it is, anything else 404. Each connection is read with a deadline and closed
 //! after one answer, so a stuck client cannot hold the listener for long.
 
@@ -85,14 +86,23 @@ fn serve(mut stream: TcpStream, registry: &prometheus_client::registry::Registry
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let wants_protobuf = head.lines().any(|line| {
+        let lower = line.to_ascii_lowercase();
+        lower.starts_with("accept:") && lower.contains("application/vnd.google.protobuf")
+    });
+    let text = |body: &str| body.as_bytes().to_vec();
     let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => match encode::text(registry) {
-            Ok(text) => ("200 OK", encode::CONTENT_TYPE, text),
-            Err(_) => ("500 Internal Server Error", "text/plain", "encoding failed\n".to_string()),
+        ("GET" | "HEAD", "/metrics") if wants_protobuf => match encode::protobuf(registry) {
+            Ok(bytes) => ("200 OK", encode::PROTOBUF_CONTENT_TYPE, bytes),
+            Err(_) => ("500 Internal Server Error", "text/plain", text("encoding failed\n")),
         },
-        ("GET" | "HEAD", "/") => ("200 OK", "text/plain", "pummel: metrics at /metrics\n".to_string()),
-        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "not found: try /metrics\n".to_string()),
-        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
+        ("GET" | "HEAD", "/metrics") => match encode::text(registry) {
+            Ok(exposition) => ("200 OK", encode::CONTENT_TYPE, exposition.into_bytes()),
+            Err(_) => ("500 Internal Server Error", "text/plain", text("encoding failed\n")),
+        },
+        ("GET" | "HEAD", "/") => ("200 OK", "text/plain", text("pummel: metrics at /metrics\n")),
+        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", text("not found: try /metrics\n")),
+        _ => ("405 Method Not Allowed", "text/plain", text("GET only\n")),
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -101,7 +111,7 @@ fn serve(mut stream: TcpStream, registry: &prometheus_client::registry::Registry
     let _ = stream.set_write_timeout(Some(READ_DEADLINE));
     let _ = stream.write_all(head.as_bytes());
     if method != "HEAD" {
-        let _ = stream.write_all(body.as_bytes());
+        let _ = stream.write_all(&body);
     }
     let _ = stream.flush();
 }
@@ -146,6 +156,14 @@ mod tests {
         assert!(answer.contains("\npummel_requests_sent_total 0\n"), "{answer}");
         assert!(answer.contains("pummel_request_latency_seconds_bucket{le=\"+Inf\"} 0"), "{answer}");
         assert!(get(addr, "/nothing").starts_with("HTTP/1.1 404"));
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept};q=0.7,text/plain;q=0.5\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("read");
+        let head =
+            String::from_utf8_lossy(&answer[..answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap()]).to_string();
+        assert!(head.contains("Content-Type: application/vnd.google.protobuf"), "{head}");
         server.stop();
         assert!(TcpStream::connect(addr).is_err(), "nothing listens after stop");
     }

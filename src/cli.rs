@@ -126,6 +126,10 @@ pub struct RunArgs {
     pub require_target: bool,
     #[command(flatten)]
     pub observe: ObserveArgs,
+    #[command(flatten)]
+    pub metrics: crate::commands::metrics::MetricsArgs,
+    #[command(flatten)]
+    pub request_log: crate::commands::request_log::RequestLogArgs,
 
     /// Write the full results document (JSON) here; also written when interrupted.
     #[arg(short, long, value_name = "FILE")]
@@ -255,6 +259,10 @@ pub struct ObserveArgs {
     /// Like --probe, and record the number at a JSON path of the body: 'URL#$.queue.size'.
     #[arg(long = "probe-json", value_name = "URL#$.PATH")]
     pub probe_json: Vec<String>,
+    /// Like --probe, and record a metric of the Prometheus text exposition the URL serves (the
+    /// target's /metrics): 'URL#METRIC' or 'URL#METRIC{label="x"}' (samples that match are added up).
+    #[arg(long = "probe-metric", value_name = "URL#METRIC{LABEL=\"V\"}")]
+    pub probe_metric: Vec<String>,
     /// Interval between two probes.
     #[arg(long, default_value = "1s", value_name = "DURATION")]
     pub probe_every: String,

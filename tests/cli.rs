@@ -46,6 +46,8 @@ mod junit;
 mod keepalive;
 #[path = "cli/latency.rs"]
 mod latency;
+#[path = "cli/metrics.rs"]
+mod metrics;
 #[path = "cli/observe.rs"]
 mod observe;
 #[path = "cli/outcomes.rs"]
@@ -60,6 +62,8 @@ mod proxy;
 mod rate;
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/request_log.rs"]
+mod request_log;
 #[path = "cli/results.rs"]
 mod results;
 #[path = "cli/seed.rs"]

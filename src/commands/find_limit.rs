@@ -114,6 +114,8 @@ pub struct FindLimitArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
+    #[command(flatten)]
     pub display: DisplayArgs,
 }
 
@@ -121,7 +123,8 @@ pub struct FindLimitArgs {
 pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     let spec = build_spec(&args)?;
     super::run::warn_about_limits(&spec.base, args.display);
-    let control = RunControl::new();
+    let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
+    let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let title = format!("{} {}", args.request.method, spec.base.target.url);
     let mut view = LiveSteps { progress: Progress::new(args.display, title, None)?, quiet: args.display.quiet };
@@ -166,7 +169,10 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
             super::write_junit(&doc, &format!("pummel find-limit {route} ({})", spec.base.target.url), path)?;
         }
     }
-    Ok(if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass })
+    // A Ctrl-C while the endpoint lingers ends the lingering, not the search's verdict.
+    let status = if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass };
+    metrics.finish(&control);
+    Ok(status)
 }
 
 fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {

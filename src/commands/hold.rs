@@ -60,6 +60,8 @@ pub struct HoldArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub observe: ObserveArgs,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
     /// Pass/fail rule, e.g. 'errors.connect_refused==0' (repeatable). Exit 1 when one fails.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
@@ -102,7 +104,8 @@ impl From<ModeArg> for HoldMode {
 pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     let plan = build_plan(&args)?;
     warn_about_limits(&plan, args.display);
-    let control = RunControl::new();
+    let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
+    let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let wanted = args.connections;
     let title = format!("hold {} x {} {}", wanted, HoldMode::from(args.mode).name(), plan.target.url);
@@ -122,7 +125,9 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     };
     let suite = format!("pummel {title}");
     let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    finish_with(&plan, &outcome, args.display, files, |summary| hold_table(summary, &figures))
+    let status = finish_with(&plan, &outcome, args.display, files, |summary| hold_table(summary, &figures));
+    metrics.finish(&control);
+    status
 }
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).

@@ -42,7 +42,8 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     if args.require_target {
         check_target(&plan)?;
     }
-    let control = RunControl::new();
+    let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
+    let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let mut title = format!("{} {}", args.request.method, plan.target.url);
     if args.http2 {
@@ -60,7 +61,9 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         engine::run(&plan, &control, |entry| progress.second(entry)).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let suite = format!("pummel run {} {}", args.request.method, plan.target.url);
     let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    finish(&plan, &outcome, args.display, files)
+    let status = finish(&plan, &outcome, args.display, files);
+    metrics.finish(&control);
+    status
 }
 
 /// The files a run writes when it ends: the results document (`-o`) and JUnit XML (`--junit`),
@@ -105,6 +108,7 @@ pub fn finish_summary(
     files: OutputFiles<'_>,
     table: impl FnOnce(&Summary) -> String,
 ) -> Result<ExitStatus, CliError> {
+    super::request_log::report(outcome.request_log.as_ref(), display);
     // A count of `tls_error`s does not say why; the reason usually does (unknown issuer, ...).
     if let Some(first) = outcome.other_errors.iter().find(|m| m.starts_with("TLS: ")) {
         eprintln!("note: first TLS failure: {}", first.trim_start_matches("TLS: "));
@@ -191,6 +195,8 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
     segment_flags(&mut plan, args)?;
+    let headers = args.request.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    plan.request_log = super::request_log::spec(&args.request_log, &headers)?;
     validate(&plan)?;
     Ok(plan)
 }
@@ -328,6 +334,11 @@ pub fn observers(args: &ObserveArgs, request_timeout: Duration) -> Result<Observ
         }
         let spec =
             ProbeSpec::new(url, expect.clone(), timeout).map_err(|e| CliError::usage(anyhow!("--probe-json: {e}")))?;
+        probes.push(spec);
+    }
+    for url in &args.probe_metric {
+        let spec = ProbeSpec::for_metric(url, expect.clone(), timeout)
+            .map_err(|e| CliError::usage(anyhow!("--probe-metric: {e}")))?;
         probes.push(spec);
     }
     let watch = match (args.watch_pid, args.watch_port) {

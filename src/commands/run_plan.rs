@@ -87,7 +87,8 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     if args.require_target {
         quick::check_target(&plan)?;
     }
-    let control = RunControl::new();
+    let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
+    let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let names: Vec<&str> = spec.scenarios.iter().filter(|s| s.phase == Phase::Load).map(|s| s.name.as_str()).collect();
     let title = format!("{} ({}): {}", path.display(), names.join(", "), plan.target.url);
@@ -163,11 +164,12 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let suite = format!("pummel run {}", path.display());
     let files = quick::OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    let status = quick::finish_summary(&plan, &outcome, summary.clone(), args.display, files, summary_table)?;
-    if staged && !args.display.json && !args.display.quiet {
+    let status = quick::finish_summary(&plan, &outcome, summary.clone(), args.display, files, summary_table);
+    if status.is_ok() && staged && !args.display.json && !args.display.quiet {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
-    Ok(status)
+    metrics.finish(&control);
+    status
 }
 
 /// The plan of a setup or teardown phase, with the command line's connection settings.
@@ -361,6 +363,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     plan.tls = quick::tls_settings(&args.connection);
     plan.observers = quick::observers(&args.observe, plan.timeout)?;
     quick::segment_flags(&mut plan, args)?;
+    plan.request_log = super::request_log::spec(&args.request_log, &spec.target.headers)?;
     quick::validate(&plan)?;
     Ok(plan)
 }

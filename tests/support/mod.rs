@@ -13,6 +13,7 @@ pub mod gunicorn;
 pub mod haproxy;
 pub mod nginx;
 pub mod plans;
+pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod servers;

@@ -41,6 +41,10 @@ pub enum Behaviour {
     /// connections, in order of arrival), every `ok_every`-th gets `200 OK` after `ok_delay`,
     /// every other one `503 Service Unavailable` at once; keep-alive throughout.
     FastErrors { ok_every: u64, ok_delay: Duration },
+    /// A leaky error page: every request gets `500` with the request's own head (its
+    /// `Authorization` header included) as the body, keep-alive — what the request log must
+    /// not copy secrets from.
+    EchoHeadAs500,
 }
 
 const OK_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
@@ -320,6 +324,18 @@ fn serve(stream: TcpStream, shared: &Shared) {
                     UNAVAILABLE
                 };
                 if requests.stream.write_all(response).is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::EchoHeadAs500 => {
+            while let Some((head, length)) = requests.next_request(stop, None) {
+                if !requests.skip_body(length, stop) {
+                    return;
+                }
+                let response =
+                    format!("HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{head}", head.len());
+                if requests.stream.write_all(response.as_bytes()).is_err() {
                     return;
                 }
             }

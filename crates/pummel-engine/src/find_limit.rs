@@ -699,6 +699,7 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         target: None,
         flows,
         limit,
+        request_log: None,
     }
 }
 

@@ -16,7 +16,8 @@
 //!   failures into counted kinds;
 //! - [`measure`]: statistics, the timeline, the summary and the results document;
 //! - [`engine`]: shards and the collector that runs it all; [`observe`]: probes and the
-//!   target watch beside the load; [`find_limit`]: the capacity search on top.
+//!   target watch beside the load; [`request_log`]: the bounded log of failed (and sampled)
+//!   requests; [`find_limit`]: the capacity search on top.
 //!
 //! The results document's types live in the `pummel-results` crate, which readers of results
 //! use without this engine.
@@ -33,6 +34,7 @@ pub mod measure;
 pub mod observe;
 pub mod plan;
 pub mod proto;
+pub mod request_log;
 mod seconds;
 
 /// The version written into every results document.

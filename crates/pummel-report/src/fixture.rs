@@ -163,6 +163,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         segment: None,
         by_target: Vec::new(),
         phases: Vec::new(),
+        request_log: None,
     }
 }
 

@@ -99,6 +99,9 @@ pub struct Summary {
     /// figures above are the load phase's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseSummary>,
+    /// The request log (`--log-requests`): lines written, and what its bounds left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_log: Option<RequestLogSummary>,
 }
 
 /// One phase of a run in phases (setup, load, teardown): when it ran and what it did.
@@ -128,6 +131,21 @@ pub struct PhaseSummary {
     /// How it ended: `completed`, `interrupted`, `aborted`, `skipped` (not run: an earlier phase
     /// was interrupted) or `timed out` (a teardown cut at its bound).
     pub ended: String,
+}
+
+/// What the request log (`--log-requests FILE`) holds and what it left out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestLogSummary {
+    /// The file.
+    pub path: String,
+    /// Lines written.
+    pub written: u64,
+    /// Lines left out (over the per-second bound of their kind, or the writer fell behind),
+    /// per kind; `ok` for sampled successes.
+    pub left_out: BTreeMap<String, u64>,
+    /// Why the file could not be written in full, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One request name's (or WebSocket exchange's) figures.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cpu_time::ProcessTime;
 
+use super::live::{self, LiveSecond, NameCounts};
 use super::shard::{self, ShardReport, ShardSetup};
 use super::{EngineError, GeneratorHealth, RunControl, RunOutcome, StageOutcome, StopReason};
 use crate::dial::TlsClient;
@@ -18,6 +19,7 @@ use crate::measure::tallies::FlowTallies;
 use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
 use crate::plan::{Load, Plan};
+use crate::request_log::Writer as RequestLogWriter;
 use pummel_results::expr::{MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::timeline::TimelineEntry;
@@ -38,6 +40,8 @@ struct SecondInProgress {
     reported: usize,
     /// Scenarios that started in it (on any shard).
     started: Vec<usize>,
+    /// Per-name counts of the second, for the live feed.
+    named: Vec<NameCounts>,
 }
 
 pub(super) fn run(
@@ -49,6 +53,13 @@ pub(super) fn run(
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
     let tls: Vec<Option<Arc<TlsClient>>> = plan.tls_clients()?.into_iter().map(|c| c.map(Arc::new)).collect();
+    let request_log = match &plan.request_log {
+        Some(spec) => Some(
+            RequestLogWriter::start(spec, plan.scenarios.clone(), base_url(plan))
+                .map_err(|source| EngineError::RequestLog { path: spec.path.display().to_string(), source })?,
+        ),
+        None => None,
+    };
     let plan_arc = Arc::new(plan.clone());
     let stop = control.token().child_token();
     let (reports_tx, reports) = mpsc::channel();
@@ -78,6 +89,7 @@ pub(super) fn run(
             stop: stop.clone(),
             reports: reports_tx.clone(),
             ends: ends.clone(),
+            log: request_log.as_ref().map(RequestLogWriter::link),
         };
         let spawned =
             std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));
@@ -109,7 +121,17 @@ pub(super) fn run(
 
     while let Ok(report) = reports.recv() {
         match report {
-            ShardReport::Second { shard, second, stats, in_flight, waiting, connections, thread_busy, started } => {
+            ShardReport::Second {
+                shard,
+                second,
+                stats,
+                in_flight,
+                waiting,
+                connections,
+                thread_busy,
+                started,
+                named,
+            } => {
                 last_reported[shard] = last_reported[shard].max(second);
                 let slot = pending.entry(second).or_default();
                 slot.stats.merge(&stats);
@@ -119,11 +141,13 @@ pub(super) fn run(
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
                 slot.started.extend(started);
+                live::add_all(&mut slot.named, &named);
             }
             ShardReport::Finished {
                 shard,
                 tail_second,
                 tail,
+                tail_named,
                 stages,
                 flows: shard_flows,
                 other_errors: messages,
@@ -134,6 +158,7 @@ pub(super) fn run(
                 let slot = pending.entry(tail_second).or_default();
                 slot.started.extend(started);
                 slot.stats.merge(&tail);
+                live::add_all(&mut slot.named, &tail_named);
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
                 finished[shard] = true;
@@ -197,8 +222,12 @@ pub(super) fn run(
                 if window_seconds.is_none_or(|end| entry.second <= end) {
                     entry.limit = judge.judge(&entry);
                 }
+                feed_second(control, &entry, &done, plan);
                 on_second(&entry);
                 timeline.push(entry);
+            } else {
+                // Not a line of its own, but its drops still count.
+                feed_second(control, &entry, &done, plan);
             }
             window.push_back(done.stats);
             if window.len() > window_len {
@@ -216,6 +245,8 @@ pub(super) fn run(
     for handle in threads {
         let _ = handle.join();
     }
+    // Every shard's log went with its thread: the writer has all there is.
+    let request_log = request_log.map(RequestLogWriter::finish);
 
     // Statistics cover the planned window, not the grace after it.
     let elapsed = plan.planned_duration().map_or(elapsed, |planned| elapsed.min(planned));
@@ -249,7 +280,27 @@ pub(super) fn run(
         target,
         flows,
         limit,
+        request_log,
     })
+}
+
+/// `scheme://host[:port]` of the target, which the request log puts before each path.
+fn base_url(plan: &Plan) -> String {
+    let url = &plan.target.url;
+    match url.find("://").map(|at| at + 3) {
+        Some(host_start) => match url[host_start..].find('/') {
+            Some(path_start) => url[..host_start + path_start].to_string(),
+            None => url.clone(),
+        },
+        None => url.clone(),
+    }
+}
+
+/// Hands a closed second to the control's live feed, if it has one.
+fn feed_second(control: &RunControl, entry: &TimelineEntry, done: &SecondInProgress, plan: &Plan) {
+    if let Some(feed) = control.feed() {
+        feed.second(&LiveSecond { entry, stats: &done.stats, named: &done.named, scenarios: &plan.scenarios });
+    }
 }
 
 /// What the per-second judgement needs to know of the plan's load.

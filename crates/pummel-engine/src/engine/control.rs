@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 pub struct RunControl {
     token: CancellationToken,
     interrupted: Arc<AtomicBool>,
+    /// Who is handed every second of the runs this control drives (`--metrics-listen`).
+    feed: Option<Arc<dyn super::live::LiveFeed>>,
 }
 
 impl RunControl {
@@ -28,6 +30,17 @@ impl RunControl {
     /// True once [`RunControl::interrupt`] was called.
     pub fn is_interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// This control, handing every second of its runs to `feed` as well (see
+    /// [`LiveFeed`](super::live::LiveFeed)); a find-limit search feeds each step's seconds.
+    pub fn with_feed(mut self, feed: Arc<dyn super::live::LiveFeed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    pub(crate) fn feed(&self) -> Option<&Arc<dyn super::live::LiveFeed>> {
+        self.feed.as_ref()
     }
 
     pub(crate) fn token(&self) -> &CancellationToken {

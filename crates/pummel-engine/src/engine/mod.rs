@@ -8,6 +8,7 @@
 
 mod collector;
 mod control;
+pub mod live;
 pub mod phases;
 pub(crate) mod shard;
 
@@ -59,6 +60,8 @@ pub struct RunOutcome {
     pub flows: crate::measure::tallies::FlowTallies,
     /// Which side limited the run, if one did (see `measure::limit`).
     pub limit: Option<pummel_results::summary::LimitVerdict>,
+    /// What the request log wrote and left out (`--log-requests`).
+    pub request_log: Option<crate::request_log::RequestLogTotals>,
 }
 
 /// One stage's totals.
@@ -99,6 +102,14 @@ pub enum EngineError {
     /// The process to watch cannot be found or read.
     #[error("cannot watch the target: {0}")]
     Watch(#[from] pummel_system::watch::WatchError),
+    /// The request log's file cannot be created.
+    #[error("cannot write the request log {path}: {source}")]
+    RequestLog {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Runs `plan` until it completes, the control stops it, or an abort rule holds.

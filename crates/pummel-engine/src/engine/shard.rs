@@ -19,10 +19,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::{Dialer, TlsClient};
+use crate::engine::live::NameCounts;
 use crate::measure::meter::{Meter, Totals};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
 use crate::plan::Plan;
+use crate::request_log::ShardLog;
 
 /// Time after the planned end during which an open-model arrival may still go out: the
 /// dispatcher ends with its schedule, and this only lets its last arrivals, which a busy
@@ -43,6 +45,8 @@ pub(crate) enum ShardReport {
         thread_busy: f64,
         /// Scenarios that started in the second.
         started: Vec<usize>,
+        /// Per-name counts of the second (`engine::live`).
+        named: Vec<NameCounts>,
     },
     /// The shard ended; its per-stage totals.
     Finished {
@@ -50,6 +54,8 @@ pub(crate) enum ShardReport {
         /// The stats since the last whole second, and the second they are reported under.
         tail_second: u64,
         tail: Box<Stats>,
+        /// Per-name counts since the last whole second.
+        tail_named: Vec<NameCounts>,
         stages: Vec<Stats>,
         /// Plan-file tallies (per request name, check, branch and scenario).
         flows: Box<FlowTallies>,
@@ -75,6 +81,8 @@ pub(crate) struct ShardSetup {
     pub reports: Sender<ShardReport>,
     /// Where the shards tell each other that a scenario ended (for `after`).
     pub ends: Arc<crate::load::ScenarioEnds>,
+    /// The request log's writer, when the plan logs requests.
+    pub log: Option<crate::request_log::LogLink>,
 }
 
 /// Runs the shard to its end on the current thread.
@@ -112,6 +120,8 @@ pub(crate) struct Shard {
     cpu_mark: Cell<Option<(cpu_time::ThreadTime, Instant)>>,
     /// Which scenarios ended on every shard (a scenario `after` another waits for it).
     pub ends: Arc<crate::load::ScenarioEnds>,
+    /// This shard's side of the request log (`--log-requests`).
+    pub log: Option<ShardLog>,
 }
 
 impl Shard {
@@ -197,6 +207,7 @@ async fn drive(setup: ShardSetup) {
         seconds_reported: Cell::new(0),
         cpu_mark: Cell::new(None),
         ends: setup.ends.clone(),
+        log: setup.log.map(|link| link.shard_log(start, setup.shards)),
         plan,
     });
 
@@ -243,12 +254,17 @@ async fn drive(setup: ShardSetup) {
     abandon_the_rest(&shard).await;
     ticker.abort();
 
+    if let Some(log) = &shard.log {
+        log.finish();
+    }
+    let tail_named = shard.meter.take_named();
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
     // Everything since the last tick belongs to the next second, however far into it we are.
     let _ = setup.reports.send(ShardReport::Finished {
         shard: shard.index,
         tail_second: shard.seconds_reported.get() + 1,
         tail: Box::new(tail),
+        tail_named,
         stages,
         flows: Box::new(flows),
         other_errors,
@@ -289,6 +305,7 @@ async fn tick_seconds(shard: Rc<Shard>, reports: Sender<ShardReport>) {
             connections: shard.meter.connections(),
             thread_busy,
             started: shard.meter.take_started(),
+            named: shard.meter.take_named(),
         };
         if reports.send(report).is_err() {
             return;

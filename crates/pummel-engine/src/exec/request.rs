@@ -29,6 +29,7 @@ use crate::inspect::{JsonBody, ResponseView, encoding};
 use crate::measure::meter::{Answer, Request};
 use crate::proto::http1::{Connection, encode_head};
 use crate::proto::http2::{Capture, FlowPool, Kept};
+use crate::request_log::Record;
 
 /// Most body bytes kept for checks and extraction.
 const CAPTURE_LIMIT: usize = 1 << 20;
@@ -44,7 +45,9 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, req
         Some(bytes) if user.jar.is_none() => Rendered { head: Vec::new(), body: Some(bytes.clone()), path: None },
         _ => match render(shard, user, step) {
             Ok(rendered) => rendered,
-            Err(detail) => return request.failed(&TransportError::other(detail)),
+            Err(detail) => {
+                return fail(shard, &step.method, step.path.text(), request, &TransportError::other(detail), 0);
+            }
         },
     };
     send_over_http1(shard, user, step, request, &rendered).await;
@@ -71,10 +74,13 @@ async fn send_over_http1(
     let mut next: Option<NextRequest> = None;
     let mut chain: Option<Parts> = None;
     let mut hops = 0u32;
+    // The request log writes the first bytes of an answer, and needs them kept.
+    let log_body = shard.log.as_ref().map_or(0, |log| log.body_bytes());
+    let first_path = rendered.path.as_deref().unwrap_or(step.path.text());
     loop {
-        let (head, body, method) = match &next {
-            Some(n) => (n.head.as_slice(), n.body.as_ref(), n.method.as_str()),
-            None => (rendered.head.as_slice(), rendered.body.as_ref(), step.method.as_str()),
+        let (head, body, method, path) = match &next {
+            Some(n) => (n.head.as_slice(), n.body.as_ref(), n.method.as_str(), n.path.as_str()),
+            None => (rendered.head.as_slice(), rendered.body.as_ref(), step.method.as_str(), first_path),
         };
         // The host of this request of the chain: a redirect may lead to another target.
         let host = next.as_ref().map_or(step.target, |n| n.target);
@@ -85,10 +91,10 @@ async fn send_over_http1(
             Some(conn) => (conn, true),
             None => match open(shard, host, name, intended).await {
                 Ok(conn) => (conn, false),
-                Err(e) => return request.failed(&e),
+                Err(e) => return fail(shard, method, path, request, &e, 0),
             },
         };
-        conn.io.capture(wants_headers, if wants_body { CAPTURE_LIMIT } else { 0 });
+        conn.io.capture(wants_headers, if wants_body { CAPTURE_LIMIT } else { log_body });
         let reading = Cell::new(false);
         let exchange = async {
             let sent_at = Instant::now();
@@ -133,12 +139,16 @@ async fn send_over_http1(
                         *user.idle_slot(host) = Some(conn);
                     }
                     if hops >= shard.plan.redirects {
-                        return request.failed_after(&redirect::too_many(shard.plan.redirects), received);
+                        let error = redirect::too_many(shard.plan.redirects);
+                        return fail(shard, method, path, request, &error, received);
                     }
                     if chain.is_none() {
                         match render_parts(shard, user, step) {
                             Ok(parts) => chain = Some(parts),
-                            Err(detail) => return request.failed_after(&TransportError::other(detail), received),
+                            Err(detail) => {
+                                let error = TransportError::other(detail);
+                                return fail(shard, method, path, request, &error, received);
+                            }
                         }
                     }
                     let Some(parts) = chain.as_ref() else { return };
@@ -165,7 +175,7 @@ async fn send_over_http1(
                     let keepalive: Vec<bool> = (0..targets.len()).map(|i| shard.plan.keepalive_of(i)).collect();
                     match redirect::follow(&targets, host, &keepalive, &hop, info.status, &location, &cookies_for) {
                         Ok(request_next) => next = Some(request_next),
-                        Err(e) => return request.failed_after(&e, received),
+                        Err(e) => return fail(shard, method, path, request, &e, received),
                     }
                     hops += 1;
                     retried = false;
@@ -175,12 +185,17 @@ async fn send_over_http1(
                 let headers: Vec<(&[u8], &[u8])> =
                     if wants_headers { conn.io.captured_headers().collect() } else { Vec::new() };
                 let complete = info.body_bytes <= CAPTURE_LIMIT as u64;
-                let body = match decoded(&headers, conn.io.captured_body(), complete) {
-                    Ok(body) => body,
-                    Err(e) => {
-                        drop(headers);
-                        return request.failed_after(&e, info.head_bytes + info.body_bytes);
+                // Only a body that is read is decoded (one kept for the log only is not).
+                let body = if wants_body {
+                    match decoded(&headers, conn.io.captured_body(), complete) {
+                        Ok(body) => body,
+                        Err(e) => {
+                            drop(headers);
+                            return fail(shard, method, path, request, &e, info.head_bytes + info.body_bytes);
+                        }
                     }
+                } else {
+                    Cow::Borrowed(conn.io.captured_body())
                 };
                 let view = ResponseView {
                     status: info.status,
@@ -193,13 +208,15 @@ async fn send_over_http1(
                 let keep = shard.plan.keepalive_of(host) && conn.io.reusable(&info);
                 let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
                 drop(headers);
-                request.answered(Answer {
+                let answer = Answer {
                     status: Some(info.status),
                     failure,
                     done,
                     bytes_in: info.head_bytes + info.body_bytes,
                     bytes_decoded,
-                });
+                };
+                log_answer(shard, method, path, &request, &answer, &body);
+                request.answered(answer);
                 if keep {
                     *user.idle_slot(host) = Some(conn);
                 }
@@ -208,18 +225,69 @@ async fn send_over_http1(
             Ok(Err(e)) if reused && !retried && closed_before_answer(&e, &conn.io, reading.get()) => {
                 drop(conn);
                 if !is_idempotent(method) {
-                    return request.failed(&TransportError::new(ErrorKind::Reset, "closed by the server while idle"));
+                    let error = TransportError::new(ErrorKind::Reset, "closed by the server while idle");
+                    return fail(shard, method, path, request, &error, 0);
                 }
                 shard.meter.reconnected(intended);
                 retried = true;
             }
-            Ok(Err(e)) => return request.failed_after(&e, conn.io.received_bytes()),
+            Ok(Err(e)) => return fail(shard, method, path, request, &e, conn.io.received_bytes()),
             Err(_elapsed) => {
-                return request
-                    .failed_after(&TransportError::timeout(shard.plan.timeout_of(host)), conn.io.received_bytes());
+                let error = TransportError::timeout(shard.plan.timeout_of(host));
+                return fail(shard, method, path, request, &error, conn.io.received_bytes());
             }
         }
     }
+}
+
+/// Ends `request` with a failure that came after `bytes_in` bytes of its answer, and logs it
+/// when the request log wants it.
+fn fail(shard: &Shard, method: &str, path: &str, request: Request, error: &TransportError, bytes_in: u64) {
+    if let Some(log) = &shard.log {
+        let now = Instant::now();
+        if log.wants(Some(error.kind), now) {
+            log.send(Record {
+                at: log.since_start(now),
+                name: request.name(),
+                method: method.to_string(),
+                path: path.to_string(),
+                status: None,
+                kind: Some(error.kind),
+                message: (!error.detail.is_empty()).then(|| error.detail.clone()),
+                latency_us: micros(now.saturating_duration_since(request.intended())),
+                service_us: request.sent_at().map(|sent| micros(now.saturating_duration_since(sent))),
+                bytes_in,
+                body: Vec::new(),
+            });
+        }
+    }
+    request.failed_after(error, bytes_in);
+}
+
+/// Logs an answered request when the request log wants it: a failure (a status not
+/// accepted, a failed check) within its kind's bound, or a sampled success.
+fn log_answer(shard: &Shard, method: &str, path: &str, request: &Request, answer: &Answer, body: &[u8]) {
+    let Some(log) = &shard.log else { return };
+    if !log.wants(answer.failure, answer.done) {
+        return;
+    }
+    log.send(Record {
+        at: log.since_start(answer.done),
+        name: request.name(),
+        method: method.to_string(),
+        path: path.to_string(),
+        status: answer.status,
+        kind: answer.failure,
+        message: None,
+        latency_us: micros(answer.done.saturating_duration_since(request.intended())),
+        service_us: request.sent_at().map(|sent| micros(answer.done.saturating_duration_since(sent))),
+        bytes_in: answer.bytes_in,
+        body: body[..body.len().min(log.body_bytes())].to_vec(),
+    });
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The user's idle connection, if it is still good; one the server closed while it was idle
@@ -278,12 +346,15 @@ async fn send_over_http2(
     };
     let h2 = match built {
         Ok(h2) => h2,
-        Err(detail) => return request.failed(&TransportError::other(detail)),
+        Err(detail) => {
+            return fail(shard, &step.method, step.path.text(), request, &TransportError::other(detail), 0);
+        }
     };
+    let log_body = shard.log.as_ref().map_or(0, |log| log.body_bytes());
     let follows = shard.plan.redirects > 0;
     let capture = Capture {
         headers: step.needs_headers() || step.needs_body() || shard.plan.cookies || follows,
-        body_limit: if step.needs_body() { CAPTURE_LIMIT } else { 0 },
+        body_limit: if step.needs_body() { CAPTURE_LIMIT } else { log_body },
     };
     let (name, intended) = (request.name(), request.intended());
     // A redirect chain, as over HTTP/1.1: the request of the chain now, and what each sends.
@@ -297,7 +368,7 @@ async fn send_over_http2(
         let result = pool.send(name, intended, &current, capture, &mut kept, &mut |at| request.written_at(0, at)).await;
         let answered = match result {
             Ok(answered) => answered,
-            Err(e) => return request.failed(&e),
+            Err(e) => return fail(shard, &step.method, current.path(), request, &e, 0),
         };
         let headers = kept.header_pairs();
         if let Some(url) = shard.plan.cookies.then(|| cookies::url_of(&shard.plan.target, current.path())).flatten() {
@@ -309,12 +380,21 @@ async fn send_over_http2(
         if let Some(location) = location {
             drop(headers);
             if hops >= shard.plan.redirects {
-                return request.failed(&redirect::too_many(shard.plan.redirects));
+                return fail(
+                    shard,
+                    &step.method,
+                    current.path(),
+                    request,
+                    &redirect::too_many(shard.plan.redirects),
+                    0,
+                );
             }
             if chain.is_none() {
                 match render_parts(shard, user, step) {
                     Ok(parts) => chain = Some(parts),
-                    Err(detail) => return request.failed(&TransportError::other(detail)),
+                    Err(detail) => {
+                        return fail(shard, &step.method, current.path(), request, &TransportError::other(detail), 0);
+                    }
                 }
             }
             let Some(parts) = chain.as_ref() else { return };
@@ -333,12 +413,14 @@ async fn send_over_http2(
             let followed = redirect::follow(&[target], 0, &[true], &hop, answered.status, &location, &cookies_for);
             let request_next = match followed {
                 Ok(n) => n,
-                Err(e) => return request.failed(&e),
+                Err(e) => return fail(shard, &step.method, current.path(), request, &e, 0),
             };
             let body = request_next.body.clone().map_or_else(Bytes::new, Bytes::from_owner);
             match pool.request(&request_next.method, &request_next.path, &request_next.headers, body) {
                 Ok(h2) => current = std::rc::Rc::new(h2),
-                Err(detail) => return request.failed(&TransportError::other(detail)),
+                Err(detail) => {
+                    return fail(shard, &step.method, current.path(), request, &TransportError::other(detail), 0);
+                }
             }
             next = Some(request_next);
             hops += 1;
@@ -346,22 +428,23 @@ async fn send_over_http2(
             continue;
         }
         let complete = kept.body.len() < CAPTURE_LIMIT;
-        let body = match decoded(&headers, &kept.body, complete) {
-            Ok(body) => body,
-            Err(e) => return request.failed(&e),
+        // Only a body that is read is decoded (one kept for the log only is not).
+        let body = if step.needs_body() {
+            match decoded(&headers, &kept.body, complete) {
+                Ok(body) => body,
+                Err(e) => return fail(shard, &step.method, current.path(), request, &e, 0),
+            }
+        } else {
+            Cow::Borrowed(kept.body.as_slice())
         };
         // Latency as everywhere: from when the request was due.
         let elapsed = answered.done - intended;
         let view = ResponseView { status: answered.status, headers: &headers, body: &body, elapsed };
         let failure = judge(shard, user, step, &view, intended);
         let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
-        request.answered(Answer {
-            status: Some(answered.status),
-            failure,
-            done: answered.done,
-            bytes_in: 0,
-            bytes_decoded,
-        });
+        let answer = Answer { status: Some(answered.status), failure, done: answered.done, bytes_in: 0, bytes_decoded };
+        log_answer(shard, &step.method, current.path(), &request, &answer, &body);
+        request.answered(answer);
         return;
     }
 }

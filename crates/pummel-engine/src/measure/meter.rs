@@ -25,6 +25,7 @@ use pummel_results::histogram::record;
 use tokio::time::Instant;
 
 use crate::dial::{Opened, TransportError};
+use crate::engine::live::NameCounts;
 use crate::flow::Scenarios;
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
@@ -59,6 +60,8 @@ struct Figures {
     stages: Vec<Stats>,
     flows: FlowTallies,
     other_errors: Vec<String>,
+    /// The per-name counts handed over so far (`take_named`).
+    named_reported: Vec<NameCounts>,
 }
 
 /// What a shard measured, handed over when it ends.
@@ -96,6 +99,7 @@ impl Meter {
                 stages: (0..stages.len().max(1)).map(|_| Stats::default()).collect(),
                 flows: FlowTallies::for_scenarios(scenarios),
                 other_errors: Vec::new(),
+                named_reported: Vec::new(),
             }),
             in_flight: Cell::new(0),
             waiting: Cell::new(0),
@@ -293,6 +297,27 @@ impl Meter {
     /// The current second's stats, handed to the collector; a new second starts.
     pub fn take_second(&self) -> Stats {
         std::mem::take(&mut self.figures.borrow_mut().interval)
+    }
+
+    /// The per-name counts since the last call (a few integers per name: the live feed's
+    /// per-name series are made of these, see `engine::live`).
+    pub fn take_named(&self) -> Vec<NameCounts> {
+        let mut figures = self.figures.borrow_mut();
+        let Figures { flows, named_reported, .. } = &mut *figures;
+        if named_reported.len() < flows.named.len() {
+            named_reported.resize(flows.named.len(), NameCounts::default());
+        }
+        flows
+            .named
+            .iter()
+            .zip(named_reported.iter_mut())
+            .map(|(stats, reported)| {
+                let now = NameCounts::of(stats);
+                let delta = now.since(reported);
+                *reported = now;
+                delta
+            })
+            .collect()
     }
 
     /// Everything not yet handed over, at the shard's end.

@@ -139,6 +139,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         segment: None,
         by_target: Vec::new(),
         phases: Vec::new(),
+        request_log: outcome.request_log.clone(),
     };
     summary.segment = (!plan.segment.is_whole()).then(|| plan.segment.to_string());
     add_flows(&mut summary, plan, &outcome.flows, outcome.measured);

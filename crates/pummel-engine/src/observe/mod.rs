@@ -1,7 +1,7 @@
 //! Observers: what runs beside the load to show the target's side of the story.
 //!
 //! - **Probes** ([`probe`]): one request every interval on a fresh connection, OK/NOK, latency,
-//!   and optionally a number from a JSON body.
+//!   and optionally a number from a JSON body or a Prometheus exposition ([`exposition`]).
 //! - **Target watch**: the target process through `/proc` (fds against its limit, CPU, memory,
 //!   TCP sockets by state), from `pummel_system::watch`.
 //!
@@ -19,6 +19,7 @@
 //! The run's target totals are then made from the timeline's samples only
 //! ([`TargetTotals::from_timeline`]), so every peak of the summary is some second's figure.
 
+pub mod exposition;
 pub mod probe;
 
 use std::sync::atomic::{AtomicBool, Ordering};

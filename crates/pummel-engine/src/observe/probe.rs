@@ -13,11 +13,15 @@ use std::time::{Duration, Instant};
 use pummel_results::observed::ProbeSample;
 use serde::Serialize;
 
+use crate::observe::exposition::MetricSelector;
 use crate::plan::{PlanError, Target};
 use crate::proto::http1::{Progress, ResponseParser, encode_request};
 
 /// Most body bytes a probe keeps for its checks.
 const PROBE_BODY_LIMIT: usize = 256 * 1024;
+/// Most body bytes a `--probe-metric` probe keeps: an exporter's whole exposition (a busy
+/// node_exporter writes a few hundred KiB).
+const EXPOSITION_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// What a probe checks besides the status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +69,9 @@ pub struct ProbeSpec {
     pub expect: Option<ProbeExpect>,
     /// JSON path (`$.a.b[0]`) of a number to record from the body.
     pub json_path: Option<String>,
+    /// A metric of a Prometheus text exposition to record from the body (`--probe-metric`).
+    #[serde(serialize_with = "as_text")]
+    pub metric: Option<MetricSelector>,
     /// Per-probe time limit.
     #[serde(with = "crate::seconds")]
     pub timeout: Duration,
@@ -88,7 +95,30 @@ impl ProbeSpec {
                 reason: "probes speak plain http:// only; probe an http:// endpoint of the target".into(),
             });
         }
-        Ok(ProbeSpec { url: url.to_string(), target, expect, json_path, timeout })
+        Ok(ProbeSpec { url: url.to_string(), target, expect, json_path, metric: None, timeout })
+    }
+
+    /// A probe of `URL#METRIC{label="x"}` that records the value of that metric in the
+    /// Prometheus text exposition the URL serves (matches added up, see [`exposition`]).
+    ///
+    /// [`exposition`]: crate::observe::exposition
+    pub fn for_metric(url_and_metric: &str, expect: Option<ProbeExpect>, timeout: Duration) -> Result<Self, PlanError> {
+        let bad = |reason: String| PlanError::Url { url: url_and_metric.to_string(), reason };
+        let (url, selector) = url_and_metric
+            .split_once('#')
+            .ok_or_else(|| bad("expected URL#METRIC or URL#METRIC{label=\"value\"}".into()))?;
+        let selector = selector.parse::<MetricSelector>().map_err(bad)?;
+        let mut spec = ProbeSpec::new(url, expect, timeout)?;
+        spec.metric = Some(selector);
+        Ok(spec)
+    }
+}
+
+/// A selector in the plan as it was written.
+fn as_text<S: serde::Serializer>(selector: &Option<MetricSelector>, serializer: S) -> Result<S::Ok, S::Error> {
+    match selector {
+        Some(s) => serializer.serialize_some(&s.to_string()),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -116,6 +146,12 @@ pub fn probe_once(spec: &ProbeSpec) -> ProbeSample {
                     None => problems.push(format!("no number at {path}")),
                 }
             }
+            if let Some(selector) = &spec.metric {
+                match selector.value_in(&String::from_utf8_lossy(&body)) {
+                    Some(v) => sample.value = Some(v),
+                    None => problems.push(format!("no sample of {selector}")),
+                }
+            }
             sample.ok = problems.is_empty();
             sample.error = (!problems.is_empty()).then(|| problems.join("; "));
         }
@@ -139,7 +175,7 @@ fn exchange(spec: &ProbeSpec) -> Result<(u16, Vec<u8>), String> {
     stream.set_write_timeout(Some(left())).map_err(|e| e.to_string())?;
     stream.write_all(&request).map_err(|e| format!("write: {e}"))?;
     let mut parser = ResponseParser::new();
-    parser.capture_body(PROBE_BODY_LIMIT);
+    parser.capture_body(if spec.metric.is_some() { EXPOSITION_BODY_LIMIT } else { PROBE_BODY_LIMIT });
     parser.start(false);
     let mut buf = [0u8; 16 * 1024];
     loop {

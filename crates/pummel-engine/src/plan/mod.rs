@@ -115,6 +115,9 @@ pub struct Plan {
     /// `other_targets[i - 1]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_targets: Vec<NamedTarget>,
+    /// Log failed (and a sample of successful) requests to a file, bounded (`--log-requests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_log: Option<crate::request_log::RequestLogSpec>,
 }
 
 /// One of `count` parts of a plan (`--segment index+1/count`): processes that run every part
@@ -227,6 +230,7 @@ impl Plan {
             other_targets: Vec::new(),
             segment: Segment::default(),
             start_at: None,
+            request_log: None,
         }
     }
 

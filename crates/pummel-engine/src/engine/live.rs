@@ -1,0 +1,113 @@
+//! The live feed: what a reader outside the engine (the Prometheus exporter of
+//! `--metrics-listen`) is handed once a second while a run goes on.
+//!
+//! The shards already merge their figures every second for the timeline; the feed is given
+//! that merged second — histograms included, which the timeline entry only holds as
+//! percentiles — and the per-name counts of the same second. A reader is therefore fed from the
+//! collector's thread once a second, never from a shard's hot path, and needs no lock the
+//! shards could wait on. Attach one with [`RunControl::with_feed`](super::RunControl::with_feed).
+
+use pummel_results::error_kind::ErrorCounts;
+use pummel_results::timeline::TimelineEntry;
+
+use crate::flow::Scenarios;
+use crate::measure::stats::Stats;
+
+/// Receives every second of a run as soon as the collector has closed it.
+///
+/// Called on the collector's thread: it should return quickly (a few milliseconds), or it delays
+/// the live view and abort rules.
+pub trait LiveFeed: Send + Sync + std::fmt::Debug {
+    /// One closed second. Every second is given, the empty tail after the last whole one
+    /// included, so that counters summed over seconds end at the run's totals.
+    fn second(&self, second: &LiveSecond<'_>);
+}
+
+/// One second of the run, as the feed sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSecond<'a> {
+    /// The timeline entry (gauges, probes, the target's sample, what limited the second).
+    pub entry: &'a TimelineEntry,
+    /// The second's merged statistics with their histograms.
+    pub stats: &'a Stats,
+    /// Counts of the second per statistics name, indexed as [`Scenarios::names`]; only
+    /// requests due after the warmup are counted here, as in the summary's per-name table.
+    pub named: &'a [NameCounts],
+    /// The plan's scenarios: the names and their scenario, for labels.
+    pub scenarios: &'a Scenarios,
+}
+
+/// Request counts of one statistics name (a plan file's request name or WebSocket exchange).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameCounts {
+    /// Requests written.
+    pub sent: u64,
+    /// Ended with an accepted answer.
+    pub ok: u64,
+    /// Ended with a failure (any kind).
+    pub failed: u64,
+    /// Failures by kind.
+    pub errors: ErrorCounts,
+}
+
+impl NameCounts {
+    /// The counts of `stats`.
+    pub fn of(stats: &Stats) -> NameCounts {
+        NameCounts { sent: stats.sent, ok: stats.ok, failed: stats.failed, errors: stats.errors }
+    }
+
+    /// Adds `other` into these counts.
+    pub fn add(&mut self, other: &NameCounts) {
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.errors.merge(&other.errors);
+    }
+
+    /// What these (later, cumulative) counts hold beyond `earlier`.
+    pub fn since(&self, earlier: &NameCounts) -> NameCounts {
+        let mut errors = self.errors;
+        for (a, b) in errors.0.iter_mut().zip(earlier.errors.0.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        NameCounts {
+            sent: self.sent.saturating_sub(earlier.sent),
+            ok: self.ok.saturating_sub(earlier.ok),
+            failed: self.failed.saturating_sub(earlier.failed),
+            errors,
+        }
+    }
+}
+
+/// Adds `from` into `into`, growing it as needed.
+pub(crate) fn add_all(into: &mut Vec<NameCounts>, from: &[NameCounts]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), NameCounts::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        a.add(b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pummel_results::error_kind::ErrorKind;
+
+    #[test]
+    fn deltas_of_cumulative_counts_add_back_up() {
+        let mut first = Stats::default();
+        first.sent = 3;
+        first.record_response(200, true, std::time::Duration::ZERO, std::time::Duration::ZERO);
+        first.record_failure(ErrorKind::Timeout, std::time::Duration::ZERO);
+        let a = NameCounts::of(&first);
+        first.record_failure(ErrorKind::Timeout, std::time::Duration::ZERO);
+        first.sent = 4;
+        let b = NameCounts::of(&first);
+        let delta = b.since(&a);
+        assert_eq!((delta.sent, delta.ok, delta.failed, delta.errors.get(ErrorKind::Timeout)), (1, 0, 1, 1));
+        let mut sum = vec![a];
+        add_all(&mut sum, &[delta]);
+        assert_eq!(sum[0], b);
+    }
+}

@@ -296,9 +296,9 @@ fn base_url(plan: &Plan) -> String {
     }
 }
 
-/// Hands a closed second to the control's live feed, if it has one.
+/// Hands a closed second to the control's live feeds, if it has any.
 fn feed_second(control: &RunControl, entry: &TimelineEntry, done: &SecondInProgress, plan: &Plan) {
-    if let Some(feed) = control.feed() {
+    for feed in control.feeds() {
         feed.second(&LiveSecond { entry, stats: &done.stats, named: &done.named, scenarios: &plan.scenarios });
     }
 }

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 pub struct RunControl {
     token: CancellationToken,
     interrupted: Arc<AtomicBool>,
-    /// Who is handed every second of the runs this control drives (`--metrics-listen`).
-    feed: Option<Arc<dyn super::live::LiveFeed>>,
+    /// Who is handed every second of the runs this control drives (`--metrics-listen`, ...).
+    feeds: Vec<Arc<dyn super::live::LiveFeed>>,
 }
 
 impl RunControl {
@@ -33,14 +33,15 @@ impl RunControl {
     }
 
     /// This control, handing every second of its runs to `feed` as well (see
-    /// [`LiveFeed`](super::live::LiveFeed)); a find-limit search feeds each step's seconds.
+    /// [`LiveFeed`](super::live::LiveFeed)), after the feeds it already has; a find-limit search
+    /// feeds each step's seconds.
     pub fn with_feed(mut self, feed: Arc<dyn super::live::LiveFeed>) -> Self {
-        self.feed = Some(feed);
+        self.feeds.push(feed);
         self
     }
 
-    pub(crate) fn feed(&self) -> Option<&Arc<dyn super::live::LiveFeed>> {
-        self.feed.as_ref()
+    pub(crate) fn feeds(&self) -> &[Arc<dyn super::live::LiveFeed>] {
+        &self.feeds
     }
 
     pub(crate) fn token(&self) -> &CancellationToken {

@@ -93,6 +93,68 @@ pub(crate) fn add_all(into: &mut Vec<NameCounts>, from: &[NameCounts]) {
 mod tests {
     use super::*;
     use pummel_results::error_kind::ErrorKind;
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// Remembers `(second, completed, latency count)` of each second it is handed.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<(u64, u64, u64)>>);
+
+    impl LiveFeed for Recorder {
+        fn second(&self, second: &LiveSecond<'_>) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push((second.entry.second, second.stats.completed, second.stats.latency.len()));
+            }
+        }
+    }
+
+    /// A keep-alive server answering `200 ok` to every request, on a thread per connection.
+    fn ok_server() -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            if stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_feed_is_handed_every_second_and_they_add_up_to_the_run() {
+        let addr = ok_server();
+        let mut plan = crate::plan::test_plan(
+            &format!("http://{addr}/"),
+            crate::plan::Load::Closed(crate::plan::ClosedLoad { connections: 2 }),
+        );
+        plan.threads = 2;
+        plan.stop.requests = Some(300);
+        let recorder = Arc::new(Recorder::default());
+        let control = super::super::RunControl::new().with_feed(recorder.clone());
+        let outcome = super::super::run(&plan, &control, |_| {}).expect("the run");
+        let seen = recorder.0.lock().expect("the record").clone();
+        assert!(!seen.is_empty());
+        assert!(seen.windows(2).all(|w| w[1].0 > w[0].0), "seconds in order: {seen:?}");
+        assert_eq!(seen.iter().map(|s| s.1).sum::<u64>(), outcome.total.completed, "{seen:?}");
+        assert_eq!(seen.iter().map(|s| s.2).sum::<u64>(), outcome.total.latency.len(), "the histograms too");
+        assert_eq!(outcome.total.completed, 300);
+    }
 
     #[test]
     fn deltas_of_cumulative_counts_add_back_up() {

@@ -73,6 +73,7 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         probes: Vec::new(),
         target: None,
         watch_gap: None,
+        faults: Vec::new(),
     }
 }
 
@@ -159,6 +160,8 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        faults: Vec::new(),
+        steady_state: None,
     }
 }
 

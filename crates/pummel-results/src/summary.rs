@@ -89,6 +89,13 @@ pub struct Summary {
     /// Plan files: iterations started per scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioSummary>,
+    /// The faults injected during the run (`[[fault]]`, `--fault`), each with the target's
+    /// recovery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::FaultSummary>,
+    /// What the faults' recoveries were judged against; present when faults ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<crate::fault::SteadyState>,
 }
 
 /// One request name's (or WebSocket exchange's) figures.

@@ -79,6 +79,9 @@ pub struct TimelineEntry {
     /// its sample was not ready in time); absent when it has one or none is watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_gap: Option<String>,
+    /// Faults that started, ended or were undone during this second (`[[fault]]`, `--fault`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::FaultMark>,
 }
 
 /// Latency percentiles of one second, milliseconds.

@@ -137,6 +137,8 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         checks: Vec::new(),
         branches: Vec::new(),
         scenarios: Vec::new(),
+        faults: Vec::new(),
+        steady_state: None,
     };
     add_flows(&mut summary, &plan.scenarios, &outcome.flows, outcome.measured);
     summary

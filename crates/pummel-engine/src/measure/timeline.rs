@@ -53,6 +53,7 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         probes: Vec::new(),
         target: None,
         watch_gap: None,
+        faults: Vec::new(),
     }
 }
 /// p50, p90, p99 and max of `histogram`; `None` when it is empty.

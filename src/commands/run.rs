@@ -104,6 +104,7 @@ pub fn finish_with(
     } else {
         super::print_stdout(&table(&summary));
     }
+    super::faults::report_end(outcome, &summary, display);
     if files.results.is_some() || files.junit.is_some() {
         let doc = results_document(plan, outcome, summary.clone());
         if let Some(path) = files.results {
@@ -178,6 +179,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
+    super::faults::add_flags(&mut plan.faults, &args.faults)?;
     validate(&plan)?;
     Ok(plan)
 }

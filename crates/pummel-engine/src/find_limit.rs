@@ -699,6 +699,8 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         target: None,
         flows,
         limit,
+        faults: Vec::new(),
+        faults_undone_at_exit: Vec::new(),
     }
 }
 

@@ -398,14 +398,14 @@ impl Executor {
             OnWhat::ProxyDown(proxy) => {
                 let handle = proxies()?;
                 handle.block_on(handle.proxies().set_enabled(&proxy, true)).map_err(|e| e.to_string())?;
-                Ok(format!("proxy {proxy} healed (up again)"))
+                Ok(format!("proxy {proxy} up again"))
             }
             OnWhat::Toxics(proxy, names) => {
                 let handle = proxies()?;
                 for name in &names {
                     handle.block_on(handle.proxies().remove_toxic(&proxy, name)).map_err(|e| e.to_string())?;
                 }
-                Ok(format!("proxy {proxy} healed (toxics removed)"))
+                Ok(format!("proxy {proxy}: toxics removed"))
             }
             OnWhat::Stopped(pids) => {
                 process::signal(&pids, Signal::CONT)?;

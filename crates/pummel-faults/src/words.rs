@@ -289,7 +289,8 @@ impl FaultFields {
         if !proxies.iter().any(|p| p.name == proxy) {
             let known: Vec<&str> = proxies.iter().map(|p| p.name.as_str()).collect();
             let hint = if known.is_empty() {
-                "no proxy is defined: add [proxy.NAME] listen = ..., upstream = ... (or listen= upstream= on the command line)".to_string()
+                "no proxy is defined: add [proxy.NAME] in a plan, or listen= and upstream= on the command line"
+                    .to_string()
             } else {
                 format!("defined: {}", known.join(", "))
             };

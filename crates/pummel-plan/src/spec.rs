@@ -58,6 +58,8 @@ pub struct PlanSpec {
     pub feeders: Vec<FeederSpec>,
     /// `seed = N`: the seed of the run's randomness; `None`: a fresh one each run.
     pub seed: Option<u64>,
+    /// `[[fault]]` and `[proxy.NAME]`: what the run does to its target, and when.
+    pub faults: pummel_faults::FaultPlan,
 }
 
 /// `[target]`, with defaults applied.
@@ -372,6 +374,7 @@ impl PlanSpec {
         plan.thresholds = self.thresholds.clone();
         plan.abort_when = self.abort_when.clone();
         plan.abort_window = self.abort_window;
+        plan.faults = self.faults.clone();
         if let Some(seed) = self.seed {
             plan.seed = seed;
         }

@@ -52,6 +52,15 @@ pub(super) fn run(
     let cpu_at_start = ProcessTime::now();
     let started_at = SystemTime::now();
     let start = Instant::now() + START_DELAY;
+    // The faults' proxies are up before the first request; every fault is undone when this
+    // handle finishes or is dropped (an early return below, a panic), or at once when the run
+    // is cut short (Ctrl-C, an abort rule).
+    let faults = if plan.faults.is_empty() {
+        None
+    } else {
+        let cut = stop.clone();
+        Some(pummel_faults::Running::start(&plan.faults, start, move || cut.is_cancelled())?)
+    };
 
     let mut threads = Vec::with_capacity(shards);
     for index in 0..shards {
@@ -165,6 +174,9 @@ pub(super) fn run(
                 if let Some(running) = observers.as_mut() {
                     running.fill(&mut entry);
                 }
+                if let Some(faults) = &faults {
+                    entry.faults = faults.take_marks(Duration::from_secs(entry.second));
+                }
                 // The drain after the window is not judged: nothing is offered then.
                 if window_seconds.is_none_or(|end| entry.second <= end) {
                     entry.limit = judge.judge(&entry);
@@ -187,6 +199,10 @@ pub(super) fn run(
     }
     for handle in threads {
         let _ = handle.join();
+    }
+    let (fault_windows, faults_undone_at_exit) = faults.map(pummel_faults::Running::finish).unwrap_or_default();
+    if let Some(last) = timeline.last_mut() {
+        last.faults.extend(faults_undone_at_exit.iter().cloned());
     }
 
     // Statistics cover the planned window, not the grace after it.
@@ -221,6 +237,8 @@ pub(super) fn run(
         target,
         flows,
         limit,
+        faults: fault_windows,
+        faults_undone_at_exit,
     })
 }
 

@@ -58,6 +58,11 @@ pub struct RunOutcome {
     pub flows: crate::measure::tallies::FlowTallies,
     /// Which side limited the run, if one did (see `measure::limit`).
     pub limit: Option<pummel_results::summary::LimitVerdict>,
+    /// Each fault's window, in plan order (empty without faults).
+    pub faults: Vec<pummel_results::fault::FaultWindow>,
+    /// What was done to the faults after the last second of the timeline: those still on when
+    /// the run ended, undone then (also in the last entry's `faults`), for the caller to say so.
+    pub faults_undone_at_exit: Vec<pummel_results::fault::FaultMark>,
 }
 
 /// One stage's totals.
@@ -98,6 +103,9 @@ pub enum EngineError {
     /// The process to watch cannot be found or read.
     #[error("cannot watch the target: {0}")]
     Watch(#[from] pummel_system::watch::WatchError),
+    /// The faults' proxies or thread could not start.
+    #[error(transparent)]
+    Faults(#[from] pummel_faults::StartError),
 }
 
 /// Runs `plan` until it completes, the control stops it, or an abort rule holds.

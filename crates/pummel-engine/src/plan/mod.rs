@@ -99,6 +99,10 @@ pub struct Plan {
     /// for object stores and other AWS APIs. Holds credentials, so it is never serialised.
     #[serde(skip)]
     pub auth: Option<crate::flow::sigv4::SigV4>,
+    /// Faults injected during the run, and the proxies it starts for them (`[[fault]]`,
+    /// `[proxy.NAME]`, `--fault`): see the `pummel-faults` crate.
+    #[serde(skip_serializing_if = "pummel_faults::FaultPlan::is_empty")]
+    pub faults: pummel_faults::FaultPlan,
 }
 
 /// When the run ends: whichever limit comes first.
@@ -136,6 +140,7 @@ impl Plan {
             tls: TlsSettings::default(),
             seed: crate::flow::seed::fresh_seed(),
             auth: None,
+            faults: pummel_faults::FaultPlan::default(),
         }
     }
 
@@ -238,6 +243,14 @@ impl Plan {
         }
         self.validate_source_addrs()?;
         self.tls_client()?;
+        if let Some(rule) =
+            self.abort_when.iter().find(|e| matches!(e.metric, Metric::RecoveryTime | Metric::FaultErrors))
+        {
+            return Err(PlanError::Invalid(format!(
+                "{}: recovery_time and fault_errors are judged at the end of the run, as thresholds, not as abort rules",
+                rule.text
+            )));
+        }
         for expr in self.thresholds.iter().chain(&self.abort_when) {
             if let Metric::ErrorCount(name) = &expr.metric {
                 if !ErrorKind::ALL.iter().any(|k| k.name() == name) {

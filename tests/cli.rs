@@ -24,6 +24,8 @@ mod counts;
 mod demo;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/faults.rs"]
+mod faults;
 #[path = "cli/find_limit.rs"]
 mod find_limit;
 #[path = "cli/flows.rs"]

@@ -68,7 +68,9 @@ pub(crate) fn run(command: &str, limit: Duration) -> Result<(), String> {
 }
 
 /// Starts `command` with `sh -c` in a process group of its own, so that it outlives pummel
-/// and a Ctrl-C meant for pummel does not reach it.
+/// and a Ctrl-C meant for pummel does not reach it; none of pummel's pipes are passed on (a
+/// caller reading pummel's output to its end would wait for the restarted server too), so its
+/// output goes where the command sends it.
 pub(crate) fn spawn_detached(command: &str) -> Result<std::process::Child, String> {
     use std::os::unix::process::CommandExt;
     Command::new("sh")
@@ -76,6 +78,7 @@ pub(crate) fn spawn_detached(command: &str) -> Result<std::process::Child, Strin
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run `{command}`: {e}"))

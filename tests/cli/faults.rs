@@ -107,6 +107,17 @@ global = ["recovery_time<4s"]
     assert!(support::count(recovery, "/failed") > 0, "{recovery:#}");
     let verdict = &document["summary"]["thresholds"][0];
     assert_eq!((verdict["expr"].as_str(), verdict["pass"].as_bool()), (Some("recovery_time<4s"), Some(true)));
+
+    // The report: a named band on every chart over time, and the recovery table.
+    let (page, page_arg) = support::path_in(&dir, "report.html");
+    support::run(&["report", &results_arg, "-o", &page_arg], Duration::from_secs(30)).assert_code(0);
+    let html = std::fs::read_to_string(&page).expect("the report");
+    assert_eq!(html.matches(r#"<g class="band fault">"#).count(), 6, "one band per chart over time");
+    assert_eq!(html.matches("fault: web down").count(), 6);
+    assert!(html.contains("Faults and recovery"));
+    let markdown = support::run(&["report", &results_arg, "--format", "md"], Duration::from_secs(30));
+    markdown.assert_code(0);
+    assert!(markdown.stdout.contains("| web down | proxy web down | 3."), "{}", markdown.stdout);
 }
 
 #[test]

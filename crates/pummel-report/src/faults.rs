@@ -5,6 +5,7 @@ use pummel_results::fault::{FaultSummary, SteadyState};
 use pummel_results::summary::Summary;
 
 use crate::fmt::{ms, percent, rate, thousands};
+use crate::tables::{Cell, Table, Tone};
 
 /// One row's cells: fault, action, start, end, detected after, recovered after, failed,
 /// deficit, note.
@@ -75,6 +76,37 @@ pub fn markdown(summary: &Summary) -> Option<String> {
         out.push_str(&format!("\n{}\n", steady_state_line(steady)));
     }
     Some(out)
+}
+
+/// The table for the page and the markdown report: one row per fault, the steady state in
+/// its title; `None` when no fault ran.
+pub fn table(doc: &pummel_results::document::ResultsDocument) -> Option<Table> {
+    let summary = &doc.summary;
+    if summary.faults.is_empty() {
+        return None;
+    }
+    let title = match &summary.steady_state {
+        Some(steady) => format!("Faults and recovery ({})", steady_state_line(steady)),
+        None => "Faults and recovery".to_string(),
+    };
+    let rows = summary
+        .faults
+        .iter()
+        .map(|fault| {
+            let bad = fault.window.error.is_some() || fault.recovery.is_some_and(|r| !r.recovered());
+            row(fault)
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| if i == 5 && bad { Cell::toned(text, Tone::Bad) } else { Cell::plain(text) })
+                .collect()
+        })
+        .collect();
+    Some(Table {
+        title,
+        headers: HEADERS.iter().map(|h| h.to_string()).collect(),
+        numeric: vec![false, false, true, true, true, true, true, true, false],
+        rows,
+    })
 }
 
 #[cfg(test)]

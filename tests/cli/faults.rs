@@ -287,3 +287,36 @@ toxic = { type = "latency", latency = 100 }
     out.assert_no_panic().assert_code(2);
     assert!(out.stderr.contains("not as abort rules"), "{}", out.stderr);
 }
+
+#[test]
+fn an_abort_rule_ends_the_run_and_the_exec_fault_is_undone() {
+    let _load = support::shared();
+    // Every answer is a 500: the abort rule holds within a second or two, with the fault still on.
+    let sink = Sink::start(&["--error-rate", "100%"]);
+    let dir = support::temp_dir();
+    let (marker, marker_arg) = support::path_in(&dir, "fault-on");
+    let fault = format!("at=0s name=flag exec='touch {marker_arg}' undo='rm {marker_arg}'");
+    let out = support::run(
+        &[
+            "run",
+            &sink.url("/"),
+            "-r",
+            "50",
+            "-d",
+            "30s",
+            "--plain",
+            "--fault",
+            &fault,
+            "--abort-when",
+            "error_rate>50%",
+            "--abort-window",
+            "1s",
+        ],
+        Duration::from_secs(60),
+    );
+    out.assert_no_panic().assert_code(1);
+    assert!(out.stdout.contains(&format!("fault flag, started (`touch {marker_arg}` ran)")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("fault flag, undone (undo `rm {marker_arg}` ran)")), "{}", out.stdout);
+    assert!(!marker.exists(), "the undo command ran");
+    assert!(out.stdout.contains("undone when the run ended"), "{}", out.stdout);
+}

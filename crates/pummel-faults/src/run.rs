@@ -323,7 +323,7 @@ impl Executor {
                                 }
                             }
                         }
-                        let shown: Vec<String> = toxics.iter().map(|t| t.describe()).collect();
+                        let shown: Vec<String> = toxics.iter().map(crate::spec::short_toxic).collect();
                         let detail = format!("proxy {proxy}: {}", shown.join(", "));
                         Ok((On { id: None, what: OnWhat::Toxics(proxy.clone(), names) }, detail))
                     }

@@ -118,8 +118,8 @@ impl Fault {
         match &self.action {
             Action::Proxy { proxy, effect: ProxyEffect::Down } => format!("proxy {proxy} down"),
             Action::Proxy { proxy, effect: ProxyEffect::Toxics(toxics) } => {
-                let list: Vec<String> = toxics.iter().map(Toxic::describe).collect();
-                format!("proxy {proxy} toxic {}", list.join(", "))
+                let list: Vec<String> = toxics.iter().map(short_toxic).collect();
+                format!("proxy {proxy}: {}", list.join(", "))
             }
             Action::Stop { target } => format!("SIGSTOP {target} (SIGCONT at the end)"),
             Action::Kill { target, restart: Some(cmd) } => format!("SIGKILL {target}, restart `{cmd}`"),
@@ -133,6 +133,22 @@ impl Fault {
     pub fn end(&self) -> Option<Duration> {
         self.length.map(|l| self.at + l)
     }
+}
+
+/// `latency latency=200 jitter=0`, with ` upstream` when not downstream and ` toxicity 0.5`
+/// when not 1.
+pub(crate) fn short_toxic(toxic: &Toxic) -> String {
+    let mut out = toxic.kind.type_name().to_string();
+    for (name, value) in toxic.kind.attribute_values() {
+        out.push_str(&format!(" {name}={value}"));
+    }
+    if toxic.stream != pummel_proxy::Stream::Downstream {
+        out.push_str(&format!(" {}", toxic.stream.as_str()));
+    }
+    if toxic.toxicity < 1.0 {
+        out.push_str(&format!(" toxicity {}", toxic.toxicity));
+    }
+    out
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -243,6 +243,14 @@ impl Plan {
         }
         self.validate_source_addrs()?;
         self.tls_client()?;
+        if let (Some(planned), Some(late)) =
+            (self.planned_duration(), self.faults.faults.iter().find(|f| Some(f.at) >= self.planned_duration()))
+        {
+            return Err(PlanError::Invalid(format!(
+                "fault {:?} starts at {:?}, when the run ({:?}) has ended",
+                late.name, late.at, planned
+            )));
+        }
         if let Some(rule) =
             self.abort_when.iter().find(|e| matches!(e.metric, Metric::RecoveryTime | Metric::FaultErrors))
         {

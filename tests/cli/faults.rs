@@ -159,8 +159,8 @@ fn nginx_stopped_for_2s_is_detected_within_1s_and_recovers_within_2s_of_cont() {
     let recovery = &only_fault(&document)["recovery"];
     let detect = support::num(recovery, "/detect_s");
     let recover = support::num(recovery, "/recover_s");
-    assert!(detect <= 1.0, "detected after {detect} s: {recovery:#}");
-    assert!(recover <= 2.0, "recovered {recover} s after SIGCONT: {recovery:#}");
+    assert!(detect <= 1.0, "detected after {detect} s: {recovery:#}\n{}", out.stdout);
+    assert!(recover <= 2.0, "recovered {recover} s after SIGCONT: {recovery:#}\n{}", out.stdout);
 }
 
 #[test]

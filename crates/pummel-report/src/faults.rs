@@ -48,7 +48,9 @@ pub fn row(fault: &FaultSummary) -> [String; 9] {
 
 /// What steady state meant, in one sentence.
 pub fn steady_state_line(s: &SteadyState) -> String {
-    let p99 = s.baseline_p99_ms.map(|p| format!(", p99 at most {:.0}x the baseline's {}", s.p99_factor, ms(p)));
+    let p99 = s.baseline_p99_ms.map(|p| {
+        format!(", p99 at most {:.0}x the baseline's {} (or it + {})", s.p99_factor, ms(p), ms(s.p99_slack_ms))
+    });
     let carried = s
         .baseline_rate
         .map(|r| format!(", at least {:.0}% of the baseline's {} ok/s", s.min_ok_share * 100.0, rate(r)));

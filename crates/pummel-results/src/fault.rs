@@ -108,6 +108,10 @@ pub struct SteadyState {
     pub max_error_rate: f64,
     /// How many times the baseline p99 a good second's p99 may be (2 by default).
     pub p99_factor: f64,
+    /// Milliseconds over the baseline p99 a good second's p99 may always be (20 by default),
+    /// whatever the factor allows: on a sub-millisecond baseline, twice is a scheduler hiccup.
+    #[serde(default)]
+    pub p99_slack_ms: f64,
     /// Smallest share of the baseline's successful answers a good second must carry (0.5): a
     /// stalled target fails nothing and has no latency until it answers, so a second it
     /// answered little in is out of steady state too.
@@ -125,6 +129,7 @@ impl Default for SteadyState {
         SteadyState {
             max_error_rate: 0.01,
             p99_factor: 2.0,
+            p99_slack_ms: 20.0,
             min_ok_share: 0.5,
             baseline_seconds: 0,
             baseline_p99_ms: None,

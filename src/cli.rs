@@ -117,6 +117,11 @@ pub struct RunArgs {
     /// to its [[fault]] tables). Undone when it ends and on every exit.
     #[arg(long = "fault", value_name = "WORDS")]
     pub faults: Vec<String>,
+    /// What a second in steady state is, for the faults' recovery: 'error_rate=2% p99_factor=3
+    /// p99_slack=50ms ok_share=50%' (default: error rate at most 1 %, p99 at most 2x the
+    /// baseline's or + 20 ms, half the baseline's answers).
+    #[arg(long, value_name = "WORDS")]
+    pub steady_state: Option<String>,
     /// Exit 3 without running when nothing answers at the target at the start.
     #[arg(long)]
     pub require_target: bool,

@@ -9,9 +9,14 @@ use pummel_results::summary::Summary;
 use super::CliError;
 use crate::cli::DisplayArgs;
 
-/// Adds each `--fault` to `faults` (a plan's, or an empty one); a bad one is a usage error
-/// naming the flag, and a fault name given twice gets `#2`, `#3`.
-pub fn add_flags(faults: &mut FaultPlan, flags: &[String]) -> Result<(), CliError> {
+/// Adds each `--fault` to `faults` (a plan's, or an empty one) and sets `--steady-state`; a
+/// bad one is a usage error naming the flag, and a fault name given twice gets `#2`, `#3`.
+pub fn add_flags(faults: &mut FaultPlan, flags: &[String], steady: Option<&str>) -> Result<(), CliError> {
+    if let Some(text) = steady {
+        let parsed = pummel_faults::parse_steady_state(text)
+            .map_err(|e| CliError::usage(anyhow!("--steady-state {text:?}: {e}")))?;
+        faults.steady_state = Some(parsed);
+    }
     for flag in flags {
         let (mut fault, proxy) = pummel_faults::parse_fault(flag, &faults.proxies)
             .map_err(|e| CliError::usage(anyhow!("--fault {flag:?}: {e}")))?;

@@ -179,7 +179,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
-    super::faults::add_flags(&mut plan.faults, &args.faults)?;
+    super::faults::add_flags(&mut plan.faults, &args.faults, args.steady_state.as_deref())?;
     validate(&plan)?;
     Ok(plan)
 }

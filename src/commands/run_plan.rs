@@ -253,7 +253,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
     plan.observers = quick::observers(&args.observe, plan.timeout)?;
-    super::faults::add_flags(&mut plan.faults, &args.faults)?;
+    super::faults::add_flags(&mut plan.faults, &args.faults, args.steady_state.as_deref())?;
     quick::validate(&plan)?;
     Ok(plan)
 }

@@ -287,6 +287,16 @@ toxic = { type = "latency", latency = 100 }
     out.assert_no_panic().assert_code(2);
     assert!(out.stderr.contains("not as abort rules"), "{}", out.stderr);
     let out = support::run(
+        &["run", "http://127.0.0.1:9/", "-d", "1s", "--steady-state", "error_rate=5"],
+        Duration::from_secs(20),
+    );
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr.contains("--steady-state \"error_rate=5\": error_rate=5: expected a percentage"),
+        "{}",
+        out.stderr
+    );
+    let out = support::run(
         &["run", "http://127.0.0.1:9/", "-d", "5s", "--fault", "at=5s signal=STOP pid=1234"],
         Duration::from_secs(20),
     );

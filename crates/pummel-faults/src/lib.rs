@@ -10,14 +10,17 @@
 //! processes listening on the port named.
 //!
 //! Files, one job each: `spec` (what a fault is, validated), `words` (the `--fault` grammar and
-//! the one builder plan files share), `process` (signals, commands, ports), `run` (the
+//! the one builder plan files share), `steady` (what steady state means, as the user
+//! defines it), `process` (signals, commands, ports), `run` (the
 //! executor and its undo list).
 
 mod process;
 mod run;
 mod spec;
+mod steady;
 mod words;
 
 pub use run::{Running, StartError, undo_now};
 pub use spec::{Action, Fault, FaultPlan, ProcessTarget, ProxyDef, ProxyEffect};
+pub use steady::parse_steady_state;
 pub use words::{FaultFields, FieldError, parse_fault};

@@ -14,6 +14,10 @@ pub struct FaultPlan {
     /// The faults, in the order written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// What recovery is judged against, when the user said (`steady_state`, `--steady-state`);
+    /// issue 13's defaults otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<pummel_results::fault::SteadyState>,
 }
 
 impl FaultPlan {

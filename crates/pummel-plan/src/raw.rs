@@ -50,6 +50,9 @@ pub struct RawPlan {
     pub fault: RawList<RawFault>,
     /// `[proxy.NAME]`: proxies the run starts for its faults.
     pub proxy: Option<Spanned<RawMap<RawProxy>>>,
+    /// `steady_state = "error_rate=2% p99_factor=3"`: what the faults' recovery is judged
+    /// against (the words of `--steady-state`).
+    pub steady_state: Option<Spanned<String>>,
 }
 
 pub use self::fault::{RawFault, RawProxy};

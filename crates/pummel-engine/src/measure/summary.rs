@@ -69,13 +69,13 @@ impl MetricSource for RunMetrics<'_> {
 
 /// The run's faults, each with the target's recovery judged from the timeline's sending
 /// window (`pummel_results::recovery`), and the steady state they were judged against.
-pub fn fault_summaries(outcome: &RunOutcome) -> (Vec<FaultSummary>, Option<SteadyState>) {
+pub fn fault_summaries(plan: &Plan, outcome: &RunOutcome) -> (Vec<FaultSummary>, Option<SteadyState>) {
     if outcome.faults.is_empty() {
         return (Vec::new(), None);
     }
     let sending_end = outcome.elapsed.as_secs_f64().ceil() as u64;
     let seconds: Vec<TimelineEntry> = outcome.timeline.iter().filter(|e| e.second <= sending_end).cloned().collect();
-    let (steady, recoveries) = judge(&seconds, &outcome.faults, SteadyState::default());
+    let (steady, recoveries) = judge(&seconds, &outcome.faults, plan.faults.steady_state.unwrap_or_default());
     let faults = outcome
         .faults
         .iter()
@@ -133,7 +133,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         StopReason::Aborted(reason) => (Some(reason.clone()), false),
     };
     let view = total.over(outcome.measured);
-    let (faults, steady_state) = fault_summaries(outcome);
+    let (faults, steady_state) = fault_summaries(plan, outcome);
     let thresholds = plan
         .thresholds
         .iter()

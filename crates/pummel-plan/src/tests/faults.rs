@@ -129,3 +129,17 @@ exec = "true"
         assert!(line.starts_with(want), "{lines:#?}\n{line}\n  does not start with\n{want}");
     }
 }
+
+#[test]
+fn the_steady_state_is_the_users_when_given() {
+    let spec = valid(&format!("steady_state = \"error_rate=5% p99_factor=3\"\n{BASE}"));
+    let steady = spec.faults.steady_state.expect("set");
+    assert_eq!((steady.max_error_rate, steady.p99_factor, steady.min_ok_share), (0.05, 3.0, 0.5));
+    assert!(valid(BASE).faults.steady_state.is_none(), "issue 13's defaults otherwise");
+    let lines = short(&format!("steady_state = \"error_rate=5\"\n{BASE}"));
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("plan.toml:1:16: error: steady_state: error_rate=5: expected a percentage"),
+        "{lines:?}"
+    );
+}

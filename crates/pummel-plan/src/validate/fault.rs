@@ -34,6 +34,15 @@ impl Validator<'_> {
                 declared.push(def);
             }
         }
+        if let Some(text) = &raw.steady_state {
+            match pummel_faults::parse_steady_state(text.get_ref()) {
+                Ok(steady) => plan.steady_state = Some(steady),
+                Err(e) => self.push(
+                    Diagnostic::new(DiagnosticKind::Invalid, text.span(), format!("steady_state: {e}"))
+                        .with_help("e.g. steady_state = \"error_rate=2% p99_factor=3 p99_slack=50ms ok_share=50%\""),
+                ),
+            }
+        }
         let mut names: BTreeMap<String, Range<usize>> = BTreeMap::new();
         for fault in &raw.fault {
             let Some(built) = self.fault(fault, &declared) else { continue };

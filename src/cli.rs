@@ -121,6 +121,16 @@ pub struct RunArgs {
     /// Length of the sliding window for --abort-when.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub abort_window: String,
+    /// Inject a fault during the run, e.g. 'at=30s for=10s signal=STOP pid=1234' or
+    /// 'at=5s for=2s proxy=db listen=15432 upstream=5432 down' (repeatable; with a plan, added
+    /// to its [[fault]] tables). Undone when it ends and on every exit.
+    #[arg(long = "fault", value_name = "WORDS")]
+    pub faults: Vec<String>,
+    /// What a second in steady state is, for the faults' recovery: 'error_rate=2% p99_factor=3
+    /// p99_slack=50ms ok_share=50%' (default: error rate at most 1 %, p99 at most 2x the
+    /// baseline's or + 20 ms, half the baseline's answers).
+    #[arg(long, value_name = "WORDS")]
+    pub steady_state: Option<String>,
     /// Exit 3 without running when nothing answers at the target at the start.
     #[arg(long)]
     pub require_target: bool,

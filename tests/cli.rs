@@ -26,6 +26,8 @@ mod dashboard;
 mod demo;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/faults.rs"]
+mod faults;
 #[path = "cli/find_limit.rs"]
 mod find_limit;
 #[path = "cli/flows.rs"]

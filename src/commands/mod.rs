@@ -5,6 +5,7 @@ pub mod compare;
 pub mod convert;
 pub mod demo;
 pub mod doctor;
+pub mod faults;
 pub mod find_limit;
 pub mod hold;
 pub mod metrics;
@@ -112,6 +113,10 @@ pub fn install_interrupt_handler(control: &RunControl) {
     let installed = ctrlc::set_handler(|| {
         if let Some(control) = ACTIVE_RUN.get() {
             if control.is_interrupted() {
+                // Exiting at once skips the orderly undo: faults that are on are undone here.
+                for line in pummel_faults::undo_now() {
+                    eprintln!("fault undone: {line}");
+                }
                 std::process::exit(130);
             }
             eprintln!("\ninterrupted: stopping, waiting up to 2 s for in-flight requests, writing results...");

@@ -119,6 +119,7 @@ pub fn finish_summary(
     } else {
         super::print_stdout(&table(&summary));
     }
+    super::faults::report_end(outcome, &summary, display);
     if files.results.is_some() || files.junit.is_some() || crate::output::dashboard::is_open() {
         let doc = results_document(plan, outcome, summary.clone());
         crate::output::dashboard::finish(&doc, &display);
@@ -197,6 +198,7 @@ fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     segment_flags(&mut plan, args)?;
     let headers = args.request.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
     plan.request_log = super::request_log::spec(&args.request_log, &headers)?;
+    super::faults::add_flags(&mut plan.faults, &args.faults, args.steady_state.as_deref())?;
     validate(&plan)?;
     Ok(plan)
 }

@@ -364,6 +364,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     plan.observers = quick::observers(&args.observe, plan.timeout)?;
     quick::segment_flags(&mut plan, args)?;
     plan.request_log = super::request_log::spec(&args.request_log, &spec.target.headers)?;
+    super::faults::add_flags(&mut plan.faults, &args.faults, args.steady_state.as_deref())?;
     quick::validate(&plan)?;
     Ok(plan)
 }

@@ -53,6 +53,7 @@ impl Progress {
     /// Shows one completed second, and any warning about the watched target.
     pub fn second(&mut self, entry: &TimelineEntry) {
         super::dashboard::second(entry);
+        self.fault_notes(entry);
         self.show_second(entry);
         for warning in entry.target.iter().flat_map(|t| &t.warnings) {
             self.note(&format!("warning (target): {}", warning.text));
@@ -104,8 +105,17 @@ impl Progress {
         if !text.is_empty() {
             self.write(&text);
         }
+        self.fault_notes(entry);
         for warning in entry.target.iter().flat_map(|t| &t.warnings) {
             self.note(&format!("warning (target): {}", warning.text));
+        }
+    }
+
+    /// A line for each fault that started, ended, was undone or failed in this second:
+    /// `fault db down, started (proxy db down)`.
+    fn fault_notes(&mut self, entry: &TimelineEntry) {
+        for mark in &entry.faults {
+            self.note(&format!("fault {}, {} ({})", mark.name, mark.event.word(), mark.detail));
         }
     }
 

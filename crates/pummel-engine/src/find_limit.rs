@@ -700,6 +700,8 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         flows,
         limit,
         request_log: None,
+        faults: Vec::new(),
+        faults_undone_at_exit: Vec::new(),
     }
 }
 

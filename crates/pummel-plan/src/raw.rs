@@ -10,6 +10,8 @@
 //! Optional keys are `Option`s even where the format requires them: a missing key is reported by
 //! validation, with the position of the table it is missing from and the form it should take.
 
+mod fault;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -46,7 +48,17 @@ pub struct RawPlan {
     /// `seed = 7`: the run's randomness repeats exactly (arrivals, `choose`, `random_*`,
     /// `uuid()`, random feeders); `--seed` overrides it.
     pub seed: Option<Spanned<i64>>,
+    /// `[[fault]]`: faults injected during the run (see `fault.rs`).
+    #[serde(default)]
+    pub fault: RawList<RawFault>,
+    /// `[proxy.NAME]`: proxies the run starts for its faults.
+    pub proxy: Option<Spanned<RawMap<RawProxy>>>,
+    /// `steady_state = "error_rate=2% p99_factor=3"`: what the faults' recovery is judged
+    /// against (the words of `--steady-state`).
+    pub steady_state: Option<Spanned<String>>,
 }
+
+pub use self::fault::{RawFault, RawProxy};
 
 /// `[target]`.
 #[derive(Debug, Default, Deserialize)]

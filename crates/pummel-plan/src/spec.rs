@@ -74,6 +74,8 @@ pub struct PlanSpec {
     pub feeders: Vec<FeederSpec>,
     /// `seed = N`: the seed of the run's randomness; `None`: a fresh one each run.
     pub seed: Option<u64>,
+    /// `[[fault]]` and `[proxy.NAME]`: what the run does to its target, and when.
+    pub faults: pummel_faults::FaultPlan,
 }
 
 /// `[target]`, with defaults applied.
@@ -382,6 +384,7 @@ impl PlanSpec {
         plan.thresholds = self.thresholds.clone();
         plan.abort_when = self.abort_when.clone();
         plan.abort_window = self.abort_window;
+        plan.faults = self.faults.clone();
         Arc::make_mut(&mut plan.scenarios).named_thresholds = self.named_thresholds.clone();
         Ok(plan)
     }

@@ -71,13 +71,26 @@ impl<'a> Frame<'a> {
         for run in timeline.chunk_by(|a, b| a.warmup == b.warmup).filter(|run| run[0].warmup) {
             let label = if bands.is_empty() { "warmup" } else { "" };
             let (first, last) = (run[0].second, run[run.len() - 1].second);
-            bands.push(Band { from: first.saturating_sub(1) as f64, to: last as f64, label: label.into() });
+            bands.push(Band {
+                from: first.saturating_sub(1) as f64,
+                to: last as f64,
+                label: label.into(),
+                fault: false,
+            });
         }
         // Seconds after the planned end: sending has stopped, answers still arrive. Shaded so
         // the fall of every line at the end is not read as a collapse of the target.
         if let (Some(end), Some(last)) = (planned_end(doc), timeline.last()) {
             if last.second as f64 > end.ceil() {
-                bands.push(Band { from: end, to: last.second as f64, label: "drain".into() });
+                bands.push(Band { from: end, to: last.second as f64, label: "drain".into(), fault: false });
+            }
+        }
+        // Each fault's window, named (issue 13); one still on when the run ended runs to its end.
+        for fault in &doc.summary.faults {
+            let w = &fault.window;
+            if let Some(from) = w.started_s {
+                let to = w.ended_s.unwrap_or_else(|| timeline.last().map_or(from, |e| e.second as f64));
+                bands.push(Band { from, to, label: format!("fault: {}", w.name), fault: true });
             }
         }
         // A change of target rate is a stage boundary: at the end of the last second of a stage.
@@ -379,7 +392,7 @@ mod tests {
         let mut doc = fixture::open_run();
         doc.plan["stop"] = serde_json::json!({ "duration": 8.0, "requests": null });
         let frame = Frame::of(&doc);
-        assert_eq!(frame.bands.last(), Some(&Band { from: 8.0, to: 10.0, label: "drain".into() }));
+        assert_eq!(frame.bands.last(), Some(&Band { from: 8.0, to: 10.0, label: "drain".into(), fault: false }));
         let limit = fixture::find_limit_run();
         assert!(Frame::of(&limit).bands.is_empty());
         assert_eq!(Frame::of(&limit).dividers.len(), 3);

@@ -74,6 +74,7 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         target: None,
         watch_gap: None,
         started: Vec::new(),
+        faults: Vec::new(),
     }
 }
 
@@ -164,6 +165,8 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         by_target: Vec::new(),
         phases: Vec::new(),
         request_log: None,
+        faults: Vec::new(),
+        steady_state: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod charts;
 pub mod compare;
 pub mod csv;
 pub mod error;
+pub mod faults;
 pub mod fmt;
 pub mod headline;
 pub mod html;

@@ -64,7 +64,7 @@ impl Series {
     }
 }
 
-/// A shaded range of x (the warmup).
+/// A shaded range of x (the warmup, the drain, a fault).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Band {
     /// Start, in x units.
@@ -73,6 +73,8 @@ pub struct Band {
     pub to: f64,
     /// Written at its top left.
     pub label: String,
+    /// A fault's window (issue 13): tinted red and always labelled with the fault's name.
+    pub fault: bool,
 }
 
 /// A labelled reference line across the plot.
@@ -254,17 +256,19 @@ impl Chart {
     fn bands(&self, out: &mut String, plot: Plot) {
         for band in &self.bands {
             let (x1, x2) = (self.px(plot, band.from), self.px(plot, band.to));
+            let (class, fill) = if band.fault { ("band fault", "#fde2e1") } else { ("band", "#f3f4f6") };
             let _ = write!(
                 out,
-                r##"<g class="band"><rect x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#f3f4f6"/>"##,
+                r##"<g class="{class}"><rect x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{fill}" fill-opacity="0.8"/>"##,
                 plot.y,
                 (x2 - x1).max(0.0),
                 plot.h,
             );
             if !band.label.is_empty() {
+                let colour = if band.fault { "#b42318" } else { MUTED };
                 let _ = write!(
                     out,
-                    r#"<text x="{:.1}" y="{:.1}" fill="{MUTED}" font-size="10">{}</text>"#,
+                    r#"<text x="{:.1}" y="{:.1}" fill="{colour}" font-size="10">{}</text>"#,
                     x1 + 3.0,
                     plot.y + 11.0,
                     escape(&band.label)
@@ -462,7 +466,7 @@ mod tests {
             x_axis: Axis::time("time", n as f64),
             y_axis: Axis::from_zero("ms", 10.0),
             series: vec![Series::line("p99", "#000000", values)],
-            bands: vec![Band { from: 0.0, to: 1.0, label: "warmup".into() }],
+            bands: vec![Band { from: 0.0, to: 1.0, label: "warmup".into(), fault: false }],
             markers: vec![Marker::Divider { x: 2.0 }],
             tooltips: (1..=n).map(|i| format!("t={i}s")).collect(),
             note: None,

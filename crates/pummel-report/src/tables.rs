@@ -90,6 +90,7 @@ pub fn all(doc: &ResultsDocument) -> Vec<Table> {
     tables.extend(scenario_times(doc));
     tables.extend(probes(doc));
     tables.extend(target(doc));
+    tables.extend(crate::faults::table(doc));
     match &doc.find_limit {
         Some(report) => tables.push(steps(doc, report)),
         None => tables.push(stages(doc)),

@@ -9,6 +9,7 @@
 //! metric = stat | "latency." stat | "service." stat
 //!        | "error_rate" | "rate" | "dropped" | "failed" | "completed" | "sent"
 //!        | "errors." kind             (kind: snake_case, e.g. timeout, status_5xx)
+//!        | "recovery_time" | "fault_errors"
 //! stat   = "min" | "mean" | "avg" | "median" | "max" | "p" pct | "p(" pct ")"
 //! op     = "<" | "<=" | ">" | ">=" | "==" | "!="
 //! value  = number [unit]              (number: digits with an optional decimal point)
@@ -21,7 +22,10 @@
 //!   `1m30s`) and are stored in milliseconds;
 //! - `error_rate` takes a percentage (`1%`, stored as 0.01) or a plain fraction at most 1
 //!   (`0.01`): a bare `5` is refused because it is ambiguous;
-//! - `rate` is requests per second, plain or with `/s`; counts take plain numbers only.
+//! - `rate` is requests per second, plain or with `/s`; counts take plain numbers only;
+//! - `recovery_time` (the slowest recovery of the run's faults; none when one did not recover,
+//!   so the rule fails) takes a duration, `fault_errors` (requests failed through the faults)
+//!   a count.
 //!
 //! One file over 600 lines: about 550 lines of code (the grammar and its parser belong together); the rest is its tests.
 
@@ -73,6 +77,11 @@ pub enum Metric {
     /// Failures of one kind (`errors.timeout`), named as written; the evaluator decides
     /// whether the kind exists.
     ErrorCount(String),
+    /// The longest time any fault's target took to recover after the fault ended, in
+    /// milliseconds; undefined when one did not recover (see `recovery`).
+    RecoveryTime,
+    /// Requests that failed through the faults, from each one's start to its recovery (count).
+    FaultErrors,
 }
 
 /// How a metric's value is written and normalised.
@@ -87,7 +96,9 @@ enum Kind {
 impl Metric {
     fn kind(&self) -> Kind {
         match self {
-            Metric::Latency(_) | Metric::ServiceTime(_) | Metric::LatencyAll(_) => Kind::Duration,
+            Metric::Latency(_) | Metric::ServiceTime(_) | Metric::LatencyAll(_) | Metric::RecoveryTime => {
+                Kind::Duration
+            }
             Metric::ErrorRate | Metric::ProbeOk => Kind::Fraction,
             Metric::Rate => Kind::Rate,
             _ => Kind::Count,
@@ -122,6 +133,8 @@ impl fmt::Display for Metric {
             Metric::Sent => f.write_str("sent"),
             Metric::Unanswered => f.write_str("unanswered"),
             Metric::ErrorCount(kind) => write!(f, "errors.{kind}"),
+            Metric::RecoveryTime => f.write_str("recovery_time"),
+            Metric::FaultErrors => f.write_str("fault_errors"),
         }
     }
 }
@@ -322,7 +335,8 @@ fn caret_pad(input: &str, position: usize) -> String {
 }
 
 const METRICS: &str = "p50, p99, p99.9, min, mean, max, latency.<stat>, service.<stat>, latency_all.<stat>, \
-                       error_rate, probe_ok, rate, dropped, failed, unanswered, completed, sent or errors.<kind>";
+                       error_rate, probe_ok, rate, dropped, failed, unanswered, completed, sent, errors.<kind>, \
+                       recovery_time or fault_errors";
 const STATS: &str = "min, mean, max or a percentile such as p50, p99, p99.9";
 const OP_LIST: &str = "<, <=, >, >=, == or !=";
 
@@ -365,6 +379,8 @@ impl<'a> Parser<'a> {
             "completed" => Metric::Completed,
             "sent" => Metric::Sent,
             "unanswered" => Metric::Unanswered,
+            "recovery_time" => Metric::RecoveryTime,
+            "fault_errors" => Metric::FaultErrors,
             _ => {
                 if let Some(kind) = name.strip_prefix("errors.") {
                     let snake = kind.starts_with(|c: char| c.is_ascii_lowercase())
@@ -610,6 +626,8 @@ mod tests {
         check("sent!=0", Metric::Sent, Ne, 0.0);
         check("unanswered==0", Metric::Unanswered, Eq, 0.0);
         check("latency_all.p50<10ms", Metric::LatencyAll(Stat::Percentile(50.0)), Lt, 10.0);
+        check("recovery_time<10s", Metric::RecoveryTime, Lt, 10_000.0);
+        check("fault_errors<500", Metric::FaultErrors, Lt, 500.0);
     }
 
     #[test]
@@ -814,6 +832,8 @@ mod tests {
             Just(Metric::Completed),
             Just(Metric::Sent),
             Just(Metric::Unanswered),
+            Just(Metric::RecoveryTime),
+            Just(Metric::FaultErrors),
             "[a-z][a-z0-9_]{0,12}".prop_map(Metric::ErrorCount),
         ]
     }

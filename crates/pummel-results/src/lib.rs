@@ -11,8 +11,10 @@ pub mod document;
 pub mod duration;
 pub mod error_kind;
 pub mod expr;
+pub mod fault;
 pub mod histogram;
 pub mod observed;
+pub mod recovery;
 pub mod summary;
 pub mod timeline;
 

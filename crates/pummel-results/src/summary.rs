@@ -102,6 +102,13 @@ pub struct Summary {
     /// The request log (`--log-requests`): lines written, and what its bounds left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_log: Option<RequestLogSummary>,
+    /// The faults injected during the run (`[[fault]]`, `--fault`), each with the target's
+    /// recovery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::FaultSummary>,
+    /// What the faults' recoveries were judged against; present when faults ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<crate::fault::SteadyState>,
 }
 
 /// One phase of a run in phases (setup, load, teardown): when it ran and what it did.

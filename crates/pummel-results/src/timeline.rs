@@ -83,6 +83,9 @@ pub struct TimelineEntry {
     /// second: which part of the plan ran when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub started: Vec<String>,
+    /// Faults that started, ended or were undone during this second (`[[fault]]`, `--fault`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::FaultMark>,
 }
 
 /// Latency percentiles of one second, milliseconds.

@@ -76,6 +76,15 @@ pub(super) fn run(
         }
         None => (SystemTime::now(), Instant::now() + START_DELAY),
     };
+    // The faults' proxies are up before the first request; every fault is undone when this
+    // handle finishes or is dropped (an early return below, a panic), or at once when the run
+    // is cut short (Ctrl-C, an abort rule).
+    let faults = if plan.faults.is_empty() {
+        None
+    } else {
+        let cut = stop.clone();
+        Some(pummel_faults::Running::start(&plan.faults, start, move || cut.is_cancelled())?)
+    };
 
     let mut threads = Vec::with_capacity(shards);
     let ends = Arc::new(crate::load::ScenarioEnds::new(plan.scenarios.list.len(), shards));
@@ -218,6 +227,9 @@ pub(super) fn run(
                 if let Some(running) = observers.as_mut() {
                     running.fill(&mut entry);
                 }
+                if let Some(faults) = &faults {
+                    entry.faults = faults.take_marks(Duration::from_secs(entry.second));
+                }
                 // The drain after the window is not judged: nothing is offered then.
                 if window_seconds.is_none_or(|end| entry.second <= end) {
                     entry.limit = judge.judge(&entry);
@@ -247,6 +259,10 @@ pub(super) fn run(
     }
     // Every shard's log went with its thread: the writer has all there is.
     let request_log = request_log.map(RequestLogWriter::finish);
+    let (fault_windows, faults_undone_at_exit) = faults.map(pummel_faults::Running::finish).unwrap_or_default();
+    if let Some(last) = timeline.last_mut() {
+        last.faults.extend(faults_undone_at_exit.iter().cloned());
+    }
 
     // Statistics cover the planned window, not the grace after it.
     let elapsed = plan.planned_duration().map_or(elapsed, |planned| elapsed.min(planned));
@@ -281,6 +297,8 @@ pub(super) fn run(
         flows,
         limit,
         request_log,
+        faults: fault_windows,
+        faults_undone_at_exit,
     })
 }
 

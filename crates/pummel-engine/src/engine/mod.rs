@@ -62,6 +62,11 @@ pub struct RunOutcome {
     pub limit: Option<pummel_results::summary::LimitVerdict>,
     /// What the request log wrote and left out (`--log-requests`).
     pub request_log: Option<crate::request_log::RequestLogTotals>,
+    /// Each fault's window, in plan order (empty without faults).
+    pub faults: Vec<pummel_results::fault::FaultWindow>,
+    /// What was done to the faults after the last second of the timeline: those still on when
+    /// the run ended, undone then (also in the last entry's `faults`), for the caller to say so.
+    pub faults_undone_at_exit: Vec<pummel_results::fault::FaultMark>,
 }
 
 /// One stage's totals.
@@ -110,6 +115,9 @@ pub enum EngineError {
         /// Why.
         source: std::io::Error,
     },
+    /// The faults' proxies or thread could not start.
+    #[error(transparent)]
+    Faults(#[from] pummel_faults::StartError),
 }
 
 /// Runs `plan` until it completes, the control stops it, or an abort rule holds.

@@ -251,8 +251,8 @@ impl MetricSource for StatsOver<'_> {
             Metric::ServiceTime(stat) => histogram_stat_ms(&s.service_time, stat),
             Metric::LatencyAll(stat) => histogram_stat_ms(&s.latency_all, stat),
             Metric::ErrorRate => (s.completed > 0).then(|| s.error_rate()),
-            // Probes are not request stats; `summary::RunMetrics` answers them.
-            Metric::ProbeOk => None,
+            // Probes and faults are not request stats; `summary::RunMetrics` answers them.
+            Metric::ProbeOk | Metric::RecoveryTime | Metric::FaultErrors => None,
             Metric::Rate => Some(self.achieved_rate()),
             Metric::Dropped => Some(s.dropped as f64),
             Metric::Failed => Some(s.failed as f64),

@@ -13,28 +13,42 @@ use pummel_results::summary::{
     ThresholdVerdict, TlsFigures,
 };
 
+use pummel_results::fault::{FaultSummary, SteadyState};
+use pummel_results::recovery::judge;
+use pummel_results::timeline::TimelineEntry;
+
 use crate::engine::{RunOutcome, StopReason};
 use crate::measure::stats::{Stats, StatsOver};
 use crate::measure::tallies::FlowTallies;
 use crate::observe::ProbeTotals;
 use crate::plan::Plan;
 
-/// The figures thresholds read: the request stats, plus the probes.
+/// The figures thresholds read: the request stats, plus the probes and the faults.
 pub struct RunMetrics<'a> {
     /// Request stats over the measured time.
     pub stats: StatsOver<'a>,
     /// Share of OK probes over all probes, if any ran.
     pub probe_ok: Option<f64>,
+    /// The run's faults with their recoveries (empty for the figures of one request name).
+    pub faults: &'a [FaultSummary],
 }
 
 impl<'a> RunMetrics<'a> {
-    /// The figures of `outcome`.
-    pub fn of(outcome: &'a RunOutcome) -> Self {
+    /// The figures of `outcome`, whose faults were judged into `faults`.
+    pub fn of(outcome: &'a RunOutcome, faults: &'a [FaultSummary]) -> Self {
         let (sent, ok) = outcome.probes.iter().fold((0, 0), |(s, o), p| (s + p.sent, o + p.ok));
         RunMetrics {
             stats: outcome.total.over(outcome.measured),
             probe_ok: (sent > 0).then(|| ok as f64 / sent as f64),
+            faults,
         }
+    }
+
+    /// The slowest recovery, milliseconds; `None` without faults or when one did not recover.
+    fn recovery_time(&self) -> Option<f64> {
+        let recoveries: Option<Vec<f64>> =
+            self.faults.iter().filter_map(|f| f.recovery).map(|r| r.recover_s.map(|s| s * 1000.0)).collect();
+        recoveries?.into_iter().reduce(f64::max)
     }
 }
 
@@ -42,8 +56,47 @@ impl MetricSource for RunMetrics<'_> {
     fn metric_value(&self, metric: &Metric) -> Option<f64> {
         match metric {
             Metric::ProbeOk => self.probe_ok,
+            Metric::RecoveryTime => self.recovery_time(),
+            Metric::FaultErrors => {
+                let judged = self.faults.iter().filter_map(|f| f.recovery);
+                judged.map(|r| r.failed as f64).reduce(|a, b| a + b)
+            }
             other => self.stats.metric_value(other),
         }
+    }
+}
+
+/// The run's faults, each with the target's recovery judged from the timeline's sending
+/// window (`pummel_results::recovery`), and the steady state they were judged against.
+pub fn fault_summaries(plan: &Plan, outcome: &RunOutcome) -> (Vec<FaultSummary>, Option<SteadyState>) {
+    if outcome.faults.is_empty() {
+        return (Vec::new(), None);
+    }
+    let sending_end = outcome.elapsed.as_secs_f64().ceil() as u64;
+    let seconds: Vec<TimelineEntry> = outcome.timeline.iter().filter(|e| e.second <= sending_end).cloned().collect();
+    let (steady, recoveries) = judge(&seconds, &outcome.faults, plan.faults.steady_state.unwrap_or_default());
+    let faults = outcome
+        .faults
+        .iter()
+        .zip(recoveries)
+        .map(|(window, recovery)| FaultSummary { window: window.clone(), recovery })
+        .collect();
+    (faults, Some(steady))
+}
+
+/// A verdict of `recovery_time` says "did not recover" rather than "no data" when one fault
+/// did not.
+fn explain_recovery(verdict: &mut ThresholdVerdict, expr: &pummel_results::expr::Expr, faults: &[FaultSummary]) {
+    if expr.metric == Metric::RecoveryTime && verdict.value.is_none() {
+        let stuck: Vec<&str> = faults
+            .iter()
+            .filter(|f| f.recovery.is_some_and(|r| !r.recovered()))
+            .map(|f| f.window.name.as_str())
+            .collect();
+        verdict.shown = Some(match stuck.as_slice() {
+            [] => "no fault ran".to_string(),
+            names => format!("did not recover ({})", names.join(", ")),
+        });
     }
 }
 
@@ -79,6 +132,16 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         StopReason::Aborted(reason) => (Some(reason.clone()), false),
     };
     let view = total.over(outcome.measured);
+    let (faults, steady_state) = fault_summaries(plan, outcome);
+    let thresholds = plan
+        .thresholds
+        .iter()
+        .map(|t| {
+            let mut verdict = ThresholdVerdict::evaluate(t, &RunMetrics::of(outcome, &faults));
+            explain_recovery(&mut verdict, t, &faults);
+            verdict
+        })
+        .collect();
     let mut summary = Summary {
         pummel_version: crate::VERSION.to_string(),
         partial: outcome.stop != StopReason::Completed,
@@ -115,7 +178,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         dns_ms: plan.target.dns_time.as_secs_f64() * 1000.0,
         errors: error_map(total),
         status: total.status_counts().map(|(code, n)| (code.to_string(), n)).collect(),
-        thresholds: plan.thresholds.iter().map(|t| ThresholdVerdict::evaluate(t, &RunMetrics::of(outcome))).collect(),
+        thresholds,
         generator: GeneratorFigures {
             threads: outcome.generator.threads,
             cpu_seconds: outcome.generator.cpu_seconds,
@@ -140,6 +203,8 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         by_target: Vec::new(),
         phases: Vec::new(),
         request_log: outcome.request_log.clone(),
+        faults,
+        steady_state,
     };
     summary.segment = (!plan.segment.is_whole()).then(|| plan.segment.to_string());
     add_flows(&mut summary, plan, &outcome.flows, outcome.measured);
@@ -204,7 +269,7 @@ fn add_flows(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies, measured
             if name != &named.name {
                 continue;
             }
-            let metrics = RunMetrics { stats: stats.over(measured), probe_ok: None };
+            let metrics = RunMetrics { stats: stats.over(measured), probe_ok: None, faults: &[] };
             for expr in exprs {
                 let mut verdict = ThresholdVerdict::evaluate(expr, &metrics);
                 verdict.expr = format!("{name}: {}", verdict.expr);

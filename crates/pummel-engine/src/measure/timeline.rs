@@ -54,6 +54,7 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         target: None,
         watch_gap: None,
         started: Vec::new(),
+        faults: Vec::new(),
     }
 }
 /// p50, p90, p99 and max of `histogram`; `None` when it is empty.

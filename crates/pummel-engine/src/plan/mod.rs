@@ -118,6 +118,10 @@ pub struct Plan {
     /// Log failed (and a sample of successful) requests to a file, bounded (`--log-requests`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_log: Option<crate::request_log::RequestLogSpec>,
+    /// Faults injected during the run, and the proxies it starts for them (`[[fault]]`,
+    /// `[proxy.NAME]`, `--fault`): see the `pummel-faults` crate.
+    #[serde(skip_serializing_if = "pummel_faults::FaultPlan::is_empty")]
+    pub faults: pummel_faults::FaultPlan,
 }
 
 /// One of `count` parts of a plan (`--segment index+1/count`): processes that run every part
@@ -231,6 +235,7 @@ impl Plan {
             segment: Segment::default(),
             start_at: None,
             request_log: None,
+            faults: pummel_faults::FaultPlan::default(),
         }
     }
 
@@ -453,6 +458,22 @@ impl Plan {
         }
         self.validate_source_addrs()?;
         self.tls_client()?;
+        if let (Some(planned), Some(late)) =
+            (self.planned_duration(), self.faults.faults.iter().find(|f| Some(f.at) >= self.planned_duration()))
+        {
+            return Err(PlanError::Invalid(format!(
+                "fault {:?} starts at {:?}, when the run ({:?}) has ended",
+                late.name, late.at, planned
+            )));
+        }
+        if let Some(rule) =
+            self.abort_when.iter().find(|e| matches!(e.metric, Metric::RecoveryTime | Metric::FaultErrors))
+        {
+            return Err(PlanError::Invalid(format!(
+                "{}: recovery_time and fault_errors are judged at the end of the run, as thresholds, not as abort rules",
+                rule.text
+            )));
+        }
         for expr in self.thresholds.iter().chain(&self.abort_when) {
             if let Metric::ErrorCount(name) = &expr.metric {
                 if !ErrorKind::ALL.iter().any(|k| k.name() == name) {

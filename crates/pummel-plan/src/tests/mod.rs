@@ -3,6 +3,7 @@
 //! `fixtures/` holds the small data files the feeder tests read.
 
 mod errors;
+mod faults;
 mod format;
 
 use crate::{Options, PlanSpec, Report};

@@ -5,6 +5,7 @@
 //! This file holds the walk over the top-level tables and the helpers every part uses;
 //! `scenario.rs` checks load models, `request.rs` flows, steps and requests.
 
+mod fault;
 mod request;
 mod scenario;
 
@@ -64,6 +65,7 @@ pub(crate) fn validate(
     let (thresholds, named_thresholds) = v.thresholds(raw, scenarios.as_deref().unwrap_or(&[]));
     let (abort_when, abort_window) = v.abort(raw);
     let seed = raw.seed.as_ref().and_then(|s| v.seed(s));
+    let faults = v.faults(raw);
     let spec = match (v.diagnostics.is_empty(), scenarios) {
         (true, Some(scenarios)) => Some(PlanSpec {
             target,
@@ -77,6 +79,7 @@ pub(crate) fn validate(
             variables,
             feeders,
             seed,
+            faults,
         }),
         _ => None,
     };

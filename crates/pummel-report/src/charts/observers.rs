@@ -141,6 +141,7 @@ fn probes_chart(frame: &Frame<'_>, probes: &[(&str, Vec<Option<ProbeSecond>>)]) 
                     from: t[from].second.saturating_sub(1) as f64,
                     to: t[i - 1].second as f64,
                     label: if first_band { "NOK".into() } else { String::new() },
+                    fault: false,
                 });
                 start = None;
             }

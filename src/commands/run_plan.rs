@@ -178,18 +178,7 @@ fn phase_plan(spec: &PlanSpec, args: &RunArgs, phase: Phase) -> Result<Option<Pl
     let Some(mut plan) = spec.phase_plan(phase, threads).map_err(|e| CliError::usage(anyhow!(e)))? else {
         return Ok(None);
     };
-    if let Some(spec) = &args.request.aws_sigv4 {
-        plan.auth = Some(quick::sigv4_signer(spec)?);
-    }
-    if let Some(seed) = args.seed {
-        plan.seed = seed;
-    }
-    plan.drain = quick::drain_flag(&args.connection)?;
-    if let Some(n) = args.request.redirects {
-        plan.redirects = n;
-    }
-    plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
-    plan.tls = quick::tls_settings(&args.connection);
+    connection_flags(&mut plan, args)?;
     if let Some(text) = &args.segment {
         // Each segment's setup does its part (its own ids for its own load), as its load does.
         plan.segment = pummel_engine::plan::Segment::parse(text).map_err(|e| CliError::usage(anyhow!(e)))?;
@@ -343,15 +332,27 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     if let Some(n) = args.requests {
         plan.stop.requests = Some(n);
     }
-    if let Some(spec) = &args.request.aws_sigv4 {
-        plan.auth = Some(quick::sigv4_signer(spec)?);
-    }
     if args.http2 {
         return Err(CliError::usage(anyhow!(
             "--http2 with a plan: set http_version = \"2\" (and streams) in [target]"
         )));
     }
     plan.warmup = duration_flag("--warmup", &args.warmup)?;
+    connection_flags(&mut plan, args)?;
+    plan.observers = quick::observers(&args.observe, plan.timeout)?;
+    quick::segment_flags(&mut plan, args)?;
+    plan.request_log = super::request_log::spec(&args.request_log, &spec.target.headers)?;
+    super::faults::add_flags(&mut plan.faults, &args.faults, args.steady_state.as_deref())?;
+    quick::validate(&plan)?;
+    Ok(plan)
+}
+
+/// What the command line sets on every phase's plan alike: signing, seed, drain, redirects,
+/// source addresses and TLS.
+fn connection_flags(plan: &mut Plan, args: &RunArgs) -> Result<(), CliError> {
+    if let Some(spec) = &args.request.aws_sigv4 {
+        plan.auth = Some(quick::sigv4_signer(spec)?);
+    }
     if let Some(seed) = args.seed {
         plan.seed = seed;
     }
@@ -361,12 +362,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
     }
     plan.source_addrs = super::hold::source_addrs_flag(args.connection.source_addrs.as_deref())?;
     plan.tls = quick::tls_settings(&args.connection);
-    plan.observers = quick::observers(&args.observe, plan.timeout)?;
-    quick::segment_flags(&mut plan, args)?;
-    plan.request_log = super::request_log::spec(&args.request_log, &spec.target.headers)?;
-    super::faults::add_flags(&mut plan.faults, &args.faults, args.steady_state.as_deref())?;
-    quick::validate(&plan)?;
-    Ok(plan)
+    Ok(())
 }
 
 /// The `run` flags the user typed, by clap id: flags with defaults override the plan only then.

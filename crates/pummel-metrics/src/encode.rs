@@ -216,7 +216,21 @@ fn encode_figures(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt
     )?;
 
     probes(f, e)?;
-    target(f, e)
+    target(f, e)?;
+    faults(f, e)
+}
+
+fn faults(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    if f.faults.is_empty() {
+        return Ok(());
+    }
+    let name = |n: &String| vec![("fault", n.clone())];
+    let active = f.faults.iter().map(|(n, x)| (name(n), f64::from(u8::from(x.active)))).collect();
+    gauges(e, "pummel_fault_active", "1 while the fault is on ([[fault]], --fault).", active)?;
+    let started = f.faults.iter().map(|(n, x)| (name(n), x.started)).collect();
+    counters(e, "pummel_fault_started", "Times the fault started.", started)?;
+    let failed = f.faults.iter().map(|(n, x)| (name(n), x.failed)).collect();
+    counters(e, "pummel_fault_failed", "Times the fault could not be started or undone.", failed)
 }
 
 fn probes(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {

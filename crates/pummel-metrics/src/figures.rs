@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use pummel_engine::engine::live::{LiveSecond, NameCounts};
 use pummel_results::error_kind::ErrorCounts;
+use pummel_results::fault::FaultEvent;
 use pummel_results::histogram::{LatencyHistogram, merge, new_histogram};
 use pummel_results::summary::LimitSide;
 use pummel_system::watch::WatchSample;
@@ -59,6 +60,19 @@ pub struct Figures {
     pub target: Option<WatchSample>,
     /// Seconds the watched target had no sample.
     pub watch_gaps: u64,
+    /// Per fault name (`[[fault]]`, `--fault`): whether it is on, and how often it started.
+    pub faults: BTreeMap<String, FaultFigures>,
+}
+
+/// One fault's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultFigures {
+    /// On now (started, not yet ended or undone).
+    pub active: bool,
+    /// Times it started.
+    pub started: u64,
+    /// Times it could not be started or undone.
+    pub failed: u64,
 }
 
 /// Values at the end of the last second.
@@ -125,6 +139,7 @@ impl Default for Figures {
             probes: BTreeMap::new(),
             target: None,
             watch_gaps: 0,
+            faults: BTreeMap::new(),
         }
     }
 }
@@ -190,5 +205,58 @@ impl Figures {
             self.target = Some(target.clone());
         }
         self.watch_gaps += u64::from(e.watch_gap.is_some());
+        for mark in &e.faults {
+            let fault = self.faults.entry(mark.name.clone()).or_default();
+            match mark.event {
+                FaultEvent::Started => {
+                    fault.active = true;
+                    fault.started += 1;
+                }
+                FaultEvent::Ended | FaultEvent::Undone => fault.active = false,
+                FaultEvent::Failed => fault.failed += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pummel_engine::engine::live::LiveFeed;
+    use pummel_engine::flow::Scenarios;
+    use pummel_engine::measure::stats::Stats;
+    use pummel_results::fault::FaultMark;
+    use pummel_results::timeline::TimelineEntry;
+
+    use super::*;
+    use crate::Shared;
+
+    fn second(shared: &Shared, n: u64, marks: &[(&str, FaultEvent)]) {
+        let faults = marks
+            .iter()
+            .map(|(name, event)| FaultMark {
+                name: name.to_string(),
+                event: *event,
+                at_s: n as f64,
+                detail: String::new(),
+            })
+            .collect();
+        let entry = TimelineEntry { second: n, faults, ..TimelineEntry::default() };
+        let (stats, scenarios) = (Stats::default(), Scenarios::default());
+        shared.second(&LiveSecond { entry: &entry, stats: &stats, named: &[], scenarios: &scenarios });
+    }
+
+    /// A fault is on from its start to its end, in the exposition too; its starts count up.
+    #[test]
+    fn faults_are_on_between_their_marks() {
+        let shared = std::sync::Arc::new(Shared::default());
+        second(&shared, 1, &[("db down", FaultEvent::Started)]);
+        let registry = crate::encode::registry(shared.clone());
+        let text = crate::encode::text(&registry).expect("encodes");
+        assert!(text.contains("pummel_fault_active{fault=\"db down\"} 1"), "{text}");
+        second(&shared, 2, &[("db down", FaultEvent::Ended)]);
+        let text = crate::encode::text(&registry).expect("encodes");
+        assert!(text.contains("pummel_fault_active{fault=\"db down\"} 0"), "{text}");
+        assert!(text.contains("pummel_fault_started_total{fault=\"db down\"} 1"), "{text}");
+        shared.with_figures(|f| assert_eq!(f.faults["db down"], FaultFigures { active: false, started: 1, failed: 0 }));
     }
 }

@@ -96,18 +96,8 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let first_start = Instant::now();
     let mut summaries = Vec::new();
     if let Some(setup) = &setup {
-        progress.note(&format!("-- setup: {}", scenario_names(setup)));
-        let outcome = engine::run(setup, &control, |_| {}).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-        let exported = phases::exported(setup, &outcome);
-        phases::export_into(&mut plan, &exported);
-        if let Some(teardown) = &mut teardown {
-            phases::export_into(teardown, &exported);
-        }
-        let summary = phases::summarize_phase("setup", setup, &outcome, Duration::ZERO);
-        progress.note(&phase_line(&summary));
-        summaries.push(summary);
-    }
-    if setup.is_some() {
+        summaries.push(run_setup(setup, &mut plan, teardown.as_mut(), &control, &mut progress)?);
+        // The load follows its setup at once; an agreed start was the setup's.
         plan.start_at = None;
     }
     let load_start = first_start.elapsed();
@@ -146,15 +136,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         summaries.push(load);
     }
     if let Some(teardown) = &teardown {
-        let started = first_start.elapsed();
-        progress.note(&format!("-- teardown: {}", scenario_names(teardown)));
-        let (outcome, timed_out) = phases::run_teardown(teardown).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-        let mut phase = phases::summarize_phase("teardown", teardown, &outcome, started);
-        if timed_out {
-            phase.ended = "timed out".to_string();
-        }
-        progress.note(&phase_line(&phase));
-        summaries.push(phase);
+        summaries.push(run_teardown(teardown, first_start.elapsed(), &mut progress)?);
     }
     summary.phases = summaries;
     if !args.display.json && !args.display.quiet {
@@ -170,6 +152,38 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     metrics.finish(&control);
     status
+}
+
+/// Runs the setup phase, and hands the values it exported to the load's and teardown's plans.
+fn run_setup(
+    setup: &Plan,
+    load: &mut Plan,
+    teardown: Option<&mut Plan>,
+    control: &RunControl,
+    progress: &mut Progress,
+) -> Result<PhaseSummary, CliError> {
+    progress.note(&format!("-- setup: {}", scenario_names(setup)));
+    let outcome = engine::run(setup, control, |_| {}).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    let exported = phases::exported(setup, &outcome);
+    phases::export_into(load, &exported);
+    if let Some(teardown) = teardown {
+        phases::export_into(teardown, &exported);
+    }
+    let summary = phases::summarize_phase("setup", setup, &outcome, Duration::ZERO);
+    progress.note(&phase_line(&summary));
+    Ok(summary)
+}
+
+/// Runs the teardown phase, `started` after the first phase began, however the load ended.
+fn run_teardown(teardown: &Plan, started: Duration, progress: &mut Progress) -> Result<PhaseSummary, CliError> {
+    progress.note(&format!("-- teardown: {}", scenario_names(teardown)));
+    let (outcome, timed_out) = phases::run_teardown(teardown).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    let mut phase = phases::summarize_phase("teardown", teardown, &outcome, started);
+    if timed_out {
+        phase.ended = "timed out".to_string();
+    }
+    progress.note(&phase_line(&phase));
+    Ok(phase)
 }
 
 /// The plan of a setup or teardown phase, with the command line's connection settings.

@@ -107,7 +107,8 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let staged = plan.stage_count() > 1;
     let mut last_rate = None;
-    let mut announced = vec![false; plan.scenarios.list.len()];
+    // A scenario's shards may start it in different seconds: it is announced once.
+    let mut announced = HashSet::new();
     let outcome = engine::run(&plan, &control, |entry| {
         let level = entry.target_rate.map(|r| r.round());
         if staged && level != last_rate {
@@ -116,12 +117,9 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
                 progress.note(&format!("-- stage: {rate:.0} /s"));
             }
         }
-        for (index, scenario) in plan.scenarios.list.iter().enumerate() {
-            // A scenario that starts later (start, after) is announced in the second it does.
-            let later = !scenario.start.is_zero() || scenario.after.is_some();
-            if later && !announced[index] && entry.started.contains(&scenario.name) {
-                announced[index] = true;
-                progress.note(&format!("-- scenario {} started", scenario.name));
+        for name in &entry.started {
+            if announced.insert(name.clone()) {
+                progress.note(&format!("-- scenario {name} started"));
             }
         }
         progress.second(entry);

@@ -213,11 +213,12 @@ pub(super) fn run(
             started.sort_unstable();
             started.dedup();
             // Only the scenarios that start later than the run (`start`, `after`) are news.
-            let later = |i: &&usize| {
-                let scenario = &plan.scenarios.list[**i];
-                !scenario.start.is_zero() || scenario.after.is_some()
-            };
-            entry.started = started.iter().filter(later).map(|&i| plan.scenarios.list[i].name.clone()).collect();
+            entry.started = started
+                .iter()
+                .map(|&i| &plan.scenarios.list[i])
+                .filter(|scenario| scenario.starts_later())
+                .map(|scenario| scenario.name.clone())
+                .collect();
             // The shards' final reports cover the tail after the last whole second; an empty
             // tail is not worth a line of its own.
             let idle_tail =

@@ -14,6 +14,7 @@ use std::time::Duration;
 use pummel_results::summary::PhaseSummary;
 
 use super::{EngineError, RunControl, RunOutcome, StopReason};
+use crate::measure::summary::round_ms;
 use crate::plan::Plan;
 
 /// The longest a teardown without a length of its own runs.
@@ -107,8 +108,4 @@ fn ended(stop: &StopReason) -> &'static str {
         StopReason::Interrupted => "interrupted",
         StopReason::Aborted(_) => "aborted",
     }
-}
-
-fn round_ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }

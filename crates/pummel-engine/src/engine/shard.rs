@@ -161,7 +161,7 @@ impl Shard {
     /// This shard's part of `total` items (iterations, requests, pool bounds): its segment's
     /// share, split over the segment's shards; the parts add up to `total`.
     pub fn share_of(&self, total: u64) -> u64 {
-        crate::load::share(self.plan.segment.share(total), self.shards, self.index)
+        self.plan.segment.thread_share(total, self.shards, self.index)
     }
 
     /// Takes one request permit; false when the request budget is spent or sending stopped.
@@ -179,9 +179,7 @@ async fn drive(setup: ShardSetup) {
         shards: setup.shards,
         start,
         stop_sending: stop_sending.clone(),
-        permits: Cell::new(
-            plan.stop.requests.map(|n| crate::load::share(plan.segment.share(n), setup.shards, setup.index)),
-        ),
+        permits: Cell::new(plan.stop.requests.map(|n| plan.segment.thread_share(n, setup.shards, setup.index))),
         meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), &plan.rate_stages(), &plan.scenarios)),
         dialer: Rc::new(Dialer::new(
             setup.index,

@@ -70,6 +70,8 @@ impl ScenarioRun {
     pub fn new(shard: &Shard, index: usize) -> Result<ScenarioRun, String> {
         let scenarios = shard.plan.scenarios.clone();
         let scenario = &scenarios.list[index];
+        // Users and open-model arrivals are striped over every shard of every segment.
+        let (stripe, stripes) = shard.stripes();
         let iterations_left = match scenario.load {
             Load::Open(_) => scenario.iterations.map(|n| shard.share_of(n)),
             Load::Closed(_) | Load::Hold(_) => None,
@@ -80,7 +82,6 @@ impl ScenarioRun {
                 let streams = settings.streams.max(1);
                 let max_connections = match &scenario.load {
                     Load::Closed(closed) => {
-                        let (stripe, stripes) = shard.stripes();
                         users_on(closed.connections as u64, streams as u64, stripes, stripe).div_ceil(streams as u64)
                     }
                     Load::Open(open) => shard.share_of(open.max_connections as u64),
@@ -104,8 +105,8 @@ impl ScenarioRun {
             stop: shard.stop_sending.child_token(),
             iterations_left: std::cell::Cell::new(iterations_left),
             arrivals: std::cell::Cell::new(0),
-            shards: shard.stripes().1 as u64,
-            shard: shard.stripes().0 as u64,
+            shards: stripes as u64,
+            shard: stripe as u64,
             http2,
             began: Cell::new(shard.start),
         })

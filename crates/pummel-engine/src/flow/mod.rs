@@ -125,6 +125,11 @@ impl Scenario {
         }
     }
 
+    /// True when it starts later than the run (`start`, `after`): its start is news.
+    pub fn starts_later(&self) -> bool {
+        !self.start.is_zero() || self.after.is_some()
+    }
+
     /// Users one connection serves at once: its HTTP/2 streams; 1 for HTTP/1.1.
     pub fn users_per_connection(&self) -> usize {
         self.http2.as_ref().map_or(1, |settings| settings.streams.max(1))

@@ -311,7 +311,7 @@ fn add_flows(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies, measured
 }
 
 /// Seconds, to the millisecond.
-fn round_ms(d: std::time::Duration) -> f64 {
+pub(crate) fn round_ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 

@@ -165,6 +165,12 @@ impl Segment {
     pub fn share(&self, total: u64) -> u64 {
         crate::load::share(total, self.count.max(1) as usize, self.index as usize)
     }
+
+    /// How many of `total` items thread `thread` of this part's `threads` takes: this part's
+    /// share, split over its threads (every thread of every part adds up to `total`).
+    pub fn thread_share(&self, total: u64, threads: usize, thread: usize) -> u64 {
+        crate::load::share(self.share(total), threads, thread)
+    }
 }
 
 impl std::fmt::Display for Segment {

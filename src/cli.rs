@@ -44,6 +44,64 @@ pub enum Command {
     Proxy(Box<crate::commands::proxy::ProxyArgs>),
     /// Write a plan from recorded traffic: a HAR file, or curl command lines.
     Convert(crate::commands::convert::ConvertArgs),
+    /// Take part of a run from a coordinator (`pummel run PLAN --agents N`), on this machine.
+    Agent(AgentArgs),
+}
+
+/// Running one plan over several processes or machines: the coordinator's flags.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// Coordinate N agents (`pummel agent --coordinator ADDR`, on this or other machines): each
+    /// runs part i of N of the plan; the figures, thresholds and abort rules are global.
+    #[arg(long, value_name = "N", conflicts_with = "workers")]
+    pub agents: Option<usize>,
+    /// With --agents: where agents dial in.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070", requires = "agents")]
+    pub listen: String,
+    /// Run the plan in N local agent processes that pummel starts and stops itself (past one
+    /// process's file descriptor limit; one process per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// With --agents: the shared token, from this file (else from $PUMMEL_TOKEN).
+    #[arg(long, value_name = "FILE", requires = "agents")]
+    pub token_file: Option<PathBuf>,
+    /// With --agents: how long to wait for every agent to join.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub agents_timeout: String,
+    /// What a lost agent (no word for 3 s) does to the run: abort it, or continue without it.
+    /// Either way the results are partial and name the agent.
+    #[arg(long, value_enum, default_value_t = OnAgentLoss::Abort)]
+    pub on_agent_loss: OnAgentLoss,
+}
+
+/// `--on-agent-loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnAgentLoss {
+    /// End the run; every other agent stops.
+    Abort,
+    /// Go on with the other agents.
+    Continue,
+}
+
+/// Flags of `pummel agent`.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct AgentArgs {
+    /// The coordinator to dial (`pummel run PLAN --agents N --listen ADDR`), HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub coordinator: String,
+    /// The shared token, from this file (else from $PUMMEL_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// This agent's name in the coordinator's results [default: host name and PID].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long to keep dialing a coordinator that is not listening yet.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub connect_wait: String,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Flags of `pummel run`.
@@ -75,6 +133,8 @@ pub struct RunArgs {
     /// that every segment of one plan starts together.
     #[arg(long, value_name = "WHEN")]
     pub start_at: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     #[command(flatten)]
     pub request: RequestArgs,

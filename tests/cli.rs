@@ -14,6 +14,8 @@ mod support;
 
 #[path = "cli/breaking.rs"]
 mod breaking;
+#[path = "cli/cluster.rs"]
+mod cluster;
 #[path = "cli/convert.rs"]
 mod convert;
 #[path = "cli/convert_browser.rs"]

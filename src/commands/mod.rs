@@ -1,8 +1,10 @@
 //! The subcommands, and what they share: exit statuses, error categories, signal handling.
 
+pub mod agent;
 pub mod check;
 pub mod compare;
 pub mod convert;
+pub mod coordinate;
 pub mod demo;
 pub mod doctor;
 pub mod faults;

@@ -38,6 +38,16 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         return super::run_plan::run(&args, &path);
     }
     let plan = build_plan(&args)?;
+    if super::coordinate::is_coordinator(&args) {
+        let files: Vec<(String, std::path::PathBuf)> =
+            [&args.request.body_file, &args.connection.cacert, &args.connection.cert, &args.connection.key]
+                .into_iter()
+                .flatten()
+                .map(|p| (p.display().to_string(), p.clone()))
+                .collect();
+        let title = format!("{} {}", args.request.method, plan.target.url);
+        return super::coordinate::run(&args, &plan, &files, title);
+    }
     warn_about_limits(&plan, args.display);
     if args.require_target {
         check_target(&plan)?;
@@ -146,7 +156,7 @@ pub fn finish_summary(
 }
 
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).
-fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
+pub fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     if args.rate.is_none() {
         let typed = super::run_plan::typed_flags();
         for (id, flag) in [("max_inflight", "--max-inflight"), ("arrival", "--arrival")] {

@@ -64,16 +64,7 @@ pub fn load(path: &Path, options: &Options) -> Result<PlanSpec, CliError> {
 
 /// Runs `pummel run PLAN.toml`.
 pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
-    let mut options = Options { base_url: args.base_url.clone(), ..Options::default() };
-    options.vars = parse_vars(&args.vars)?;
-    options.object_size = args.request.object_size.clone();
-    options.length_given = args.duration.is_some();
-    let mut spec = load(path, &options)?;
-    let typed = typed_flags();
-    apply_flags(&mut spec, args, &typed)?;
-    if let Some(seed) = args.seed {
-        spec.seed = Some(seed);
-    }
+    let spec = load_with_flags(args, path, BTreeMap::new())?;
     if let Some(n) = args.dry_run {
         let text = spec.dry_run(n).map_err(|e| CliError::usage(anyhow!(e)))?;
         print_stdout(&text);
@@ -82,6 +73,18 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let mut plan = build_plan(&spec, args)?;
     let setup = phase_plan(&spec, args, Phase::Setup)?;
     let mut teardown = phase_plan(&spec, args, Phase::Teardown)?;
+    if super::coordinate::is_coordinator(args) {
+        if setup.is_some() || teardown.is_some() {
+            return Err(CliError::usage(anyhow!(
+                "{}: setup and teardown phases do not run over agents yet; run them on their own",
+                path.display()
+            )));
+        }
+        let mut files = vec![(args.url.clone(), path.to_path_buf())];
+        files.extend(spec.files.iter().cloned());
+        let title = format!("{}: {}", path.display(), plan.target.url);
+        return super::coordinate::run(args, &plan, &files, title);
+    }
 
     quick::warn_about_limits(&plan, args.display);
     if args.require_target {
@@ -150,6 +153,33 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     metrics.finish(&control);
     status
+}
+
+/// The plan file at `path` with the command line laid over it; `shipped` are the copies of
+/// the files it refers to (an agent's).
+fn load_with_flags(args: &RunArgs, path: &Path, shipped: BTreeMap<String, PathBuf>) -> Result<PlanSpec, CliError> {
+    let mut options = Options { base_url: args.base_url.clone(), shipped, ..Options::default() };
+    options.vars = parse_vars(&args.vars)?;
+    options.object_size = args.request.object_size.clone();
+    options.length_given = args.duration.is_some();
+    let mut spec = load(path, &options)?;
+    let typed = typed_flags();
+    apply_flags(&mut spec, args, &typed)?;
+    if let Some(seed) = args.seed {
+        spec.seed = Some(seed);
+    }
+    Ok(spec)
+}
+
+/// The plan an agent runs: `args` as its coordinator's user typed them (with its segment),
+/// the files they refer to read from their `shipped` copies.
+pub fn agent_plan(args: &RunArgs, shipped: BTreeMap<String, PathBuf>) -> Result<Plan, CliError> {
+    let Some(path) = plan_path(args)? else {
+        return quick::build_plan(args);
+    };
+    let local = shipped.get(&args.url).cloned().unwrap_or_else(|| path.clone());
+    let spec = load_with_flags(args, &local, shipped)?;
+    build_plan(&spec, args)
 }
 
 /// Runs the setup phase, and hands the values it exported to the load's and teardown's plans.

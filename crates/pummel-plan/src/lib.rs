@@ -57,6 +57,24 @@ pub struct Options {
     pub length_given: bool,
     /// The folder relative feeder paths start from (the plan file's); the current one if unset.
     pub plan_dir: Option<PathBuf>,
+    /// Files shipped from another machine (an agent's copy of its coordinator's plan): each
+    /// file reference as the plan writes it, and where its copy is here. A reference found
+    /// here is read from the copy, wherever the plan's folder is.
+    pub shipped: BTreeMap<String, PathBuf>,
+}
+
+impl Options {
+    /// Where the file the plan refers to as `reference` is: its shipped copy, or the path
+    /// relative to the plan's folder (an absolute one as it is).
+    pub fn resolve(&self, reference: &str) -> PathBuf {
+        if let Some(copy) = self.shipped.get(reference) {
+            return copy.clone();
+        }
+        match &self.plan_dir {
+            Some(dir) if Path::new(reference).is_relative() => dir.join(reference),
+            _ => PathBuf::from(reference),
+        }
+    }
 }
 
 /// Why a plan file could not be loaded.

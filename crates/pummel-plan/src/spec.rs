@@ -76,6 +76,9 @@ pub struct PlanSpec {
     pub seed: Option<u64>,
     /// `[[fault]]` and `[proxy.NAME]`: what the run does to its target, and when.
     pub faults: pummel_faults::FaultPlan,
+    /// Every file the plan refers to (feeders, bodies), as written in it and where it was
+    /// found: what a coordinator ships to its agents with the plan.
+    pub files: Vec<(String, std::path::PathBuf)>,
 }
 
 /// `[target]`, with defaults applied.

@@ -164,6 +164,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         segment: None,
         by_target: Vec::new(),
         phases: Vec::new(),
+        agents: Vec::new(),
         request_log: None,
         faults: Vec::new(),
         steady_state: None,

@@ -109,6 +109,49 @@ pub struct Summary {
     /// What the faults' recoveries were judged against; present when faults ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state: Option<crate::fault::SteadyState>,
+    /// A run spread over agents (`--agents`, `--workers`): each agent's part; the figures above
+    /// are all of them merged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentSummary>,
+}
+
+/// One agent of a distributed run: its part, its clock, how it fared, and whether it was lost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentSummary {
+    /// Its name (`pummel agent --name`).
+    pub name: String,
+    /// Where it connected from.
+    pub address: String,
+    /// Its part of the plan, `i/N`.
+    pub segment: String,
+    /// Shards (threads) it ran.
+    pub threads: usize,
+    /// Its clock minus the coordinator's, measured before the start, milliseconds: the start
+    /// instant it was given was corrected by it.
+    pub clock_offset_ms: f64,
+    /// The shortest round trip of the clock probes, milliseconds (the offset is known to half
+    /// of it).
+    pub round_trip_ms: f64,
+    /// Requests it sent.
+    pub sent: u64,
+    /// Of them, succeeded.
+    pub ok: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Its schedule lag p99 (open model), milliseconds: high means it could not keep up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p99_ms: Option<f64>,
+    /// The median busy share of its shard threads over the run, percent of a core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_busy_median_percent: Option<f64>,
+    /// CPU seconds it used.
+    pub cpu_seconds: f64,
+    /// When it was lost, seconds from the start; absent when it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_at_s: Option<f64>,
+    /// Why it was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_reason: Option<String>,
 }
 
 /// One phase of a run in phases (setup, load, teardown): when it ran and what it did.

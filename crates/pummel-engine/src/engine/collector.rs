@@ -44,37 +44,37 @@ struct SecondInProgress {
     named: Vec<NameCounts>,
 }
 
+/// Where the shards' reports come from: threads of this process, or shards in agent processes
+/// (`engine::remote`) whose reports a coordinator receives.
+pub(super) enum Source {
+    /// Shard threads this collector starts.
+    Local,
+    /// Shards elsewhere; the caller relays their reports.
+    Remote(super::remote::RemoteShards),
+}
+
 pub(super) fn run(
     plan: &Plan,
     control: &RunControl,
+    source: Source,
     mut on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
-    let shards = effective_shards(plan);
     let watch = plan.observers.open_watch()?;
     let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
-    let tls: Vec<Option<Arc<TlsClient>>> = plan.tls_clients()?.into_iter().map(|c| c.map(Arc::new)).collect();
-    let request_log = match &plan.request_log {
-        Some(spec) => Some(
+    let request_log = match (&plan.request_log, &source) {
+        (Some(spec), Source::Local) => Some(
             RequestLogWriter::start(spec, plan.scenarios.clone(), base_url(plan))
                 .map_err(|source| EngineError::RequestLog { path: spec.path.display().to_string(), source })?,
         ),
-        None => None,
+        _ => None,
     };
-    let plan_arc = Arc::new(plan.clone());
-    let stop = control.token().child_token();
-    let (reports_tx, reports) = mpsc::channel();
-    let cpu_at_start = ProcessTime::now();
-    // Segments of one plan run by several processes start at one agreed instant.
-    let (started_at, start) = match plan.start_at {
-        Some(at) => {
-            let wait = at.duration_since(SystemTime::now()).map_err(|_| {
-                EngineError::Plan(crate::plan::PlanError::Invalid(
-                    "--start-at is already past: agree on an instant a little ahead".into(),
-                ))
-            })?;
-            (at, Instant::now() + wait)
-        }
-        None => (SystemTime::now(), Instant::now() + START_DELAY),
+    let stop = match &source {
+        Source::Local => control.token().child_token(),
+        Source::Remote(remote) => remote.stop.clone(),
+    };
+    let (started_at, start) = match &source {
+        Source::Local => start_instant(plan)?,
+        Source::Remote(remote) => (remote.started_at, remote.start),
     };
     // The faults' proxies are up before the first request; every fault is undone when this
     // handle finishes or is dropped (an early return below, a panic), or at once when the run
@@ -86,31 +86,20 @@ pub(super) fn run(
         Some(pummel_faults::Running::start(&plan.faults, start, move || cut.is_cancelled())?)
     };
 
-    let mut threads = Vec::with_capacity(shards);
-    let ends = Arc::new(crate::load::ScenarioEnds::new(plan.scenarios.list.len(), shards));
-    for index in 0..shards {
-        let setup = ShardSetup {
-            index,
-            shards,
-            plan: plan_arc.clone(),
-            tls: tls.clone(),
-            start,
-            stop: stop.clone(),
-            reports: reports_tx.clone(),
-            ends: ends.clone(),
-            log: request_log.as_ref().map(RequestLogWriter::link),
-        };
-        let spawned =
-            std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));
-        match spawned {
-            Ok(handle) => threads.push(handle),
-            Err(e) => {
-                stop.cancel();
-                return Err(EngineError::Spawn(e));
-            }
+    let (shards, threads, reports, cpu): (usize, Vec<_>, Box<dyn Iterator<Item = ShardReport>>, CpuClock) = match source
+    {
+        Source::Local => {
+            let shards = effective_shards(plan);
+            let (reports_tx, reports) = mpsc::channel();
+            let cpu_at_start = ProcessTime::now();
+            let log = request_log.as_ref().map(RequestLogWriter::link);
+            let threads = spawn_shards(plan, shards, start, &stop, &reports_tx, log)?;
+            (shards, threads, Box::new(reports.into_iter()), Box::new(move || cpu_at_start.elapsed()))
         }
-    }
-    drop(reports_tx);
+        Source::Remote(remote) => {
+            (remote.shards, Vec::new(), Box::new(remote.inbox.into_iter().map(|i| i.0)), remote.cpu)
+        }
+    };
 
     let window_len = plan.abort_window.as_secs().max(1) as usize;
     let mut window: VecDeque<Stats> = VecDeque::with_capacity(window_len + 1);
@@ -128,8 +117,17 @@ pub(super) fn run(
     let mut judge = SecondJudge::new(load_shape(plan, shards));
     let window_seconds = plan.planned_duration().map(|d| d.as_secs_f64().ceil() as u64);
 
-    while let Ok(report) = reports.recv() {
+    for report in reports {
         match report {
+            ShardReport::Gone { shard, abort } => {
+                finished[shard] = true;
+                if let Some(reason) = abort
+                    && aborted.is_none()
+                {
+                    aborted = Some(reason);
+                    stop.cancel();
+                }
+            }
             ShardReport::Second {
                 shard,
                 second,
@@ -194,7 +192,7 @@ pub(super) fn run(
                 next_second += 1;
                 continue;
             };
-            let cpu_now = cpu_at_start.elapsed();
+            let cpu_now = cpu();
             let gauges = Gauges {
                 warmup: Duration::from_secs(next_second - 1) < plan.warmup,
                 // Nothing is offered in the drain after the window.
@@ -278,7 +276,7 @@ pub(super) fn run(
         total.merge(stage);
     }
     let stages = stage_outcomes(plan, stage_totals, elapsed, &stop_reason);
-    let cpu_seconds = cpu_at_start.elapsed().as_secs_f64();
+    let cpu_seconds = cpu().as_secs_f64();
     let judged = measured_seconds(plan, &timeline, measured);
     let generator = generator_health(&total, &judged, cpu_seconds, shards);
     let limit = run_limit(plan, &total, &judged, measured, &generator);
@@ -301,6 +299,64 @@ pub(super) fn run(
         faults: fault_windows,
         faults_undone_at_exit,
     })
+}
+
+/// The process's CPU time since the run began (every agent's, for shards elsewhere).
+pub(super) type CpuClock = Box<dyn Fn() -> Duration + Send>;
+
+/// When the run starts: a little ahead, so that every shard begins together, or at the instant
+/// agreed with other processes (`--start-at`).
+fn start_instant(plan: &Plan) -> Result<(SystemTime, Instant), EngineError> {
+    match plan.start_at {
+        Some(at) => {
+            let wait = at.duration_since(SystemTime::now()).map_err(|_| {
+                EngineError::Plan(crate::plan::PlanError::Invalid(
+                    "--start-at is already past: agree on an instant a little ahead".into(),
+                ))
+            })?;
+            Ok((at, Instant::now() + wait))
+        }
+        None => Ok((SystemTime::now(), Instant::now() + START_DELAY)),
+    }
+}
+
+/// Starts `shards` shard threads of `plan`, each reporting to `reports`; on failure the ones
+/// started are stopped.
+pub(super) fn spawn_shards(
+    plan: &Plan,
+    shards: usize,
+    start: Instant,
+    stop: &tokio_util::sync::CancellationToken,
+    reports: &mpsc::Sender<ShardReport>,
+    log: Option<crate::request_log::LogLink>,
+) -> Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>, EngineError> {
+    let tls: Vec<Option<Arc<TlsClient>>> = plan.tls_clients()?.into_iter().map(|c| c.map(Arc::new)).collect();
+    let plan_arc = Arc::new(plan.clone());
+    let ends = Arc::new(crate::load::ScenarioEnds::new(plan.scenarios.list.len(), shards));
+    let mut threads = Vec::with_capacity(shards);
+    for index in 0..shards {
+        let setup = ShardSetup {
+            index,
+            shards,
+            plan: plan_arc.clone(),
+            tls: tls.clone(),
+            start,
+            stop: stop.clone(),
+            reports: reports.clone(),
+            ends: ends.clone(),
+            log: log.clone(),
+        };
+        let spawned =
+            std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                stop.cancel();
+                return Err(EngineError::Spawn(e));
+            }
+        }
+    }
+    Ok(threads)
 }
 
 /// `scheme://host[:port]` of the target, which the request log puts before each path.
@@ -375,7 +431,7 @@ fn run_limit(
 /// More shards than connections would leave some idle; fewer than asked is fine. Every
 /// scenario is spread over the shards, so a plan of several uses as many as its connections
 /// allow.
-fn effective_shards(plan: &Plan) -> usize {
+pub(super) fn effective_shards(plan: &Plan) -> usize {
     let connections = plan.wanted_connections().max(1);
     plan.threads.min(usize::try_from(connections).unwrap_or(usize::MAX)).max(1)
 }

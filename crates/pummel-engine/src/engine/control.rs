@@ -44,6 +44,12 @@ impl RunControl {
         &self.feeds
     }
 
+    /// A token cancelled when this control stops the run: for work beside the run that must
+    /// end with it (a coordinator's agents, an agent's wait for its job).
+    pub fn child_token(&self) -> CancellationToken {
+        self.token.child_token()
+    }
+
     pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }

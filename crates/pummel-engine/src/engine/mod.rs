@@ -10,6 +10,7 @@ mod collector;
 mod control;
 pub mod live;
 pub mod phases;
+pub mod remote;
 pub(crate) mod shard;
 
 use std::time::{Duration, SystemTime};
@@ -128,5 +129,5 @@ pub fn run(
     on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
     plan.validate()?;
-    collector::run(plan, control, on_second)
+    collector::run(plan, control, collector::Source::Local, on_second)
 }

@@ -67,6 +67,9 @@ pub(crate) enum ShardReport {
         /// Scenarios that started since the last whole second.
         started: Vec<usize>,
     },
+    /// A shard in another process that will report no more (its agent was lost): the seconds
+    /// stop waiting for it; with `abort`, the run ends for that reason.
+    Gone { shard: usize, abort: Option<String> },
 }
 
 /// Everything a shard needs to start; built by the collector.

@@ -200,6 +200,13 @@ impl Stats {
         }
     }
 
+    /// Counts `n` more responses of `status` (a report from another process, `engine::remote`).
+    pub(crate) fn add_status(&mut self, status: u16, n: u64) {
+        if let Some(slot) = self.status.get_mut(usize::from(status)) {
+            *slot += n;
+        }
+    }
+
     /// Responses counted per status code, lowest code first.
     pub fn status_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
         self.status.iter().enumerate().filter(|(_, n)| **n > 0).map(|(code, n)| (code as u16, *n))

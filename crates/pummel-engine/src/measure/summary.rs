@@ -202,6 +202,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         segment: None,
         by_target: Vec::new(),
         phases: Vec::new(),
+        agents: Vec::new(),
         request_log: outcome.request_log.clone(),
         faults,
         steady_state,

@@ -45,6 +45,7 @@ pub(crate) fn validate(
         defined: BTreeSet::new(),
         hosts: Vec::new(),
         variables: BTreeMap::new(),
+        files: Vec::new(),
     };
     let mut variables = v.variables(raw);
     variables.extend(options.vars.clone());
@@ -80,6 +81,7 @@ pub(crate) fn validate(
             feeders,
             seed,
             faults,
+            files: v.files,
         }),
         _ => None,
     };
@@ -98,9 +100,20 @@ pub(crate) struct Validator<'a> {
     hosts: Vec<(String, TargetSpec)>,
     /// `[variables]` and `-e` values, for values rendered at validation (`users = "{{ users }}"`).
     variables: BTreeMap<String, String>,
+    /// Every file the plan refers to, as written and where it is (`PlanSpec::files`).
+    files: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Validator<'_> {
+    /// Where the file the plan calls `reference` is; remembered in `files`.
+    fn resolve(&mut self, reference: &str) -> std::path::PathBuf {
+        let path = self.options.resolve(reference);
+        if !self.files.iter().any(|(r, _)| r == reference) {
+            self.files.push((reference.to_string(), path.clone()));
+        }
+        path
+    }
+
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
@@ -727,10 +740,7 @@ impl Validator<'_> {
                 );
                 continue;
             };
-            let path = match &self.options.plan_dir {
-                Some(dir) if std::path::Path::new(file.get_ref()).is_relative() => dir.join(file.get_ref()),
-                _ => std::path::PathBuf::from(file.get_ref()),
-            };
+            let path = self.resolve(file.get_ref());
             let format = match &f.format {
                 None => match FeederFormat::from_path(&path) {
                     Some(format) => format,

@@ -537,10 +537,7 @@ impl Validator<'_> {
     /// The bytes of `file` (relative to the plan file), read now, once; an error at its place
     /// when it cannot be read.
     fn read_file(&mut self, file: &Spanned<String>, what: &str) -> Option<Vec<u8>> {
-        let path = match &self.options.plan_dir {
-            Some(dir) if std::path::Path::new(file.get_ref()).is_relative() => dir.join(file.get_ref()),
-            _ => std::path::PathBuf::from(file.get_ref()),
-        };
+        let path = self.resolve(file.get_ref());
         match std::fs::read(&path) {
             Ok(bytes) => Some(bytes),
             Err(e) => {

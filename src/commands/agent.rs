@@ -1,0 +1,107 @@
+//! `pummel agent --coordinator HOST:PORT`: takes part of a run from a coordinator. It dials
+//! out, proves the shared token, receives the command line and files of the plan with its
+//! segment, builds the plan exactly as `pummel run` would (from copies of the files), starts at
+//! the agreed instant and streams its shards' reports until the run ends or the coordinator
+//! says stop. It writes no results of its own: the coordinator's are the run's.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use base64::Engine as _;
+use clap::Parser;
+use pummel_cluster::agent::Session;
+use pummel_cluster::protocol::Job;
+use pummel_cluster::{ClusterError, Token};
+use pummel_engine::engine::RunControl;
+use pummel_engine::engine::remote;
+use pummel_engine::plan::Plan;
+
+use super::{CliError, ExitStatus, install_interrupt_handler};
+use crate::cli::{AgentArgs, Cli, Command};
+
+/// Runs `pummel agent`.
+pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
+    let token = Token::load(args.token_file.as_deref()).map_err(|e| CliError::usage(anyhow!(e)))?;
+    let wait = super::run::duration_flag("--connect-wait", &args.connect_wait)?;
+    let name = args.name.clone().unwrap_or_else(default_name);
+    let control = RunControl::new();
+    install_interrupt_handler(&control);
+    let say = |line: &str| {
+        if !args.quiet {
+            eprintln!("pummel agent {name}: {line}");
+        }
+    };
+    let mut session =
+        Session::connect(&args.coordinator, &token, &name, wait, &control).map_err(|e| cannot_start(e, &control))?;
+    say(&format!("joined the coordinator at {}; waiting for the job", session.coordinator));
+    let job = session.job(&control).map_err(|e| cannot_start(e, &control))?;
+    let files = tempfile::tempdir()
+        .map_err(|e| CliError::cannot_start(anyhow!("cannot make a folder for the plan's files: {e}")))?;
+    let plan = match agent_plan(&job, files.path()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let reason = format!("{:#}", e.error);
+            session.refuse(&reason);
+            return Err(e);
+        }
+    };
+    let shards = remote::shard_count(&plan);
+    let start = session.ready(shards).map_err(|e| cannot_start(e, &control))?;
+    say(&format!("segment {} on {shards} threads; starting at the agreed instant", job.segment));
+    let mut plan = plan;
+    plan.start_at = Some(start);
+    session
+        .run(&control, |forward| remote::run_shards(&plan, &control, forward))
+        .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    say("done");
+    Ok(ExitStatus::Pass)
+}
+
+/// An agent's failure to join or start: exit 3, or 130 when Ctrl-C caused it.
+fn cannot_start(error: ClusterError, control: &RunControl) -> CliError {
+    if control.is_interrupted() {
+        return CliError { status: ExitStatus::Interrupted, error: anyhow!("interrupted") };
+    }
+    CliError::cannot_start(anyhow!(error))
+}
+
+/// `host-PID`: unique enough to tell agents apart in the results.
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = if host.is_empty() { "agent".to_string() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+/// The plan of `job`: its files written under `dir`, its command line parsed and built as
+/// `pummel run` builds it, for its segment.
+fn agent_plan(job: &Job, dir: &std::path::Path) -> Result<Plan, CliError> {
+    let mut shipped = BTreeMap::new();
+    for (index, file) in job.files.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&file.base64)
+            .map_err(|e| CliError::usage(anyhow!("shipped file {}: {e}", file.reference)))?;
+        let base = std::path::Path::new(&file.reference).file_name().map(|n| n.to_string_lossy().into_owned());
+        let path = dir.join(format!("{index}-{}", base.unwrap_or_else(|| "file".into())));
+        std::fs::write(&path, bytes)
+            .map_err(|e| CliError::cannot_start(anyhow!("cannot write {}: {e}", path.display())))?;
+        shipped.insert(file.reference.clone(), path);
+    }
+    let cli = Cli::try_parse_from(std::iter::once("pummel".to_string()).chain(job.args.iter().cloned()))
+        .map_err(|e| CliError::usage(anyhow!("the job's command line: {}", e.to_string().trim())))?;
+    let Command::Run(mut args) = cli.command else {
+        return Err(CliError::usage(anyhow!("the job is not a `pummel run`")));
+    };
+    let local = |reference: &Option<PathBuf>| {
+        reference.as_ref().map(|p| shipped.get(&p.display().to_string()).cloned().unwrap_or_else(|| p.clone()))
+    };
+    args.request.body_file = local(&args.request.body_file);
+    args.connection.cacert = local(&args.connection.cacert);
+    args.connection.cert = local(&args.connection.cert);
+    args.connection.key = local(&args.connection.key);
+    args.segment = Some(job.segment.clone());
+    args.start_at = None;
+    args.cluster.agents = None;
+    args.cluster.workers = None;
+    super::run_plan::agent_plan(&args, shipped)
+}

@@ -1,0 +1,262 @@
+//! `pummel run … --agents N` and `--workers N`: the coordinator. It waits for its agents (or
+//! starts `--workers` of its own on loopback), ships them the command line and the plan's files
+//! with a segment each, starts them together and runs the very collector a local run uses on
+//! their reports: the live view, timeline, abort rules, thresholds and results are global and
+//! exact, with a per-agent breakdown beside them.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use base64::Engine as _;
+use pummel_cluster::coordinator::{AgentFigures, Coordinator, Event, OnLoss};
+use pummel_cluster::protocol::{Job, ShippedFile};
+use pummel_cluster::{ClusterError, Token};
+use pummel_engine::engine::{RunControl, remote};
+use pummel_engine::measure::summary::summarize;
+use pummel_engine::plan::Plan;
+use pummel_results::summary::AgentSummary;
+
+use super::run::{OutputFiles, duration_flag, finish_summary};
+use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
+use crate::cli::{OnAgentLoss, RunArgs};
+use crate::output::progress::Progress;
+use crate::output::summary::summary_table;
+
+/// True when `run` coordinates agents instead of running the plan itself.
+pub fn is_coordinator(args: &RunArgs) -> bool {
+    args.cluster.agents.is_some() || args.cluster.workers.is_some()
+}
+
+/// Runs `plan` over agents; `files` are what the command line and the plan refer to (as
+/// written, and where they are here), shipped to every agent.
+pub fn run(args: &RunArgs, plan: &Plan, files: &[(String, PathBuf)], title: String) -> Result<ExitStatus, CliError> {
+    let cluster = &args.cluster;
+    let (count, workers) = match (cluster.agents, cluster.workers) {
+        (Some(n), _) => (n, false),
+        (None, Some(n)) => (n, true),
+        (None, None) => return Err(CliError::usage(anyhow!("--agents or --workers is needed to coordinate"))),
+    };
+    if count == 0 {
+        return Err(CliError::usage(anyhow!("--{} needs at least 1", if workers { "workers" } else { "agents" })));
+    }
+    if args.segment.is_some() || args.start_at.is_some() {
+        return Err(CliError::usage(anyhow!(
+            "--segment and --start-at are given to each agent by the coordinator: drop them"
+        )));
+    }
+    if plan.request_log.is_some() {
+        return Err(CliError::usage(anyhow!("--log-requests does not run over agents yet")));
+    }
+    let wait = duration_flag("--agents-timeout", &cluster.agents_timeout)?;
+    let token = if workers {
+        Token::random()
+    } else {
+        Token::load(cluster.token_file.as_deref()).map_err(|e| CliError::usage(anyhow!(e)))?
+    };
+    let shipped = ship(files)?;
+    let job_args = job_args();
+    let display = args.display;
+    let say = |line: &str| {
+        if !display.quiet {
+            eprintln!("pummel  {line}");
+        }
+    };
+
+    let metrics = super::metrics::Metrics::start(&args.metrics, display)?;
+    let control = metrics.attach(RunControl::new());
+    install_interrupt_handler(&control);
+    let listen = if workers { "127.0.0.1:0" } else { cluster.listen.as_str() };
+    let coordinator = Coordinator::bind(listen, token.clone()).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    say(&format!("coordinator on {}: waiting for {count} agent{}", coordinator.address(), plural(count)));
+    let mut local_agents =
+        if workers { Workers::start(count, &coordinator.address().to_string(), &token)? } else { Workers::none() };
+    let stop = control.child_token();
+    let joined = coordinator
+        .gather(count, wait, &stop, |event| match event {
+            Event::Joined { name, address, count, wanted } => {
+                say(&format!("agent {name} joined from {address} ({count}/{wanted})"))
+            }
+            Event::Refused { address, reason } => eprintln!("warning: refused {address}: {reason}"),
+        })
+        .map_err(|e| interrupted_or(e, &control))?;
+    let on_loss = match cluster.on_agent_loss {
+        OnAgentLoss::Abort => OnLoss::Abort,
+        OnAgentLoss::Continue => OnLoss::Continue,
+    };
+    let job = |index: usize| Job {
+        args: job_args.clone(),
+        files: shipped.clone(),
+        segment: format!("{}/{count}", index + 1),
+    };
+    let (shards, relay) = coordinator.start(joined, job, on_loss, stop).map_err(|e| interrupted_or(e, &control))?;
+    say(&format!("{count} agent{} on {} threads: started", plural(count), shards.shards));
+
+    let mut progress = Progress::new(display, title.clone(), plan.planned_duration())?;
+    let outcome = remote::run_remote(plan, &control, shards, |entry| progress.second(entry))
+        .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    let figures = relay.finish();
+    local_agents.finish();
+
+    let mut summary = summarize(plan, &outcome);
+    summary.agents = figures.iter().map(agent_summary).collect();
+    let lost: Vec<&AgentFigures> = figures.iter().filter(|f| f.lost.is_some()).collect();
+    if !lost.is_empty() {
+        summary.partial = true;
+    }
+    if !display.json && !display.quiet {
+        print_stdout(&format!("\nAgents\n{}\n", agents_table(&summary.agents)));
+    }
+    let suite = format!("pummel run {title}");
+    let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
+    let status = finish_summary(plan, &outcome, summary, display, files, summary_table);
+    metrics.finish(&control);
+    for agent in &lost {
+        if let Some((at, why)) = &agent.lost {
+            eprintln!("agent {} lost {at:.1} s into the run: {why}; the results are partial", agent.name);
+        }
+    }
+    // A run that lost an agent did not offer the load it planned: it does not pass.
+    match status {
+        Ok(ExitStatus::Pass) if !lost.is_empty() => Ok(ExitStatus::ThresholdsFailed),
+        other => other,
+    }
+}
+
+/// The arguments the user typed after `pummel`: each agent builds its plan from them.
+fn job_args() -> Vec<String> {
+    std::env::args().skip(1).collect()
+}
+
+/// Reads every file to ship.
+fn ship(files: &[(String, PathBuf)]) -> Result<Vec<ShippedFile>, CliError> {
+    files
+        .iter()
+        .map(|(reference, path)| {
+            let bytes =
+                std::fs::read(path).map_err(|e| CliError::usage(anyhow!("cannot read {}: {e}", path.display())))?;
+            Ok(ShippedFile {
+                reference: reference.clone(),
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            })
+        })
+        .collect()
+}
+
+/// A failure before the start: exit 3, or 130 when Ctrl-C caused it.
+fn interrupted_or(error: ClusterError, control: &RunControl) -> CliError {
+    if control.is_interrupted() {
+        return CliError { status: ExitStatus::Interrupted, error: anyhow!("interrupted before the start: {error}") };
+    }
+    CliError::cannot_start(anyhow!(error))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn agent_summary(f: &AgentFigures) -> AgentSummary {
+    AgentSummary {
+        name: f.name.clone(),
+        address: f.address.clone(),
+        segment: f.segment.clone(),
+        threads: f.shards,
+        clock_offset_ms: f.clock_offset_ms,
+        round_trip_ms: f.round_trip_ms,
+        sent: f.sent,
+        ok: f.ok,
+        failed: f.failed,
+        lag_p99_ms: f.lag_p99_ms,
+        thread_busy_median_percent: f.thread_busy_median_percent,
+        cpu_seconds: f.cpu_seconds,
+        lost_at_s: f.lost.as_ref().map(|(at, _)| *at),
+        lost_reason: f.lost.as_ref().map(|(_, why)| why.clone()),
+    }
+}
+
+/// One line per agent: its part, clock, figures and health, so the bottleneck shows.
+fn agents_table(agents: &[AgentSummary]) -> String {
+    let mut out = format!(
+        "{:<20} {:>7} {:>7} {:>10} {:>10} {:>8} {:>10} {:>9} {:>7}  {}\n",
+        "agent", "segment", "threads", "sent", "ok", "failed", "lag p99", "busy p50", "cpu s", "clock"
+    );
+    for a in agents {
+        let lag = a.lag_p99_ms.map(|l| format!("{l:.1}ms")).unwrap_or_else(|| "-".into());
+        let busy = a.thread_busy_median_percent.map(|b| format!("{b:.0}%")).unwrap_or_else(|| "-".into());
+        let mut clock = format!("{:+.1}ms ±{:.1}", a.clock_offset_ms, a.round_trip_ms / 2.0);
+        if let (Some(at), Some(why)) = (a.lost_at_s, &a.lost_reason) {
+            clock.push_str(&format!("  LOST at {at:.1}s: {why}"));
+        }
+        out.push_str(&format!(
+            "{:<20} {:>7} {:>7} {:>10} {:>10} {:>8} {:>10} {:>9} {:>7.1}  {}\n",
+            a.name, a.segment, a.threads, a.sent, a.ok, a.failed, lag, busy, a.cpu_seconds, clock
+        ));
+    }
+    let offsets: Vec<f64> = agents.iter().map(|a| a.clock_offset_ms).collect();
+    if offsets.len() > 1 {
+        let skew = offsets.iter().cloned().fold(f64::MIN, f64::max) - offsets.iter().cloned().fold(f64::MAX, f64::min);
+        out.push_str(&format!("clock skew between agents: {skew:.1} ms (corrected at the start)\n"));
+    }
+    out
+}
+
+/// The agent processes `--workers` starts on this machine, ended by PID if they outlive the run.
+struct Workers {
+    children: Vec<Child>,
+}
+
+impl Workers {
+    fn none() -> Workers {
+        Workers { children: Vec::new() }
+    }
+
+    /// Starts `count` `pummel agent` processes that dial `coordinator` with `token`.
+    fn start(count: usize, coordinator: &str, token: &Token) -> Result<Workers, CliError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::cannot_start(anyhow!("cannot find pummel's own binary: {e}")))?;
+        let mut workers = Workers::none();
+        for index in 0..count {
+            let child = std::process::Command::new(&exe)
+                .args(["agent", "--quiet", "--coordinator", coordinator, "--name", &format!("worker-{}", index + 1)])
+                .env(pummel_cluster::auth::TOKEN_ENV, token.text())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| CliError::cannot_start(anyhow!("cannot start worker {}: {e}", index + 1)))?;
+            workers.children.push(child);
+        }
+        Ok(workers)
+    }
+
+    /// Waits a little for the workers to end by themselves (they do once the run ends), then
+    /// ends the rest.
+    fn finish(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for child in &mut self.children {
+            while Instant::now() < deadline {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.end();
+    }
+
+    /// Ends every worker still running (by its PID) and reaps it.
+    fn end(&mut self) {
+        for mut child in self.children.drain(..) {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.end();
+    }
+}

@@ -1,0 +1,231 @@
+//! A coordinator and its agents (`run --agents N`, `run --workers N`, `pummel agent`): one plan
+//! run by several processes, started together, merged live into one exact results document,
+//! with thresholds and abort rules judged on the whole; tokens checked both ways; a lost agent
+//! noticed and named.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::support::plans::{recorded, write_plan};
+use crate::support::{self, Running, assert_valid_results, count, num, read_json, spawn_sink, text};
+
+/// `--workers 3` at 150 req/s for 2 s: exactly the 300 arrivals of the plan are sent, over three
+/// processes; the merged document counts what the sink received, its timeline adds up to its
+/// totals, and each agent's share is in the breakdown.
+#[test]
+fn workers_send_the_whole_plan_once_and_the_merged_figures_add_up() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "record.jsonl");
+    let (results_path, results) = support::path_in(&dir, "results.json");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let url = format!("http://{addr}/");
+    let out = support::run(
+        &["run", &url, "--workers", "3", "-r", "150", "-d", "2s", "-o", &results, "--json"],
+        Duration::from_secs(90),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/sent"), 300, "{}", out.stdout);
+    assert_eq!(count(&summary, "/requests/ok"), 300);
+    let agents = summary["agents"].as_array().expect("the per-agent breakdown");
+    assert_eq!(agents.len(), 3);
+    let segments: BTreeSet<&str> = agents.iter().map(|a| text(a, "/segment")).collect();
+    assert_eq!(segments, BTreeSet::from(["1/3", "2/3", "3/3"]));
+    let per_agent: u64 = agents.iter().map(|a| count(a, "/sent")).sum();
+    assert_eq!(per_agent, 300, "the agents' parts add up to the whole");
+    for agent in agents {
+        assert_eq!(count(agent, "/sent"), 100, "arrivals are dealt out evenly: {agent}");
+        assert!(num(agent, "/cpu_seconds") > 0.0, "{agent}");
+    }
+    assert_eq!(recorded(&record_path, 300, Duration::from_secs(10)).len(), 300);
+    let document = read_json(&results_path);
+    assert_valid_results(&document);
+    let timeline: u64 = document["timeline"].as_array().expect("timeline").iter().map(|e| count(e, "/sent")).sum();
+    assert_eq!(timeline, 300, "the merged timeline adds up to the totals");
+    assert!(out.stderr.contains("agent worker-3 joined"), "{}", out.stderr);
+}
+
+/// Agents started by hand in another folder run a plan file whose feeder only the coordinator
+/// has: the coordinator ships it. A `unique` feeder of 12 rows over 4 users × 3 iterations is
+/// dealt out so that every row is used exactly once over both agents.
+#[test]
+fn agents_get_the_plan_and_its_files_from_the_coordinator() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let elsewhere = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "record.jsonl");
+    let (token_path, token) = support::path_in(&dir, "token");
+    std::fs::write(&token_path, "a shared secret\n").expect("write the token");
+    let (_sink, addr) = spawn_sink(&["--record", &record]);
+    let rows: String = (0..12).map(|i| format!("{}\n", 500 + i)).collect();
+    std::fs::write(dir.path().join("ids.csv"), format!("id\n{rows}")).expect("write the feeder");
+    let plan = write_plan(
+        &dir,
+        "plan.toml",
+        r#"
+[[scenario]]
+users = 4
+iterations = 3
+flow = [ { request = { path = "/row/{{ ids.id }}" } } ]
+
+[feeders.ids]
+file = "ids.csv"
+mode = "unique"
+when_exhausted = "end"
+"#,
+    );
+    let port = support::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{addr}");
+    let coordinator = support::spawn(
+        &["run", &plan, "--base-url", &base, "--agents", "2", "--listen", &listen, "--token-file", &token, "--json"],
+        None,
+    );
+    let agents: Vec<Running> = (1..=2)
+        .map(|i| {
+            let name = format!("hand-{i}");
+            support::spawn(
+                &["agent", "--coordinator", &listen, "--token-file", &token, "--name", &name],
+                Some(elsewhere.path()),
+            )
+        })
+        .collect();
+    let out = coordinator.wait(Duration::from_secs(90));
+    out.assert_code(0).assert_no_panic();
+    for agent in agents {
+        agent.wait(Duration::from_secs(20)).assert_code(0).assert_no_panic();
+    }
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/sent"), 12, "{}", out.stdout);
+    let names: BTreeSet<&str> =
+        summary["agents"].as_array().expect("agents").iter().map(|a| text(a, "/name")).collect();
+    assert_eq!(names, BTreeSet::from(["hand-1", "hand-2"]));
+    let rows: Vec<String> =
+        recorded(&record_path, 12, Duration::from_secs(10)).iter().map(|r| text(r, "/target").to_string()).collect();
+    let distinct: BTreeSet<&String> = rows.iter().collect();
+    assert_eq!(distinct.len(), 12, "every row once over both agents: {rows:?}");
+}
+
+/// An agent and a coordinator with different tokens refuse each other, and say so; the
+/// coordinator gives up when its agents do not come (exit 3). Neither side sends the token.
+#[test]
+fn a_wrong_token_is_refused_on_both_sides() {
+    let _load = support::shared();
+    let (_sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let port = support::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let coordinator = support::spawn_with_env(
+        &["run", &url, "-n", "10", "--agents", "1", "--listen", &listen, "--agents-timeout", "4s"],
+        None,
+        &[("PUMMEL_TOKEN", Some("right"))],
+    );
+    assert!(coordinator.wait_for_stderr("waiting for 1 agent", Duration::from_secs(20)));
+    let agent = support::spawn_with_env(
+        &["agent", "--coordinator", &listen, "--connect-wait", "10s"],
+        None,
+        &[("PUMMEL_TOKEN", Some("wrong"))],
+    )
+    .wait(Duration::from_secs(30));
+    agent.assert_code(3).assert_no_panic();
+    // The coordinator proves itself first: the agent finds it does not know the agent's token.
+    assert!(agent.stderr.contains("does not know the token"), "{}", agent.stderr);
+    let out = coordinator.wait(Duration::from_secs(30));
+    out.assert_code(3).assert_no_panic();
+    assert!(out.stderr.contains("wrong token"), "{}", out.stderr);
+    assert!(out.stderr.contains("0 of 1 agents joined"), "{}", out.stderr);
+    let bad = support::run(&["agent", "--coordinator", &listen], Duration::from_secs(10));
+    bad.assert_code(2).assert_no_panic();
+    assert!(bad.stderr.contains("PUMMEL_TOKEN"), "no token at all is a usage error: {}", bad.stderr);
+}
+
+/// An abort rule is judged on the merged seconds: against a sink that fails every request, a
+/// 30 s run over two workers ends within a few seconds, every worker stopped, exit 1.
+#[test]
+fn an_abort_rule_stops_every_agent() {
+    let _load = support::shared();
+    let (_sink, addr) = spawn_sink(&["--error-rate", "100%"]);
+    let url = format!("http://{addr}/");
+    let started = Instant::now();
+    let out = support::run(
+        &[
+            "run",
+            &url,
+            "--workers",
+            "2",
+            "-r",
+            "100",
+            "-d",
+            "30s",
+            "--abort-when",
+            "error_rate>50%",
+            "--abort-window",
+            "1s",
+            "--json",
+        ],
+        Duration::from_secs(90),
+    );
+    out.assert_code(1).assert_no_panic();
+    assert!(started.elapsed() < Duration::from_secs(20), "the abort stopped the agents: {:?}", started.elapsed());
+    let summary = out.json();
+    assert_eq!(summary["partial"], true);
+    assert!(count(&summary, "/requests/sent") < 1500, "{}", out.stdout);
+    assert_eq!(summary["agents"].as_array().map(Vec::len), Some(2));
+}
+
+/// One of two agents is killed mid-run: the coordinator notices within the loss timeout, goes
+/// on with the other (`--on-agent-loss continue`), and the results name the lost agent and when,
+/// are partial, and the run does not pass.
+#[test]
+fn a_lost_agent_is_noticed_and_named() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (results_path, results) = support::path_in(&dir, "results.json");
+    let (_sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let port = support::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let token = [("PUMMEL_TOKEN", Some("t"))];
+    let coordinator = support::spawn_with_env(
+        &[
+            "run",
+            &url,
+            "-r",
+            "50",
+            "-d",
+            "6s",
+            "--agents",
+            "2",
+            "--listen",
+            &listen,
+            "--on-agent-loss",
+            "continue",
+            "-o",
+            &results,
+        ],
+        None,
+        &token,
+    );
+    let doomed = support::spawn_with_env(&["agent", "--coordinator", &listen, "--name", "doomed"], None, &token);
+    let _survivor = support::spawn_with_env(&["agent", "--coordinator", &listen, "--name", "survivor"], None, &token);
+    assert!(coordinator.wait_for_stderr("started", Duration::from_secs(30)), "the run started");
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    doomed.signal("KILL");
+    let killed_at = started.elapsed().as_secs_f64();
+    let out = coordinator.wait(Duration::from_secs(60));
+    out.assert_code(1).assert_no_panic();
+    assert!(out.stderr.contains("agent doomed lost"), "{}", out.stderr);
+    let document = read_json(&results_path);
+    assert_valid_results(&document);
+    assert_eq!(document["summary"]["partial"], true);
+    let agents = document["summary"]["agents"].as_array().expect("agents");
+    let lost = agents.iter().find(|a| text(a, "/name") == "doomed").expect("the doomed agent");
+    let lost_at = num(lost, "/lost_at_s");
+    assert!(lost_at >= killed_at - 1.0, "lost at {lost_at} s, killed at {killed_at} s");
+    assert!(lost_at <= killed_at + 3.0 + 2.0, "noticed within the 3 s loss timeout: {lost_at} vs {killed_at}");
+    let survivor = agents.iter().find(|a| text(a, "/name") == "survivor").expect("the survivor");
+    assert!(survivor.get("lost_at_s").is_none(), "{survivor}");
+    assert!(count(survivor, "/sent") >= 140, "the survivor ran its whole part (150): {survivor}");
+}

@@ -15,10 +15,10 @@ use pummel_cluster::protocol::Job;
 use pummel_cluster::{ClusterError, Token};
 use pummel_engine::engine::RunControl;
 use pummel_engine::engine::remote;
-use pummel_engine::plan::Plan;
+use pummel_engine::plan::{Plan, Segment};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
-use crate::cli::{AgentArgs, Cli, Command};
+use crate::cli::{AgentArgs, Cli, Command, ConnectionArgs, RequestArgs};
 
 /// Runs `pummel agent`.
 pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
@@ -89,19 +89,37 @@ fn agent_plan(job: &Job, dir: &std::path::Path) -> Result<Plan, CliError> {
     }
     let cli = Cli::try_parse_from(std::iter::once("pummel".to_string()).chain(job.args.iter().cloned()))
         .map_err(|e| CliError::usage(anyhow!("the job's command line: {}", e.to_string().trim())))?;
-    let Command::Run(mut args) = cli.command else {
-        return Err(CliError::usage(anyhow!("the job is not a `pummel run`")));
-    };
     let local = |reference: &Option<PathBuf>| {
         reference.as_ref().map(|p| shipped.get(&p.display().to_string()).cloned().unwrap_or_else(|| p.clone()))
     };
-    args.request.body_file = local(&args.request.body_file);
-    args.connection.cacert = local(&args.connection.cacert);
-    args.connection.cert = local(&args.connection.cert);
-    args.connection.key = local(&args.connection.key);
-    args.segment = Some(job.segment.clone());
-    args.start_at = None;
-    args.cluster.agents = None;
-    args.cluster.workers = None;
-    super::run_plan::agent_plan(&args, shipped)
+    let segment = Segment::parse(&job.segment).map_err(|e| CliError::usage(anyhow!(e)))?;
+    let mut plan = match cli.command {
+        Command::Run(mut args) => {
+            localize(&mut args.request, &mut args.connection, local);
+            args.segment = Some(job.segment.clone());
+            args.start_at = None;
+            args.cluster.agents = None;
+            args.cluster.workers = None;
+            super::run_plan::agent_plan(&args, shipped.clone())?
+        }
+        Command::Hold(mut args) => {
+            localize(&mut args.request, &mut args.connection, local);
+            super::hold::build_plan(&args)?
+        }
+        _ => return Err(CliError::usage(anyhow!("the job is neither `pummel run` nor `pummel hold`"))),
+    };
+    plan.segment = segment;
+    Ok(plan)
+}
+
+/// Points the file flags at the shipped copies.
+fn localize(
+    request: &mut RequestArgs,
+    connection: &mut ConnectionArgs,
+    local: impl Fn(&Option<PathBuf>) -> Option<PathBuf>,
+) {
+    request.body_file = local(&request.body_file);
+    connection.cacert = local(&connection.cacert);
+    connection.cert = local(&connection.cert);
+    connection.key = local(&connection.key);
 }

@@ -1,10 +1,10 @@
-//! `pummel run … --agents N` and `--workers N`: the coordinator. It waits for its agents (or
+//! `pummel run … --agents N` and `--workers N` (and `hold`'s): the coordinator. It waits for its agents (or
 //! starts `--workers` of its own on loopback), ships them the command line and the plan's files
 //! with a segment each, starts them together and runs the very collector a local run uses on
 //! their reports: the live view, timeline, abort rules, thresholds and results are global and
 //! exact, with a per-agent breakdown beside them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,26 +13,51 @@ use base64::Engine as _;
 use pummel_cluster::coordinator::{AgentFigures, Coordinator, Event, OnLoss};
 use pummel_cluster::protocol::{Job, ShippedFile};
 use pummel_cluster::{ClusterError, Token};
-use pummel_engine::engine::{RunControl, remote};
+use pummel_engine::engine::{RunControl, RunOutcome, remote};
 use pummel_engine::measure::summary::summarize;
 use pummel_engine::plan::Plan;
-use pummel_results::summary::AgentSummary;
+use pummel_results::summary::{AgentSummary, Summary};
+use pummel_results::timeline::TimelineEntry;
 
 use super::run::{OutputFiles, duration_flag, finish_summary};
 use super::{CliError, ExitStatus, install_interrupt_handler, print_stdout};
-use crate::cli::{OnAgentLoss, RunArgs};
+use crate::cli::{ClusterArgs, DisplayArgs, OnAgentLoss};
 use crate::output::progress::Progress;
-use crate::output::summary::summary_table;
 
-/// True when `run` coordinates agents instead of running the plan itself.
-pub fn is_coordinator(args: &RunArgs) -> bool {
-    args.cluster.agents.is_some() || args.cluster.workers.is_some()
+/// True when `run` (or `hold`) coordinates agents instead of running the plan itself.
+pub fn is_coordinator(cluster: &ClusterArgs) -> bool {
+    cluster.agents.is_some() || cluster.workers.is_some()
+}
+
+/// What a command that coordinates agents brings: its flags beyond the plan.
+pub struct Coordinated<'a> {
+    /// `--agents`, `--workers` and their companions.
+    pub cluster: &'a ClusterArgs,
+    /// How progress and the summary show.
+    pub display: DisplayArgs,
+    /// `--metrics-listen`, `--out prometheus=URL`.
+    pub metrics: &'a super::metrics::MetricsArgs,
+    /// `-o FILE`.
+    pub output: Option<&'a Path>,
+    /// `--junit FILE`.
+    pub junit: Option<&'a Path>,
+    /// The run's title line (also the JUnit suite's name).
+    pub title: String,
+    /// `--segment` or `--start-at` was given (the coordinator hands those out itself).
+    pub segment_given: bool,
 }
 
 /// Runs `plan` over agents; `files` are what the command line and the plan refer to (as
-/// written, and where they are here), shipped to every agent.
-pub fn run(args: &RunArgs, plan: &Plan, files: &[(String, PathBuf)], title: String) -> Result<ExitStatus, CliError> {
-    let cluster = &args.cluster;
+/// written, and where they are here), shipped to every agent. `on_second` shows each merged
+/// second; `table` renders the summary for a terminal.
+pub fn run(
+    how: Coordinated<'_>,
+    plan: &Plan,
+    files: &[(String, PathBuf)],
+    mut on_second: impl FnMut(&mut Progress, &TimelineEntry),
+    table: impl FnOnce(&RunOutcome, &Summary) -> String,
+) -> Result<ExitStatus, CliError> {
+    let cluster = how.cluster;
     let (count, workers) = match (cluster.agents, cluster.workers) {
         (Some(n), _) => (n, false),
         (None, Some(n)) => (n, true),
@@ -41,7 +66,7 @@ pub fn run(args: &RunArgs, plan: &Plan, files: &[(String, PathBuf)], title: Stri
     if count == 0 {
         return Err(CliError::usage(anyhow!("--{} needs at least 1", if workers { "workers" } else { "agents" })));
     }
-    if args.segment.is_some() || args.start_at.is_some() {
+    if how.segment_given {
         return Err(CliError::usage(anyhow!(
             "--segment and --start-at are given to each agent by the coordinator: drop them"
         )));
@@ -57,14 +82,14 @@ pub fn run(args: &RunArgs, plan: &Plan, files: &[(String, PathBuf)], title: Stri
     };
     let shipped = ship(files)?;
     let job_args = job_args();
-    let display = args.display;
+    let display = how.display;
     let say = |line: &str| {
         if !display.quiet {
             eprintln!("pummel  {line}");
         }
     };
 
-    let metrics = super::metrics::Metrics::start(&args.metrics, display)?;
+    let metrics = super::metrics::Metrics::start(how.metrics, display)?;
     let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let listen = if workers { "127.0.0.1:0" } else { cluster.listen.as_str() };
@@ -93,8 +118,8 @@ pub fn run(args: &RunArgs, plan: &Plan, files: &[(String, PathBuf)], title: Stri
     let (shards, relay) = coordinator.start(joined, job, on_loss, stop).map_err(|e| interrupted_or(e, &control))?;
     say(&format!("{count} agent{} on {} threads: started", plural(count), shards.shards));
 
-    let mut progress = Progress::new(display, title.clone(), plan.planned_duration())?;
-    let outcome = remote::run_remote(plan, &control, shards, |entry| progress.second(entry))
+    let mut progress = Progress::new(display, how.title.clone(), plan.planned_duration())?;
+    let outcome = remote::run_remote(plan, &control, shards, |entry| on_second(&mut progress, entry))
         .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let figures = relay.finish();
     local_agents.finish();
@@ -108,9 +133,9 @@ pub fn run(args: &RunArgs, plan: &Plan, files: &[(String, PathBuf)], title: Stri
     if !display.json && !display.quiet {
         print_stdout(&format!("\nAgents\n{}\n", agents_table(&summary.agents)));
     }
-    let suite = format!("pummel run {title}");
-    let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
-    let status = finish_summary(plan, &outcome, summary, display, files, summary_table);
+    let suite = format!("pummel {}", how.title);
+    let files = OutputFiles { results: how.output, junit: how.junit, suite: &suite };
+    let status = finish_summary(plan, &outcome, summary, display, files, |summary| table(&outcome, summary));
     metrics.finish(&control);
     for agent in &lost {
         if let Some((at, why)) = &agent.lost {

@@ -62,6 +62,8 @@ pub struct HoldArgs {
     pub observe: ObserveArgs,
     #[command(flatten)]
     pub metrics: super::metrics::MetricsArgs,
+    #[command(flatten)]
+    pub cluster: crate::cli::ClusterArgs,
     /// Pass/fail rule, e.g. 'errors.connect_refused==0' (repeatable). Exit 1 when one fails.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
@@ -103,12 +105,32 @@ impl From<ModeArg> for HoldMode {
 /// Runs `pummel hold`.
 pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     let plan = build_plan(&args)?;
+    let wanted = args.connections;
+    let title = format!("hold {} x {} {}", wanted, HoldMode::from(args.mode).name(), plan.target.url);
+    if super::coordinate::is_coordinator(&args.cluster) {
+        let how = super::coordinate::Coordinated {
+            cluster: &args.cluster,
+            display: args.display,
+            metrics: &args.metrics,
+            output: args.output.as_deref(),
+            junit: args.junit.as_deref(),
+            title,
+            segment_given: false,
+        };
+        let files = super::run::flag_files(&args.request, &args.connection);
+        let mut totals = HoldTotals::default();
+        let on_second = |progress: &mut Progress, entry: &TimelineEntry| {
+            totals.add(entry);
+            progress.hold_second(entry, &totals.line(entry, wanted));
+        };
+        return super::coordinate::run(how, &plan, &files, on_second, |outcome, summary| {
+            hold_table(summary, &hold_figures(outcome, wanted))
+        });
+    }
     warn_about_limits(&plan, args.display);
     let metrics = super::metrics::Metrics::start(&args.metrics, args.display)?;
     let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
-    let wanted = args.connections;
-    let title = format!("hold {} x {} {}", wanted, HoldMode::from(args.mode).name(), plan.target.url);
     let mut progress = Progress::new(args.display, title.clone(), plan.planned_duration())?;
     let mut totals = HoldTotals::default();
     let outcome = engine::run(&plan, &control, |entry| {
@@ -117,12 +139,7 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     })
     .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     // The JSON summary and the results document are `run`'s; the table is hold's own.
-    let figures = HoldFigures {
-        wanted: wanted as u64,
-        peak_held: outcome.timeline.iter().map(|e| e.connections).max().unwrap_or(0),
-        opened: outcome.total.connections_opened,
-        closed_by_target: outcome.total.closed_by_peer,
-    };
+    let figures = hold_figures(&outcome, wanted);
     let suite = format!("pummel {title}");
     let files = OutputFiles { results: args.output.as_deref(), junit: args.junit.as_deref(), suite: &suite };
     let status = finish_with(&plan, &outcome, args.display, files, |summary| hold_table(summary, &figures));
@@ -130,8 +147,18 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     status
 }
 
+/// What hold's own table shows of `outcome`.
+fn hold_figures(outcome: &engine::RunOutcome, wanted: usize) -> HoldFigures {
+    HoldFigures {
+        wanted: wanted as u64,
+        peak_held: outcome.timeline.iter().map(|e| e.connections).max().unwrap_or(0),
+        opened: outcome.total.connections_opened,
+        closed_by_target: outcome.total.closed_by_peer,
+    }
+}
+
 /// Lowers the flags into a validated plan; every mistake is a usage error (exit 2).
-fn build_plan(args: &HoldArgs) -> Result<Plan, CliError> {
+pub fn build_plan(args: &HoldArgs) -> Result<Plan, CliError> {
     let usage = |e: anyhow::Error| CliError::usage(e);
     let open_rate = parse_rate(&args.open_rate)
         .map_err(|_| usage(anyhow!("--open-rate {:?}: use e.g. 1000, 1000/s or 6000/m", args.open_rate)))?;

@@ -38,15 +38,11 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         return super::run_plan::run(&args, &path);
     }
     let plan = build_plan(&args)?;
-    if super::coordinate::is_coordinator(&args) {
-        let files: Vec<(String, std::path::PathBuf)> =
-            [&args.request.body_file, &args.connection.cacert, &args.connection.cert, &args.connection.key]
-                .into_iter()
-                .flatten()
-                .map(|p| (p.display().to_string(), p.clone()))
-                .collect();
-        let title = format!("{} {}", args.request.method, plan.target.url);
-        return super::coordinate::run(&args, &plan, &files, title);
+    if super::coordinate::is_coordinator(&args.cluster) {
+        let title = format!("run {} {}", args.request.method, plan.target.url);
+        let how = coordinated(&args, title);
+        let files = flag_files(&args.request, &args.connection);
+        return super::coordinate::run(how, &plan, &files, |p, e| p.second(e), |_, s| summary_table(s));
     }
     warn_about_limits(&plan, args.display);
     if args.require_target {
@@ -74,6 +70,29 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let status = finish(&plan, &outcome, args.display, files);
     metrics.finish(&control);
     status
+}
+
+/// What `run`'s flags say about coordinating agents.
+pub fn coordinated(args: &RunArgs, title: String) -> super::coordinate::Coordinated<'_> {
+    super::coordinate::Coordinated {
+        cluster: &args.cluster,
+        display: args.display,
+        metrics: &args.metrics,
+        output: args.output.as_deref(),
+        junit: args.junit.as_deref(),
+        title,
+        segment_given: args.segment.is_some() || args.start_at.is_some(),
+    }
+}
+
+/// The files the request and connection flags name (`--body-file`, `--cacert`, `--cert`,
+/// `--key`), as typed: what a coordinator ships to its agents.
+pub fn flag_files(request: &RequestArgs, connection: &ConnectionArgs) -> Vec<(String, std::path::PathBuf)> {
+    [&request.body_file, &connection.cacert, &connection.cert, &connection.key]
+        .into_iter()
+        .flatten()
+        .map(|p| (p.display().to_string(), p.clone()))
+        .collect()
 }
 
 /// The files a run writes when it ends: the results document (`-o`) and JUnit XML (`--junit`),

@@ -73,7 +73,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let mut plan = build_plan(&spec, args)?;
     let setup = phase_plan(&spec, args, Phase::Setup)?;
     let mut teardown = phase_plan(&spec, args, Phase::Teardown)?;
-    if super::coordinate::is_coordinator(args) {
+    if super::coordinate::is_coordinator(&args.cluster) {
         if setup.is_some() || teardown.is_some() {
             return Err(CliError::usage(anyhow!(
                 "{}: setup and teardown phases do not run over agents yet; run them on their own",
@@ -82,8 +82,9 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         }
         let mut files = vec![(args.url.clone(), path.to_path_buf())];
         files.extend(spec.files.iter().cloned());
-        let title = format!("{}: {}", path.display(), plan.target.url);
-        return super::coordinate::run(args, &plan, &files, title);
+        files.extend(quick::flag_files(&args.request, &args.connection));
+        let how = quick::coordinated(args, format!("run {}", path.display()));
+        return super::coordinate::run(how, &plan, &files, |p, e| p.second(e), |_, s| summary_table(s));
     }
 
     quick::warn_about_limits(&plan, args.display);

@@ -229,3 +229,21 @@ fn a_lost_agent_is_noticed_and_named() {
     assert!(survivor.get("lost_at_s").is_none(), "{survivor}");
     assert!(count(survivor, "/sent") >= 140, "the survivor ran its whole part (150): {survivor}");
 }
+
+/// `hold --workers 2`: the held connections are dealt out over two processes and merged into
+/// one timeline: every second after the opening holds all of them, and each agent held half.
+#[test]
+fn hold_over_workers_holds_every_connection_once() {
+    let _load = support::shared();
+    let (_sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let out =
+        support::run(&["hold", &url, "--workers", "2", "-c", "300", "-d", "2s", "--json"], Duration::from_secs(90));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/ok"), 300, "one request per held connection: {}", out.stdout);
+    let agents = summary["agents"].as_array().expect("agents");
+    let parts: Vec<u64> = agents.iter().map(|a| count(a, "/sent")).collect();
+    assert_eq!(parts, [150, 150], "{}", out.stdout);
+    assert!(out.stderr.contains("held=300/300"), "the merged seconds hold all of them: {}", out.stderr);
+}

@@ -72,6 +72,10 @@ pub struct ClusterArgs {
     /// Either way the results are partial and name the agent.
     #[arg(long, value_enum, default_value_t = OnAgentLoss::Abort)]
     pub on_agent_loss: OnAgentLoss,
+    /// Also wait for one `pummel agent --watch-only` (on the target's machine) and record the
+    /// target's side from it, as --watch-pid/--watch-port do for a local target.
+    #[arg(long)]
+    pub watch_agent: bool,
 }
 
 /// `--on-agent-loss`.
@@ -99,6 +103,16 @@ pub struct AgentArgs {
     /// How long to keep dialing a coordinator that is not listening yet.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub connect_wait: String,
+    /// Send no load: watch the target on this machine for the coordinator (started with
+    /// --watch-agent): its fds against its limit, sockets by state, CPU, RSS, accept queue.
+    #[arg(long, requires = "watch")]
+    pub watch_only: bool,
+    /// With --watch-only: the target's PID.
+    #[arg(long, value_name = "PID", group = "watch", requires = "watch_only")]
+    pub watch_pid: Option<u32>,
+    /// With --watch-only: the target is the process listening on this TCP port.
+    #[arg(long, value_name = "PORT", group = "watch", requires = "watch_only")]
+    pub watch_port: Option<u16>,
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,

@@ -15,6 +15,7 @@ use pummel_cluster::protocol::Job;
 use pummel_cluster::{ClusterError, Token};
 use pummel_engine::engine::RunControl;
 use pummel_engine::engine::remote;
+use pummel_engine::observe::{Observers, WatchTarget};
 use pummel_engine::plan::{Plan, Segment};
 
 use super::{CliError, ExitStatus, install_interrupt_handler};
@@ -32,8 +33,11 @@ pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
             eprintln!("pummel agent {name}: {line}");
         }
     };
-    let mut session =
-        Session::connect(&args.coordinator, &token, &name, wait, &control).map_err(|e| cannot_start(e, &control))?;
+    if args.watch_only {
+        return watch_only(&args, &token, &name, wait, &control);
+    }
+    let mut session = Session::connect(&args.coordinator, &token, &name, false, wait, &control)
+        .map_err(|e| cannot_start(e, &control))?;
     say(&format!("joined the coordinator at {}; waiting for the job", session.coordinator));
     let job = session.job(&control).map_err(|e| cannot_start(e, &control))?;
     let files = tempfile::tempdir()
@@ -55,6 +59,39 @@ pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
         .run(&control, |forward| remote::run_shards(&plan, &control, forward))
         .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     say("done");
+    Ok(ExitStatus::Pass)
+}
+
+/// `--watch-only`: the target is opened first (a wrong PID or port is an error before any
+/// dialing), then watched for the coordinator until it says stop.
+fn watch_only(
+    args: &AgentArgs,
+    token: &Token,
+    name: &str,
+    wait: std::time::Duration,
+    control: &RunControl,
+) -> Result<ExitStatus, CliError> {
+    let target = match (args.watch_pid, args.watch_port) {
+        (Some(pid), _) => WatchTarget::Pid(pid),
+        (None, Some(port)) => WatchTarget::Port(port),
+        (None, None) => return Err(CliError::usage(anyhow!("--watch-only needs --watch-pid or --watch-port"))),
+    };
+    let observers = Observers { watch: Some(target), ..Observers::default() };
+    let watch = observers
+        .open_watch()
+        .map_err(|e| CliError::cannot_start(anyhow!("cannot watch the target: {e}")))?
+        .ok_or_else(|| CliError::cannot_start(anyhow!("nothing to watch")))?;
+    if !args.quiet {
+        eprintln!(
+            "pummel agent {name}: watching {} (PID {}) for the coordinator at {}",
+            watch.name(),
+            watch.pid(),
+            args.coordinator
+        );
+    }
+    let session =
+        Session::connect(&args.coordinator, token, name, true, wait, control).map_err(|e| cannot_start(e, control))?;
+    session.watch(Box::new(watch), control).map_err(|e| cannot_start(e, control))?;
     Ok(ExitStatus::Pass)
 }
 

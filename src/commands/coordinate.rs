@@ -74,6 +74,11 @@ pub fn run(
     if plan.request_log.is_some() {
         return Err(CliError::usage(anyhow!("--log-requests does not run over agents yet")));
     }
+    if cluster.watch_agent && plan.observers.watch.is_some() {
+        return Err(CliError::usage(anyhow!(
+            "--watch-agent and --watch-pid/--watch-port: the target is watched by one or the other"
+        )));
+    }
     let wait = duration_flag("--agents-timeout", &cluster.agents_timeout)?;
     let token = if workers {
         Token::random()
@@ -99,10 +104,11 @@ pub fn run(
         if workers { Workers::start(count, &coordinator.address().to_string(), &token)? } else { Workers::none() };
     let stop = control.child_token();
     let joined = coordinator
-        .gather(count, wait, &stop, |event| match event {
+        .gather(count, cluster.watch_agent, wait, &stop, |event| match event {
             Event::Joined { name, address, count, wanted } => {
                 say(&format!("agent {name} joined from {address} ({count}/{wanted})"))
             }
+            Event::Watcher { name, address } => say(&format!("watch agent {name} joined from {address}")),
             Event::Refused { address, reason } => eprintln!("warning: refused {address}: {reason}"),
         })
         .map_err(|e| interrupted_or(e, &control))?;

@@ -247,3 +247,42 @@ fn hold_over_workers_holds_every_connection_once() {
     assert_eq!(parts, [150, 150], "{}", out.stdout);
     assert!(out.stderr.contains("held=300/300"), "the merged seconds hold all of them: {}", out.stderr);
 }
+
+/// `pummel agent --watch-only --watch-port PORT` on the target's machine streams the target's
+/// side to a coordinator started with `--watch-agent`: the results hold the sink's own PID,
+/// its samples and the connections the load agent held, as a local `--watch-port` would.
+#[test]
+fn a_watch_only_agent_brings_the_targets_side() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (results_path, results) = support::path_in(&dir, "results.json");
+    let (sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let token = [("PUMMEL_TOKEN", Some("w"))];
+    let coordinator = support::spawn_with_env(
+        &["run", &url, "-c", "3", "-d", "3s", "--agents", "1", "--listen", &listen, "--watch-agent", "-o", &results],
+        None,
+        &token,
+    );
+    let load = support::spawn_with_env(&["agent", "--coordinator", &listen, "--name", "load"], None, &token);
+    let port = addr.port().to_string();
+    let watcher = support::spawn_with_env(
+        &["agent", "--coordinator", &listen, "--name", "watcher", "--watch-only", "--watch-port", &port],
+        None,
+        &token,
+    );
+    let out = coordinator.wait(Duration::from_secs(90));
+    out.assert_code(0).assert_no_panic();
+    load.wait(Duration::from_secs(20)).assert_code(0);
+    watcher.wait(Duration::from_secs(20)).assert_code(0).assert_no_panic();
+    assert!(out.stderr.contains("watch agent watcher joined"), "{}", out.stderr);
+    let document = read_json(&results_path);
+    assert_valid_results(&document);
+    let target = &document["summary"]["target"];
+    assert_eq!(count(target, "/pid"), u64::from(sink.pid()), "the sink's own PID: {target}");
+    assert!(count(target, "/samples") >= 2, "{target}");
+    assert!(count(target, "/peak_established") >= 3, "the 3 connections of the load agent: {target}");
+    let usage = support::run(&["agent", "--coordinator", &listen, "--watch-only"], Duration::from_secs(10));
+    usage.assert_code(2).assert_no_panic();
+}

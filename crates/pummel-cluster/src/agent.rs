@@ -1,11 +1,13 @@
 //! The agent's side: dial the coordinator, prove the token, take a job, start at the agreed
 //! instant, stream the shards' reports and heartbeats, stop when told.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cpu_time::ProcessTime;
 use pummel_engine::engine::RunControl;
 use pummel_engine::engine::remote::WireReport;
+use pummel_engine::observe::{SampleFailure, Sampler};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc::unbounded_channel;
 
@@ -30,10 +32,13 @@ pub struct Session {
 impl Session {
     /// Dials `coordinator` (again and again for up to `wait`, since it may start later), and
     /// proves the token both ways. `stop` (Ctrl-C) gives up early.
+    /// A `watch_only` agent sends no load; it watches the target for the coordinator
+    /// ([`Session::watch`]).
     pub fn connect(
         coordinator: &str,
         token: &Token,
         name: &str,
+        watch_only: bool,
         wait: Duration,
         stop: &RunControl,
     ) -> Result<Session, ClusterError> {
@@ -72,6 +77,7 @@ impl Session {
                     version: pummel_engine::VERSION.to_string(),
                     name: name.to_string(),
                     nonce: our_nonce.clone(),
+                    watch_only,
                 })
                 .await?;
             let challenge = tokio::time::timeout(Duration::from_secs(10), reader.expect("the coordinator's challenge"))
@@ -189,6 +195,60 @@ impl Session {
         listening.abort();
         runtime.shutdown_timeout(Duration::from_millis(200));
         outcome
+    }
+}
+
+impl Session {
+    /// A watch-only agent's whole part: waits for the coordinator's word, says what it watches,
+    /// and answers every ask with a sample of `target`, until the coordinator says stop or goes
+    /// away; `stop` (Ctrl-C) ends it too.
+    pub fn watch(self, target: Box<dyn Sampler>, stop: &RunControl) -> Result<(), ClusterError> {
+        let Session { runtime, mut reader, mut writer, .. } = self;
+        let cancel = stop.child_token();
+        let target = Arc::new(Mutex::new(target));
+        runtime.block_on(async move {
+            let begin = tokio::select! {
+                message = reader.expect("the coordinator's word to watch") => message?,
+                () = cancel.cancelled() => return Ok(()),
+            };
+            match begin {
+                Message::Watch => {}
+                Message::Stop => return Ok(()),
+                other => return Err(ClusterError::Protocol(format!("expected the word to watch, got {other:?}"))),
+            }
+            let (pid, name) = {
+                let target = target.lock().map_err(|_| ClusterError::Protocol("the watch failed".into()))?;
+                (target.pid(), target.name().to_string())
+            };
+            writer.send(&Message::Watching { pid, name }).await?;
+            loop {
+                let message = tokio::select! {
+                    message = reader.next() => message?,
+                    () = cancel.cancelled() => return Ok(()),
+                };
+                let second = match message {
+                    Some(Message::WatchAsk { second }) => second,
+                    Some(Message::Stop) | None => return Ok(()),
+                    Some(other) => return Err(ClusterError::Protocol(format!("expected an ask, got {other:?}"))),
+                };
+                // Reading /proc takes a few milliseconds, up to tens at many sockets: off the
+                // runtime's thread.
+                let sampling = target.clone();
+                let sampled = tokio::task::spawn_blocking(move || match sampling.lock() {
+                    Ok(mut target) => target.sample(),
+                    Err(_) => Err(SampleFailure { text: "the watch failed".into(), gone: true }),
+                })
+                .await
+                .unwrap_or_else(|e| Err(SampleFailure { text: e.to_string(), gone: true }));
+                let answer = match sampled {
+                    Ok(sample) => {
+                        Message::WatchAnswer { second, sample: Some(Box::new(sample)), failure: None, gone: false }
+                    }
+                    Err(f) => Message::WatchAnswer { second, sample: None, failure: Some(f.text), gone: f.gone },
+                };
+                writer.send(&answer).await?;
+            }
+        })
     }
 }
 

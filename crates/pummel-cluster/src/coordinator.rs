@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pummel_engine::engine::remote::{Inbound, RemoteShards};
+use pummel_engine::observe::{SampleFailure, Sampler};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -53,8 +54,18 @@ pub struct Joined {
     pub address: SocketAddr,
     /// pummel's version on it.
     pub version: String,
+    /// It watches the target instead of sending load (`pummel agent --watch-only`).
+    pub watch_only: bool,
     reader: Reader,
     writer: Writer,
+}
+
+/// The agents of a run: those that send load, and the one that watches the target, if wanted.
+pub struct Gathered {
+    /// The load agents, in the order they joined (agent i runs segment i+1).
+    pub agents: Vec<Joined>,
+    /// The watch-only agent.
+    pub watcher: Option<Joined>,
 }
 
 /// Something worth telling the user while agents join.
@@ -70,6 +81,13 @@ pub enum Event {
         count: usize,
         /// Agents wanted.
         wanted: usize,
+    },
+    /// The watch-only agent joined.
+    Watcher {
+        /// Its name.
+        name: String,
+        /// Where from.
+        address: SocketAddr,
     },
     /// A peer was refused (wrong token, other protocol, run full).
     Refused {
@@ -133,19 +151,22 @@ impl Coordinator {
         self.address
     }
 
-    /// Waits until `wanted` agents joined, at most `wait`; `stop` (Ctrl-C) gives up early.
+    /// Waits until `wanted` agents joined, and a watch-only agent too when `watcher` is set, at
+    /// most `wait`; `stop` (Ctrl-C) gives up early.
     pub fn gather(
         &self,
         wanted: usize,
+        watcher: bool,
         wait: Duration,
         stop: &CancellationToken,
         mut on_event: impl FnMut(Event),
-    ) -> Result<Vec<Joined>, ClusterError> {
+    ) -> Result<Gathered, ClusterError> {
         self.runtime.block_on(async {
             let (done_tx, mut done_rx) = unbounded_channel();
             let deadline = tokio::time::Instant::now() + wait;
-            let mut joined = Vec::new();
-            while joined.len() < wanted {
+            let mut agents = Vec::new();
+            let mut watch = None;
+            while agents.len() < wanted || (watcher && watch.is_none()) {
                 tokio::select! {
                     accepted = self.listener.accept() => {
                         let Ok((stream, address)) = accepted else { continue };
@@ -159,25 +180,45 @@ impl Coordinator {
                         });
                     }
                     Some((address, outcome)) = done_rx.recv() => match outcome {
-                        Ok((reader, writer, name, version)) => {
-                            joined.push(Joined { name: name.clone(), address, version, reader, writer });
-                            on_event(Event::Joined { name, address, count: joined.len(), wanted });
+                        Ok(mut joined) => {
+                            let surplus = if joined.watch_only {
+                                (!watcher || watch.is_some()).then_some("no (further) watch-only agent is wanted")
+                            } else {
+                                (agents.len() >= wanted).then_some("the run has all its agents")
+                            };
+                            if let Some(reason) = surplus {
+                                let _ = joined.writer.send(&Message::Refused { reason: reason.into() }).await;
+                                on_event(Event::Refused { address, reason: format!("agent {}: {reason}", joined.name) });
+                                continue;
+                            }
+                            let name = joined.name.clone();
+                            if joined.watch_only {
+                                watch = Some(joined);
+                                on_event(Event::Watcher { name, address });
+                            } else {
+                                agents.push(joined);
+                                on_event(Event::Joined { name, address, count: agents.len(), wanted });
+                            }
                         }
                         Err(e) => on_event(Event::Refused { address, reason: e.to_string() }),
                     },
                     () = tokio::time::sleep_until(deadline) => {
+                        let watching = if watcher && watch.is_none() { " and no watch-only agent" } else { "" };
                         return Err(ClusterError::Timeout(format!(
-                            "{} of {wanted} agents joined within {}s (--agents-timeout)",
-                            joined.len(),
+                            "{} of {wanted} agents{watching} joined within {}s (--agents-timeout)",
+                            agents.len(),
                             wait.as_secs()
                         )));
                     }
                     () = stop.cancelled() => {
-                        return Err(ClusterError::Timeout(format!("interrupted while {} of {wanted} agents had joined", joined.len())));
+                        return Err(ClusterError::Timeout(format!(
+                            "interrupted while {} of {wanted} agents had joined",
+                            agents.len()
+                        )));
                     }
                 }
             }
-            Ok(joined)
+            Ok(Gathered { agents, watcher: watch })
         })
     }
 
@@ -186,12 +227,17 @@ impl Coordinator {
     /// [`RemoteShards`]; [`Relay::finish`] gives the per-agent figures after the run.
     pub fn start(
         self,
-        agents: Vec<Joined>,
+        gathered: Gathered,
         job: impl Fn(usize) -> Job,
         on_loss: OnLoss,
         stop: CancellationToken,
     ) -> Result<(RemoteShards, Relay), ClusterError> {
         let runtime = self.runtime;
+        let Gathered { agents, watcher } = gathered;
+        let watch = match watcher {
+            Some(watcher) => Some(runtime.block_on(RemoteSampler::start(watcher))?),
+            None => None,
+        };
         let count = agents.len();
         let jobs: Vec<Job> = (0..count).map(&job).collect();
         // Every agent builds its plan and measures its clock at the same time.
@@ -283,6 +329,7 @@ impl Coordinator {
             inbox,
             stop,
             cpu: Box::new(move || Duration::from_micros(cpu_clock.lock().map(|c| c.iter().sum()).unwrap_or(0))),
+            watch: watch.map(|w| Box::new(w) as Box<dyn Sampler>),
         };
         Ok((shards, Relay { runtime, tasks, figures, _writers: writers }))
     }
@@ -313,12 +360,11 @@ impl Relay {
 
 /// The coordinator's side of the handshake: the agent's hello, our challenge and proof, its
 /// proof.
-async fn handshake(
-    stream: tokio::net::TcpStream,
-    token: &Token,
-) -> Result<(Reader, Writer, String, String), ClusterError> {
+async fn handshake(stream: tokio::net::TcpStream, token: &Token) -> Result<Joined, ClusterError> {
+    let address = stream.peer_addr().map_err(ClusterError::io("cannot read the agent's address"))?;
     let (mut reader, mut writer) = protocol::split(stream);
-    let Message::Hello { protocol, version, name, nonce: agent_nonce } = reader.expect("the agent's hello").await?
+    let Message::Hello { protocol, version, name, nonce: agent_nonce, watch_only } =
+        reader.expect("the agent's hello").await?
     else {
         return Err(ClusterError::Protocol("the peer did not start with a hello".into()));
     };
@@ -340,7 +386,7 @@ async fn handshake(
         let _ = writer.send(&Message::Refused { reason: "wrong token".into() }).await;
         return Err(ClusterError::Refused(format!("agent {name}: wrong token")));
     }
-    Ok((reader, writer, name, version))
+    Ok(Joined { name, address, version, watch_only, reader, writer })
 }
 
 /// An agent with its job accepted and its clock measured.
@@ -496,5 +542,92 @@ impl AgentRelay {
         if let Ok(mut cpu) = self.cpu.lock() {
             cpu[self.index] = cpu_us;
         }
+    }
+}
+
+/// How long the coordinator waits for a watch-only agent's sample before the second is a gap.
+const WATCH_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// The target watched by a watch-only agent: each sample asked for over the wire.
+struct RemoteSampler {
+    asks: UnboundedSender<u64>,
+    answers: std::sync::mpsc::Receiver<(u64, Result<pummel_system::watch::WatchSample, SampleFailure>)>,
+    asked: u64,
+    pid: u32,
+    name: String,
+}
+
+impl RemoteSampler {
+    /// Tells the watcher to start and relays asks and answers on the runtime until the
+    /// sampler is dropped (the run's end), then tells it to stop.
+    async fn start(mut watcher: Joined) -> Result<RemoteSampler, ClusterError> {
+        let agent = watcher.name.clone();
+        watcher.writer.send(&Message::Watch).await?;
+        let (pid, name) = match watcher.reader.expect("what the watch agent watches").await {
+            Ok(Message::Watching { pid, name }) => (pid, name),
+            Ok(other) => return Err(ClusterError::Protocol(format!("watch agent {agent} answered {other:?}"))),
+            Err(ClusterError::Refused(reason)) => {
+                return Err(ClusterError::Refused(format!("watch agent {agent} cannot watch: {reason}")));
+            }
+            Err(e) => return Err(e),
+        };
+        let (asks, mut asked) = unbounded_channel::<u64>();
+        let (answer, answers) = std::sync::mpsc::channel();
+        let Joined { mut reader, mut writer, .. } = watcher;
+        tokio::spawn(async move {
+            let gone = |text: String| SampleFailure { text, gone: true };
+            while let Some(second) = asked.recv().await {
+                if writer.send(&Message::WatchAsk { second }).await.is_err() {
+                    let _ = answer.send((second, Err(gone(format!("watch agent {agent} is gone")))));
+                    return;
+                }
+                // An answer to an earlier ask that came late is passed on and told apart there.
+                let reply = match reader.next().await {
+                    Ok(Some(Message::WatchAnswer { second, sample, failure, gone: ended })) => match sample {
+                        Some(sample) => (second, Ok(*sample)),
+                        None => (second, Err(SampleFailure { text: failure.unwrap_or_default(), gone: ended })),
+                    },
+                    Ok(Some(other)) => (second, Err(gone(format!("watch agent {agent} sent {other:?}")))),
+                    Ok(None) | Err(_) => (second, Err(gone(format!("watch agent {agent} is gone")))),
+                };
+                let ended = matches!(&reply.1, Err(f) if f.gone);
+                if answer.send(reply).is_err() || ended {
+                    return;
+                }
+            }
+            let _ = writer.send(&Message::Stop).await;
+        });
+        Ok(RemoteSampler { asks, answers, asked: 0, pid, name })
+    }
+}
+
+impl Sampler for RemoteSampler {
+    fn sample(&mut self) -> Result<pummel_system::watch::WatchSample, SampleFailure> {
+        self.asked += 1;
+        let gone = || SampleFailure { text: "the watch agent is gone".into(), gone: true };
+        self.asks.send(self.asked).map_err(|_| gone())?;
+        let deadline = Instant::now() + WATCH_ANSWER_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok((second, result)) if second == self.asked => return result,
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(SampleFailure {
+                        text: format!("no answer from the watch agent within {} s", WATCH_ANSWER_WAIT.as_secs()),
+                        gone: false,
+                    });
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 }

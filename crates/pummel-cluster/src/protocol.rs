@@ -37,6 +37,10 @@ pub enum Message {
         name: String,
         /// A fresh random nonce, hex.
         nonce: String,
+        /// An agent that sends no load but watches the target on its machine
+        /// (`pummel agent --watch-only`).
+        #[serde(default)]
+        watch_only: bool,
     },
     /// The coordinator's nonce, and its proof that it knows the token.
     Challenge {
@@ -90,6 +94,31 @@ pub enum Message {
     },
     /// Stop sending now (an abort rule, Ctrl-C at the coordinator).
     Stop,
+    /// To a watch-only agent: start watching.
+    Watch,
+    /// A watch-only agent watches this process.
+    Watching {
+        /// Its PID.
+        pid: u32,
+        /// Its name.
+        name: String,
+    },
+    /// To a watch-only agent: sample the target now (the run's second `second` just ended).
+    WatchAsk {
+        /// The second, counted from the start.
+        second: u64,
+    },
+    /// A watch-only agent's sample of a second, or why it has none.
+    WatchAnswer {
+        /// The second asked for.
+        second: u64,
+        /// The sample.
+        sample: Option<Box<pummel_system::watch::WatchSample>>,
+        /// Why there is no sample.
+        failure: Option<String>,
+        /// The target is gone: no more samples will come.
+        gone: bool,
+    },
     /// Every shard of the agent has reported its end.
     Done {
         /// The agent's CPU time since it got its job, microseconds.

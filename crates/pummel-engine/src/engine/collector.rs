@@ -59,8 +59,13 @@ pub(super) fn run(
     source: Source,
     mut on_second: impl FnMut(&TimelineEntry),
 ) -> Result<RunOutcome, EngineError> {
-    let watch = plan.observers.open_watch()?;
-    let mut observers = (!plan.observers.is_empty()).then(|| observe::Running::start(&plan.observers, watch));
+    let mut source = source;
+    let watch: Option<Box<dyn observe::Sampler>> = match &mut source {
+        Source::Remote(remote) if remote.watch.is_some() => remote.watch.take(),
+        _ => plan.observers.open_watch()?.map(|w| Box::new(w) as Box<dyn observe::Sampler>),
+    };
+    let mut observers =
+        (!plan.observers.is_empty() || watch.is_some()).then(|| observe::Running::start(&plan.observers, watch));
     let request_log = match (&plan.request_log, &source) {
         (Some(spec), Source::Local) => Some(
             RequestLogWriter::start(spec, plan.scenarios.clone(), base_url(plan))

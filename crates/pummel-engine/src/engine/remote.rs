@@ -76,6 +76,9 @@ pub struct RemoteShards {
     pub stop: CancellationToken,
     /// Every agent's CPU time since the start, as last reported.
     pub cpu: CpuClock,
+    /// The target, watched by an agent on its machine (`pummel agent --watch-only`): asked for
+    /// a sample at every second, as a local watch is.
+    pub watch: Option<Box<dyn crate::observe::Sampler>>,
 }
 
 impl RemoteShards {

@@ -128,9 +128,43 @@ struct WatchLink {
     changed: Condvar,
 }
 
+/// Samples the watched target when asked: the local `/proc` watch ([`TargetWatch`]), or an
+/// agent on the target's machine (`pummel agent --watch-only`) that a coordinator asks.
+pub trait Sampler: Send + 'static {
+    /// The target's state now.
+    fn sample(&mut self) -> Result<WatchSample, SampleFailure>;
+    /// The watched process.
+    fn pid(&self) -> u32;
+    /// Its name.
+    fn name(&self) -> &str;
+}
+
+/// Why a sample could not be taken.
+#[derive(Debug, Clone)]
+pub struct SampleFailure {
+    /// What happened, for the `watch_gap` of the second.
+    pub text: String,
+    /// The target (or the agent watching it) is gone for good: no more samples will come.
+    pub gone: bool,
+}
+
+impl Sampler for TargetWatch {
+    fn sample(&mut self) -> Result<WatchSample, SampleFailure> {
+        TargetWatch::sample(self).map_err(|e| SampleFailure { text: e.to_string(), gone: e.is_gone() })
+    }
+
+    fn pid(&self) -> u32 {
+        TargetWatch::pid(self)
+    }
+
+    fn name(&self) -> &str {
+        TargetWatch::name(self)
+    }
+}
+
 impl WatchLink {
     /// The watch thread: one sample per request until stopped or the target is gone.
-    fn serve(&self, mut watch: TargetWatch) {
+    fn serve(&self, mut watch: Box<dyn Sampler>) {
         loop {
             let second = {
                 let Ok(mut desk) = self.desk.lock() else { return };
@@ -149,8 +183,8 @@ impl WatchLink {
             };
             let sampled = watch.sample();
             let Ok(mut desk) = self.desk.lock() else { return };
-            let gone = matches!(&sampled, Err(e) if e.is_gone());
-            let sampled = sampled.map_err(|e| e.to_string());
+            let gone = matches!(&sampled, Err(e) if e.gone);
+            let sampled = sampled.map_err(|e| e.text);
             if gone {
                 desk.ended = sampled.as_ref().err().cloned();
             }
@@ -222,7 +256,7 @@ pub(crate) struct Running {
 
 impl Running {
     /// Starts a thread per probe and one for the watch (already opened by the caller).
-    pub(crate) fn start(observers: &Observers, watch: Option<TargetWatch>) -> Running {
+    pub(crate) fn start(observers: &Observers, watch: Option<Box<dyn Sampler>>) -> Running {
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -404,7 +438,7 @@ mod tests {
         let link = Arc::new(WatchLink::default());
         let watch = TargetWatch::for_pid(std::process::id()).expect("watch self");
         let serving = link.clone();
-        let thread = std::thread::spawn(move || serving.serve(watch));
+        let thread = std::thread::spawn(move || serving.serve(Box::new(watch)));
         let mut elapsed = Vec::new();
         for second in 1..=5 {
             std::thread::sleep(Duration::from_millis(60));
@@ -447,7 +481,7 @@ mod tests {
         let watch = TargetWatch::for_pid(child.id()).expect("watch child");
         let link = Arc::new(WatchLink::default());
         let serving = link.clone();
-        let thread = std::thread::spawn(move || serving.serve(watch));
+        let thread = std::thread::spawn(move || serving.serve(Box::new(watch)));
         let mut w = watched(link.clone());
         assert!(w.take(1, Duration::from_secs(30)).0.is_some(), "alive: a sample");
         let _ = child.kill();

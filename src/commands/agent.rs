@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use base64::Engine as _;
 use clap::Parser;
-use pummel_cluster::agent::Session;
+use pummel_cluster::agent::{Next, Session};
 use pummel_cluster::protocol::Job;
 use pummel_cluster::{ClusterError, Token};
 use pummel_engine::engine::RunControl;
@@ -39,27 +39,35 @@ pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
     let mut session = Session::connect(&args.coordinator, &token, &name, false, wait, &control)
         .map_err(|e| cannot_start(e, &control))?;
     say(&format!("joined the coordinator at {}; waiting for the job", session.coordinator));
-    let job = session.job(&control).map_err(|e| cannot_start(e, &control))?;
+    let mut job = session.job(&control).map_err(|e| cannot_start(e, &control))?;
     let files = tempfile::tempdir()
         .map_err(|e| CliError::cannot_start(anyhow!("cannot make a folder for the plan's files: {e}")))?;
-    let plan = match agent_plan(&job, files.path()) {
-        Ok(plan) => plan,
-        Err(e) => {
-            let reason = format!("{:#}", e.error);
-            session.refuse(&reason);
-            return Err(e);
+    // One job, or one per step of a search, until the coordinator says it is over.
+    loop {
+        let mut plan = match agent_plan(&job, files.path()) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let reason = format!("{:#}", e.error);
+                session.refuse(&reason);
+                return Err(e);
+            }
+        };
+        let shards = remote::shard_count(&plan);
+        plan.start_at = Some(session.ready(shards).map_err(|e| cannot_start(e, &control))?);
+        match job.step_rate {
+            Some(rate) => say(&format!("segment {} of a step at {rate} req/s on {shards} threads", job.segment)),
+            None => say(&format!("segment {} on {shards} threads; starting at the agreed instant", job.segment)),
         }
-    };
-    let shards = remote::shard_count(&plan);
-    let start = session.ready(shards).map_err(|e| cannot_start(e, &control))?;
-    say(&format!("segment {} on {shards} threads; starting at the agreed instant", job.segment));
-    let mut plan = plan;
-    plan.start_at = Some(start);
-    session
-        .run(&control, |forward| remote::run_shards(&plan, &control, forward))
-        .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+        let this_job = control.child();
+        let (ran, next) = session.run(&this_job, &control, |forward| remote::run_shards(&plan, &this_job, forward));
+        ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+        match next {
+            Next::Job(next) if !control.is_interrupted() => job = next,
+            _ => break,
+        }
+    }
     say("done");
-    Ok(ExitStatus::Pass)
+    Ok(if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass })
 }
 
 /// `--watch-only`: the target is opened first (a wrong PID or port is an error before any
@@ -143,7 +151,13 @@ fn agent_plan(job: &Job, dir: &std::path::Path) -> Result<Plan, CliError> {
             localize(&mut args.request, &mut args.connection, local);
             super::hold::build_plan(&args)?
         }
-        _ => return Err(CliError::usage(anyhow!("the job is neither `pummel run` nor `pummel hold`"))),
+        Command::FindLimit(mut args) => {
+            localize(&mut args.request, &mut args.connection, local);
+            let spec = super::find_limit::build_spec(&args)?;
+            let rate = job.step_rate.ok_or_else(|| CliError::usage(anyhow!("a find-limit job without a step rate")))?;
+            pummel_engine::find_limit::step_plan(&spec, rate)
+        }
+        _ => return Err(CliError::usage(anyhow!("the job is not `pummel run`, `hold` or `find-limit`"))),
     };
     plan.segment = segment;
     Ok(plan)

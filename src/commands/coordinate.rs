@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use base64::Engine as _;
-use pummel_cluster::coordinator::{AgentFigures, Coordinator, Event, OnLoss};
+use pummel_cluster::coordinator::{AgentFigures, Coordinator, Event, Gathered, OnLoss};
 use pummel_cluster::protocol::{Job, ShippedFile};
 use pummel_cluster::{ClusterError, Token};
-use pummel_engine::engine::{RunControl, RunOutcome, remote};
+use pummel_engine::engine::{EngineError, RunControl, RunOutcome, remote};
 use pummel_engine::measure::summary::summarize;
 use pummel_engine::plan::Plan;
 use pummel_results::summary::{AgentSummary, Summary};
@@ -57,83 +57,32 @@ pub fn run(
     mut on_second: impl FnMut(&mut Progress, &TimelineEntry),
     table: impl FnOnce(&RunOutcome, &Summary) -> String,
 ) -> Result<ExitStatus, CliError> {
-    let cluster = how.cluster;
-    let (count, workers) = match (cluster.agents, cluster.workers) {
-        (Some(n), _) => (n, false),
-        (None, Some(n)) => (n, true),
-        (None, None) => return Err(CliError::usage(anyhow!("--agents or --workers is needed to coordinate"))),
-    };
-    if count == 0 {
-        return Err(CliError::usage(anyhow!("--{} needs at least 1", if workers { "workers" } else { "agents" })));
-    }
-    if how.segment_given {
-        return Err(CliError::usage(anyhow!(
-            "--segment and --start-at are given to each agent by the coordinator: drop them"
-        )));
-    }
-    if plan.request_log.is_some() {
-        return Err(CliError::usage(anyhow!("--log-requests does not run over agents yet")));
-    }
-    if cluster.watch_agent && plan.observers.watch.is_some() {
-        return Err(CliError::usage(anyhow!(
-            "--watch-agent and --watch-pid/--watch-port: the target is watched by one or the other"
-        )));
-    }
-    let wait = duration_flag("--agents-timeout", &cluster.agents_timeout)?;
-    let token = if workers {
-        Token::random()
-    } else {
-        Token::load(cluster.token_file.as_deref()).map_err(|e| CliError::usage(anyhow!(e)))?
-    };
-    let shipped = ship(files)?;
-    let job_args = job_args();
     let display = how.display;
-    let say = |line: &str| {
-        if !display.quiet {
-            eprintln!("pummel  {line}");
-        }
-    };
-
     let metrics = super::metrics::Metrics::start(how.metrics, display)?;
     let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
-    let listen = if workers { "127.0.0.1:0" } else { cluster.listen.as_str() };
-    let coordinator = Coordinator::bind(listen, token.clone()).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    say(&format!("coordinator on {}: waiting for {count} agent{}", coordinator.address(), plural(count)));
-    let mut local_agents =
-        if workers { Workers::start(count, &coordinator.address().to_string(), &token)? } else { Workers::none() };
-    let stop = control.child_token();
-    let joined = coordinator
-        .gather(count, cluster.watch_agent, wait, &stop, |event| match event {
-            Event::Joined { name, address, count, wanted } => {
-                say(&format!("agent {name} joined from {address} ({count}/{wanted})"))
-            }
-            Event::Watcher { name, address } => say(&format!("watch agent {name} joined from {address}")),
-            Event::Refused { address, reason } => eprintln!("warning: refused {address}: {reason}"),
-        })
-        .map_err(|e| interrupted_or(e, &control))?;
-    let on_loss = match cluster.on_agent_loss {
-        OnAgentLoss::Abort => OnLoss::Abort,
-        OnAgentLoss::Continue => OnLoss::Continue,
-    };
-    let job = |index: usize| Job {
-        args: job_args.clone(),
-        files: shipped.clone(),
-        segment: format!("{}/{count}", index + 1),
-    };
-    let (shards, relay) = coordinator.start(joined, job, on_loss, stop).map_err(|e| interrupted_or(e, &control))?;
-    say(&format!("{count} agent{} on {} threads: started", plural(count), shards.shards));
-
+    let mut cluster = Cluster::gather(&how, plan, files, &control)?;
     let mut progress = Progress::new(display, how.title.clone(), plan.planned_duration())?;
-    let outcome = remote::run_remote(plan, &control, shards, |entry| on_second(&mut progress, entry))
-        .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
-    let figures = relay.finish();
-    local_agents.finish();
+    let ran = cluster.run(plan, &control, None, &mut |entry| on_second(&mut progress, entry));
+    let figures = cluster.finish();
+    let outcome = ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
 
     let mut summary = summarize(plan, &outcome);
     summary.agents = figures.iter().map(agent_summary).collect();
-    let lost: Vec<&AgentFigures> = figures.iter().filter(|f| f.lost.is_some()).collect();
-    if !lost.is_empty() {
+    let lost: Vec<&AgentSummary> = summary.agents.iter().filter(|a| a.lost_at_s.is_some()).collect();
+    let lost_any = !lost.is_empty();
+    let lost_lines: Vec<String> = lost
+        .iter()
+        .map(|a| {
+            format!(
+                "agent {} lost {:.1} s into the run: {}; the results are partial",
+                a.name,
+                a.lost_at_s.unwrap_or_default(),
+                a.lost_reason.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    if lost_any {
         summary.partial = true;
     }
     if !display.json && !display.quiet {
@@ -143,15 +92,190 @@ pub fn run(
     let files = OutputFiles { results: how.output, junit: how.junit, suite: &suite };
     let status = finish_summary(plan, &outcome, summary, display, files, |summary| table(&outcome, summary));
     metrics.finish(&control);
-    for agent in &lost {
-        if let Some((at, why)) = &agent.lost {
-            eprintln!("agent {} lost {at:.1} s into the run: {why}; the results are partial", agent.name);
-        }
+    for line in lost_lines {
+        eprintln!("{line}");
     }
     // A run that lost an agent did not offer the load it planned: it does not pass.
     match status {
-        Ok(ExitStatus::Pass) if !lost.is_empty() => Ok(ExitStatus::ThresholdsFailed),
+        Ok(ExitStatus::Pass) if lost_any => Ok(ExitStatus::ThresholdsFailed),
         other => other,
+    }
+}
+
+/// A coordinator with its agents gathered: runs plans over them, one after the other (a
+/// search's steps), then lets them go.
+pub struct Cluster {
+    coordinator: Coordinator,
+    gathered: Option<Gathered>,
+    local_agents: Workers,
+    count: usize,
+    job_args: Vec<String>,
+    shipped: Vec<ShippedFile>,
+    on_loss: OnLoss,
+    quiet: bool,
+    /// Each agent's figures, summed over the runs so far.
+    figures: Vec<AgentFigures>,
+}
+
+impl Cluster {
+    /// Checks the flags, listens, starts `--workers`, and waits for the agents.
+    pub fn gather(
+        how: &Coordinated<'_>,
+        plan: &Plan,
+        files: &[(String, PathBuf)],
+        control: &RunControl,
+    ) -> Result<Cluster, CliError> {
+        let cluster = how.cluster;
+        let (count, workers) = match (cluster.agents, cluster.workers) {
+            (Some(n), _) => (n, false),
+            (None, Some(n)) => (n, true),
+            (None, None) => return Err(CliError::usage(anyhow!("--agents or --workers is needed to coordinate"))),
+        };
+        if count == 0 {
+            return Err(CliError::usage(anyhow!("--{} needs at least 1", if workers { "workers" } else { "agents" })));
+        }
+        if how.segment_given {
+            return Err(CliError::usage(anyhow!(
+                "--segment and --start-at are given to each agent by the coordinator: drop them"
+            )));
+        }
+        if plan.request_log.is_some() {
+            return Err(CliError::usage(anyhow!("--log-requests does not run over agents yet")));
+        }
+        if cluster.watch_agent && plan.observers.watch.is_some() {
+            return Err(CliError::usage(anyhow!(
+                "--watch-agent and --watch-pid/--watch-port: the target is watched by one or the other"
+            )));
+        }
+        let wait = duration_flag("--agents-timeout", &cluster.agents_timeout)?;
+        let token = if workers {
+            Token::random()
+        } else {
+            Token::load(cluster.token_file.as_deref()).map_err(|e| CliError::usage(anyhow!(e)))?
+        };
+        let shipped = ship(files)?;
+        let quiet = how.display.quiet;
+        let say = |line: &str| {
+            if !quiet {
+                eprintln!("pummel  {line}");
+            }
+        };
+        let listen = if workers { "127.0.0.1:0" } else { cluster.listen.as_str() };
+        let coordinator = Coordinator::bind(listen, token.clone()).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+        say(&format!("coordinator on {}: waiting for {count} agent{}", coordinator.address(), plural(count)));
+        let local_agents =
+            if workers { Workers::start(count, &coordinator.address().to_string(), &token)? } else { Workers::none() };
+        let gathered = coordinator
+            .gather(count, cluster.watch_agent, wait, &control.child_token(), |event| match event {
+                Event::Joined { name, address, count, wanted } => {
+                    say(&format!("agent {name} joined from {address} ({count}/{wanted})"))
+                }
+                Event::Watcher { name, address } => say(&format!("watch agent {name} joined from {address}")),
+                Event::Refused { address, reason } => eprintln!("warning: refused {address}: {reason}"),
+            })
+            .map_err(|e| interrupted_or(e, control))?;
+        let on_loss = match cluster.on_agent_loss {
+            OnAgentLoss::Abort => OnLoss::Abort,
+            OnAgentLoss::Continue => OnLoss::Continue,
+        };
+        Ok(Cluster {
+            coordinator,
+            gathered: Some(gathered),
+            local_agents,
+            count,
+            job_args: job_args(),
+            shipped,
+            on_loss,
+            quiet,
+            figures: Vec::new(),
+        })
+    }
+
+    /// Runs `plan` over the agents (with `step_rate`: a search's step at that rate), merged
+    /// live: `on_second` sees each merged second. A lost agent leaves this cluster (the next
+    /// run is refused).
+    pub fn run(
+        &mut self,
+        plan: &Plan,
+        control: &RunControl,
+        step_rate: Option<f64>,
+        on_second: &mut dyn FnMut(&TimelineEntry),
+    ) -> Result<RunOutcome, EngineError> {
+        let Some(gathered) = self.gathered.take() else {
+            return Err(EngineError::Remote("an agent was lost: the run cannot go on".into()));
+        };
+        let count = self.count;
+        let (job_args, shipped) = (&self.job_args, &self.shipped);
+        let job = |index: usize| Job {
+            args: job_args.clone(),
+            files: shipped.clone(),
+            segment: format!("{}/{count}", index + 1),
+            step_rate,
+        };
+        let (shards, relay) = self
+            .coordinator
+            .start(gathered, job, self.on_loss, control.child_token())
+            .map_err(|e| EngineError::Remote(e.to_string()))?;
+        if !self.quiet && step_rate.is_none() {
+            eprintln!("pummel  {count} agent{} on {} threads: started", plural(count), shards.shards);
+        }
+        let outcome = remote::run_remote(plan, control, shards, on_second);
+        let (figures, agents) = relay.finish();
+        let lost = figures.iter().find_map(|f| f.lost.as_ref().map(|(_, why)| format!("agent {} lost: {why}", f.name)));
+        self.add_figures(figures);
+        if agents.len() == count {
+            self.gathered = Some(Gathered { agents, watcher: None });
+        } else {
+            self.coordinator.release(agents);
+        }
+        match (outcome, lost) {
+            (Ok(_), Some(why)) if step_rate.is_some() => Err(EngineError::Remote(why)),
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// Adds one run's per-agent figures to the totals.
+    fn add_figures(&mut self, figures: Vec<AgentFigures>) {
+        if self.figures.is_empty() {
+            self.figures = figures;
+            return;
+        }
+        for (total, run) in self.figures.iter_mut().zip(figures) {
+            total.sent += run.sent;
+            total.ok += run.ok;
+            total.failed += run.failed;
+            total.cpu_seconds += run.cpu_seconds;
+            total.lag_p99_ms = match (total.lag_p99_ms, run.lag_p99_ms) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            total.thread_busy_median_percent = run.thread_busy_median_percent.or(total.thread_busy_median_percent);
+            total.lost = total.lost.take().or(run.lost);
+        }
+    }
+
+    /// Lets the agents go (they exit), waits for `--workers`, and gives each agent's figures.
+    pub fn finish(mut self) -> Vec<AgentFigures> {
+        if let Some(gathered) = self.gathered.take() {
+            self.coordinator.release(gathered.agents);
+        }
+        self.local_agents.finish();
+        self.figures
+    }
+}
+
+/// A search's steps run over a cluster's agents.
+pub struct RemoteSteps<'a>(pub &'a mut Cluster);
+
+impl pummel_engine::find_limit::StepRunner for RemoteSteps<'_> {
+    fn run_step(
+        &mut self,
+        rate: f64,
+        plan: &Plan,
+        control: &RunControl,
+        on_second: &mut dyn FnMut(&TimelineEntry),
+    ) -> Result<RunOutcome, EngineError> {
+        self.0.run(plan, control, Some(rate), on_second)
     }
 }
 
@@ -187,7 +311,8 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn agent_summary(f: &AgentFigures) -> AgentSummary {
+/// The results' form of an agent's figures.
+pub fn agent_summary(f: &AgentFigures) -> AgentSummary {
     AgentSummary {
         name: f.name.clone(),
         address: f.address.clone(),
@@ -207,7 +332,7 @@ fn agent_summary(f: &AgentFigures) -> AgentSummary {
 }
 
 /// One line per agent: its part, clock, figures and health, so the bottleneck shows.
-fn agents_table(agents: &[AgentSummary]) -> String {
+pub fn agents_table(agents: &[AgentSummary]) -> String {
     let mut out = format!(
         "{:<20} {:>7} {:>7} {:>10} {:>10} {:>8} {:>10} {:>9} {:>7}  {}\n",
         "agent", "segment", "threads", "sent", "ok", "failed", "lag p99", "busy p50", "cpu s", "clock"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 use pummel_engine::engine::RunControl;
-use pummel_engine::find_limit::{FindLimitError, FindLimitSpec, Search, StepObserver, find_limit};
+use pummel_engine::find_limit::{FindLimitError, FindLimitSpec, Search, StepObserver, find_limit, find_limit_with};
 use pummel_engine::measure::{results::document as results_document, summary::summarize};
 use pummel_engine::plan::{Load, OpenLoad, RateStage, Stop};
 use pummel_results::document::StepVerdict;
@@ -116,6 +116,8 @@ pub struct FindLimitArgs {
     #[command(flatten)]
     pub metrics: super::metrics::MetricsArgs,
     #[command(flatten)]
+    pub cluster: crate::cli::ClusterArgs,
+    #[command(flatten)]
     pub display: DisplayArgs,
 }
 
@@ -127,13 +129,40 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     let control = metrics.attach(RunControl::new());
     install_interrupt_handler(&control);
     let title = format!("{} {}", args.request.method, spec.base.target.url);
+    let mut cluster = if super::coordinate::is_coordinator(&args.cluster) {
+        if args.cluster.watch_agent {
+            return Err(CliError::usage(anyhow!("--watch-agent does not run with find-limit yet")));
+        }
+        let how = super::coordinate::Coordinated {
+            cluster: &args.cluster,
+            display: args.display,
+            metrics: &args.metrics,
+            output: args.output.as_deref(),
+            junit: args.junit.as_deref(),
+            title: title.clone(),
+            segment_given: false,
+        };
+        let files = super::run::flag_files(&args.request, &args.connection);
+        Some(super::coordinate::Cluster::gather(&how, &spec.base, &files, &control)?)
+    } else {
+        None
+    };
     let mut view = LiveSteps { progress: Progress::new(args.display, title, None)?, quiet: args.display.quiet };
-    let found = find_limit(&spec, &control, &mut view).map_err(|e| match e {
+    let searched = match cluster.as_mut() {
+        Some(cluster) => find_limit_with(&spec, &control, &mut view, &mut super::coordinate::RemoteSteps(cluster)),
+        None => find_limit(&spec, &control, &mut view),
+    };
+    let agents = cluster.map(super::coordinate::Cluster::finish).unwrap_or_default();
+    let found = searched.map_err(|e| match e {
         FindLimitError::Invalid(_) => CliError::usage(anyhow!(e)),
         FindLimitError::Engine(_) => CliError::cannot_start(anyhow!(e)),
     })?;
 
-    let summary = summarize(&found.plan, &found.outcome);
+    let mut summary = summarize(&found.plan, &found.outcome);
+    summary.agents = agents.iter().map(super::coordinate::agent_summary).collect();
+    if !summary.agents.is_empty() && !args.display.json && !args.display.quiet {
+        print_stdout(&format!("\nAgents\n{}\n", super::coordinate::agents_table(&summary.agents)));
+    }
     let route = format!("{} {}", args.request.method, spec.base.target.path_and_query);
     if args.display.json {
         let value = serde_json::json!({ "find_limit": found.report, "summary": summary });
@@ -175,7 +204,9 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     Ok(status)
 }
 
-fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
+/// Lowers the flags into the search's settings (an agent of a search over agents builds the
+/// same, for each step's plan).
+pub fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
     let load = Load::Open(OpenLoad {
         // Replaced by each step's rate; one placeholder stage keeps the plan valid.
         stages: vec![RateStage::level(1.0, Duration::from_secs(1))],

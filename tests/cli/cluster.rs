@@ -286,3 +286,56 @@ fn a_watch_only_agent_brings_the_targets_side() {
     let usage = support::run(&["agent", "--coordinator", &listen, "--watch-only"], Duration::from_secs(10));
     usage.assert_code(2).assert_no_panic();
 }
+
+/// `find-limit --workers 2`: each step runs over both workers, merged, and is judged on the
+/// whole; the agents stay for every step. Against a sink of 300 req/s capacity, 1,000 req/s
+/// breaks; the per-agent figures add up over the steps.
+#[test]
+fn find_limit_steps_run_over_workers() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (results_path, results) = support::path_in(&dir, "results.json");
+    let (_sink, addr) = spawn_sink(&["--capacity", "300"]);
+    let url = format!("http://{addr}/");
+    let out = support::run(
+        &[
+            "find-limit",
+            &url,
+            "--workers",
+            "2",
+            "--steps",
+            "50,1000",
+            "--step",
+            "2s",
+            "--settle",
+            "500ms",
+            "--cooldown",
+            "2s",
+            "--no-confirm",
+            "--json",
+            "-o",
+            &results,
+        ],
+        Duration::from_secs(120),
+    );
+    out.assert_code(0).assert_no_panic();
+    let json = out.json();
+    let steps = json["find_limit"]["steps"].as_array().expect("steps");
+    let at = |rate: f64| steps.iter().filter(move |s| num(s, "/target_rate") == rate);
+    assert!(at(1000.0).all(|s| s["good"] == false), "1,000 req/s breaks a sink of 300: {json}");
+    assert!(at(1000.0).count() >= 1, "{json}");
+    for step in at(50.0) {
+        // Good, or (the one other honest outcome on a machine too busy for pummel itself, where
+        // the step is run once more) the generator's own limit.
+        let reason = step["reason"].as_str().unwrap_or("");
+        assert!(step["good"] == true || reason.starts_with("generator"), "{json}");
+    }
+    let agents = json["summary"]["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2);
+    // The agents count every request they sent, settle times included: the whole timeline.
+    let per_agent: u64 = agents.iter().map(|a| count(a, "/sent")).sum();
+    let document = read_json(&results_path);
+    let timeline: u64 = document["timeline"].as_array().expect("timeline").iter().map(|e| count(e, "/sent")).sum();
+    assert_eq!(per_agent, timeline, "{json}");
+    assert!(count(&json["summary"], "/requests/sent") > 100, "both steps ran over the workers: {json}");
+}

@@ -23,8 +23,8 @@ const REDIAL: Duration = Duration::from_millis(250);
 /// An agent's conversation with its coordinator.
 pub struct Session {
     runtime: Runtime,
-    reader: Reader,
-    writer: Writer,
+    reader: Option<Reader>,
+    writer: Option<Writer>,
     /// The coordinator's address, as dialed.
     pub coordinator: String,
 }
@@ -107,19 +107,21 @@ impl Session {
             writer.send(&Message::Proof { proof }).await?;
             Ok((reader, writer))
         })?;
-        Ok(Session { runtime, reader, writer, coordinator: coordinator.to_string() })
+        Ok(Session { runtime, reader: Some(reader), writer: Some(writer), coordinator: coordinator.to_string() })
     }
 
     /// Waits for the job (the coordinator sends it once every agent has joined); `stop`
     /// (Ctrl-C) gives up.
     pub fn job(&mut self, stop: &RunControl) -> Result<Job, ClusterError> {
         let cancel = stop.child_token();
-        let reader = &mut self.reader;
+        let (reader, _) = connection(&mut self.reader, &mut self.writer)?;
         self.runtime.block_on(async {
             tokio::select! {
                 message = reader.expect("a job") => match message? {
                     Message::Job(job) => Ok(*job),
-                    Message::Stop => Err(ClusterError::Refused("the coordinator gave up before the start".into())),
+                    Message::Stop | Message::Finish => {
+                        Err(ClusterError::Refused("the coordinator gave up before the start".into()))
+                    }
                     other => Err(ClusterError::Protocol(format!("expected a job, got {other:?}"))),
                 },
                 () = cancel.cancelled() => Err(ClusterError::Timeout("interrupted".into())),
@@ -129,14 +131,15 @@ impl Session {
 
     /// Tells the coordinator this agent cannot run the job, and why.
     pub fn refuse(mut self, reason: &str) {
-        let writer = &mut self.writer;
-        let _ = self.runtime.block_on(writer.send(&Message::Refused { reason: reason.to_string() }));
+        if let Some(writer) = self.writer.as_mut() {
+            let _ = self.runtime.block_on(writer.send(&Message::Refused { reason: reason.to_string() }));
+        }
     }
 
     /// Tells the coordinator the plan is built on `shards` shards, answers its clock probes, and
     /// gives the start instant on this machine's clock.
     pub fn ready(&mut self, shards: usize) -> Result<SystemTime, ClusterError> {
-        let (reader, writer) = (&mut self.reader, &mut self.writer);
+        let (reader, writer) = connection(&mut self.reader, &mut self.writer)?;
         self.runtime.block_on(async {
             writer.send(&Message::Ready { shards }).await?;
             loop {
@@ -154,14 +157,23 @@ impl Session {
 
     /// Runs the job: `run` is handed a function that sends one report (false once the
     /// coordinator is gone); heartbeats go out every second meanwhile. A stop from the
-    /// coordinator, or its loss, interrupts `control`.
-    pub fn run<T>(self, control: &RunControl, run: impl FnOnce(&mut dyn FnMut(WireReport) -> bool) -> T) -> T {
-        let Session { runtime, mut reader, writer, .. } = self;
+    /// coordinator, or its loss, interrupts `control` (this job's). Then waits for the
+    /// coordinator's next word: another job, or the end (`process`, the agent's own control,
+    /// ends the wait on Ctrl-C).
+    pub fn run<T>(
+        &mut self,
+        control: &RunControl,
+        process: &RunControl,
+        run: impl FnOnce(&mut dyn FnMut(WireReport) -> bool) -> T,
+    ) -> (T, Next) {
+        let (Some(mut reader), Some(writer)) = (self.reader.take(), self.writer.take()) else {
+            return (run(&mut |_| false), Next::End);
+        };
         let cpu_at_start = ProcessTime::now();
         let (queue, queued) = unbounded_channel();
-        let writing = runtime.spawn(write_all(writer, queued));
+        let writing = self.runtime.spawn(write_all(writer, queued));
         let heartbeat_queue = queue.clone();
-        let heartbeat = runtime.spawn(async move {
+        let heartbeat = self.runtime.spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tick.tick().await;
@@ -172,30 +184,68 @@ impl Session {
             }
         });
         let stopper = control.clone();
-        let listening = runtime.spawn(async move {
-            // Anything but more work (a stop, a closed connection, garbage) ends the run here.
-            while let Ok(Some(message)) = reader.next().await {
-                if matches!(message, Message::Stop) {
-                    break;
+        let listening = self.runtime.spawn(async move {
+            // A stop ends this job; a job or the end ends the listening; anything else (a closed
+            // connection, garbage) ends both.
+            loop {
+                match reader.next().await {
+                    Ok(Some(Message::Stop)) => stopper.interrupt(),
+                    Ok(Some(Message::Job(job))) => return (Some(reader), Next::Job(*job)),
+                    Ok(Some(Message::Finish)) => return (Some(reader), Next::End),
+                    Ok(Some(_)) | Ok(None) | Err(_) => {
+                        stopper.interrupt();
+                        return (None, Next::End);
+                    }
                 }
             }
-            stopper.interrupt();
         });
         let report_queue = queue.clone();
         let mut forward = move |report: WireReport| report_queue.send(Message::Report(Box::new(report))).is_ok();
         let outcome = run(&mut forward);
+        drop(forward);
         heartbeat.abort();
         let cpu_us = cpu_at_start.elapsed().as_micros() as u64;
         let _ = queue.send(Message::Done { cpu_us });
         drop(queue);
-        drop(forward);
-        runtime.block_on(async {
-            let _ = tokio::time::timeout(Duration::from_secs(5), writing).await;
+        let ended = process.child_token();
+        let next = self.runtime.block_on(async {
+            // The heartbeat's queue goes with its task; then the writer has sent everything.
+            let _ = heartbeat.await;
+            self.writer =
+                tokio::time::timeout(Duration::from_secs(10), writing).await.ok().and_then(Result::ok).flatten();
+            tokio::select! {
+                answer = listening => match answer {
+                    Ok((reader, next)) => {
+                        self.reader = reader;
+                        next
+                    }
+                    Err(_) => Next::End,
+                },
+                () = ended.cancelled() => Next::End,
+            }
         });
-        listening.abort();
-        runtime.shutdown_timeout(Duration::from_millis(200));
-        outcome
+        (outcome, next)
     }
+}
+
+/// The two halves of the connection, while it lasts.
+fn connection<'a>(
+    reader: &'a mut Option<Reader>,
+    writer: &'a mut Option<Writer>,
+) -> Result<(&'a mut Reader, &'a mut Writer), ClusterError> {
+    match (reader.as_mut(), writer.as_mut()) {
+        (Some(reader), Some(writer)) => Ok((reader, writer)),
+        _ => Err(ClusterError::Protocol("the connection to the coordinator is gone".into())),
+    }
+}
+
+/// What an agent does after a job.
+#[derive(Debug)]
+pub enum Next {
+    /// Run this job (a search's next step).
+    Job(Job),
+    /// Nothing more: exit.
+    End,
 }
 
 impl Session {
@@ -203,7 +253,10 @@ impl Session {
     /// and answers every ask with a sample of `target`, until the coordinator says stop or goes
     /// away; `stop` (Ctrl-C) ends it too.
     pub fn watch(self, target: Box<dyn Sampler>, stop: &RunControl) -> Result<(), ClusterError> {
-        let Session { runtime, mut reader, mut writer, .. } = self;
+        let Session { runtime, reader, writer, .. } = self;
+        let (Some(mut reader), Some(mut writer)) = (reader, writer) else {
+            return Err(ClusterError::Protocol("the connection to the coordinator is gone".into()));
+        };
         let cancel = stop.child_token();
         let target = Arc::new(Mutex::new(target));
         runtime.block_on(async move {
@@ -253,10 +306,11 @@ impl Session {
 }
 
 /// Sends what is queued, in order, until every sender is gone.
-async fn write_all(mut writer: Writer, mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>) {
+async fn write_all(mut writer: Writer, mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>) -> Option<Writer> {
     while let Some(message) = queue.recv().await {
         if writer.send(&message).await.is_err() {
-            return;
+            return None;
         }
     }
+    Some(writer)
 }

@@ -224,15 +224,16 @@ impl Coordinator {
 
     /// Gives each agent its job (`job(i)`), waits until every one is ready, measures their
     /// clocks and starts them together. The reports go to the collector through the returned
-    /// [`RemoteShards`]; [`Relay::finish`] gives the per-agent figures after the run.
+    /// [`RemoteShards`]; [`Relay::finish`] gives the per-agent figures after the run, and the
+    /// agents back for another job (a search's next step) or [`Coordinator::release`].
     pub fn start(
-        self,
+        &self,
         gathered: Gathered,
         job: impl Fn(usize) -> Job,
         on_loss: OnLoss,
         stop: CancellationToken,
     ) -> Result<(RemoteShards, Relay), ClusterError> {
-        let runtime = self.runtime;
+        let runtime = &self.runtime;
         let Gathered { agents, watcher } = gathered;
         let watch = match watcher {
             Some(watcher) => Some(runtime.block_on(RemoteSampler::start(watcher))?),
@@ -261,7 +262,7 @@ impl Coordinator {
         if let Some(e) = refusal {
             runtime.block_on(async {
                 for agent in &mut ready {
-                    let _ = agent.writer.send(&Message::Stop).await;
+                    let _ = agent.writer.send(&Message::Finish).await;
                 }
             });
             return Err(e);
@@ -281,9 +282,17 @@ impl Coordinator {
         let (inbox_tx, inbox) = RemoteShards::channel();
         let cpu: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(vec![0; count]));
         let figures: Arc<Mutex<Vec<AgentFigures>>> = Arc::new(Mutex::new(Vec::with_capacity(count)));
+        let done = CancellationToken::new();
         let mut first_shard = 0;
-        let mut writers = Vec::new();
-        let mut tasks = Vec::new();
+        let mut relay = Relay {
+            handle: runtime.handle().clone(),
+            readers: Vec::new(),
+            writers: Vec::new(),
+            queues: Vec::new(),
+            who: Vec::new(),
+            figures: figures.clone(),
+            done: done.clone(),
+        };
         for (index, agent) in ready.into_iter().enumerate() {
             figures.lock().expect("figures lock").push(AgentFigures {
                 name: agent.name.clone(),
@@ -294,10 +303,11 @@ impl Coordinator {
                 round_trip_ms: agent.round_trip.as_secs_f64() * 1000.0,
                 ..AgentFigures::default()
             });
-            let (writer_tx, writer_rx) = unbounded_channel();
-            runtime.spawn(write_all(agent.writer, writer_rx));
-            writers.push(writer_tx);
-            let relay = AgentRelay {
+            let (queue, queued) = unbounded_channel();
+            relay.writers.push(runtime.spawn(write_all(agent.writer, queued)));
+            relay.queues.push(queue);
+            relay.who.push((agent.name.clone(), agent.address, agent.version.clone()));
+            let agent_relay = AgentRelay {
                 index,
                 name: agent.name,
                 first_shard,
@@ -309,16 +319,20 @@ impl Coordinator {
                 start,
             };
             first_shard += agent.shards;
-            tasks.push(runtime.spawn(relay.run(agent.reader)));
+            relay.readers.push(runtime.spawn(agent_relay.run(agent.reader)));
         }
         drop(inbox_tx);
         // An abort rule or Ctrl-C cancels `stop`: every agent is told at once.
+        let stop_queues = relay.queues.clone();
         let stop_watch = stop.clone();
-        let stop_writers = writers.clone();
         runtime.spawn(async move {
-            stop_watch.cancelled().await;
-            for writer in &stop_writers {
-                let _ = writer.send(Message::Stop);
+            tokio::select! {
+                () = stop_watch.cancelled() => {
+                    for queue in &stop_queues {
+                        let _ = queue.send(Message::Stop);
+                    }
+                }
+                () = done.cancelled() => {}
             }
         });
         let cpu_clock = cpu.clone();
@@ -331,30 +345,55 @@ impl Coordinator {
             cpu: Box::new(move || Duration::from_micros(cpu_clock.lock().map(|c| c.iter().sum()).unwrap_or(0))),
             watch: watch.map(|w| Box::new(w) as Box<dyn Sampler>),
         };
-        Ok((shards, Relay { runtime, tasks, figures, _writers: writers }))
+        Ok((shards, relay))
+    }
+
+    /// Tells `agents` the work is over: they exit.
+    pub fn release(&self, agents: Vec<Joined>) {
+        self.runtime.block_on(async {
+            for mut agent in agents {
+                let _ = agent.writer.send(&Message::Finish).await;
+            }
+        });
     }
 }
 
 /// The relays of a started run; [`Relay::finish`] after the collector returned.
 pub struct Relay {
-    runtime: Runtime,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    handle: tokio::runtime::Handle,
+    /// Each agent's relay, giving its reader back unless the agent was lost.
+    readers: Vec<tokio::task::JoinHandle<Option<Reader>>>,
+    /// Each agent's writer task, giving the writer back once its queue closes.
+    writers: Vec<tokio::task::JoinHandle<Option<Writer>>>,
+    queues: Vec<UnboundedSender<Message>>,
+    /// Each agent's name, address and version, in segment order.
+    who: Vec<(String, SocketAddr, String)>,
     figures: Arc<Mutex<Vec<AgentFigures>>>,
-    _writers: Vec<UnboundedSender<Message>>,
+    /// Ends the stop watch.
+    done: CancellationToken,
 }
 
 impl Relay {
-    /// Waits for every relay to end and gives each agent's figures, in segment order.
-    pub fn finish(self) -> Vec<AgentFigures> {
-        let Relay { runtime, tasks, figures, _writers } = self;
-        runtime.block_on(async {
-            for task in tasks {
-                let _ = task.await;
+    /// Waits for every relay to end; gives each agent's figures, in segment order, and the
+    /// agents that were not lost, ready for another job.
+    pub fn finish(self) -> (Vec<AgentFigures>, Vec<Joined>) {
+        let Relay { handle, readers, writers, queues, who, figures, done } = self;
+        let agents = handle.block_on(async move {
+            let mut back = Vec::new();
+            for reader in readers {
+                back.push(reader.await.ok().flatten());
             }
+            done.cancel();
+            drop(queues);
+            let mut agents = Vec::new();
+            for ((reader, writer), (name, address, version)) in back.into_iter().zip(writers).zip(who) {
+                if let (Some(reader), Ok(Some(writer))) = (reader, writer.await) {
+                    agents.push(Joined { name, address, version, watch_only: false, reader, writer });
+                }
+            }
+            agents
         });
-        drop(_writers);
-        runtime.shutdown_timeout(Duration::from_secs(1));
-        figures.lock().map(|f| f.clone()).unwrap_or_default()
+        (figures.lock().map(|f| f.clone()).unwrap_or_default(), agents)
     }
 }
 
@@ -393,6 +432,7 @@ async fn handshake(stream: tokio::net::TcpStream, token: &Token) -> Result<Joine
 struct Prepared {
     name: String,
     address: SocketAddr,
+    version: String,
     reader: Reader,
     writer: Writer,
     shards: usize,
@@ -437,6 +477,7 @@ async fn prepare(mut agent: Joined, job: Job) -> Result<Prepared, ClusterError> 
     Ok(Prepared {
         name,
         address: agent.address,
+        version: agent.version,
         reader: agent.reader,
         writer: agent.writer,
         shards,
@@ -446,12 +487,13 @@ async fn prepare(mut agent: Joined, job: Job) -> Result<Prepared, ClusterError> 
 }
 
 /// Sends what the relay and the stop watch queue, in order, until every sender is gone.
-async fn write_all(mut writer: Writer, mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>) {
+async fn write_all(mut writer: Writer, mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>) -> Option<Writer> {
     while let Some(message) = queue.recv().await {
         if writer.send(&message).await.is_err() {
-            return;
+            return None;
         }
     }
+    Some(writer)
 }
 
 /// One agent's reports on their way to the collector.
@@ -468,7 +510,7 @@ struct AgentRelay {
 }
 
 impl AgentRelay {
-    async fn run(self, mut reader: Reader) {
+    async fn run(self, mut reader: Reader) -> Option<Reader> {
         let mut finished = vec![false; self.shards];
         let mut lag = pummel_results::histogram::new_histogram();
         let mut busy = Vec::new();
@@ -534,8 +576,9 @@ impl AgentRelay {
             f.lag_p99_ms = (!lag.is_empty()).then(|| lag.value_at_quantile(0.99) as f64 / 1000.0);
             f.thread_busy_median_percent = busy.get(busy.len() / 2).map(|b| b * 100.0);
             f.cpu_seconds = self.cpu.lock().map(|c| c[self.index]).unwrap_or(0) as f64 / 1e6;
-            f.lost = lost;
+            f.lost = lost.clone();
         }
+        lost.is_none().then_some(reader)
     }
 
     fn record_cpu(&self, cpu_us: u64) {

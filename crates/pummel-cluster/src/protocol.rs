@@ -94,6 +94,8 @@ pub enum Message {
     },
     /// Stop sending now (an abort rule, Ctrl-C at the coordinator).
     Stop,
+    /// No more jobs: the agent may exit.
+    Finish,
     /// To a watch-only agent: start watching.
     Watch,
     /// A watch-only agent watches this process.
@@ -136,6 +138,9 @@ pub struct Job {
     pub files: Vec<ShippedFile>,
     /// This agent's part: `i/N`, 1-based.
     pub segment: String,
+    /// A step of a capacity search (`find-limit`): run the search's step at this rate.
+    #[serde(default)]
+    pub step_rate: Option<f64>,
 }
 
 /// A file of the coordinator's, shipped to an agent.

@@ -138,8 +138,61 @@ pub fn find_limit(
     control: &RunControl,
     observer: &mut dyn StepObserver,
 ) -> Result<FindLimitOutcome, FindLimitError> {
+    find_limit_with(spec, control, observer, &mut LocalSteps)
+}
+
+/// Runs one step's plan: in this process ([`LocalSteps`]), or over agents (a coordinator's).
+pub trait StepRunner {
+    /// Runs `plan`, a step at `rate` req/s, handing each second to `on_second`. An
+    /// [`EngineError::Remote`] ends the search with the steps run so far, as partial.
+    fn run_step(
+        &mut self,
+        rate: f64,
+        plan: &Plan,
+        control: &RunControl,
+        on_second: &mut dyn FnMut(&TimelineEntry),
+    ) -> Result<RunOutcome, engine::EngineError>;
+}
+
+/// Steps run by this process's own shards.
+pub struct LocalSteps;
+
+impl StepRunner for LocalSteps {
+    fn run_step(
+        &mut self,
+        _rate: f64,
+        plan: &Plan,
+        control: &RunControl,
+        on_second: &mut dyn FnMut(&TimelineEntry),
+    ) -> Result<RunOutcome, engine::EngineError> {
+        engine::run(plan, control, on_second)
+    }
+}
+
+/// As [`find_limit`], each step run by `runner`.
+pub fn find_limit_with(
+    spec: &FindLimitSpec,
+    control: &RunControl,
+    observer: &mut dyn StepObserver,
+    runner: &mut dyn StepRunner,
+) -> Result<FindLimitOutcome, FindLimitError> {
     check(spec)?;
-    let mut search = Searcher { spec, control, observer, steps: Vec::new() };
+    let mut search = Searcher { spec, control, observer, runner, steps: Vec::new() };
+    let cut_short = match search_all(&mut search) {
+        Ok(()) => control.is_interrupted().then(|| "interrupted".to_string()),
+        Err(FindLimitError::Engine(engine::EngineError::Remote(why))) if !search.steps.is_empty() => {
+            search.observer.note(&format!("   the search ends: {why}"));
+            Some(why)
+        }
+        Err(e) => return Err(e),
+    };
+    let steps = search.steps;
+    Ok(conclude(spec, steps, cut_short))
+}
+
+/// Runs the steps the search calls for, until it is done or cannot go on.
+fn search_all(search: &mut Searcher<'_>) -> Result<(), FindLimitError> {
+    let (spec, control) = (search.spec, search.control);
     match &spec.search {
         Search::Steps(rates) => {
             for &rate in rates {
@@ -202,8 +255,7 @@ pub fn find_limit(
             }
         }
     }
-    let steps = search.steps;
-    Ok(conclude(spec, steps, control.is_interrupted()))
+    Ok(())
 }
 
 /// The search's state: the steps run so far, and how to run one more.
@@ -211,6 +263,7 @@ struct Searcher<'a> {
     spec: &'a FindLimitSpec,
     control: &'a RunControl,
     observer: &'a mut dyn StepObserver,
+    runner: &'a mut dyn StepRunner,
     steps: Vec<Step>,
 }
 
@@ -271,7 +324,7 @@ impl Searcher<'_> {
         let offset = self.steps.iter().map(|s| s.outcome.timeline.len() as u64).sum::<u64>();
         let plan = step_plan(self.spec, rate);
         let observer = &mut *self.observer;
-        let outcome = engine::run(&plan, self.control, |entry| {
+        let outcome = self.runner.run_step(rate, &plan, self.control, &mut |entry| {
             let mut shifted = entry.clone();
             shifted.second += offset;
             observer.second(&shifted);
@@ -411,7 +464,9 @@ fn check(spec: &FindLimitSpec) -> Result<(), FindLimitError> {
     }
 }
 
-fn step_plan(spec: &FindLimitSpec, rate: f64) -> Plan {
+/// The plan of one step at `rate`: the base plan at that constant rate for its settle time and
+/// its measured length (an agent of a search over agents builds the same).
+pub fn step_plan(spec: &FindLimitSpec, rate: f64) -> Plan {
     let mut plan = spec.base.clone();
     restage(&mut plan, vec![RateStage::level(rate, spec.settle + spec.step)]);
     plan.stop = Stop { duration: None, requests: None };
@@ -552,7 +607,7 @@ fn top_failure(stats: &Stats) -> Option<String> {
     Some(kind.name().to_string())
 }
 
-fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLimitOutcome {
+fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, cut_short: Option<String>) -> FindLimitOutcome {
     let judged = || steps.iter().filter(|s| !s.superseded);
     let best_good = judged().filter(|s| s.verdict.good).max_by(|a, b| a.rate.total_cmp(&b.rate));
     let capacity = best_good.map(|s| s.rate);
@@ -599,8 +654,8 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
         }
         (None, None) => "no step completed".to_string(),
     };
-    if interrupted {
-        verdict.push_str(" [interrupted: partial search]");
+    if let Some(why) = &cut_short {
+        verdict.push_str(&format!(" [{why}: partial search]"));
     }
     let planning = match (spec.planning, capacity) {
         (Some((peak, headroom)), Some(per_instance)) => Some(CapacityPlan {
@@ -622,7 +677,7 @@ fn conclude(spec: &FindLimitSpec, steps: Vec<Step>, interrupted: bool) -> FindLi
         planning,
     };
     let plan = summary_plan(spec, &steps);
-    let outcome = combine(steps, interrupted);
+    let outcome = combine(steps, cut_short);
     FindLimitOutcome { plan, outcome, report }
 }
 
@@ -641,7 +696,7 @@ fn summary_plan(spec: &FindLimitSpec, steps: &[Step]) -> Plan {
 }
 
 /// Joins the steps into one outcome: a stage per step and one continuous timeline.
-fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
+fn combine(steps: Vec<Step>, cut_short: Option<String>) -> RunOutcome {
     let started_at = steps.first().map(|s| s.outcome.started_at).unwrap_or_else(std::time::SystemTime::now);
     let mut total = Stats::default();
     let mut timeline = Vec::new();
@@ -689,7 +744,11 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         started_at,
         elapsed,
         measured,
-        stop: if interrupted { StopReason::Interrupted } else { StopReason::Completed },
+        stop: match cut_short {
+            None => StopReason::Completed,
+            Some(why) if why == "interrupted" => StopReason::Interrupted,
+            Some(why) => StopReason::Aborted(why),
+        },
         stages,
         total,
         timeline,

@@ -132,7 +132,8 @@ pub struct AgentSummary {
     /// The shortest round trip of the clock probes, milliseconds (the offset is known to half
     /// of it).
     pub round_trip_ms: f64,
-    /// Requests it sent.
+    /// Requests it sent, warmup (and a search's settle times) included: its share of the
+    /// timeline.
     pub sent: u64,
     /// Of them, succeeded.
     pub ok: u64,

@@ -44,6 +44,16 @@ impl RunControl {
         &self.feeds
     }
 
+    /// A control of its own for one part of a longer run (an agent's job): stopped with this
+    /// one, or alone, without stopping this one.
+    pub fn child(&self) -> RunControl {
+        RunControl {
+            token: self.token.child_token(),
+            interrupted: Arc::new(AtomicBool::new(false)),
+            feeds: self.feeds.clone(),
+        }
+    }
+
     /// A token cancelled when this control stops the run: for work beside the run that must
     /// end with it (a coordinator's agents, an agent's wait for its job).
     pub fn child_token(&self) -> CancellationToken {

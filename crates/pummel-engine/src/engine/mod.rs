@@ -119,6 +119,9 @@ pub enum EngineError {
     /// The faults' proxies or thread could not start.
     #[error(transparent)]
     Faults(#[from] pummel_faults::StartError),
+    /// A run over agents could not go on (an agent was lost, refused or did not answer).
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Runs `plan` until it completes, the control stops it, or an abort rule holds.

@@ -43,6 +43,13 @@ fn workers_send_the_whole_plan_once_and_the_merged_figures_add_up() {
     assert_valid_results(&document);
     let timeline: u64 = document["timeline"].as_array().expect("timeline").iter().map(|e| count(e, "/sent")).sum();
     assert_eq!(timeline, 300, "the merged timeline adds up to the totals");
+    // The three agents' latencies crossed the wire whole: the merged histogram holds every one,
+    // and the summary's p99 is that histogram's, not a blend of the agents' p99s.
+    let latency = crate::results::decode(document["histograms"]["latency"].as_str().expect("latency histogram"));
+    assert_eq!(latency.len(), 300);
+    let p99_ms = latency.value_at_quantile(0.99) as f64 / 1000.0;
+    let summary_p99 = num(&document["summary"], "/latency_ms/p99");
+    assert!((p99_ms - summary_p99).abs() <= 0.0015, "merged p99 {p99_ms} ms vs summary {summary_p99} ms");
     assert!(out.stderr.contains("agent worker-3 joined"), "{}", out.stderr);
 }
 

@@ -24,7 +24,7 @@ fn closed_run_document() -> Value {
     support::read_json(&path)
 }
 
-fn decode(base64_text: &str) -> Histogram<u64> {
+pub(crate) fn decode(base64_text: &str) -> Histogram<u64> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(base64_text).expect("histograms are base64");
     assert!(!bytes.is_empty(), "a histogram decodes to no bytes");
     Deserializer::new().deserialize(&mut bytes.as_slice()).expect("histograms are HdrHistogram V2 (+DEFLATE)")

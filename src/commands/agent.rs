@@ -160,6 +160,9 @@ fn agent_plan(job: &Job, dir: &std::path::Path) -> Result<Plan, CliError> {
         _ => return Err(CliError::usage(anyhow!("the job is not `pummel run`, `hold` or `find-limit`"))),
     };
     plan.segment = segment;
+    if !job.exports.is_empty() {
+        pummel_engine::engine::phases::export_into(&mut plan, &job.exports);
+    }
     Ok(plan)
 }
 

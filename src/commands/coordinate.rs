@@ -4,6 +4,7 @@
 //! their reports: the live view, timeline, abort rules, thresholds and results are global and
 //! exact, with a per-agent breakdown beside them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -68,11 +69,25 @@ pub fn run(
     let outcome = ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
 
     let mut summary = summarize(plan, &outcome);
+    let lost = add_agents(&mut summary, &figures, display);
+    let suite = format!("pummel {}", how.title);
+    let files = OutputFiles { results: how.output, junit: how.junit, suite: &suite };
+    let status = finish_summary(plan, &outcome, summary, display, files, |summary| table(&outcome, summary));
+    metrics.finish(&control);
+    judge_losses(status, &lost)
+}
+
+/// Puts each agent's figures in `summary` (a lost agent makes it partial) and shows their
+/// table; gives a line for each agent lost, for [`judge_losses`].
+pub fn add_agents(summary: &mut Summary, figures: &[AgentFigures], display: DisplayArgs) -> Vec<String> {
     summary.agents = figures.iter().map(agent_summary).collect();
-    let lost: Vec<&AgentSummary> = summary.agents.iter().filter(|a| a.lost_at_s.is_some()).collect();
-    let lost_any = !lost.is_empty();
-    let lost_lines: Vec<String> = lost
+    if summary.agents.is_empty() {
+        return Vec::new();
+    }
+    let lost: Vec<String> = summary
+        .agents
         .iter()
+        .filter(|a| a.lost_at_s.is_some())
         .map(|a| {
             format!(
                 "agent {} lost {:.1} s into the run: {}; the results are partial",
@@ -82,22 +97,23 @@ pub fn run(
             )
         })
         .collect();
-    if lost_any {
+    if !lost.is_empty() {
         summary.partial = true;
     }
     if !display.json && !display.quiet {
         print_stdout(&format!("\nAgents\n{}\n", agents_table(&summary.agents)));
     }
-    let suite = format!("pummel {}", how.title);
-    let files = OutputFiles { results: how.output, junit: how.junit, suite: &suite };
-    let status = finish_summary(plan, &outcome, summary, display, files, |summary| table(&outcome, summary));
-    metrics.finish(&control);
-    for line in lost_lines {
+    lost
+}
+
+/// Says which agents were lost; a run that lost one did not offer the load it planned: it
+/// does not pass.
+pub fn judge_losses(status: Result<ExitStatus, CliError>, lost: &[String]) -> Result<ExitStatus, CliError> {
+    for line in lost {
         eprintln!("{line}");
     }
-    // A run that lost an agent did not offer the load it planned: it does not pass.
     match status {
-        Ok(ExitStatus::Pass) if lost_any => Ok(ExitStatus::ThresholdsFailed),
+        Ok(ExitStatus::Pass) if !lost.is_empty() => Ok(ExitStatus::ThresholdsFailed),
         other => other,
     }
 }
@@ -115,6 +131,8 @@ pub struct Cluster {
     quiet: bool,
     /// Each agent's figures, summed over the runs so far.
     figures: Vec<AgentFigures>,
+    /// What a setup phase here exported, for the agents' load.
+    exports: BTreeMap<String, Vec<String>>,
 }
 
 impl Cluster {
@@ -188,6 +206,7 @@ impl Cluster {
             on_loss,
             quiet,
             figures: Vec::new(),
+            exports: BTreeMap::new(),
         })
     }
 
@@ -205,12 +224,13 @@ impl Cluster {
             return Err(EngineError::Remote("an agent was lost: the run cannot go on".into()));
         };
         let count = self.count;
-        let (job_args, shipped) = (&self.job_args, &self.shipped);
+        let (job_args, shipped, exports) = (&self.job_args, &self.shipped, &self.exports);
         let job = |index: usize| Job {
             args: job_args.clone(),
             files: shipped.clone(),
             segment: format!("{}/{count}", index + 1),
             step_rate,
+            exports: exports.clone(),
         };
         let (shards, relay) = self
             .coordinator
@@ -232,6 +252,11 @@ impl Cluster {
             (Ok(_), Some(why)) if step_rate.is_some() => Err(EngineError::Remote(why)),
             (outcome, _) => outcome,
         }
+    }
+
+    /// The values a setup phase exported: every agent's load reads them.
+    pub fn ship_exports(&mut self, exported: BTreeMap<String, Vec<String>>) {
+        self.exports = exported;
     }
 
     /// Adds one run's per-agent figures to the totals.
@@ -312,7 +337,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The results' form of an agent's figures.
-pub fn agent_summary(f: &AgentFigures) -> AgentSummary {
+fn agent_summary(f: &AgentFigures) -> AgentSummary {
     AgentSummary {
         name: f.name.clone(),
         address: f.address.clone(),
@@ -332,7 +357,7 @@ pub fn agent_summary(f: &AgentFigures) -> AgentSummary {
 }
 
 /// One line per agent: its part, clock, figures and health, so the bottleneck shows.
-pub fn agents_table(agents: &[AgentSummary]) -> String {
+fn agents_table(agents: &[AgentSummary]) -> String {
     let mut out = format!(
         "{:<20} {:>7} {:>7} {:>10} {:>10} {:>8} {:>10} {:>9} {:>7}  {}\n",
         "agent", "segment", "threads", "sent", "ok", "failed", "lag p99", "busy p50", "cpu s", "clock"

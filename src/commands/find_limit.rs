@@ -26,7 +26,8 @@ use crate::output::progress::Progress;
 its error rate is at most --max-error-rate, the target kept up (its successful answers reached 95 % of the offered \
 rate, nothing dropped) and the generator was not the limit. After a bad step, the next starts once a probe request is \
 answered within the SLO (--cooldown); a borderline step runs twice (--no-confirm: once).\n\
-Exit codes: 0 done, 2 bad usage, 3 could not start, 130 interrupted (results still written).")]
+Exit codes: 0 done, 1 an agent was lost (the search ended early), 2 bad usage, 3 could not start, 130 interrupted \
+(results still written).")]
 pub struct FindLimitArgs {
     /// The URL to load.
     pub url: String,
@@ -159,10 +160,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     })?;
 
     let mut summary = summarize(&found.plan, &found.outcome);
-    summary.agents = agents.iter().map(super::coordinate::agent_summary).collect();
-    if !summary.agents.is_empty() && !args.display.json && !args.display.quiet {
-        print_stdout(&format!("\nAgents\n{}\n", super::coordinate::agents_table(&summary.agents)));
-    }
+    let lost = super::coordinate::add_agents(&mut summary, &agents, args.display);
     let route = format!("{} {}", args.request.method, spec.base.target.path_and_query);
     if args.display.json {
         let value = serde_json::json!({ "find_limit": found.report, "summary": summary });
@@ -201,7 +199,7 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
     // A Ctrl-C while the endpoint lingers ends the lingering, not the search's verdict.
     let status = if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass };
     metrics.finish(&control);
-    Ok(status)
+    super::coordinate::judge_losses(Ok(status), &lost)
 }
 
 /// Lowers the flags into the search's settings (an agent of a search over agents builds the

@@ -73,20 +73,6 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let mut plan = build_plan(&spec, args)?;
     let setup = phase_plan(&spec, args, Phase::Setup)?;
     let mut teardown = phase_plan(&spec, args, Phase::Teardown)?;
-    if super::coordinate::is_coordinator(&args.cluster) {
-        if setup.is_some() || teardown.is_some() {
-            return Err(CliError::usage(anyhow!(
-                "{}: setup and teardown phases do not run over agents yet; run them on their own",
-                path.display()
-            )));
-        }
-        let mut files = vec![(args.url.clone(), path.to_path_buf())];
-        files.extend(spec.files.iter().cloned());
-        files.extend(quick::flag_files(&args.request, &args.connection));
-        let how = quick::coordinated(args, format!("run {}", path.display()));
-        return super::coordinate::run(how, &plan, &files, |p, e| p.second(e), |_, s| summary_table(s));
-    }
-
     quick::warn_about_limits(&plan, args.display);
     if args.require_target {
         quick::check_target(&plan)?;
@@ -96,11 +82,26 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     install_interrupt_handler(&control);
     let names: Vec<&str> = spec.scenarios.iter().filter(|s| s.phase == Phase::Load).map(|s| s.name.as_str()).collect();
     let title = format!("{} ({}): {}", path.display(), names.join(", "), plan.target.url);
+    // Over agents: the load runs on them; the setup and teardown run here, once, and what
+    // the setup exported is shipped with the load.
+    let mut cluster = if super::coordinate::is_coordinator(&args.cluster) {
+        let mut files = vec![(args.url.clone(), path.to_path_buf())];
+        files.extend(spec.files.iter().cloned());
+        files.extend(quick::flag_files(&args.request, &args.connection));
+        let how = quick::coordinated(args, format!("run {}", path.display()));
+        Some(super::coordinate::Cluster::gather(&how, &plan, &files, &control)?)
+    } else {
+        None
+    };
     let mut progress = Progress::new(args.display, title, plan.planned_duration())?;
     let first_start = Instant::now();
     let mut summaries = Vec::new();
     if let Some(setup) = &setup {
-        summaries.push(run_setup(setup, &mut plan, teardown.as_mut(), &control, &mut progress)?);
+        let (summary, exported) = run_setup(setup, &mut plan, teardown.as_mut(), &control, &mut progress)?;
+        summaries.push(summary);
+        if let Some(cluster) = cluster.as_mut() {
+            cluster.ship_exports(exported);
+        }
         // The load follows its setup at once; an agreed start was the setup's.
         plan.start_at = None;
     }
@@ -113,7 +114,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     let mut last_rate = None;
     // A scenario's shards may start it in different seconds: it is announced once.
     let mut announced = HashSet::new();
-    let outcome = engine::run(&plan, &control, |entry| {
+    let mut on_second = |entry: &pummel_results::timeline::TimelineEntry| {
         let level = entry.target_rate.map(|r| r.round());
         if staged && level != last_rate {
             last_rate = level;
@@ -127,9 +128,15 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
             }
         }
         progress.second(entry);
-    })
-    .map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    };
+    let ran = match cluster.as_mut() {
+        Some(cluster) => cluster.run(&plan, &control, None, &mut on_second),
+        None => engine::run(&plan, &control, on_second),
+    };
+    let agents = cluster.map(super::coordinate::Cluster::finish).unwrap_or_default();
+    let outcome = ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let mut summary = summarize(&plan, &outcome);
+    let lost = super::coordinate::add_agents(&mut summary, &agents, args.display);
     if setup.is_some() || teardown.is_some() {
         let mut load = phases::summarize_phase("load", &plan, &outcome, load_start);
         if setup_interrupted {
@@ -153,7 +160,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         print_stdout(&format!("\nPer stage\n{}", stages_table(&summary)));
     }
     metrics.finish(&control);
-    status
+    super::coordinate::judge_losses(status, &lost)
 }
 
 /// The plan file at `path` with the command line laid over it; `shipped` are the copies of
@@ -183,14 +190,15 @@ pub fn agent_plan(args: &RunArgs, shipped: BTreeMap<String, PathBuf>) -> Result<
     build_plan(&spec, args)
 }
 
-/// Runs the setup phase, and hands the values it exported to the load's and teardown's plans.
+/// Runs the setup phase, and hands the values it exported to the load's and teardown's plans;
+/// gives them too, for agents.
 fn run_setup(
     setup: &Plan,
     load: &mut Plan,
     teardown: Option<&mut Plan>,
     control: &RunControl,
     progress: &mut Progress,
-) -> Result<PhaseSummary, CliError> {
+) -> Result<(PhaseSummary, BTreeMap<String, Vec<String>>), CliError> {
     progress.note(&format!("-- setup: {}", scenario_names(setup)));
     let outcome = engine::run(setup, control, |_| {}).map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let exported = phases::exported(setup, &outcome);
@@ -200,7 +208,7 @@ fn run_setup(
     }
     let summary = phases::summarize_phase("setup", setup, &outcome, Duration::ZERO);
     progress.note(&phase_line(&summary));
-    Ok(summary)
+    Ok((summary, exported))
 }
 
 /// Runs the teardown phase, `started` after the first phase began, however the load ended.

@@ -346,3 +346,62 @@ fn find_limit_steps_run_over_workers() {
     assert_eq!(per_agent, timeline, "{json}");
     assert!(count(&json["summary"], "/requests/sent") > 100, "both steps ran over the workers: {json}");
 }
+
+/// A plan in phases over workers: the setup runs once, on the coordinator; what it exported
+/// is shipped with the load to both workers, whose users (numbered over the whole plan) read
+/// each created item exactly once; the teardown runs on the coordinator and deletes them all.
+#[test]
+fn a_setups_exports_reach_every_agent() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (record_path, record) = support::path_in(&dir, "record.jsonl");
+    let (_sink, addr) = spawn_sink(&["--echo", "--record", &record]);
+    let plan = write_plan(
+        &dir,
+        "phases.toml",
+        r#"
+[[scenario]]
+name = "create"
+phase = "setup"
+users = 4
+iterations = 5
+export = ["item"]
+flow = [ { request = { method = "POST", path = "/items", body = "{}", extract = { item = { json = "$.id" } } } } ]
+
+[[scenario]]
+name = "read"
+users = 20
+iterations = 1
+flow = [ { request = { path = "/items/{{ item[user] }}", name = "GET /items/:id" } } ]
+
+[[scenario]]
+name = "delete"
+phase = "teardown"
+users = 1
+iterations = 1
+flow = [ { request = { method = "DELETE", path = "/items?ids={{ item | join(',') }}" } } ]
+"#,
+    );
+    let base = format!("http://{addr}");
+    let out = support::run(&["run", &plan, "--base-url", &base, "--workers", "2", "--json"], Duration::from_secs(90));
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/ok"), 20, "the load's own figures: {summary:#}");
+    let phases: Vec<&str> = summary["phases"].as_array().expect("phases").iter().map(|p| text(p, "/name")).collect();
+    assert_eq!(phases, ["setup", "load", "teardown"]);
+    let parts: u64 = summary["agents"].as_array().expect("agents").iter().map(|a| count(a, "/sent")).sum();
+    assert_eq!(parts, 20, "the workers ran the load, the coordinator the setup and teardown");
+    let records = recorded(&record_path, 41, Duration::from_secs(10));
+    let read: BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| r["target"].as_str())
+        .filter_map(|t| t.strip_prefix("/items/"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(read.len(), 20, "every exported id read once over both workers: {read:?}");
+    let deleted: Vec<&str> =
+        records.iter().filter_map(|r| r["target"].as_str()).filter_map(|t| t.strip_prefix("/items?ids=")).collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    let deleted: BTreeSet<String> = deleted[0].split(',').map(str::to_string).collect();
+    assert_eq!(deleted, read, "the teardown deletes what the setup created and the workers read");
+}

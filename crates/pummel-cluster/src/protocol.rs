@@ -141,6 +141,9 @@ pub struct Job {
     /// A step of a capacity search (`find-limit`): run the search's step at this rate.
     #[serde(default)]
     pub step_rate: Option<f64>,
+    /// What the coordinator's setup phase exported (`export = [...]`): the load reads it.
+    #[serde(default)]
+    pub exports: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A file of the coordinator's, shipped to an agent.

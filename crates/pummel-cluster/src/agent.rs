@@ -103,6 +103,7 @@ impl Session {
                     "{coordinator} does not know the token: refusing to take work from it"
                 )));
             }
+            reader.trust();
             let proof = token.proof(Role::Agent, &their_nonce, &our_nonce);
             writer.send(&Message::Proof { proof }).await?;
             Ok((reader, writer))

@@ -425,6 +425,7 @@ async fn handshake(stream: tokio::net::TcpStream, token: &Token) -> Result<Joine
         let _ = writer.send(&Message::Refused { reason: "wrong token".into() }).await;
         return Err(ClusterError::Refused(format!("agent {name}: wrong token")));
     }
+    reader.trust();
     Ok(Joined { name, address, version, watch_only, reader, writer })
 }
 

@@ -20,8 +20,13 @@ use crate::ClusterError;
 /// The protocol's version: both sides must speak the same one.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The largest message accepted: a plan with its feeder files must fit.
+/// The largest message accepted from a peer that proved it knows the token: a plan with its
+/// feeder files must fit.
 pub const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// The largest message accepted before that: a hello or a proof is a few hundred bytes, and a
+/// stranger must not make us buffer more.
+pub const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
 
 /// One message of the conversation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,11 +170,16 @@ pub struct Writer(FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>);
 pub fn split(stream: TcpStream) -> (Reader, Writer) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    let codec = || LengthDelimitedCodec::builder().max_frame_length(MAX_MESSAGE).new_codec();
-    (Reader(FramedRead::new(read, codec())), Writer(FramedWrite::new(write, codec())))
+    let codec = |max| LengthDelimitedCodec::builder().max_frame_length(max).new_codec();
+    (Reader(FramedRead::new(read, codec(MAX_HANDSHAKE_MESSAGE))), Writer(FramedWrite::new(write, codec(MAX_MESSAGE))))
 }
 
 impl Reader {
+    /// Accepts messages up to [`MAX_MESSAGE`]: once the peer proved it knows the token.
+    pub fn trust(&mut self) {
+        self.0.decoder_mut().set_max_frame_length(MAX_MESSAGE);
+    }
+
     /// The next message; `None` when the peer closed the connection.
     pub async fn next(&mut self) -> Result<Option<Message>, ClusterError> {
         match self.0.next().await {
@@ -204,4 +214,63 @@ impl Writer {
 /// Microseconds since the Unix epoch, now.
 pub fn unix_us_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dialing = TcpStream::connect(listener.local_addr().unwrap());
+        let (accepted, dialed) = tokio::join!(listener.accept(), dialing);
+        (accepted.unwrap().0, dialed.unwrap())
+    }
+
+    #[tokio::test]
+    async fn messages_cross_and_a_closed_peer_is_none() {
+        let (a, b) = pair().await;
+        let (_, mut writer) = split(a);
+        let (mut reader, _) = split(b);
+        writer.send(&Message::Heartbeat { cpu_us: 7 }).await.unwrap();
+        assert!(matches!(reader.next().await.unwrap(), Some(Message::Heartbeat { cpu_us: 7 })));
+        drop(writer);
+        assert!(reader.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stranger_cannot_make_us_buffer_a_big_message_and_garbage_is_an_error() {
+        let (a, mut b) = pair().await;
+        let (mut reader, _) = split(a);
+        // A length prefix of 1 MiB before the handshake: refused without reading it.
+        b.write_all(&(1024u32 * 1024).to_be_bytes()).await.unwrap();
+        assert!(reader.next().await.is_err());
+
+        let (a, mut b) = pair().await;
+        let (mut reader, _) = split(a);
+        let junk = b"not json";
+        b.write_all(&(junk.len() as u32).to_be_bytes()).await.unwrap();
+        b.write_all(junk).await.unwrap();
+        let error = reader.next().await.unwrap_err().to_string();
+        assert!(error.contains("malformed"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_trusted_peer_may_send_a_plan_sized_message() {
+        let (a, b) = pair().await;
+        let (_, mut writer) = split(a);
+        let (mut reader, _) = split(b);
+        reader.trust();
+        let big = Job {
+            args: vec!["x".repeat(200_000)],
+            files: Vec::new(),
+            segment: "1/1".into(),
+            step_rate: None,
+            exports: Default::default(),
+        };
+        writer.send(&Message::Job(Box::new(big))).await.unwrap();
+        assert!(matches!(reader.next().await.unwrap(), Some(Message::Job(job)) if job.args[0].len() == 200_000));
+    }
 }

@@ -48,6 +48,20 @@ pub struct Coordinated<'a> {
     pub segment_given: bool,
 }
 
+impl<'a> Coordinated<'a> {
+    /// The flags of a command that has no `--segment` (`hold`, `find-limit`).
+    pub fn unsegmented(
+        cluster: &'a ClusterArgs,
+        display: DisplayArgs,
+        metrics: &'a super::metrics::MetricsArgs,
+        files: (Option<&'a Path>, Option<&'a Path>),
+        title: String,
+    ) -> Coordinated<'a> {
+        let (output, junit) = files;
+        Coordinated { cluster, display, metrics, output, junit, title, segment_given: false }
+    }
+}
+
 /// Runs `plan` over agents; `files` are what the command line and the plan refer to (as
 /// written, and where they are here), shipped to every agent. `on_second` shows each merged
 /// second; `table` renders the summary for a terminal.

@@ -134,15 +134,14 @@ pub fn run(args: FindLimitArgs) -> Result<ExitStatus, CliError> {
         if args.cluster.watch_agent {
             return Err(CliError::usage(anyhow!("--watch-agent does not run with find-limit yet")));
         }
-        let how = super::coordinate::Coordinated {
-            cluster: &args.cluster,
-            display: args.display,
-            metrics: &args.metrics,
-            output: args.output.as_deref(),
-            junit: args.junit.as_deref(),
-            title: title.clone(),
-            segment_given: false,
-        };
+        let outputs = (args.output.as_deref(), args.junit.as_deref());
+        let how = super::coordinate::Coordinated::unsegmented(
+            &args.cluster,
+            args.display,
+            &args.metrics,
+            outputs,
+            title.clone(),
+        );
         let files = super::run::flag_files(&args.request, &args.connection);
         Some(super::coordinate::Cluster::gather(&how, &spec.base, &files, &control)?)
     } else {

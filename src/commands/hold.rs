@@ -108,15 +108,9 @@ pub fn run(args: HoldArgs) -> Result<ExitStatus, CliError> {
     let wanted = args.connections;
     let title = format!("hold {} x {} {}", wanted, HoldMode::from(args.mode).name(), plan.target.url);
     if super::coordinate::is_coordinator(&args.cluster) {
-        let how = super::coordinate::Coordinated {
-            cluster: &args.cluster,
-            display: args.display,
-            metrics: &args.metrics,
-            output: args.output.as_deref(),
-            junit: args.junit.as_deref(),
-            title,
-            segment_given: false,
-        };
+        let outputs = (args.output.as_deref(), args.junit.as_deref());
+        let how =
+            super::coordinate::Coordinated::unsegmented(&args.cluster, args.display, &args.metrics, outputs, title);
         let files = super::run::flag_files(&args.request, &args.connection);
         let mut totals = HoldTotals::default();
         let on_second = |progress: &mut Progress, entry: &TimelineEntry| {

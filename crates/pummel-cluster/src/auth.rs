@@ -62,25 +62,23 @@ impl Token {
 
     /// `role`'s proof over the two nonces, hex.
     pub fn proof(&self, role: Role, first: &str, second: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(role.label());
-        mac.update(b"\0");
-        mac.update(first.as_bytes());
-        mac.update(b"\0");
-        mac.update(second.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(self.mac(role, first, second).finalize().into_bytes())
     }
 
     /// True when `proof` is `role`'s proof over the nonces (compared in constant time).
     pub fn verify(&self, role: Role, first: &str, second: &str, proof: &str) -> bool {
         let Ok(bytes) = hex::decode(proof) else { return false };
+        self.mac(role, first, second).verify_slice(&bytes).is_ok()
+    }
+
+    /// The HMAC of `role` and both nonces under the token, each field ended by a 0 byte.
+    fn mac(&self, role: Role, first: &str, second: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(role.label());
-        mac.update(b"\0");
-        mac.update(first.as_bytes());
-        mac.update(b"\0");
-        mac.update(second.as_bytes());
-        mac.verify_slice(&bytes).is_ok()
+        for field in [role.label(), first.as_bytes(), second.as_bytes()] {
+            mac.update(field);
+            mac.update(b"\0");
+        }
+        mac
     }
 }
 

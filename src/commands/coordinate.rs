@@ -5,6 +5,7 @@
 //! exact, with a per-agent breakdown beside them.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -412,7 +413,11 @@ impl Workers {
             .map_err(|e| CliError::cannot_start(anyhow!("cannot find pummel's own binary: {e}")))?;
         let mut workers = Workers::none();
         for index in 0..count {
+            // A process group of its own: Ctrl-C at the terminal reaches the coordinator, which
+            // stops its workers through the protocol (and a worker whose coordinator is gone
+            // stops by itself).
             let child = std::process::Command::new(&exe)
+                .process_group(0)
                 .args(["agent", "--quiet", "--coordinator", coordinator, "--name", &format!("worker-{}", index + 1)])
                 .env(pummel_cluster::auth::TOKEN_ENV, token.text())
                 .stdin(Stdio::null())

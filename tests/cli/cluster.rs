@@ -405,3 +405,33 @@ flow = [ { request = { method = "DELETE", path = "/items?ids={{ item | join(',')
     let deleted: BTreeSet<String> = deleted[0].split(',').map(str::to_string).collect();
     assert_eq!(deleted, read, "the teardown deletes what the setup created and the workers read");
 }
+
+/// Ctrl-C at the coordinator of `--workers`: the workers are told to stop (they are in a
+/// process group of their own, so the signal is the coordinator's alone), the results are
+/// written, marked interrupted, and no worker outlives the run.
+#[test]
+fn ctrl_c_at_the_coordinator_stops_and_reaps_its_workers() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (results_path, results) = support::path_in(&dir, "results.json");
+    let (_sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let coordinator = support::spawn(&["run", &url, "--workers", "2", "-r", "50", "-d", "30s", "-o", &results], None);
+    assert!(coordinator.wait_for_stderr("started", Duration::from_secs(60)), "the run started");
+    let children =
+        std::process::Command::new("pgrep").args(["-P", &coordinator.pid().to_string()]).output().expect("pgrep");
+    let workers: Vec<String> =
+        String::from_utf8_lossy(&children.stdout).split_whitespace().map(str::to_string).collect();
+    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    coordinator.signal("INT");
+    let out = coordinator.wait(Duration::from_secs(60));
+    out.assert_code(130).assert_no_panic();
+    let document = read_json(&results_path);
+    assert_valid_results(&document);
+    assert_eq!(document["summary"]["interrupted"], true);
+    assert!(count(&document["summary"], "/requests/sent") > 0);
+    for pid in &workers {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} outlived the run");
+    }
+}

@@ -152,7 +152,9 @@ fn three_segments_merge_into_exactly_what_the_sink_received() {
     assert_eq!(num(&s["thresholds"][0], "/value"), p99_ms);
 
     // `report` and `compare` read the merged document.
-    support::run(&["report", &all, "--format", "md"], Duration::from_secs(30)).assert_code(0).assert_no_panic();
+    let report = support::run(&["report", &all, "--format", "md"], Duration::from_secs(30));
+    report.assert_code(0).assert_no_panic();
+    assert!(report.stdout.contains("merged: segments 1/3, 2/3, 3/3"), "{}", report.stdout);
     support::run(&["compare", &files[0], &all], Duration::from_secs(30)).assert_code(0).assert_no_panic();
 }
 

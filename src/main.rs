@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::FindLimit(args) => commands::find_limit::run(*args),
         Command::Report(args) => commands::report::run(args),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Merge(args) => commands::merge::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Watch(args) => commands::watch::run(args),
         Command::Hold(args) => commands::hold::run(*args),

@@ -50,6 +50,8 @@ mod junit;
 mod keepalive;
 #[path = "cli/latency.rs"]
 mod latency;
+#[path = "cli/merge.rs"]
+mod merge;
 #[path = "cli/metrics.rs"]
 mod metrics;
 #[path = "cli/observe.rs"]

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod faults;
 pub mod find_limit;
 pub mod hold;
+pub mod merge;
 pub mod metrics;
 pub mod proxy;
 pub mod report;

@@ -38,6 +38,7 @@ fn histograms() -> Histograms {
         latency_all: empty.clone(),
         connect_time: empty.clone(),
         schedule_lag: empty,
+        tls_handshake: None,
     }
 }
 
@@ -75,6 +76,7 @@ pub fn entry(second: u64, rate: f64, p50: f64, errors: &[(&str, u64)]) -> Timeli
         watch_gap: None,
         started: Vec::new(),
         faults: Vec::new(),
+        histograms: None,
     }
 }
 
@@ -162,6 +164,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         branches: Vec::new(),
         scenarios: Vec::new(),
         segment: None,
+        merged: None,
         by_target: Vec::new(),
         phases: Vec::new(),
         agents: Vec::new(),
@@ -198,6 +201,7 @@ pub fn open_run() -> ResultsDocument {
         schema_version: pummel_results::document::SCHEMA_VERSION,
         pummel_version: "0.1.0".into(),
         started_at: "2025-01-02T03:04:05.678Z".into(),
+        plan_fingerprint: None,
         plan: plan("http://127.0.0.1:8090/api?x=<1>&y=2", &[1000.0], 10.0),
         summary: summary(&timeline, stages),
         timeline,
@@ -330,6 +334,7 @@ pub fn find_limit_run() -> ResultsDocument {
         schema_version: pummel_results::document::SCHEMA_VERSION,
         pummel_version: "0.1.0".into(),
         started_at: "2025-01-02T03:04:05.678Z".into(),
+        plan_fingerprint: None,
         plan: plan("http://127.0.0.1:8090/", &rates, 2.0),
         summary,
         timeline,

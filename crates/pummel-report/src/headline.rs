@@ -51,6 +51,17 @@ impl Headline {
                 ),
             ),
         ];
+        // One part of a plan, or several joined (`pummel merge`): the figures are not one process's.
+        if let Some(segment) = &s.segment {
+            facts.push(("segment".to_string(), segment.clone()));
+        }
+        if let Some(merged) = &s.merged {
+            let mut text = format!("segments {}", merged.segments.join(", "));
+            if !merged.missing.is_empty() {
+                text.push_str(&format!(" ({} missing)", merged.missing.join(", ")));
+            }
+            facts.push(("merged".to_string(), text));
+        }
         facts.push(("pummel".to_string(), doc.pummel_version.clone()));
         let planning = doc.find_limit.as_ref().and_then(|f| f.planning.as_ref()).map(|p| {
             format!(
@@ -164,6 +175,21 @@ mod tests {
         assert!(h.facts.iter().any(|(k, v)| k == "load" && v == "open model, 1,000 req/s (uniform arrivals)"));
         assert_eq!(h.badges[0].text, "complete");
         assert_eq!(h.badges[1].text, "PASS: 1 of 1 thresholds held");
+    }
+
+    #[test]
+    fn segments_and_merges_say_which_parts() {
+        let mut doc = fixture::open_run();
+        doc.summary.merged = Some(pummel_results::summary::MergedSegments {
+            segments: vec!["1/3".into(), "3/3".into()],
+            missing: vec!["2/3".into()],
+            notes: Vec::new(),
+        });
+        let h = Headline::of(&doc);
+        assert!(h.facts.iter().any(|(k, v)| k == "merged" && v == "segments 1/3, 3/3 (2/3 missing)"), "{:?}", h.facts);
+        doc.summary.merged = None;
+        doc.summary.segment = Some("2/3".into());
+        assert!(Headline::of(&doc).facts.iter().any(|(k, v)| k == "segment" && v == "2/3"));
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub struct ResultsDocument {
     pub started_at: String,
     /// The plan that ran, as pummel understood it.
     pub plan: serde_json::Value,
+    /// Identity of the plan, the same in every segment of it ([`crate::fingerprint`]): what
+    /// `pummel merge` checks before it joins documents. Absent in documents written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_fingerprint: Option<String>,
     /// The summary.
     pub summary: Summary,
     /// One entry per second.
@@ -107,6 +112,10 @@ pub struct Histograms {
     pub connect_time: String,
     /// Schedule lag.
     pub schedule_lag: String,
+    /// TLS handshake time. Written by segments (`--segment`), so that their merge recomputes
+    /// the handshake percentiles exactly; absent otherwise (the summary holds its figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake: Option<String>,
 }
 
 /// Why the results could not be written or read.

@@ -92,6 +92,10 @@ pub struct Summary {
     /// The part of the plan this run was (`--segment i/N`); absent for the whole plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
+    /// A document made by `pummel merge`: the segments it joined, and what it could not join
+    /// exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedSegments>,
     /// Plans of several hosts (`[targets.NAME]`): each host's figures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_target: Vec<TargetSummary>,
@@ -225,6 +229,35 @@ pub struct NamedSummary {
     /// The host its requests go to, in a plan of several (`[targets.NAME]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The name's histograms, written by segments (`--segment`) so that `pummel merge`
+    /// recomputes its figures and judges its thresholds exactly; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<NamedHistograms>,
+}
+
+/// One request name's histograms (HdrHistogram V2+DEFLATE, base64, microseconds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NamedHistograms {
+    /// Latency of its requests that succeeded.
+    pub latency: String,
+    /// Their service time.
+    pub service_time: String,
+    /// Latency of every one of its requests that ended, failures included.
+    pub latency_all: String,
+}
+
+/// Where a merged document came from (`pummel merge`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MergedSegments {
+    /// The segments joined, in order (`1/3`, `2/3`, ...).
+    pub segments: Vec<String>,
+    /// The segments of the plan that were not given (a partial merge, `--partial`); empty when
+    /// the merge is the whole plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    /// What the merge could not join exactly, or took from one segment only, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One host's figures in a plan of several (`[targets.NAME]`): its requests, and its own

@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::expr::Stat;
+use crate::histogram::{LatencyHistogram, histogram_stat_ms, to_base64};
+
 /// What happened during one second of the run. (`Default` is an empty second, for tests and
 /// readers building entries field by field.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -86,6 +89,23 @@ pub struct TimelineEntry {
     /// Faults that started, ended or were undone during this second (`[[fault]]`, `--fault`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<crate::fault::FaultMark>,
+    /// The second's histograms, written by segments (`--segment`) so that `pummel merge`
+    /// recomputes the merged second's percentiles exactly; absent in other runs, whose
+    /// documents keep their size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<SecondHistograms>,
+}
+
+/// One second's histograms (HdrHistogram V2+DEFLATE, base64, microseconds; see
+/// [`crate::histogram`]): the ones its percentiles are read from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SecondHistograms {
+    /// Latency of the requests that succeeded in the second (`latency_ms`).
+    pub latency: String,
+    /// Their service time (`service_time_ms`).
+    pub service_time: String,
+    /// Schedule lag of the second's dispatches (`schedule_lag_ms`).
+    pub schedule_lag: String,
 }
 
 /// Latency percentiles of one second, milliseconds.
@@ -108,4 +128,37 @@ pub struct LagFigures {
     pub p99: f64,
     /// Highest.
     pub max: f64,
+}
+
+impl TimelineLatency {
+    /// p50, p90, p99 and max of `histogram`; `None` when it is empty. The one way a second's
+    /// figures are read, by the run and by `pummel merge` alike.
+    pub fn from_histogram(histogram: &LatencyHistogram) -> Option<Self> {
+        let pct = |p| histogram_stat_ms(histogram, &Stat::Percentile(p));
+        pct(50.0).map(|p50| TimelineLatency {
+            p50,
+            p90: pct(90.0).unwrap_or(p50),
+            p99: pct(99.0).unwrap_or(p50),
+            max: histogram_stat_ms(histogram, &Stat::Max).unwrap_or(p50),
+        })
+    }
+}
+
+impl LagFigures {
+    /// p99 and max of a schedule-lag histogram; `None` when it is empty.
+    pub fn from_histogram(histogram: &LatencyHistogram) -> Option<Self> {
+        histogram_stat_ms(histogram, &Stat::Percentile(99.0))
+            .map(|p99| LagFigures { p99, max: histogram_stat_ms(histogram, &Stat::Max).unwrap_or(p99) })
+    }
+}
+
+impl SecondHistograms {
+    /// The serialized histograms of one second.
+    pub fn of(latency: &LatencyHistogram, service_time: &LatencyHistogram, schedule_lag: &LatencyHistogram) -> Self {
+        SecondHistograms {
+            latency: to_base64(latency),
+            service_time: to_base64(service_time),
+            schedule_lag: to_base64(schedule_lag),
+        }
+    }
 }

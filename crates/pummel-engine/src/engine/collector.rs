@@ -211,7 +211,7 @@ pub(super) fn run(
                 busiest_thread_percent: (done.reported > 0).then_some(done.busiest_thread * 100.0),
             };
             cpu_last = cpu_now;
-            let mut entry = entry(next_second, &done.stats, gauges);
+            let mut entry = entry(next_second, &done.stats, gauges, !plan.segment.is_whole());
             let mut started = done.started.clone();
             started.sort_unstable();
             started.dedup();
@@ -490,7 +490,9 @@ fn stage_outcomes(plan: &Plan, totals: Vec<Stats>, elapsed: Duration, stop: &Sto
                         None
                     };
                     stage_start = stage_end;
-                    StageOutcome { target_rate: Some(stage.rate), measured, stats, note }
+                    // A segment is offered its share of the stage's rate.
+                    let target_rate = Some(stage.rate * plan.segment.fraction());
+                    StageOutcome { target_rate, measured, stats, note }
                 })
                 .collect()
         }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pummel_results::expr::{Metric, MetricSource, Stat};
-use pummel_results::histogram::histogram_stat_ms;
+use pummel_results::histogram::{histogram_stat_ms, to_base64};
 use pummel_results::summary::{
     AllLatencyFigures, BranchSummary, Bytes, CheckSummary, ConnectFigures, GeneratorFigures, LatencyFigures,
-    NamedSummary, ProbeSummary, Rates, RequestCounts, ScenarioSummary, StageSummary, Summary, TargetSummary,
-    ThresholdVerdict, TlsFigures,
+    NamedHistograms, NamedSummary, ProbeSummary, Rates, RequestCounts, ScenarioSummary, StageSummary, Summary,
+    TargetSummary, ThresholdVerdict, TlsFigures,
 };
 
 use pummel_results::fault::{FaultSummary, SteadyState};
@@ -200,6 +200,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         branches: Vec::new(),
         scenarios: Vec::new(),
         segment: None,
+        merged: None,
         by_target: Vec::new(),
         phases: Vec::new(),
         agents: Vec::new(),
@@ -265,6 +266,12 @@ fn add_flows(summary: &mut Summary, plan: &Plan, tallies: &FlowTallies, measured
             latency_ms: LatencyFigures::from_histogram(&stats.latency),
             errors: error_map(stats),
             target: (plan.target_count() > 1).then(|| plan.target_name_of(named.target).to_string()),
+            // A segment's, for `pummel merge`: its figures and thresholds are recomputed exactly.
+            histograms: (!plan.segment.is_whole()).then(|| NamedHistograms {
+                latency: to_base64(&stats.latency),
+                service_time: to_base64(&stats.service_time),
+                latency_all: to_base64(&stats.latency_all),
+            }),
         });
         for (name, exprs) in &scenarios.named_thresholds {
             if name != &named.name {

@@ -2,9 +2,7 @@
 //! results file show, built from the second's merged stats and the gauges read at its end.
 //! Its latency figures are of the requests that succeeded in the second.
 
-use pummel_results::expr::Stat;
-use pummel_results::histogram::{LatencyHistogram, histogram_stat_ms};
-use pummel_results::timeline::{LagFigures, TimelineEntry, TimelineLatency};
+use pummel_results::timeline::{LagFigures, SecondHistograms, TimelineEntry, TimelineLatency};
 
 use crate::measure::stats::Stats;
 
@@ -20,11 +18,9 @@ pub(crate) struct Gauges {
     pub busiest_thread_percent: Option<f64>,
 }
 
-/// The entry for `second` from the merged interval stats and the gauges.
-pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry {
-    let latency_ms = percentiles(&stats.latency);
-    let schedule_lag_ms = histogram_stat_ms(&stats.schedule_lag, &Stat::Percentile(99.0))
-        .map(|p99| LagFigures { p99, max: histogram_stat_ms(&stats.schedule_lag, &Stat::Max).unwrap_or(p99) });
+/// The entry for `second` from the merged interval stats and the gauges; with `histograms`
+/// (a segment's run) it carries the second's histograms too, for `pummel merge`.
+pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges, histograms: bool) -> TimelineEntry {
     TimelineEntry {
         second,
         warmup: gauges.warmup,
@@ -44,9 +40,9 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         closed_by_peer: stats.closed_by_peer,
         bytes_in: stats.bytes_in,
         bytes_out: stats.bytes_out,
-        latency_ms,
-        service_time_ms: percentiles(&stats.service_time),
-        schedule_lag_ms,
+        latency_ms: TimelineLatency::from_histogram(&stats.latency),
+        service_time_ms: TimelineLatency::from_histogram(&stats.service_time),
+        schedule_lag_ms: LagFigures::from_histogram(&stats.schedule_lag),
         cpu_percent: gauges.cpu_percent,
         busiest_thread_percent: gauges.busiest_thread_percent,
         limit: None,
@@ -55,15 +51,6 @@ pub(crate) fn entry(second: u64, stats: &Stats, gauges: Gauges) -> TimelineEntry
         watch_gap: None,
         started: Vec::new(),
         faults: Vec::new(),
+        histograms: histograms.then(|| SecondHistograms::of(&stats.latency, &stats.service_time, &stats.schedule_lag)),
     }
-}
-/// p50, p90, p99 and max of `histogram`; `None` when it is empty.
-fn percentiles(histogram: &LatencyHistogram) -> Option<TimelineLatency> {
-    let pct = |p| histogram_stat_ms(histogram, &Stat::Percentile(p));
-    pct(50.0).map(|p50| TimelineLatency {
-        p50,
-        p90: pct(90.0).unwrap_or(p50),
-        p99: pct(99.0).unwrap_or(p50),
-        max: histogram_stat_ms(histogram, &Stat::Max).unwrap_or(p50),
-    })
 }

@@ -161,6 +161,13 @@ impl Segment {
         Ok(Segment { index: i - 1, count: n })
     }
 
+    /// The share of the plan's arrivals this part sends (arrival `k` fires in part
+    /// `k mod count`): what its offered rate is, so that its own figures (and the side that
+    /// limited it) are judged against what it was asked to send, and the parts' rates add up.
+    pub fn fraction(&self) -> f64 {
+        1.0 / self.count.max(1) as f64
+    }
+
     /// How many of `total` items this part takes (the parts add up to `total`).
     pub fn share(&self, total: u64) -> u64 {
         crate::load::share(total, self.count.max(1) as usize, self.index as usize)
@@ -388,7 +395,8 @@ impl Plan {
     }
 
     /// The rate the open-model scenarios offer together `offset` into the run (after their
-    /// stages, the rate they ended at); `None` when no scenario is open or the rate is 0.
+    /// stages, the rate they ended at); `None` when no scenario is open or the rate is 0. A
+    /// segment's is its share ([`Segment::fraction`]).
     pub fn target_rate_at(&self, offset: Duration) -> Option<f64> {
         let lists = self.open_stages();
         // With several scenarios, one whose stages ended offers nothing more.
@@ -397,10 +405,12 @@ impl Plan {
             let end: Duration = stages.iter().map(|s| s.duration).sum();
             if alone || offset < end { rate_at(stages, offset) } else { 0.0 }
         };
-        lists.iter().map(offered).reduce(|a, b| a + b).filter(|r| *r > 0.0)
+        let share = self.segment.fraction();
+        lists.iter().map(offered).reduce(|a, b| a + b).filter(|r| *r > 0.0).map(|r| r * share)
     }
 
-    /// The mean rate the open-model scenarios offer together over their stages.
+    /// The mean rate the open-model scenarios offer together over their stages (a segment's:
+    /// its share).
     pub fn mean_target_rate(&self) -> Option<f64> {
         self.open_scenarios()
             .filter_map(|open| {
@@ -409,6 +419,7 @@ impl Plan {
                 (secs > 0.0).then(|| requests / secs)
             })
             .reduce(|a, b| a + b)
+            .map(|r| r * self.segment.fraction())
     }
 
     /// Each open-model scenario's stages on the run's clock: a scenario that starts later

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Hold(args) => commands::hold::run(*args),
         Command::Proxy(args) => commands::proxy::run(*args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::K8s(args) => commands::k8s::run(args),
     };
     match result {
         Ok(status) => status.into(),

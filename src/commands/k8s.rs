@@ -11,6 +11,7 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use pummel_k8s::{PlanFiles, RenderRequest};
 use pummel_plan::{LoadError, Options};
+use pummel_results::duration::parse_duration;
 
 use super::{CliError, ExitStatus, print_stdout};
 
@@ -68,6 +69,10 @@ pub struct RenderArgs {
     /// The coordinator's port for its agents.
     #[arg(long, default_value_t = 7878)]
     pub port: u16,
+    /// How long the coordinator waits for all its agents (they may wait for a node and pull
+    /// the image first).
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub agents_timeout: String,
     /// CPU each agent requests (a Kubernetes quantity: 500m, 2).
     #[arg(long, default_value = "1", value_name = "QUANTITY")]
     pub cpu: String,
@@ -94,12 +99,14 @@ pub fn run(args: K8sArgs) -> Result<ExitStatus, CliError> {
 }
 
 fn render(args: RenderArgs) -> Result<ExitStatus, CliError> {
+    parse_duration(&args.agents_timeout).map_err(|e| CliError::usage(anyhow!("--agents-timeout: {e}")))?;
     let plan = plan_files(&args.plan)?;
     let request = RenderRequest {
         namespace: args.namespace,
         name: args.name,
         token_secret: args.token_secret,
         port: args.port,
+        agents_timeout: args.agents_timeout,
         cpu: args.cpu,
         memory: args.memory,
         anti_affinity: args.anti_affinity,

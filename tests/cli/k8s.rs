@@ -141,7 +141,9 @@ fn rendered_manifests_validate_strictly_and_carry_the_plan_and_its_files() {
     assert_eq!(container["image"], "example.org/pummel:test");
     let args = strings(&container["args"]).join(" ");
     assert!(
-        args.starts_with("run /plan/load.toml --agents 3 --listen 0.0.0.0:7878 --token-file /token/token"),
+        args.starts_with(
+            "run /plan/load.toml --agents 3 --listen 0.0.0.0:7878 --token-file /token/token --agents-timeout 5m"
+        ),
         "{args}"
     );
     let volumes = pod["volumes"].as_sequence().unwrap();
@@ -281,6 +283,7 @@ fn bad_input_is_a_usage_error() {
     render(&["k8s", "render", &plan, "--agents", "2", "--image", "i", "--memory", "2GB"]).assert_code(2);
     render(&["k8s", "render", &plan, "--agents", "2", "--image", "i", "--namespace", "Load"]).assert_code(2);
     render(&["k8s", "render", &plan, "--agents", "2"]).assert_code(2);
+    render(&["k8s", "render", &plan, "--agents", "2", "--image", "i", "--agents-timeout", "soon"]).assert_code(2);
 
     // A plan whose feeder is missing is refused as `pummel check` refuses it.
     std::fs::remove_file(dir.path().join("data/users.csv")).unwrap();

@@ -20,6 +20,9 @@ pub enum RenderError {
     /// No agents: a distributed run needs at least one.
     #[error("--agents must be at least 1")]
     NoAgents,
+    /// The agents' timeout is empty or has whitespace (the binary checks it is a duration).
+    #[error("--agents-timeout {0:?} is not a duration (e.g. 5m)")]
+    AgentsTimeout(String),
     /// The image reference is empty or contains whitespace.
     #[error("--image {0:?} is not an image reference")]
     Image(String),

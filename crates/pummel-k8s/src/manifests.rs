@@ -73,6 +73,9 @@ fn check(request: &RenderRequest) -> Result<(), RenderError> {
     if request.agents == 0 {
         return Err(RenderError::NoAgents);
     }
+    if request.agents_timeout.is_empty() || request.agents_timeout.chars().any(char::is_whitespace) {
+        return Err(RenderError::AgentsTimeout(request.agents_timeout.clone()));
+    }
     if request.image.is_empty() || request.image.chars().any(char::is_whitespace) {
         return Err(RenderError::Image(request.image.clone()));
     }
@@ -207,7 +210,7 @@ fn token_mount() -> VolumeMount {
 }
 
 /// The coordinator's command line: `pummel run /plan/<plan> --agents N --listen 0.0.0.0:PORT
-/// --token-file /token/token -o /results/results.json --json`.
+/// --token-file /token/token --agents-timeout T -o /results/results.json --json`.
 pub(crate) fn coordinator_args(request: &RenderRequest, plan_path: &str) -> Vec<String> {
     vec![
         "run".into(),
@@ -218,6 +221,8 @@ pub(crate) fn coordinator_args(request: &RenderRequest, plan_path: &str) -> Vec<
         format!("0.0.0.0:{}", request.port),
         "--token-file".into(),
         format!("{TOKEN_DIR}/token"),
+        "--agents-timeout".into(),
+        request.agents_timeout.clone(),
         "-o".into(),
         format!("{RESULTS_DIR}/results.json"),
         "--json".into(),

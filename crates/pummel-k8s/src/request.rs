@@ -44,6 +44,9 @@ pub struct RenderRequest {
     pub token_secret: String,
     /// The coordinator's port for its agents (default 7878).
     pub port: u16,
+    /// How long the coordinator waits for all its agents (`--agents-timeout`, default `5m`):
+    /// longer than on one machine, as agent pods may wait for a node and pull the image first.
+    pub agents_timeout: String,
     /// CPU each agent requests (a Kubernetes quantity, default `1`). No CPU limit is set: a
     /// throttled load generator measures its own throttling.
     pub cpu: String,
@@ -69,6 +72,7 @@ impl RenderRequest {
             name: "pummel".into(),
             token_secret: "pummel-token".into(),
             port: 7878,
+            agents_timeout: "5m".into(),
             cpu: "1".into(),
             memory: "1Gi".into(),
             anti_affinity: false,

@@ -48,6 +48,8 @@ pub enum Command {
     Convert(crate::commands::convert::ConvertArgs),
     /// Take part of a run from a coordinator (`pummel run PLAN --agents N`), on this machine.
     Agent(AgentArgs),
+    /// Run on Kubernetes: render the manifests of a distributed run (coordinator and agents).
+    K8s(crate::commands::k8s::K8sArgs),
 }
 
 /// Running one plan over several processes or machines: the coordinator's flags.
@@ -427,9 +429,19 @@ pub struct SinkArgs {
     /// Answer 503 beyond this many requests per second (an overloaded server of known capacity).
     #[arg(long, value_name = "REQ/S")]
     pub capacity: Option<f64>,
-    /// Server threads.
+    /// Server threads (of each process, with --processes).
     #[arg(short, long, default_value_t = 1)]
     pub threads: usize,
+    /// Serve from N processes that share the port (SO_REUSEPORT: the kernel spreads new
+    /// connections over them), for a target that scales past one process; the counts printed
+    /// and recorded cover them all. --capacity applies to each process; --tls needs
+    /// --cert/--key (every process serves the same certificate).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: u16,
+    /// Internal: set by `--processes` on the processes it starts (this one's index, from 1),
+    /// which then report their counts to their parent on stdout instead of printing them.
+    #[arg(long, hide = true, value_name = "INDEX")]
+    pub process_index: Option<u16>,
     /// Stop by itself after this long (default: run until interrupted).
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => commands::proxy::run(*args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::K8s(args) => commands::k8s::run(args),
     };
     match result {
         Ok(status) => status.into(),

@@ -46,6 +46,8 @@ mod http_client;
 mod interrupt;
 #[path = "cli/junit.rs"]
 mod junit;
+#[path = "cli/k8s.rs"]
+mod k8s;
 #[path = "cli/keepalive.rs"]
 mod keepalive;
 #[path = "cli/latency.rs"]
@@ -78,6 +80,8 @@ mod seed;
 mod segments;
 #[path = "cli/sink.rs"]
 mod sink;
+#[path = "cli/sink_processes.rs"]
+mod sink_processes;
 #[path = "cli/sink_record.rs"]
 mod sink_record;
 #[path = "cli/system.rs"]

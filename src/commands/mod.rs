@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod faults;
 pub mod find_limit;
 pub mod hold;
+pub mod k8s;
 pub mod merge;
 pub mod metrics;
 pub mod proxy;
@@ -18,6 +19,7 @@ pub mod request_log;
 pub mod run;
 pub mod run_plan;
 pub mod sink;
+pub mod sink_processes;
 pub mod watch;
 
 use std::io::Write;

@@ -29,6 +29,7 @@
 
 mod de;
 pub mod diag;
+mod files;
 pub mod raw;
 pub mod spec;
 mod validate;
@@ -37,6 +38,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, DiagnosticKind, Report};
+pub use files::referenced_files;
 pub use spec::{
     BodySpec, FeederSpec, LoadSpec, Location, Phase, PlanSpec, RequestStepSpec, ScenarioSpec, StepSpec, TargetSpec,
 };

@@ -67,6 +67,11 @@ pub struct SinkConfig {
     /// "path":...,"query":...,"body_bytes":...}`, `N` counting from 1) and `X-Request-Id: N`,
     /// instead of the fixed body. Off by default: the fixed answers are the fast path.
     pub echo: bool,
+    /// Bind the listening socket with `SO_REUSEPORT` (Unix), so that several sink processes
+    /// can listen on one port and the kernel spreads new connections over them
+    /// (`pummel sink --processes N`). Off by default: then a second sink started on a port in
+    /// use fails to bind instead of silently taking part of the traffic.
+    pub reuse_port: bool,
 }
 
 impl Default for SinkConfig {
@@ -84,6 +89,7 @@ impl Default for SinkConfig {
             tls: None,
             ws_delay: Duration::ZERO,
             echo: false,
+            reuse_port: false,
         }
     }
 }

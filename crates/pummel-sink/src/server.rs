@@ -9,6 +9,8 @@
 //! and silently takes half the traffic, and because a shared queue lets whichever thread is free
 //! take the next connection. The cost is that every thread wakes for each new connection and
 //! all but one find nothing, which is small next to serving that connection.
+//! [`SinkConfig::reuse_port`] turns `SO_REUSEPORT` on for one case only: several sink
+//! *processes* sharing a port (`pummel sink --processes N`), where the user asked for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +43,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(20);
 /// until the handle is shut down or dropped.
 pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkError> {
     config.validate().map_err(SinkError::Config)?;
-    let listener = bind(addr)?;
+    let listener = bind(addr, config.reuse_port)?;
     let local_addr = listener.local_addr().map_err(|source| SinkError::Bind { addr, source })?;
     let stats = Arc::new(SinkStats::default());
     let (recorder, writer) = match &config.record {
@@ -85,13 +87,22 @@ pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkErr
 }
 
 /// Creates the listening socket: address reuse (so a restarted sink does not wait for
-/// `TIME_WAIT`), non-blocking, a deep backlog.
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SinkError> {
+/// `TIME_WAIT`), port sharing when `reuse_port` asks for it, non-blocking, a deep backlog.
+fn bind(addr: SocketAddr, reuse_port: bool) -> Result<std::net::TcpListener, SinkError> {
     let fail = |source| SinkError::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     // On Windows SO_REUSEADDR would let another process take the port over.
     #[cfg(not(windows))]
     socket.set_reuse_address(true).map_err(fail)?;
+    if reuse_port {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+        socket.set_reuse_port(true).map_err(fail)?;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd")))]
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is not available on this system",
+        )));
+    }
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(BACKLOG).map_err(fail)?;

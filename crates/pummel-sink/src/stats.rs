@@ -33,7 +33,12 @@ pub struct SinkStats {
 }
 
 /// The counters of a [`SinkStats`] at one moment, as plain numbers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// It serializes (as a JSON object of these fields) so that the processes of one
+/// multi-process sink can send their counters to the process that reports them, which adds
+/// them up with [`StatsSnapshot::add`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StatsSnapshot {
     /// Complete requests (head and body) read from clients.
     pub requests: u64,
@@ -73,6 +78,49 @@ pub struct StatsSnapshot {
     pub ws_messages_in: u64,
     /// WebSocket messages echoed back.
     pub ws_messages_out: u64,
+}
+
+impl StatsSnapshot {
+    /// Adds `other`'s counters to these: the totals of several sinks (processes) serving one
+    /// port. Every field is a count, so the sum of each is the total's.
+    pub fn add(&mut self, other: &StatsSnapshot) {
+        let StatsSnapshot {
+            requests,
+            responses,
+            bad_requests,
+            abandoned,
+            open_connections,
+            connections,
+            bytes_in,
+            bytes_out,
+            accept_errors,
+            recorded,
+            not_recorded,
+            tls_handshakes,
+            tls_resumed,
+            ws_sessions,
+            ws_open,
+            ws_messages_in,
+            ws_messages_out,
+        } = *other;
+        self.requests += requests;
+        self.responses += responses;
+        self.bad_requests += bad_requests;
+        self.abandoned += abandoned;
+        self.open_connections += open_connections;
+        self.connections += connections;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.accept_errors += accept_errors;
+        self.recorded += recorded;
+        self.not_recorded += not_recorded;
+        self.tls_handshakes += tls_handshakes;
+        self.tls_resumed += tls_resumed;
+        self.ws_sessions += ws_sessions;
+        self.ws_open += ws_open;
+        self.ws_messages_in += ws_messages_in;
+        self.ws_messages_out += ws_messages_out;
+    }
 }
 
 impl SinkStats {
@@ -203,6 +251,22 @@ mod tests {
         drop(b);
         let snap = stats.snapshot();
         assert_eq!((snap.open_connections, snap.connections), (0, 2));
+    }
+
+    #[test]
+    fn snapshots_add_up_field_by_field_and_survive_json() {
+        let stats = Arc::new(SinkStats::default());
+        stats.add_requests(5);
+        stats.add_bytes_in(40);
+        let _open = stats.connection_opened();
+        let one = stats.snapshot();
+        let mut total = StatsSnapshot { requests: 2, recorded: 1, ..StatsSnapshot::default() };
+        total.add(&one);
+        assert_eq!((total.requests, total.bytes_in, total.connections, total.recorded), (7, 40, 1, 1));
+        let text = serde_json::to_string(&one).unwrap();
+        assert_eq!(serde_json::from_str::<StatsSnapshot>(&text).unwrap(), one);
+        // A field a newer process adds, or an older one lacks, does not break the reader.
+        assert_eq!(serde_json::from_str::<StatsSnapshot>(r#"{"requests":3}"#).unwrap().requests, 3);
     }
 
     #[test]

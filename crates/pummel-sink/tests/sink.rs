@@ -587,3 +587,31 @@ fn requests_sent_during_a_delay_get_their_own_delay() {
     assert!(first >= delay && first < Duration::from_secs(1), "{first:?}");
     assert!(second >= Duration::from_millis(450) && second < Duration::from_secs(2), "{second:?}");
 }
+
+/// `reuse_port`: two sinks share one port and both serve it; without it the second sink is
+/// refused, so that a sink started twice by mistake never takes half the traffic silently.
+#[cfg(target_os = "linux")]
+#[test]
+fn sinks_share_a_port_only_with_reuse_port() {
+    let shared = SinkConfig { reuse_port: true, ..SinkConfig::default() };
+    let first = sink(shared.clone());
+    let addr = first.local_addr();
+    let second = pummel_sink::start(addr, shared).expect("a second sink with reuse_port binds the same port");
+    // The kernel hashes each connection's 4-tuple to one of the two: 64 connections from 64
+    // source ports all landing on one sink has odds of 2 in 2^64.
+    for _ in 0..64 {
+        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    }
+    let (a, b) = (settled(&first.stats()).requests, settled(&second.stats()).requests);
+    assert_eq!(a + b, 64);
+    assert!(a > 0 && b > 0, "one sink served everything: {a} and {b}");
+
+    let lone = sink(SinkConfig::default());
+    let refused = pummel_sink::start(lone.local_addr(), SinkConfig::default());
+    assert!(matches!(refused, Err(SinkError::Bind { .. })), "{refused:?}");
+}

@@ -15,9 +15,9 @@ pub const SUGGESTED_OPEN_FILES: u64 = 1 << 20;
 /// Below this hard limit doctor warns even when no connection count is given.
 const COMFORTABLE_OPEN_FILES: u64 = 65_536;
 
-const OWN_LIMITS: &str = "connections pummel can hold at once: one open file each, 64 kept for itself";
-const FILE_MAX_LIMITS: &str = "open files of all processes together";
-const NR_OPEN_LIMITS: &str = "the highest open-file limit (ulimit -n) any process can be given";
+pub(crate) const OWN_LIMITS: &str = "connections pummel can hold at once: one open file each, 64 kept for itself";
+pub(crate) const FILE_MAX_LIMITS: &str = "open files of all processes together";
+pub(crate) const NR_OPEN_LIMITS: &str = "the highest open-file limit (ulimit -n) any process can be given";
 const TARGET_FILES_LIMITS: &str = "connections the target can hold: each is an open file of the target, and no fd \
                                    number can reach the soft limit";
 const TARGET_PROCESSES_LIMITS: &str = "threads of all processes of the target's user: a server that runs a thread \

@@ -5,18 +5,21 @@
 //! [`judge`]s it: one [`Check`] per setting, OK / WARN / FAIL. A FAIL means the test as asked
 //! will be limited by that setting (connections will fail or be dropped); WARN marks values
 //! that are low or unreadable but will not stop it. [`quick_check`] is the one-line form that
-//! `run` and `hold` print at start when a limit will bite.
+//! `run` and `hold` print at start when a limit will bite. [`recommended`] lists the settings
+//! doctor's fixes suggest, for places that cannot run doctor (`pummel k8s render`).
 
 mod check;
 mod facts;
 mod files;
 mod network;
+mod recommend;
 
 use serde::Serialize;
 
 pub use self::check::{Check, Status};
 pub use self::facts::{Conntrack, SystemFacts, TargetFacts};
 pub use self::files::{RESERVED_FDS, SUGGESTED_OPEN_FILES};
+pub use self::recommend::{Recommendation, recommended};
 use crate::watch::WatchError;
 
 /// The test doctor judges the system for.

@@ -9,18 +9,18 @@ use super::facts::SystemFacts;
 /// A backlog below this is worth raising for a load test.
 const SMALL_BACKLOG: u64 = 1024;
 /// The backlog doctor suggests.
-const SUGGESTED_BACKLOG: &str = "4096";
+pub(crate) const SUGGESTED_BACKLOG: &str = "4096";
 /// The widest usual ephemeral range (below 1024 are the privileged ports).
-const WIDE_PORT_RANGE: (u16, u16) = (1024, 65535);
+pub(crate) const WIDE_PORT_RANGE: (u16, u16) = (1024, 65535);
 
-const PORTS_LIMITS: &str = "connections from one local address to one target address:port: each needs its own \
+pub(crate) const PORTS_LIMITS: &str = "connections from one local address to one target address:port: each needs its own \
                             local port";
-const SOMAXCONN_LIMITS: &str = "the accept queue of every listening socket: connections completed but not yet \
+pub(crate) const SOMAXCONN_LIMITS: &str = "the accept queue of every listening socket: connections completed but not yet \
                                 accepted by the target; beyond it they are dropped (ListenOverflows) and retried \
                                 1 s, 3 s, 7 s later";
-const SYN_BACKLOG_LIMITS: &str = "half-open connections (SYN received, handshake not complete) per listener; beyond \
+pub(crate) const SYN_BACKLOG_LIMITS: &str = "half-open connections (SYN received, handshake not complete) per listener; beyond \
                                   it SYNs are dropped or answered with syncookies";
-const TW_REUSE_LIMITS: &str = "reconnecting: a connection closed by the client keeps its local port in TIME_WAIT \
+pub(crate) const TW_REUSE_LIMITS: &str = "reconnecting: a connection closed by the client keeps its local port in TIME_WAIT \
                                for 60 s unless new outgoing connections may reuse it";
 const CONNTRACK_LIMITS: &str = "connections the firewall's connection tracking can follow; beyond it packets of new \
                                 connections are dropped (`nf_conntrack: table full` in dmesg)";

@@ -101,3 +101,25 @@ fn a_bad_segment_is_a_usage_error() {
     out.assert_code(2).assert_no_panic();
     assert!(out.stderr.contains("--start-at"), "{}", out.stderr);
 }
+
+/// A request count (`-n`) over segments of a closed run is dealt out by user: 61 requests of 5
+/// users over 3 segments add up to 61 whatever the thread counts, and a segment without users
+/// (3 segments, 2 users) is owed none, so nothing is lost.
+#[test]
+fn a_request_count_follows_the_users_over_segments() {
+    let _load = support::shared();
+    let (_sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    for (users, n, threads) in [("5", 61, "1"), ("5", 61, "4"), ("2", 60, "2")] {
+        let mut parts = Vec::new();
+        for part in ["1/3", "2/3", "3/3"] {
+            let out = support::run(
+                &["run", &url, "-c", users, "-n", &n.to_string(), "-t", threads, "--segment", part, "--json"],
+                Duration::from_secs(60),
+            );
+            out.assert_code(0).assert_no_panic();
+            parts.push(count(&out.json(), "/requests/sent"));
+        }
+        assert_eq!(parts.iter().sum::<u64>(), n, "{users} users, -t {threads}: {parts:?}");
+    }
+}

@@ -437,7 +437,9 @@ fn run_limit(
 /// scenario is spread over the shards, so a plan of several uses as many as its connections
 /// allow.
 pub(super) fn effective_shards(plan: &Plan) -> usize {
-    let connections = plan.wanted_connections().max(1);
+    // A segment's threads serve its share of the connections (an idle thread would hold a
+    // share of the request count that no user of it could send).
+    let connections = plan.segment.share(plan.wanted_connections()).max(1);
     plan.threads.min(usize::try_from(connections).unwrap_or(usize::MAX)).max(1)
 }
 

@@ -173,6 +173,40 @@ impl Shard {
     }
 }
 
+/// This shard's part of a run's request count `n` (`-n`). In a plan of closed scenarios only,
+/// the count is dealt out over the users (user `g` of all the plan's users gets its share of
+/// `n`), so a shard, or a segment, gets what its own users are owed: one with no users (more
+/// segments than users) gets none, and nothing is lost. Otherwise it is dealt out as the
+/// arrivals are, by stripe.
+fn request_budget(plan: &Plan, n: u64, shards: usize, index: usize) -> u64 {
+    let closed: Option<Vec<(u64, u64)>> = plan
+        .scenarios
+        .list
+        .iter()
+        .map(|scenario| match &scenario.load {
+            crate::plan::Load::Closed(closed) => {
+                Some((closed.connections as u64, scenario.users_per_connection() as u64))
+            }
+            _ => None,
+        })
+        .collect();
+    let Some(closed) = closed else { return plan.segment.thread_share(n, shards, index) };
+    let total: u64 = closed.iter().map(|(users, _)| users).sum();
+    let count = plan.segment.count.max(1) as usize;
+    let (stripe, stripes) = (index * count + plan.segment.index as usize, shards * count);
+    let mut budget = 0;
+    let mut first = 0;
+    for (users, per_connection) in closed {
+        for user in 0..users {
+            if crate::load::closed::owner(user, per_connection, stripes) == stripe {
+                budget += crate::load::share(n, total as usize, (first + user) as usize);
+            }
+        }
+        first += users;
+    }
+    budget
+}
+
 async fn drive(setup: ShardSetup) {
     let plan = setup.plan.clone();
     let start = Instant::from_std(setup.start);
@@ -182,7 +216,7 @@ async fn drive(setup: ShardSetup) {
         shards: setup.shards,
         start,
         stop_sending: stop_sending.clone(),
-        permits: Cell::new(plan.stop.requests.map(|n| plan.segment.thread_share(n, setup.shards, setup.index))),
+        permits: Cell::new(plan.stop.requests.map(|n| request_budget(&plan, n, setup.shards, setup.index))),
         meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), &plan.rate_stages(), &plan.scenarios)),
         dialer: Rc::new(Dialer::new(
             setup.index,

@@ -6,8 +6,8 @@
 //!
 //! What is checked: the merged counts equal what the target received (and the target saw each
 //! agent's namespace address); an abort rule stops every agent within 2 s; an agent killed, or
-//! cut off the network, is noticed within the loss timeout (3 s) and named; a wrong token is
-//! refused on both sides. Each test deletes its namespaces, also when it fails, and checks that
+//! cut off the network, is noticed within the loss timeout (3 s) and named; agents cut off from
+//! their coordinator stop as soon; a wrong token is refused on both sides. Each test deletes its namespaces, also when it fails, and checks that
 //! `ip netns list` no longer shows them.
 //!
 //! Without CAP_NET_ADMIN (not root) a test prints why and returns; under CI (`$CI` set) it
@@ -413,6 +413,70 @@ fn an_agent_cut_off_the_network_is_noticed_by_its_silence() {
         outcome.reason
     );
     assert!(outcome.reason.contains("no word"), "lost to silence: {}", outcome.reason);
+    net.dismantle();
+}
+
+/// The coordinator is cut off the network about a second into a 15 s run: it loses both
+/// agents by their silence (exit 1), and the agents, hearing nothing from it (no close reaches
+/// them either), stop loading the target within the loss timeout of the cut instead of running
+/// their parts to the end on their own. Measured on the shared wall clock from the moment the
+/// cut was made: the last request the sink received, and each agent process's exit (polled
+/// every 10 ms).
+#[test]
+fn agents_cut_off_from_their_coordinator_stop_loading_the_target() {
+    let _load = support::exclusive();
+    let Some(net) = Net::create("agents_cut_off_from_their_coordinator_stop_loading_the_target") else { return };
+    let (record_path, record) = net.path("orphans.jsonl");
+    let sink = net.sink(&["--record", &record]);
+    let url = format!("http://{}/", net.topology.host(TARGET).addr(SINK_PORT));
+    let (rate, seconds) = (100u64, 15u64);
+    let (rate_flag, duration_flag) = (rate.to_string(), format!("{seconds}s"));
+    let coordinator = net.coordinator(&[&url, "-r", &rate_flag, "-d", &duration_flag]);
+    let mut agents = net.agents();
+    assert!(coordinator.wait_for_stderr("started", Duration::from_secs(60)), "the run started");
+    std::thread::sleep(Duration::from_secs(2));
+    let cut = SystemTime::now();
+    net.topology.cut(COORDINATOR);
+    let mut exited: Vec<Option<SystemTime>> = vec![None; agents.len()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while exited.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (agent, at) in agents.iter_mut().zip(exited.iter_mut()) {
+            if at.is_none() && !agent.is_alive() {
+                *at = Some(SystemTime::now());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = coordinator.wait(Duration::from_secs(60));
+    out.assert_code(1).assert_no_panic();
+    for role in AGENTS {
+        assert!(out.stderr.contains(&format!("agent {role} lost")), "{}", out.stderr);
+    }
+    for agent in agents {
+        agent.wait(Duration::from_secs(10)).assert_no_panic();
+    }
+    let received = received(sink);
+    let last_request = recorded(&record_path, received as usize, Duration::from_secs(10))
+        .iter()
+        .map(|r| count(r, "/t_ms"))
+        .max()
+        .expect("the sink received requests");
+    let after_cut = |at: SystemTime| at.duration_since(cut).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let last_request_s = (last_request as f64 - unix_ms(cut) as f64) / 1000.0;
+    let exits: Vec<f64> = exited.iter().map(|at| after_cut(at.expect("every agent exited within 60 s"))).collect();
+    eprintln!(
+        "coordinator cut off: the target's last request {last_request_s:.2} s after the cut, agents exited \
+         {exits:.2?} s after it; {received} of the plan's {} requests received",
+        rate * seconds
+    );
+    let limit = (LOSS_AFTER + SLACK).as_secs_f64();
+    assert!(
+        last_request_s <= limit,
+        "the agents loaded the target {last_request_s:.2} s after losing their coordinator"
+    );
+    for (role, exit) in AGENTS.iter().zip(&exits) {
+        assert!(*exit <= limit + SLACK.as_secs_f64(), "{role} went on {exit:.2} s after losing its coordinator");
+    }
     net.dismantle();
 }
 

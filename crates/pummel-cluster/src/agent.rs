@@ -11,10 +11,12 @@ use tokio::sync::mpsc::unbounded_channel;
 
 use crate::ClusterError;
 use crate::auth::{Role, Token, nonce};
+use crate::coordinator::LOSS_AFTER;
 use crate::protocol::{self, Job, Message, PROTOCOL_VERSION, Reader, Writer, unix_us_now};
 
-/// How often an agent says it is alive (the coordinator gives up after `LOSS_AFTER`).
-const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often an agent says it is alive, and a coordinator too once the run started (each side
+/// gives up on the other after [`LOSS_AFTER`]).
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Between two attempts to reach a coordinator that is not listening yet.
 const REDIAL: Duration = Duration::from_millis(250);
 
@@ -148,7 +150,8 @@ impl Session {
 
     /// Runs the job: `run` is handed a function that sends one report (false once the
     /// coordinator is gone); heartbeats go out every second meanwhile. A stop from the
-    /// coordinator, or its loss, interrupts `control`.
+    /// coordinator, or its loss (a closed connection, or no word for [`LOSS_AFTER`]),
+    /// interrupts `control`.
     pub fn run<T>(self, control: &RunControl, run: impl FnOnce(&mut dyn FnMut(WireReport) -> bool) -> T) -> T {
         let Session { runtime, mut reader, writer, .. } = self;
         let cpu_at_start = ProcessTime::now();
@@ -167,10 +170,13 @@ impl Session {
         });
         let stopper = control.clone();
         let listening = runtime.spawn(async move {
-            // Anything but more work (a stop, a closed connection, garbage) ends the run here.
-            while let Ok(Some(message)) = reader.next().await {
-                if matches!(message, Message::Stop) {
-                    break;
+            // Anything but the coordinator's heartbeats (a stop, a closed connection, garbage, or
+            // silence: a partition closes nothing) ends the run here, so that no agent goes on
+            // loading the target on its own after its coordinator gave up on it.
+            loop {
+                match tokio::time::timeout(LOSS_AFTER, reader.next()).await {
+                    Ok(Ok(Some(Message::Stop))) | Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(Some(_))) => {}
                 }
             }
             stopper.interrupt();

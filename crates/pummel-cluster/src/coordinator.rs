@@ -16,7 +16,8 @@ use crate::ClusterError;
 use crate::auth::{Role, Token, nonce};
 use crate::protocol::{self, Job, Message, PROTOCOL_VERSION, Reader, Writer, unix_us_now};
 
-/// An agent that has said nothing (not even a heartbeat) for this long is lost.
+/// An agent that has said nothing (not even a heartbeat) for this long is lost; so is, for an
+/// agent, a coordinator.
 pub const LOSS_AFTER: Duration = Duration::from_secs(3);
 /// How long an agent may take to prove itself once connected.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
@@ -273,6 +274,19 @@ impl Coordinator {
             stop_watch.cancelled().await;
             for writer in &stop_writers {
                 let _ = writer.send(Message::Stop);
+            }
+        });
+        // A heartbeat every second tells the agents the coordinator is there: one cut off from
+        // it (a partition closes nothing) stops after `LOSS_AFTER` of silence instead of
+        // loading the target on its own until its plan ends.
+        let beat_writers = writers.clone();
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(crate::agent::HEARTBEAT);
+            loop {
+                tick.tick().await;
+                for writer in &beat_writers {
+                    let _ = writer.send(Message::Heartbeat { cpu_us: 0 });
+                }
             }
         });
         let cpu_clock = cpu.clone();

@@ -3,7 +3,8 @@
 //! independent one: nginx, gunicorn, HAProxy, installed by `.ci/setup-*`) and checks
 //! the numbers it reports, its results document and its exit codes.
 //!
-//! Rules every test keeps: traffic only to 127.0.0.1 on ports bound as port 0; every run and
+//! Rules every test keeps: traffic only to 127.0.0.1 on ports bound as port 0 (or, in
+//! `netns`, inside network namespaces the test makes and deletes itself); every run and
 //! every wait has a time limit; child processes are killed on drop; runs last 1-3 s; tests whose
 //! assertions depend on timing hold `support::exclusive()` so they never share the CPU with
 //! another run (the others hold `support::shared()`).
@@ -56,6 +57,8 @@ mod latency;
 mod merge;
 #[path = "cli/metrics.rs"]
 mod metrics;
+#[path = "cli/netns.rs"]
+mod netns;
 #[path = "cli/observe.rs"]
 mod observe;
 #[path = "cli/outcomes.rs"]

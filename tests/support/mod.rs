@@ -11,6 +11,7 @@
 pub mod browser;
 pub mod gunicorn;
 pub mod haproxy;
+pub mod netns;
 pub mod nginx;
 pub mod plans;
 pub mod prometheus;
@@ -142,7 +143,7 @@ pub fn spawn(args: &[&str], cwd: Option<&Path>) -> Running {
 /// As [`spawn`], with environment variables set (`Some`) or removed (`None`) for the child only.
 pub fn spawn_with_env(args: &[&str], cwd: Option<&Path>, env: &[(&str, Option<&str>)]) -> Running {
     let mut command = Command::new(PUMMEL);
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.args(args);
     for (name, value) in env {
         match value {
             Some(value) => command.env(name, value),
@@ -152,8 +153,16 @@ pub fn spawn_with_env(args: &[&str], cwd: Option<&Path>, env: &[(&str, Option<&s
     if let Some(dir) = cwd {
         command.current_dir(dir);
     }
+    start(command)
+}
+
+/// Starts `command` with stdin closed and both output streams piped and drained (stderr also
+/// line by line, for [`Running::wait_for_stderr`]).
+fn start(mut command: Command) -> Running {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let program = command.get_program().to_string_lossy().into_owned();
     let started = Instant::now();
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {PUMMEL}: {e}"));
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
     let (lines_tx, stderr_lines) = mpsc::channel();
     let stdout = child.stdout.take().map(|pipe| drain(pipe, None));
     let stderr = child.stderr.take().map(|pipe| drain(pipe, Some(lines_tx)));

@@ -13,10 +13,12 @@ use tokio::sync::mpsc::unbounded_channel;
 
 use crate::ClusterError;
 use crate::auth::{Role, Token, nonce};
+use crate::coordinator::LOSS_AFTER;
 use crate::protocol::{self, Job, Message, PROTOCOL_VERSION, Reader, Writer, unix_us_now};
 
-/// How often an agent says it is alive (the coordinator gives up after `LOSS_AFTER`).
-const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often an agent says it is alive, and a coordinator too once the run started (each side
+/// gives up on the other after [`LOSS_AFTER`]).
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Between two attempts to reach a coordinator that is not listening yet.
 const REDIAL: Duration = Duration::from_millis(250);
 
@@ -158,7 +160,8 @@ impl Session {
 
     /// Runs the job: `run` is handed a function that sends one report (false once the
     /// coordinator is gone); heartbeats go out every second meanwhile. A stop from the
-    /// coordinator, or its loss, interrupts `control` (this job's). Then waits for the
+    /// coordinator, or its loss (a closed connection, or no word for [`LOSS_AFTER`] while the job
+    /// runs), interrupts `control` (this job's). Then waits for the
     /// coordinator's next word: another job, or the end (`process`, the agent's own control,
     /// ends the wait on Ctrl-C).
     pub fn run<T>(
@@ -185,12 +188,27 @@ impl Session {
             }
         });
         let stopper = control.clone();
+        let job_done = tokio_util::sync::CancellationToken::new();
+        let job_over = job_done.clone();
         let listening = self.runtime.spawn(async move {
-            // A stop ends this job; a job or the end ends the listening; anything else (a closed
-            // connection, garbage) ends both.
+            // While the job runs, the coordinator's heartbeats come every second: silence (a
+            // partition closes nothing), a closed connection or garbage ends both the job and
+            // the listening, so that no agent goes on loading the target on its own after its
+            // coordinator gave up on it. A stop ends the job; a job or the end, the listening.
+            // Once the job is done the coordinator may take its time (a search's cooldown).
             loop {
-                match reader.next().await {
+                let next = if job_over.is_cancelled() {
+                    reader.next().await
+                } else {
+                    match tokio::time::timeout(LOSS_AFTER, reader.next()).await {
+                        Ok(next) => next,
+                        Err(_) if job_over.is_cancelled() => continue,
+                        Err(_) => Ok(None),
+                    }
+                };
+                match next {
                     Ok(Some(Message::Stop)) => stopper.interrupt(),
+                    Ok(Some(Message::Heartbeat { .. })) => {}
                     Ok(Some(Message::Job(job))) => return (Some(reader), Next::Job(*job)),
                     Ok(Some(Message::Finish)) => return (Some(reader), Next::End),
                     Ok(Some(_)) | Ok(None) | Err(_) => {
@@ -203,6 +221,7 @@ impl Session {
         let report_queue = queue.clone();
         let mut forward = move |report: WireReport| report_queue.send(Message::Report(Box::new(report))).is_ok();
         let outcome = run(&mut forward);
+        job_done.cancel();
         drop(forward);
         heartbeat.abort();
         let cpu_us = cpu_at_start.elapsed().as_micros() as u64;

@@ -17,7 +17,8 @@ use crate::ClusterError;
 use crate::auth::{Role, Token, nonce};
 use crate::protocol::{self, Job, Message, PROTOCOL_VERSION, Reader, Writer, unix_us_now};
 
-/// An agent that has said nothing (not even a heartbeat) for this long is lost.
+/// An agent that has said nothing (not even a heartbeat) for this long is lost; so is, for an
+/// agent, a coordinator.
 pub const LOSS_AFTER: Duration = Duration::from_secs(3);
 /// How long an agent may take to prove itself once connected.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
@@ -325,6 +326,7 @@ impl Coordinator {
         // An abort rule or Ctrl-C cancels `stop`: every agent is told at once.
         let stop_queues = relay.queues.clone();
         let stop_watch = stop.clone();
+        let run_over = done.clone();
         runtime.spawn(async move {
             tokio::select! {
                 () = stop_watch.cancelled() => {
@@ -332,7 +334,24 @@ impl Coordinator {
                         let _ = queue.send(Message::Stop);
                     }
                 }
-                () = done.cancelled() => {}
+                () = run_over.cancelled() => {}
+            }
+        });
+        // A heartbeat every second tells the agents the coordinator is there: one cut off from
+        // it (a partition closes nothing) stops after `LOSS_AFTER` of silence instead of
+        // loading the target on its own until its plan ends. It ends with the run, so that the
+        // writers' queues close and the agents come back for another job.
+        let beat_queues = relay.queues.clone();
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(crate::agent::HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = done.cancelled() => return,
+                }
+                for queue in &beat_queues {
+                    let _ = queue.send(Message::Heartbeat { cpu_us: 0 });
+                }
             }
         });
         let cpu_clock = cpu.clone();

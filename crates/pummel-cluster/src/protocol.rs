@@ -5,8 +5,9 @@
 //! agents are in, each gets a [`Message::Job`], answers [`Message::Ready`] (or
 //! [`Message::Refused`]), a few [`Message::Ping`]/[`Message::Pong`] rounds measure its clock,
 //! and [`Message::Start`] gives the instant. Then the agent sends [`Message::Report`]s and a
-//! [`Message::Heartbeat`] every second, and [`Message::Done`] at the end; the coordinator may
-//! send [`Message::Stop`] at any time.
+//! [`Message::Heartbeat`] every second, and [`Message::Done`] at the end; the coordinator sends
+//! a [`Message::Heartbeat`] every second too, and may send [`Message::Stop`] at any time. Either
+//! side that hears nothing from the other for `coordinator::LOSS_AFTER` gives up on it.
 
 use futures_util::{SinkExt, StreamExt};
 use pummel_engine::engine::remote::WireReport;
@@ -17,8 +18,9 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::ClusterError;
 
-/// The protocol's version: both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol's version: both sides must speak the same one. (2: the coordinator sends
+/// heartbeats during the run, and an agent stops when they cease.)
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest message accepted from a peer that proved it knows the token: a plan with its
 /// feeder files must fit.
@@ -92,7 +94,7 @@ pub enum Message {
     },
     /// One report of one of the agent's shards.
     Report(Box<WireReport>),
-    /// The agent is alive.
+    /// The agent is alive (or, from the coordinator, the coordinator is: `cpu_us` is 0).
     Heartbeat {
         /// The agent's CPU time since it got its job, microseconds.
         cpu_us: u64,

@@ -232,6 +232,11 @@ fn a_lost_agent_is_noticed_and_named() {
     let lost_at = num(lost, "/lost_at_s");
     assert!(lost_at >= killed_at - 1.0, "lost at {lost_at} s, killed at {killed_at} s");
     assert!(lost_at <= killed_at + 3.0 + 2.0, "noticed within the 3 s loss timeout: {lost_at} vs {killed_at}");
+    // What the lost agent sent before it was lost is in the totals too (its seconds stand in
+    // for the final report that never came): the summary agrees with the timeline.
+    let timeline: u64 = document["timeline"].as_array().expect("timeline").iter().map(|e| count(e, "/sent")).sum();
+    assert_eq!(count(&document["summary"], "/requests/sent"), timeline);
+    assert!(count(lost, "/sent") > 0, "{lost}");
     let survivor = agents.iter().find(|a| text(a, "/name") == "survivor").expect("the survivor");
     assert!(survivor.get("lost_at_s").is_none(), "{survivor}");
     assert!(count(survivor, "/sent") >= 140, "the survivor ran its whole part (150): {survivor}");

@@ -556,8 +556,9 @@ fn lose_one_agent(net: &Net, on_loss: &str, lose: impl FnOnce(&Net, &Running)) -
     assert_eq!(timeline, lost_sent + other_sent, "the timeline holds every second each agent reported");
     assert!(received >= timeline, "the target received {received}, {timeline} were reported sent");
     assert!(received - timeline <= rate, "{} of the lost agent's requests unreported", received - timeline);
-    // Not checked: summary.requests.sent, which leaves out what the lost agent reported (the
-    // collector's totals come from each shard's final report, which a lost agent never sends).
+    // The totals hold what the lost agent reported too: its seconds stand in for the final
+    // report it never sent.
+    assert_eq!(count(&document, "/summary/requests/sent"), timeline, "the summary agrees with the timeline");
     if on_loss == "continue" {
         assert_eq!(count(other, "/sent"), rate * seconds / 2, "the other agent ran its whole part: {other}");
     } else {

@@ -91,6 +91,7 @@ pub(super) fn run(
         Some(pummel_faults::Running::start(&plan.faults, start, move || cut.is_cancelled())?)
     };
 
+    let remote = matches!(source, Source::Remote(_));
     let (shards, threads, reports, cpu): (usize, Vec<_>, Box<dyn Iterator<Item = ShardReport>>, CpuClock) = match source
     {
         Source::Local => {
@@ -112,6 +113,9 @@ pub(super) fn run(
     let mut last_reported = vec![0u64; shards];
     let mut finished = vec![false; shards];
     let mut stage_totals: Vec<Stats> = (0..plan.stage_count()).map(|_| Stats::default()).collect();
+    // Shards elsewhere may be lost before their final report, which carries their totals:
+    // until then, what each reported second by second stands in, stage by stage (warmup out).
+    let mut reported_so_far: Vec<Vec<Stats>> = if remote { vec![Vec::new(); shards] } else { Vec::new() };
     let mut timeline = Vec::new();
     let mut next_second = 1u64;
     let mut other_errors = Vec::new();
@@ -126,6 +130,12 @@ pub(super) fn run(
         match report {
             ShardReport::Gone { shard, abort } => {
                 finished[shard] = true;
+                // Its totals never came: the seconds it reported count instead.
+                if let Some(stages) = reported_so_far.get_mut(shard) {
+                    for (total, stage) in stage_totals.iter_mut().zip(stages.drain(..)) {
+                        total.merge(&stage);
+                    }
+                }
                 if let Some(reason) = abort
                     && aborted.is_none()
                 {
@@ -145,6 +155,15 @@ pub(super) fn run(
                 named,
             } => {
                 last_reported[shard] = last_reported[shard].max(second);
+                let offset = Duration::from_secs(second - 1);
+                if let Some(stages) = reported_so_far.get_mut(shard)
+                    && offset >= plan.warmup
+                {
+                    stages.resize_with(stage_totals.len(), Stats::default);
+                    if let Some(stage) = stages.get_mut(plan.stage_at(offset)) {
+                        stage.merge(&stats);
+                    }
+                }
                 let slot = pending.entry(second).or_default();
                 slot.stats.merge(&stats);
                 slot.in_flight += in_flight;
@@ -174,6 +193,9 @@ pub(super) fn run(
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
                 finished[shard] = true;
+                if let Some(stages) = reported_so_far.get_mut(shard) {
+                    stages.clear();
+                }
                 elapsed = elapsed.max(sending_stopped);
                 for (total, stage) in stage_totals.iter_mut().zip(&stages) {
                     total.merge(stage);

@@ -38,14 +38,35 @@ require_tools python3 /usr/bin/time
 setup_pummel
 SOURCES="127.0.0.2-127.0.0.9"
 
-# rss_of_tree PID: the summed VmRSS (KiB) of PID and its children.
+# rss_of_tree PID: the summed VmRSS (KiB) of the pummel processes among PID and all its
+# descendants (the coordinator and its workers; not the time and timeout wrappers).
 rss_of_tree() {
-    local total=0 pid kib
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-        total=$((total + ${kib:-0}))
-    done
-    echo "$total"
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+children = {}
+for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+        continue
+    try:
+        stat = open(f"/proc/{entry}/stat").read()
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        continue
+    children.setdefault(ppid, []).append(int(entry))
+total, todo = 0, [root]
+while todo:
+    pid = todo.pop()
+    todo.extend(children.get(pid, []))
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        continue
+    name = next((l.split()[1] for l in status.splitlines() if l.startswith("Name:")), "")
+    if name == "pummel":
+        total += next((int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:")), 0)
+print(total)
+PY
 }
 
 # sample_rss PID FILE: appends "seconds rss_kib" every second while PID lives.
@@ -90,7 +111,7 @@ samples = [tuple(map(int, l.split())) for l in open(rss) if l.strip()]
 held = [kib for (t, kib) in samples if full is not None and t >= full + 2]
 print(f"held: {peak:,} of {wanted:,} connections at the peak; all held after {full} s" if full else
       f"held: {peak:,} of {wanted:,} at the peak: NOT all established")
-print(f"      opened {s['connections']['opened'] if 'connections' in s else '?'}, failed {s['requests']['failed']}, "
+print(f"      opened {s['connect_ms']['count']:,}, failed {s['requests']['failed']}, "
       f"errors {s.get('errors', {})}")
 if held:
     mean = sum(held) / len(held)

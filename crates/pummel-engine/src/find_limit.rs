@@ -700,6 +700,7 @@ fn combine(steps: Vec<Step>, interrupted: bool) -> RunOutcome {
         flows,
         limit,
         request_log: None,
+        write_log: None,
         faults: Vec::new(),
         faults_undone_at_exit: Vec::new(),
     }

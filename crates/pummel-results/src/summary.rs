@@ -109,12 +109,16 @@ pub struct Summary {
     /// What the faults' recoveries were judged against; present when faults ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state: Option<crate::fault::SteadyState>,
+    /// Plans with writes (`write = { key = ... }`): their outcomes, and what the `[verify]`
+    /// read-back found of them (see `writes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<crate::writes::WritesSummary>,
 }
 
 /// One phase of a run in phases (setup, load, teardown): when it ran and what it did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseSummary {
-    /// `setup`, `load` or `teardown`.
+    /// `setup`, `load`, `verify` or `teardown`.
     pub name: String,
     /// Its scenarios.
     pub scenarios: Vec<String>,

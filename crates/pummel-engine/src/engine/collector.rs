@@ -20,6 +20,7 @@ use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
 use crate::plan::{Load, Plan};
 use crate::request_log::Writer as RequestLogWriter;
+use crate::writes::spill::Writer as WriteLogWriter;
 use pummel_results::expr::{MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::timeline::TimelineEntry;
@@ -57,6 +58,13 @@ pub(super) fn run(
         Some(spec) => Some(
             RequestLogWriter::start(spec, plan.scenarios.clone(), base_url(plan))
                 .map_err(|source| EngineError::RequestLog { path: spec.path.display().to_string(), source })?,
+        ),
+        None => None,
+    };
+    let write_log = match &plan.write_log {
+        Some(spec) => Some(
+            WriteLogWriter::start(spec)
+                .map_err(|source| EngineError::WriteLog { path: spec.path.display().to_string(), source })?,
         ),
         None => None,
     };
@@ -99,6 +107,7 @@ pub(super) fn run(
             reports: reports_tx.clone(),
             ends: ends.clone(),
             log: request_log.as_ref().map(RequestLogWriter::link),
+            writes: write_log.as_ref().map(WriteLogWriter::link),
         };
         let spawned =
             std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));
@@ -260,6 +269,7 @@ pub(super) fn run(
     }
     // Every shard's log went with its thread: the writer has all there is.
     let request_log = request_log.map(RequestLogWriter::finish);
+    let write_log = write_log.map(WriteLogWriter::finish);
     let (fault_windows, faults_undone_at_exit) = faults.map(pummel_faults::Running::finish).unwrap_or_default();
     if let Some(last) = timeline.last_mut() {
         last.faults.extend(faults_undone_at_exit.iter().cloned());
@@ -298,6 +308,7 @@ pub(super) fn run(
         flows,
         limit,
         request_log,
+        write_log,
         faults: fault_windows,
         faults_undone_at_exit,
     })

@@ -453,6 +453,19 @@ pub struct SinkArgs {
     /// "query":...,"body_bytes":...}) and `X-Request-Id: N` instead of the fixed body.
     #[arg(long)]
     pub echo: bool,
+    /// Be a small key-value store: PUT and POST keep the body under the path (201), GET gives
+    /// it back (200, or 404), DELETE removes it (204); for plans whose writes a [verify] phase
+    /// reads back.
+    #[arg(long, conflicts_with = "echo")]
+    pub store: bool,
+    /// With --store: answer every N-th write 201 and drop it (a store that loses acknowledged
+    /// writes); the drops are counted at exit and in --stats lines.
+    #[arg(long, value_name = "N", requires = "store", value_parser = clap::value_parser!(u64).range(1..))]
+    pub drop_every: Option<u64>,
+    /// With --store: keep the store in FILE too (read back at start), so that a sink killed and
+    /// started again with the same file holds every write it acknowledged.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub store_file: Option<std::path::PathBuf>,
     /// Serve HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 made at start (signed by
     /// a fresh CA; see --tls-cert-out) unless --cert/--key are given.
     #[arg(long, help_heading = TLS_HEADING)]

@@ -95,5 +95,7 @@ mod targets;
 mod thresholds;
 #[path = "cli/tls.rs"]
 mod tls;
+#[path = "cli/writes.rs"]
+mod writes;
 #[path = "cli/ws_memory.rs"]
 mod ws_memory;

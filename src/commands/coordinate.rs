@@ -175,6 +175,9 @@ impl Cluster {
         if plan.request_log.is_some() {
             return Err(CliError::usage(anyhow!("--log-requests does not run over agents yet")));
         }
+        if plan.write_log.is_some() {
+            return Err(CliError::usage(anyhow!("writes and their [verify] read-back do not run over agents yet")));
+        }
         if cluster.watch_agent && plan.observers.watch.is_some() {
             return Err(CliError::usage(anyhow!(
                 "--watch-agent and --watch-pid/--watch-port: the target is watched by one or the other"

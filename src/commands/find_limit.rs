@@ -236,12 +236,14 @@ pub fn build_spec(args: &FindLimitArgs) -> Result<FindLimitSpec, CliError> {
         Some(peak) => Some((parse_rate(peak)?, parse_percent("--headroom", &args.headroom)?)),
         None => None,
     };
+    let slo = parse_exprs("--slo", &args.slo)?;
+    super::run::no_write_rules("--slo", &slo)?;
     Ok(FindLimitSpec {
         base,
         search,
         step: duration_flag("--step", &args.step_length)?,
         settle: duration_flag("--settle", &args.settle)?,
-        slo: parse_exprs("--slo", &args.slo)?,
+        slo,
         max_error_rate: parse_percent("--max-error-rate", &args.max_error_rate)?,
         abort_step: parse_percent("--abort-step", &args.abort_step)?,
         planning,

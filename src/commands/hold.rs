@@ -188,6 +188,7 @@ pub fn build_plan(args: &HoldArgs) -> Result<Plan, CliError> {
         }
     }
     plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
+    super::run::no_write_rules("--threshold", &plan.thresholds)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
     validate(&plan)?;
     Ok(plan)

@@ -21,6 +21,7 @@ pub mod run_plan;
 pub mod sink;
 pub mod sink_processes;
 pub mod watch;
+pub mod writes;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -105,6 +106,23 @@ pub fn print_stdout(text: &str) {
 
 static ACTIVE_RUN: OnceLock<RunControl> = OnceLock::new();
 
+/// Temporary folders a run keeps (the write log's), removed by a second Ctrl-C's exit too.
+static TEMPORARY: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Has the exit of a second Ctrl-C remove `dir` (until [`forget_temporary`]).
+pub fn remove_on_exit(dir: &std::path::Path) {
+    if let Ok(mut dirs) = TEMPORARY.lock() {
+        dirs.push(dir.to_path_buf());
+    }
+}
+
+/// `dir` is removed by its owner: the exit need not.
+pub fn forget_temporary(dir: &std::path::Path) {
+    if let Ok(mut dirs) = TEMPORARY.lock() {
+        dirs.retain(|d| d != dir);
+    }
+}
+
 /// True once SIGINT/SIGTERM stopped the run (or no run installed a handler: false).
 pub fn interrupted() -> bool {
     ACTIVE_RUN.get().is_some_and(RunControl::is_interrupted)
@@ -121,6 +139,11 @@ pub fn install_interrupt_handler(control: &RunControl) {
                 // Exiting at once skips the orderly undo: faults that are on are undone here.
                 for line in pummel_faults::undo_now() {
                     eprintln!("fault undone: {line}");
+                }
+                if let Ok(dirs) = TEMPORARY.try_lock() {
+                    for dir in dirs.iter() {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
                 }
                 std::process::exit(130);
             }

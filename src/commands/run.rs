@@ -221,6 +221,7 @@ pub fn build_plan(args: &RunArgs) -> Result<Plan, CliError> {
     }
     plan.ok_status = parse_ok_status(args.ok_status.as_deref())?;
     plan.thresholds = parse_exprs("--threshold", &args.thresholds)?;
+    no_write_rules("--threshold", &plan.thresholds)?;
     plan.abort_when = parse_exprs("--abort-when", &args.abort_when)?;
     plan.abort_window = duration_flag("--abort-window", &args.abort_window)?;
     plan.observers = observers(&args.observe, plan.timeout)?;
@@ -393,6 +394,19 @@ pub fn duration_flag(name: &str, text: &str) -> Result<Duration, CliError> {
 /// Parses repeated threshold-grammar flags; a mistake names the flag and points at the error.
 pub fn parse_exprs(flag: &str, exprs: &[String]) -> Result<Vec<Expr>, CliError> {
     exprs.iter().map(|e| Expr::parse(e).map_err(|err| CliError::usage(anyhow!("{flag}: {err}")))).collect()
+}
+
+/// Refuses a rule on the read-back of writes (`lost==0`) where there is none: a quick run, or
+/// a plan without writes and `[verify]`.
+pub fn no_write_rules(flag: &str, exprs: &[Expr]) -> Result<(), CliError> {
+    match exprs.iter().find(|e| e.metric.is_of_writes()) {
+        Some(e) => Err(CliError::usage(anyhow!(
+            "{flag} {}: {} reads the read-back of a plan's writes (write = {{ key = ... }} and [verify])",
+            e.text,
+            e.metric
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `--ok-status`, or the default set.

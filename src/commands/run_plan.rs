@@ -71,6 +71,7 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         return Ok(ExitStatus::Pass);
     }
     let mut plan = build_plan(&spec, args)?;
+    let write_log = super::writes::attach(&spec, &mut plan)?;
     let setup = phase_plan(&spec, args, Phase::Setup)?;
     let mut teardown = phase_plan(&spec, args, Phase::Teardown)?;
     quick::warn_about_limits(&plan, args.display);
@@ -107,7 +108,8 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
     }
     let load_start = first_start.elapsed();
     let setup_interrupted = control.is_interrupted();
-    if setup.is_some() || teardown.is_some() {
+    let phased = setup.is_some() || teardown.is_some() || spec.verify.is_some();
+    if phased {
         progress.note(&format!("-- load: {}", scenario_names(&plan)));
     }
     let staged = plan.stage_count() > 1;
@@ -134,16 +136,28 @@ pub fn run(args: &RunArgs, path: &Path) -> Result<ExitStatus, CliError> {
         None => engine::run(&plan, &control, on_second),
     };
     let agents = cluster.map(super::coordinate::Cluster::finish).unwrap_or_default();
-    let outcome = ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
+    let mut outcome = ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
     let mut summary = summarize(&plan, &outcome);
     let lost = super::coordinate::add_agents(&mut summary, &agents, args.display);
-    if setup.is_some() || teardown.is_some() {
+    if phased {
         let mut load = phases::summarize_phase("load", &plan, &outcome, load_start);
         if setup_interrupted {
             load = phases::skipped_phase("load", &plan, load_start);
         }
         summaries.push(load);
     }
+    if let Some(log) = &write_log {
+        // After the load and its faults: the writes read back, before the teardown cleans up.
+        let read_back = super::writes::read_back(&spec, args, log, &outcome, &control, &mut progress, first_start);
+        summaries.extend(read_back.phase);
+        if read_back.interrupted {
+            outcome.stop = engine::StopReason::Interrupted;
+            summary.partial = true;
+            summary.interrupted = true;
+        }
+        pummel_engine::measure::summary::add_writes(&plan, &mut summary, read_back.writes);
+    }
+    drop(write_log);
     if let Some(teardown) = &teardown {
         summaries.push(run_teardown(teardown, first_start.elapsed(), &mut progress)?);
     }
@@ -247,7 +261,7 @@ fn scenario_names(plan: &Plan) -> String {
 }
 
 /// `-- setup: 5000 ok, 0 failed in 2.1s (completed); exported sub_id ×5000`.
-fn phase_line(phase: &PhaseSummary) -> String {
+pub(super) fn phase_line(phase: &PhaseSummary) -> String {
     let mut line = format!(
         "-- {}: {} ok, {} failed in {:.1}s ({})",
         phase.name, phase.ok, phase.failed, phase.duration_s, phase.ended
@@ -356,7 +370,11 @@ fn apply_flags(spec: &mut PlanSpec, args: &RunArgs, typed: &HashSet<String>) -> 
     if args.ok_status.is_some() {
         target.ok_status = quick::parse_ok_status(args.ok_status.as_deref())?;
     }
-    spec.thresholds.extend(parse_exprs("--threshold", &args.thresholds)?);
+    let thresholds = parse_exprs("--threshold", &args.thresholds)?;
+    if spec.verify.is_none() {
+        quick::no_write_rules("--threshold", &thresholds)?;
+    }
+    spec.thresholds.extend(thresholds);
     spec.abort_when.extend(parse_exprs("--abort-when", &args.abort_when)?);
     if typed.contains("abort_window") {
         spec.abort_window = duration_flag("--abort-window", &args.abort_window)?;
@@ -400,7 +418,7 @@ fn build_plan(spec: &PlanSpec, args: &RunArgs) -> Result<Plan, CliError> {
 
 /// What the command line sets on every phase's plan alike: signing, seed, drain, redirects,
 /// source addresses and TLS.
-fn connection_flags(plan: &mut Plan, args: &RunArgs) -> Result<(), CliError> {
+pub(super) fn connection_flags(plan: &mut Plan, args: &RunArgs) -> Result<(), CliError> {
     if let Some(spec) = &args.request.aws_sigv4 {
         plan.auth = Some(quick::sigv4_signer(spec)?);
     }

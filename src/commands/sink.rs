@@ -54,6 +54,9 @@ impl Settings {
             ws_delay: parse_duration(&args.ws_delay).map_err(|e| usage(anyhow!("--ws-delay: {e}")))?,
             echo: args.echo,
             reuse_port: args.processes > 1 || args.process_index.is_some(),
+            store: args.store,
+            drop_every: args.drop_every,
+            store_file: args.store_file.clone(),
         };
         let stats_every = parse_duration(&args.stats).map_err(|e| usage(anyhow!("--stats: {e}")))?;
         let stop_after =
@@ -124,8 +127,12 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
             } else {
                 String::new()
             };
+            let store = sink
+                .store_counts()
+                .map(|c| format!(" store keys {} writes {} dropped {}", c.keys, c.writes, c.dropped))
+                .unwrap_or_default();
             println!(
-                "Received {} Rate {:.0} r/s open connections {}{tls}{ws}",
+                "Received {} Rate {:.0} r/s open connections {}{tls}{ws}{store}",
                 snapshot.requests, rate, snapshot.open_connections
             );
             last_received = snapshot.requests;
@@ -133,6 +140,16 @@ pub fn run(args: SinkArgs) -> Result<ExitStatus, CliError> {
         }
     }
     let stats = sink.stats();
+    if let Some(c) = sink.store_counts() {
+        // Tests compare a read-back's lost writes with this line's dropped count.
+        eprintln!(
+            "pummel sink: store holds {} keys; {} writes received, {} dropped{}",
+            c.keys,
+            c.writes,
+            c.dropped,
+            args.drop_every.map(|n| format!(" (--drop-every {n})")).unwrap_or_default()
+        );
+    }
     // Flushes and closes the record file, if any, before the summary below is printed.
     let closed = sink.close();
     let own = stats.snapshot();

@@ -88,6 +88,12 @@ pub(super) fn check_flags(args: &SinkArgs) -> Result<(), CliError> {
             args.processes
         )));
     }
+    if args.store {
+        return Err(CliError::usage(anyhow!(
+            "--processes {} with --store: each process would keep a store of its own, and a read              could reach another process than its write",
+            args.processes
+        )));
+    }
     Ok(())
 }
 

@@ -246,6 +246,9 @@ fn observers_and_thresholds(out: &mut String, s: &Summary) {
             let _ = writeln!(out, "    the process went away: {gone}");
         }
     }
+    if let Some(writes) = pummel_report::writes::terminal(s) {
+        out.push_str(&writes);
+    }
     if !s.thresholds.is_empty() {
         let _ = writeln!(out, "\n  thresholds");
         for t in &s.thresholds {

@@ -759,6 +759,7 @@ fn combine(steps: Vec<Step>, cut_short: Option<String>) -> RunOutcome {
         flows,
         limit,
         request_log: None,
+        write_log: None,
         faults: Vec::new(),
         faults_undone_at_exit: Vec::new(),
     }

@@ -17,7 +17,8 @@
 //! - [`measure`]: statistics, the timeline, the summary and the results document;
 //! - [`engine`]: shards and the collector that runs it all; [`observe`]: probes and the
 //!   target watch beside the load; [`request_log`]: the bounded log of failed (and sampled)
-//!   requests; [`find_limit`]: the capacity search on top.
+//!   requests; [`find_limit`]: the capacity search on top; [`writes`]: the write log and the
+//!   read-back that finds lost writes.
 //!
 //! The results document's types live in the `pummel-results` crate, which readers of results
 //! use without this engine.
@@ -36,6 +37,7 @@ pub mod plan;
 pub mod proto;
 pub mod request_log;
 mod seconds;
+pub mod writes;
 
 /// The version written into every results document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

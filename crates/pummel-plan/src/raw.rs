@@ -11,6 +11,7 @@
 //! validation, with the position of the table it is missing from and the form it should take.
 
 mod fault;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,9 +57,12 @@ pub struct RawPlan {
     /// `steady_state = "error_rate=2% p99_factor=3"`: what the faults' recovery is judged
     /// against (the words of `--steady-state`).
     pub steady_state: Option<Spanned<String>>,
+    /// `[verify]`: how the writes (`write = { key = ... }`) are read back after the load.
+    pub verify: Option<Spanned<RawVerify>>,
 }
 
 pub use self::fault::{RawFault, RawProxy};
+pub use self::verify::{RawVerify, RawWrite};
 
 /// `[target]`.
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +240,9 @@ pub struct RawRequest {
     pub extract: Option<Spanned<RawMap<RawExtract>>>,
     /// Checks on the response.
     pub check: Option<Spanned<RawList<RawCheck>>>,
+    /// `write = { key = "..." }`: the request writes this key (logged with its outcome, read
+    /// back by `[verify]`).
+    pub write: Option<Spanned<RawWrite>>,
 }
 
 /// One part of a `multipart` body: a field (`value`, a template) or a file.

@@ -23,6 +23,7 @@ use pummel_engine::plan::{
     Target,
 };
 use pummel_engine::proto::http1::encode_request;
+use pummel_engine::writes::{ReadStep, WriteStep};
 use pummel_results::expr::Expr;
 
 /// Per-request timeout when the plan gives none (as `pummel run`).
@@ -79,7 +80,41 @@ pub struct PlanSpec {
     /// Every file the plan refers to (feeders, bodies), as written in it and where it was
     /// found: what a coordinator ships to its agents with the plan.
     pub files: Vec<(String, std::path::PathBuf)>,
+    /// `[verify]`: how the writes are read back after the load.
+    pub verify: Option<VerifySpec>,
 }
+
+/// `[verify]`, with defaults applied: after the load, its faults and `settle`, every key the
+/// run wrote is read back by `request`, at `rate` over at most `connections`.
+#[derive(Debug, Clone)]
+pub struct VerifySpec {
+    /// Time between the end of the load (and its faults) and the first read.
+    pub settle: Duration,
+    /// Reads per second.
+    pub rate: f64,
+    /// Connections the reads share, at most.
+    pub connections: usize,
+    /// Time limit of each read.
+    pub timeout: Duration,
+    /// The read of one key (its templates read `{{ key }}` and `{{ value }}`).
+    pub request: RequestStepSpec,
+    /// Statuses meaning the key is there.
+    pub found: StatusSet,
+    /// Statuses meaning it is not.
+    pub missing: StatusSet,
+    /// Where the stored value is in the answer (`None`: the whole body).
+    pub value: Option<Extractor>,
+}
+
+/// `[verify]`'s settle time when it gives none.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
+/// `[verify]`'s reads per second when it gives none.
+pub const DEFAULT_VERIFY_RATE: f64 = 500.0;
+/// `[verify]`'s connections when it gives none.
+pub const DEFAULT_VERIFY_CONNECTIONS: usize = 50;
+/// `[verify]`'s time limit per read when it gives none: the read-back is patient, whatever the
+/// load's own (often short) timeout was.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[target]`, with defaults applied.
 #[derive(Debug, Clone)]
@@ -295,6 +330,8 @@ pub struct RequestStepSpec {
     pub checks: Vec<Check>,
     /// The host it goes to: 0 for [`PlanSpec::target`], `i` for `other_targets[i - 1]`.
     pub target: usize,
+    /// `write = { key = ... }`: the request writes a key (see `pummel_engine::writes`).
+    pub write: Option<WriteStep>,
 }
 
 /// A request body.
@@ -407,6 +444,69 @@ impl PlanSpec {
         self.scenarios.iter().any(|s| s.phase != Phase::Load)
     }
 
+    /// True when a request of the load writes keys (`write = { key = ... }`).
+    pub fn has_writes(&self) -> bool {
+        self.scenarios.iter().filter(|s| s.phase == Phase::Load).any(|s| {
+            let mut requests = Vec::new();
+            collect_requests(&s.flow, &mut requests);
+            requests.iter().any(|r| r.write.is_some())
+        })
+    }
+
+    /// True when a write of the plan records a value, so that reads compare values.
+    pub fn writes_values(&self) -> bool {
+        self.requests().filter_map(|r| r.write.as_ref()).any(|w| w.value.is_some() || w.body)
+    }
+
+    /// The engine plan of the verify phase: one closed-model scenario of `[verify]`'s
+    /// connections as users, each reading the key of one row of `feeder` (the grouped write
+    /// log, see `pummel_engine::writes::verify`) per iteration and pausing so that together they
+    /// read at most `[verify]`'s rate, until the `keys` rows are read; `None` without
+    /// `[verify]`. (Closed, not open: a read waiting for a connection when a schedule ends would
+    /// be dropped, its key never read; users just stop when the keys run out.)
+    pub fn verify_plan(&self, threads: usize, feeder: Feeder, keys: u64) -> Result<Option<Plan>, PlanError> {
+        let Some(verify) = &self.verify else { return Ok(None) };
+        let compare = self.writes_values();
+        let plan = self.assemble(threads, |builder| {
+            let mut step = builder.request(&verify.request, 0)?;
+            step.read = Some(Arc::new(ReadStep {
+                found: verify.found.clone(),
+                missing: verify.missing.clone(),
+                value: verify.value.clone(),
+                compare,
+            }));
+            let users = (verify.connections as u64).min(keys).max(1);
+            let mut steps = vec![Step::Request(Arc::new(step))];
+            // Each user reads one key every `users / rate` seconds at most.
+            let pause = Duration::from_secs_f64(users as f64 / verify.rate);
+            if pause >= Duration::from_micros(100) {
+                steps.push(Step::Think(Think::Fixed(pause)));
+            }
+            let scenario = Scenario {
+                name: "verify".to_string(),
+                load: Load::Closed(ClosedLoad { connections: users as usize }),
+                ramp_up: Duration::ZERO,
+                user_stages: Vec::new(),
+                feeders: vec![0],
+                // A bound no user reaches: users stop when the keys run out.
+                iterations: Some(keys),
+                duration: None,
+                flow: Flow { steps },
+                http2: self.target.http2_streams.map(|streams| Http2Settings { streams }),
+                start: Duration::ZERO,
+                after: None,
+                export: Vec::new(),
+            };
+            Ok((vec![scenario], vec![Arc::new(feeder)]))
+        })?;
+        let mut plan = plan;
+        plan.timeout = verify.timeout;
+        for other in &mut plan.other_targets {
+            other.timeout = verify.timeout;
+        }
+        Ok(Some(plan))
+    }
+
     /// Every host of the plan resolved (the only I/O of building a plan besides the feeders),
     /// in the order of `Plan::target_of`.
     fn resolve_targets(&self) -> Result<Vec<Target>, PlanError> {
@@ -423,10 +523,15 @@ impl PlanSpec {
     }
 
     fn build(&self, threads: usize, phase: Phase) -> Result<Plan, PlanError> {
-        let resolved = self.resolve_targets()?;
-        let refs: Vec<&Target> = resolved.iter().collect();
-        let mut builder =
-            Builder { spec: self, targets: &refs, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
+        self.assemble(threads, |builder| self.phase_scenarios(builder, phase))
+    }
+
+    /// The scenarios of `phase`, and the plan's feeders, opened.
+    fn phase_scenarios(
+        &self,
+        builder: &mut Builder,
+        phase: Phase,
+    ) -> Result<(Vec<Scenario>, Vec<Arc<Feeder>>), PlanError> {
         let mut list = Vec::new();
         let in_phase: Vec<&ScenarioSpec> = self.scenarios.iter().filter(|s| s.phase == phase).collect();
         for (index, scenario) in in_phase.iter().enumerate() {
@@ -453,13 +558,28 @@ impl PlanSpec {
                 export: scenario.export.clone(),
             });
         }
-        let Builder { names, checks, branches, .. } = builder;
         let mut feeders = Vec::new();
         for feeder in &self.feeders {
             let opened = Feeder::open(&feeder.name, &feeder.path, feeder.format, feeder.mode, feeder.when_exhausted)
                 .map_err(|e| PlanError::Invalid(format!("feeder {:?}: {e}", feeder.name)))?;
             feeders.push(Arc::new(opened));
         }
+        Ok((list, feeders))
+    }
+
+    /// An engine plan of the scenarios `scenarios` makes (with the builder that numbers their
+    /// names, checks and branches), over the plan's targets and their settings.
+    fn assemble(
+        &self,
+        threads: usize,
+        scenarios: impl FnOnce(&mut Builder) -> Result<(Vec<Scenario>, Vec<Arc<Feeder>>), PlanError>,
+    ) -> Result<Plan, PlanError> {
+        let resolved = self.resolve_targets()?;
+        let refs: Vec<&Target> = resolved.iter().collect();
+        let mut builder =
+            Builder { spec: self, targets: &refs, names: Vec::new(), checks: Vec::new(), branches: Vec::new() };
+        let (list, feeders) = scenarios(&mut builder)?;
+        let Builder { names, checks, branches, .. } = builder;
         let scenarios = Scenarios {
             list,
             names,
@@ -502,7 +622,20 @@ impl PlanSpec {
     /// One line per scenario saying what it does, e.g.
     /// `scenario "api": 3 steps (2 requests), rate 50 → 200 → 500 /s over 9s`.
     pub fn describe(&self) -> String {
-        let lines: Vec<String> = self.scenarios.iter().map(|s| self.describe_scenario(s)).collect();
+        let mut lines: Vec<String> = self.scenarios.iter().map(|s| self.describe_scenario(s)).collect();
+        if let Some(verify) = &self.verify {
+            let writes = self.requests().filter(|r| r.write.is_some()).count();
+            lines.push(format!(
+                "verify: {} {} per key written ({writes} request{} write{}), {} reads/s over at most {} connections, {}",
+                verify.request.method,
+                self.request_url(&verify.request),
+                if writes == 1 { "" } else { "s" },
+                if writes == 1 { "s" } else { "" },
+                number(verify.rate),
+                verify.connections,
+                if verify.settle.is_zero() { "at once".to_string() } else { seconds(verify.settle) + " after the load" },
+            ));
+        }
         lines.join("\n")
     }
 
@@ -850,6 +983,8 @@ impl Builder<'_> {
             checks,
             fixed,
             target: r.target,
+            write: r.write.clone().map(Arc::new),
+            read: None,
         })
     }
 }

@@ -171,6 +171,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         request_log: None,
         faults: Vec::new(),
         steady_state: None,
+        writes: None,
     }
 }
 

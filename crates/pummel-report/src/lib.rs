@@ -30,6 +30,7 @@ pub mod load;
 pub mod markdown;
 pub mod svg;
 pub mod tables;
+pub mod writes;
 
 #[cfg(test)]
 pub(crate) mod fixture;

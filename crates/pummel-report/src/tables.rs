@@ -1,7 +1,8 @@
 //! The report's tables, built once and rendered by both the page ([`crate::html`]) and the
 //! markdown ([`crate::markdown`]), so the two always show the same figures: latency, requests,
-//! connections and generator health, failures by kind, status codes, thresholds, and the
-//! per-stage or, for find-limit runs, per-step table users used to write by hand.
+//! connections and generator health, failures by kind, status codes, thresholds, faults, writes
+//! and their read-back, and the per-stage or, for find-limit runs, per-step table users used to
+//! write by hand.
 
 use pummel_results::document::{FindLimitReport, ResultsDocument};
 use pummel_results::error_kind::ErrorKind;
@@ -91,6 +92,7 @@ pub fn all(doc: &ResultsDocument) -> Vec<Table> {
     tables.extend(probes(doc));
     tables.extend(target(doc));
     tables.extend(crate::faults::table(doc));
+    tables.extend(crate::writes::tables(doc));
     match &doc.find_limit {
         Some(report) => tables.push(steps(doc, report)),
         None => tables.push(stages(doc)),

@@ -10,6 +10,7 @@
 //!        | "error_rate" | "rate" | "dropped" | "failed" | "completed" | "sent"
 //!        | "errors." kind             (kind: snake_case, e.g. timeout, status_5xx)
 //!        | "recovery_time" | "fault_errors"
+//!        | "lost" | "recovered" | "unexpected" | "unread"
 //! stat   = "min" | "mean" | "avg" | "median" | "max" | "p" pct | "p(" pct ")"
 //! op     = "<" | "<=" | ">" | ">=" | "==" | "!="
 //! value  = number [unit]              (number: digits with an optional decimal point)
@@ -25,7 +26,9 @@
 //! - `rate` is requests per second, plain or with `/s`; counts take plain numbers only;
 //! - `recovery_time` (the slowest recovery of the run's faults; none when one did not recover,
 //!   so the rule fails) takes a duration, `fault_errors` (requests failed through the faults)
-//!   a count.
+//!   a count;
+//! - `lost`, `recovered`, `unexpected` and `unread` (keys, from a plan's `[verify]` read-back of
+//!   its writes: see `writes`) take counts.
 //!
 //! One file over 600 lines: about 550 lines of code (the grammar and its parser belong together); the rest is its tests.
 
@@ -82,6 +85,14 @@ pub enum Metric {
     RecoveryTime,
     /// Requests that failed through the faults, from each one's start to its recovery (count).
     FaultErrors,
+    /// Keys with an acknowledged write that the read-back found missing or wrong (count).
+    Lost,
+    /// Keys whose writes were all unknown or failed, found by the read-back anyway (count).
+    Recovered,
+    /// Values the read-back found that no attempted write wrote (count).
+    Unexpected,
+    /// Keys whose read-back gave no verdict (count).
+    Unread,
 }
 
 /// How a metric's value is written and normalised.
@@ -94,6 +105,12 @@ enum Kind {
 }
 
 impl Metric {
+    /// True for the figures of a plan's read-back of its writes (`lost`, `recovered`,
+    /// `unexpected`, `unread`): known only after the verify phase, never during the load.
+    pub fn is_of_writes(&self) -> bool {
+        matches!(self, Metric::Lost | Metric::Recovered | Metric::Unexpected | Metric::Unread)
+    }
+
     fn kind(&self) -> Kind {
         match self {
             Metric::Latency(_) | Metric::ServiceTime(_) | Metric::LatencyAll(_) | Metric::RecoveryTime => {
@@ -135,6 +152,10 @@ impl fmt::Display for Metric {
             Metric::ErrorCount(kind) => write!(f, "errors.{kind}"),
             Metric::RecoveryTime => f.write_str("recovery_time"),
             Metric::FaultErrors => f.write_str("fault_errors"),
+            Metric::Lost => f.write_str("lost"),
+            Metric::Recovered => f.write_str("recovered"),
+            Metric::Unexpected => f.write_str("unexpected"),
+            Metric::Unread => f.write_str("unread"),
         }
     }
 }
@@ -336,7 +357,7 @@ fn caret_pad(input: &str, position: usize) -> String {
 
 const METRICS: &str = "p50, p99, p99.9, min, mean, max, latency.<stat>, service.<stat>, latency_all.<stat>, \
                        error_rate, probe_ok, rate, dropped, failed, unanswered, completed, sent, errors.<kind>, \
-                       recovery_time or fault_errors";
+                       recovery_time, fault_errors, lost, recovered, unexpected or unread";
 const STATS: &str = "min, mean, max or a percentile such as p50, p99, p99.9";
 const OP_LIST: &str = "<, <=, >, >=, == or !=";
 
@@ -381,6 +402,10 @@ impl<'a> Parser<'a> {
             "unanswered" => Metric::Unanswered,
             "recovery_time" => Metric::RecoveryTime,
             "fault_errors" => Metric::FaultErrors,
+            "lost" => Metric::Lost,
+            "recovered" => Metric::Recovered,
+            "unexpected" => Metric::Unexpected,
+            "unread" => Metric::Unread,
             _ => {
                 if let Some(kind) = name.strip_prefix("errors.") {
                     let snake = kind.starts_with(|c: char| c.is_ascii_lowercase())
@@ -628,6 +653,10 @@ mod tests {
         check("latency_all.p50<10ms", Metric::LatencyAll(Stat::Percentile(50.0)), Lt, 10.0);
         check("recovery_time<10s", Metric::RecoveryTime, Lt, 10_000.0);
         check("fault_errors<500", Metric::FaultErrors, Lt, 500.0);
+        check("lost==0", Metric::Lost, Eq, 0.0);
+        check("recovered>=1", Metric::Recovered, Ge, 1.0);
+        check("unexpected==0", Metric::Unexpected, Eq, 0.0);
+        check("unread<10", Metric::Unread, Lt, 10.0);
     }
 
     #[test]
@@ -834,6 +863,10 @@ mod tests {
             Just(Metric::Unanswered),
             Just(Metric::RecoveryTime),
             Just(Metric::FaultErrors),
+            Just(Metric::Lost),
+            Just(Metric::Recovered),
+            Just(Metric::Unexpected),
+            Just(Metric::Unread),
             "[a-z][a-z0-9_]{0,12}".prop_map(Metric::ErrorCount),
         ]
     }

@@ -19,6 +19,7 @@ pub mod observed;
 pub mod recovery;
 pub mod summary;
 pub mod timeline;
+pub mod writes;
 
 /// The version written into every results document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

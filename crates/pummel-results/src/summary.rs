@@ -117,6 +117,10 @@ pub struct Summary {
     /// are all of them merged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<AgentSummary>,
+    /// Plans with writes (`write = { key = ... }`): their outcomes, and what the `[verify]`
+    /// read-back found of them (see `writes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<crate::writes::WritesSummary>,
 }
 
 /// One agent of a distributed run: its part, its clock, how it fared, and whether it was lost.
@@ -162,7 +166,7 @@ pub struct AgentSummary {
 /// One phase of a run in phases (setup, load, teardown): when it ran and what it did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseSummary {
-    /// `setup`, `load` or `teardown`.
+    /// `setup`, `load`, `verify` or `teardown`.
     pub name: String,
     /// Its scenarios.
     pub scenarios: Vec<String>,

@@ -72,6 +72,16 @@ pub struct SinkConfig {
     /// (`pummel sink --processes N`). Off by default: then a second sink started on a port in
     /// use fails to bind instead of silently taking part of the traffic.
     pub reuse_port: bool,
+    /// Be a small key-value store (`--store`): `PUT`/`POST` keep the body under the path,
+    /// `GET` gives it back (or `404`), `DELETE` removes it; see `store`. Off by default.
+    pub store: bool,
+    /// With `store`: answer every N-th write `201` and drop it (`--drop-every N`), counted in
+    /// [`StoreCounts::dropped`](crate::StoreCounts::dropped). A store that loses writes, for
+    /// testing a read-back.
+    pub drop_every: Option<u64>,
+    /// With `store`: keep the store in this file too (`--store-file`), read back at start, so
+    /// that a sink killed and started again holds what it acknowledged.
+    pub store_file: Option<PathBuf>,
 }
 
 impl Default for SinkConfig {
@@ -90,6 +100,9 @@ impl Default for SinkConfig {
             ws_delay: Duration::ZERO,
             echo: false,
             reuse_port: false,
+            store: false,
+            drop_every: None,
+            store_file: None,
         }
     }
 }
@@ -126,6 +139,12 @@ impl SinkConfig {
         }
         if !(1..=MAX_THREADS).contains(&self.threads) {
             problems.push(ConfigError::Threads(self.threads));
+        }
+        if self.drop_every.is_some_and(|n| n == 0 || !self.store) || (self.store_file.is_some() && !self.store) {
+            problems.push(ConfigError::DropEvery);
+        }
+        if self.store && self.echo {
+            problems.push(ConfigError::StoreAndEcho);
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) ws_delay: Duration,
     /// Answers that describe the request (`--echo`); `None`: the fixed answers.
     pub(crate) echo: Option<crate::echo::Echo>,
+    /// The key-value store (`--store`); `None`: the fixed answers.
+    pub(crate) store: Option<Arc<crate::store::Store>>,
 }
 
 /// A token bucket shared by all threads: `rate` tokens a second, at most `burst` saved up.
@@ -119,6 +121,7 @@ impl Shared {
             tls: None,
             ws_delay: config.ws_delay,
             echo: config.echo.then(|| crate::echo::Echo::new(config.status)),
+            store: config.store.then(|| Arc::new(crate::store::Store::new(config.drop_every))),
         }
     }
 }
@@ -168,7 +171,8 @@ enum Read {
 /// (the task is then dropped, which closes the socket). `_open` keeps it counted as open.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, _open: OpenConnection) {
     let Some(stream) = Stream::new(stream, shared.tls.as_ref(), &shared.stats) else { return };
-    let framer = if shared.recorder.is_some() || shared.echo.is_some() { Framer::recording() } else { Framer::new() };
+    let capture = shared.recorder.is_some() || shared.echo.is_some() || shared.store.is_some();
+    let framer = if capture { Framer::recording() } else { Framer::new() };
     let mut connection = Connection {
         stream,
         shared,
@@ -317,6 +321,19 @@ impl Connection {
                     {
                         self.echoes.push(echoes.answer(captured, &head, mode));
                         echo = true;
+                    }
+                    // The store writes when the request is read (before the delay); an injected
+                    // 500 comes after the write, a 503 over capacity instead of it.
+                    if let (Some(store), Some(captured), Answer::Reply { outcome, mode, head_only }, None) =
+                        (&shared.store, &captured, answer, &upgrade)
+                    {
+                        if outcome != Outcome::Overloaded {
+                            let stored = store.apply(&captured.method, &captured.target, &captured.body);
+                            if outcome == Outcome::Normal {
+                                self.echoes.push(crate::store::encode(&stored, mode, head_only));
+                                echo = true;
+                            }
+                        }
                     }
                     if let (Some(recorder), Some(captured)) = (&shared.recorder, captured) {
                         recorder.record(captured);

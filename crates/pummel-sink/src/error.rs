@@ -40,6 +40,16 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    /// The store file ([`SinkConfig::store_file`](crate::SinkConfig::store_file)) could not be
+    /// opened or read.
+    #[error("could not open the store file {}", path.display())]
+    StoreFile {
+        /// The file asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The TLS certificate could not be generated or read, or does not match its key.
     #[error("TLS: {0}")]
     Tls(String),
@@ -84,6 +94,12 @@ pub enum ConfigError {
     /// `threads` is zero or absurdly high.
     #[error("threads must be between 1 and {MAX_THREADS}, got {0}")]
     Threads(usize),
+    /// `drop_every` (or `store_file`) without `store`, or a `drop_every` of zero.
+    #[error("drop_every and store_file are the store's: they need store (and drop_every at least 1)")]
+    DropEvery,
+    /// `store` and `echo` both: a request gets one answer.
+    #[error("store and echo answer requests each their own way: choose one")]
+    StoreAndEcho,
 }
 
 fn list(problems: &[ConfigError]) -> String {

@@ -7,7 +7,8 @@
 //! `500` at the error rate, `503` beyond the capacity, after the configured delay; requests,
 //! answers and bytes are counted in the same [`SinkStats`](crate::SinkStats) (one connection
 //! however many streams). With `--echo`, normal answers describe the request as over HTTP/1.1
-//! (`echo`: JSON body, `x-request-id`). With `--record`, each request is written to the record file
+//! (`echo`: JSON body, `x-request-id`); with `--store`, they are the store's (`store`). With
+//! `--record`, each request is written to the record file
 //! as HTTP/1.1 ones are (method, path, header fields in HTTP/2's lower case, pseudo-headers
 //! left out, body).
 //!
@@ -35,6 +36,7 @@ use crate::echo::Echo;
 use crate::record::Captured;
 use crate::response::{Answer, ConnMode, Outcome};
 use crate::stats::SinkStats;
+use crate::store::StoreAnswer;
 use crate::stream::{Stream, TlsStream};
 
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
@@ -130,7 +132,8 @@ impl Answers {
     }
 }
 
-/// What an echo answer (`--echo`) tells of an HTTP/2 request, and what `--record` keeps of it.
+/// What an echo answer (`--echo`) tells of an HTTP/2 request, what `--record` keeps of it, and
+/// what `--store` writes.
 struct Echoed {
     method: String,
     /// Path and query.
@@ -138,10 +141,12 @@ struct Echoed {
     body_bytes: u64,
     /// The request as recorded, when the sink records.
     captured: Option<Captured>,
+    /// The body (at most 1 MiB), when the sink is a store.
+    store_body: Option<Vec<u8>>,
 }
 
 impl Echoed {
-    fn of<T>(request: &http::Request<T>, recording: bool) -> Echoed {
+    fn of<T>(request: &http::Request<T>, recording: bool, storing: bool) -> Echoed {
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         let method = request.method().as_str().to_string();
         let captured = recording.then(|| Captured {
@@ -156,7 +161,15 @@ impl Echoed {
                 .collect(),
             ..Captured::default()
         });
-        Echoed { method, target, body_bytes: 0, captured }
+        Echoed { method, target, body_bytes: 0, captured, store_body: storing.then(Vec::new) }
+    }
+
+    /// Applies the request to the store (`--store`), unless the sink refused it (`503` over
+    /// capacity): the store's answer.
+    fn store(&self, shared: &Shared, outcome: Outcome) -> Option<StoreAnswer> {
+        let store = shared.store.as_ref()?;
+        let body = self.store_body.as_deref()?;
+        (outcome != Outcome::Overloaded).then(|| store.apply(&self.method, &self.target, body))
     }
 
     /// Hands the recorded request to the recorder, once.
@@ -164,6 +177,40 @@ impl Echoed {
         if let (Some(recorder), Some(captured)) = (&shared.recorder, self.captured.take()) {
             recorder.record(captured);
         }
+    }
+}
+
+/// Sends the store's answer on `respond`.
+fn send_stored(respond: &mut SendResponse<Bytes>, stored: StoreAnswer, head_only: bool) -> Result<(), ::h2::Error> {
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    if stored.status != 204 {
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(stored.body.len()));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(stored.content_type));
+    }
+    let end = head_only || stored.body.is_empty();
+    let mut stream = respond.send_response(response, end)?;
+    if !end {
+        stream.send_data(Bytes::from(stored.body), true)?;
+    }
+    Ok(())
+}
+
+/// Sends the answer of `outcome`: the store's when it has one for a normal answer, else the
+/// configured (or echo) answer.
+fn send_answer(
+    shared: &Shared,
+    answers: &Answers,
+    respond: &mut SendResponse<Bytes>,
+    outcome: Outcome,
+    head_only: bool,
+    echoed: Option<&Echoed>,
+    stored: Option<StoreAnswer>,
+) -> Result<(), ::h2::Error> {
+    match stored {
+        Some(stored) if outcome == Outcome::Normal => send_stored(respond, stored, head_only),
+        _ => answers.send(respond, outcome, head_only, shared.echo.as_ref().zip(echoed)),
     }
 }
 
@@ -193,7 +240,9 @@ pub(crate) async fn serve(stream: Stream, received: Vec<u8>, shared: Arc<Shared>
                 Some(Ok((request, respond))) => {
                     let head_only = request.method() == Method::HEAD;
                     let recording = shared.recorder.is_some();
-                    let echoed = (shared.echo.is_some() || recording).then(|| Echoed::of(&request, recording));
+                    let storing = shared.store.is_some();
+                    let echoed = (shared.echo.is_some() || recording || storing)
+                        .then(|| Echoed::of(&request, recording, storing));
                     let body = request.into_body();
                     if body.is_end_stream() {
                         shared.stats.add_requests(1);
@@ -236,8 +285,10 @@ fn answer(
         echoed.record(shared);
     }
     let outcome = outcome(shared);
+    // The store writes now, before the delay.
+    let stored = echoed.as_ref().and_then(|e| e.store(shared, outcome));
     if shared.delay.is_zero() {
-        if answers.send(&mut respond, outcome, head_only, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
+        if send_answer(shared, answers, &mut respond, outcome, head_only, echoed.as_ref(), stored).is_ok() {
             shared.stats.add_responses(1);
         }
         return;
@@ -246,7 +297,7 @@ fn answer(
     let (shared, answers) = (Arc::clone(shared), Arc::clone(answers));
     held.spawn(async move {
         sleep_until(due).await;
-        if answers.send(&mut respond, outcome, head_only, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
+        if send_answer(&shared, &answers, &mut respond, outcome, head_only, echoed.as_ref(), stored).is_ok() {
             shared.stats.add_responses(1);
         }
     });
@@ -268,6 +319,10 @@ async fn read_body_then_answer(
             if let Some(captured) = &mut echoed.captured {
                 captured.push_body(&chunk);
             }
+            if let Some(body) = &mut echoed.store_body {
+                let room = crate::record::MAX_RECORDED_BODY.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
         }
     }
     shared.stats.add_requests(1);
@@ -275,10 +330,11 @@ async fn read_body_then_answer(
         echoed.record(&shared);
     }
     let outcome = outcome(&shared);
+    let stored = echoed.as_ref().and_then(|e| e.store(&shared, outcome));
     if !shared.delay.is_zero() {
         sleep_until(after(Instant::now(), shared.delay.sample())).await;
     }
-    if answers.send(&mut respond, outcome, false, shared.echo.as_ref().zip(echoed.as_ref())).is_ok() {
+    if send_answer(&shared, &answers, &mut respond, outcome, false, echoed.as_ref(), stored).is_ok() {
         shared.stats.add_responses(1);
     }
 }

@@ -28,7 +28,8 @@
 //! client), `stream` (plain TCP or TLS under a connection), `tls` ([`SinkTls`]: certificate
 //! and rustls configuration for HTTPS), `record` (the record file: `SinkConfig::record`),
 //! `ws` and `ws_io` (the WebSocket echo on upgraded connections, through tokio-tungstenite),
-//! `echo` (answers describing the request: `SinkConfig::echo`),
+//! `echo` (answers describing the request: `SinkConfig::echo`), `store` (a small key-value
+//! store: `SinkConfig::store`),
 //! `server` ([`start`], threads and the listener).
 
 mod chunked;
@@ -43,6 +44,7 @@ mod request;
 mod response;
 mod server;
 mod stats;
+mod store;
 mod stream;
 mod tls;
 mod ws;
@@ -51,6 +53,6 @@ mod ws_io;
 pub use config::SinkConfig;
 pub use delay::{Delay, ParseDelayError};
 pub use error::{ConfigError, SinkError};
-pub use server::{SinkHandle, start};
+pub use server::{SinkHandle, StoreCounts, start};
 pub use stats::{SinkStats, StatsSnapshot};
 pub use tls::SinkTls;

@@ -55,7 +55,13 @@ pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkErr
     };
     let tls = config.tls.as_ref().map(tls::server).transpose()?;
     let tls_ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
-    let shared = Arc::new(Shared { tls: tls.map(|t| t.config), ..Shared::new(&config, Arc::clone(&stats), recorder) });
+    let mut shared = Shared { tls: tls.map(|t| t.config), ..Shared::new(&config, Arc::clone(&stats), recorder) };
+    if let (true, Some(path)) = (config.store, &config.store_file) {
+        let store = crate::store::Store::with_file(config.drop_every, path)
+            .map_err(|source| SinkError::StoreFile { path: path.clone(), source })?;
+        shared.store = Some(Arc::new(store));
+    }
+    let shared = Arc::new(shared);
     // If anything below fails, dropping `handle` stops the threads already started.
     let mut handle = SinkHandle {
         local_addr,
@@ -64,6 +70,7 @@ pub fn start(addr: SocketAddr, config: SinkConfig) -> Result<SinkHandle, SinkErr
         threads: Vec::with_capacity(config.threads),
         writer,
         tls_ca_pem,
+        store: shared.store.clone(),
     };
     for index in 0..config.threads {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SinkError::Runtime)?;
@@ -155,6 +162,19 @@ pub struct SinkHandle {
     writer: Option<RecordWriter>,
     /// The PEM of the CA that signed a generated TLS certificate.
     tls_ca_pem: Option<String>,
+    /// The key-value store, when the sink is one (`--store`).
+    store: Option<Arc<crate::store::Store>>,
+}
+
+/// What a store sink (`--store`) holds and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Keys held now.
+    pub keys: u64,
+    /// Writes received (`PUT`, `POST`), dropped ones included.
+    pub writes: u64,
+    /// Writes answered `201` and not stored (`--drop-every`).
+    pub dropped: u64,
 }
 
 impl SinkHandle {
@@ -167,6 +187,15 @@ impl SinkHandle {
     /// the PEM of the CA that signed it, for clients to trust (curl's or pummel's `--cacert`).
     pub fn tls_ca_pem(&self) -> Option<&str> {
         self.tls_ca_pem.as_deref()
+    }
+
+    /// What the store holds and did, when the sink is one ([`SinkConfig::store`]).
+    pub fn store_counts(&self) -> Option<StoreCounts> {
+        self.store.as_ref().map(|store| StoreCounts {
+            keys: store.keys(),
+            writes: store.writes(),
+            dropped: store.dropped(),
+        })
     }
 
     /// The sink's live counters; keep the `Arc` to read them while the sink runs or after.

@@ -20,6 +20,7 @@ use crate::measure::timeline::{Gauges, entry};
 use crate::observe;
 use crate::plan::{Load, Plan};
 use crate::request_log::Writer as RequestLogWriter;
+use crate::writes::spill::Writer as WriteLogWriter;
 use pummel_results::expr::{MetricSource, Stat};
 use pummel_results::histogram::histogram_stat_ms;
 use pummel_results::timeline::TimelineEntry;
@@ -73,6 +74,13 @@ pub(super) fn run(
         ),
         _ => None,
     };
+    let write_log = match (&plan.write_log, &source) {
+        (Some(spec), Source::Local) => Some(
+            WriteLogWriter::start(spec)
+                .map_err(|source| EngineError::WriteLog { path: spec.path.display().to_string(), source })?,
+        ),
+        _ => None,
+    };
     let stop = match &source {
         Source::Local => control.token().child_token(),
         Source::Remote(remote) => remote.stop.clone(),
@@ -98,8 +106,11 @@ pub(super) fn run(
             let shards = effective_shards(plan);
             let (reports_tx, reports) = mpsc::channel();
             let cpu_at_start = ProcessTime::now();
-            let log = request_log.as_ref().map(RequestLogWriter::link);
-            let threads = spawn_shards(plan, shards, start, &stop, &reports_tx, log)?;
+            let links = ShardLinks {
+                log: request_log.as_ref().map(RequestLogWriter::link),
+                writes: write_log.as_ref().map(WriteLogWriter::link),
+            };
+            let threads = spawn_shards(plan, shards, start, &stop, &reports_tx, links)?;
             (shards, threads, Box::new(reports.into_iter()), Box::new(move || cpu_at_start.elapsed()))
         }
         Source::Remote(remote) => {
@@ -285,6 +296,7 @@ pub(super) fn run(
     }
     // Every shard's log went with its thread: the writer has all there is.
     let request_log = request_log.map(RequestLogWriter::finish);
+    let write_log = write_log.map(WriteLogWriter::finish);
     let (fault_windows, faults_undone_at_exit) = faults.map(pummel_faults::Running::finish).unwrap_or_default();
     if let Some(last) = timeline.last_mut() {
         last.faults.extend(faults_undone_at_exit.iter().cloned());
@@ -323,6 +335,7 @@ pub(super) fn run(
         flows,
         limit,
         request_log,
+        write_log,
         faults: fault_windows,
         faults_undone_at_exit,
     })
@@ -347,6 +360,13 @@ fn start_instant(plan: &Plan) -> Result<(SystemTime, Instant), EngineError> {
     }
 }
 
+/// What the shards log through, besides their reports: the request log and the write log.
+#[derive(Default)]
+pub(super) struct ShardLinks {
+    pub log: Option<crate::request_log::LogLink>,
+    pub writes: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
 /// Starts `shards` shard threads of `plan`, each reporting to `reports`; on failure the ones
 /// started are stopped.
 pub(super) fn spawn_shards(
@@ -355,7 +375,7 @@ pub(super) fn spawn_shards(
     start: Instant,
     stop: &tokio_util::sync::CancellationToken,
     reports: &mpsc::Sender<ShardReport>,
-    log: Option<crate::request_log::LogLink>,
+    links: ShardLinks,
 ) -> Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>, EngineError> {
     let tls: Vec<Option<Arc<TlsClient>>> = plan.tls_clients()?.into_iter().map(|c| c.map(Arc::new)).collect();
     let plan_arc = Arc::new(plan.clone());
@@ -371,7 +391,8 @@ pub(super) fn spawn_shards(
             stop: stop.clone(),
             reports: reports.clone(),
             ends: ends.clone(),
-            log: log.clone(),
+            log: links.log.clone(),
+            writes: links.writes.clone(),
         };
         let spawned =
             std::thread::Builder::new().name(format!("pummel-shard-{index}")).spawn(move || shard::run(setup));

@@ -63,6 +63,8 @@ pub struct RunOutcome {
     pub limit: Option<pummel_results::summary::LimitVerdict>,
     /// What the request log wrote and left out (`--log-requests`).
     pub request_log: Option<crate::request_log::RequestLogTotals>,
+    /// What the write log wrote (plans with writes): its spill file, for the read-back.
+    pub write_log: Option<crate::writes::spill::WriteLogTotals>,
     /// Each fault's window, in plan order (empty without faults).
     pub faults: Vec<pummel_results::fault::FaultWindow>,
     /// What was done to the faults after the last second of the timeline: those still on when
@@ -111,6 +113,14 @@ pub enum EngineError {
     /// The request log's file cannot be created.
     #[error("cannot write the request log {path}: {source}")]
     RequestLog {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The write log's spill file cannot be created.
+    #[error("cannot write the write log {path}: {source}")]
+    WriteLog {
         /// The file.
         path: String,
         /// Why.

@@ -46,7 +46,7 @@ pub fn run_shards(
     };
     let stop = control.token().child_token();
     let (reports_tx, reports) = channel();
-    let threads = collector::spawn_shards(plan, shards, start, &stop, &reports_tx, None)?;
+    let threads = collector::spawn_shards(plan, shards, start, &stop, &reports_tx, Default::default())?;
     drop(reports_tx);
     for report in reports {
         let Some(wire) = WireReport::of(&report) else { continue };
@@ -150,7 +150,7 @@ impl Inbound {
                 tail: Box::new(tail.decode()?),
                 tail_named: tail_named.into_iter().map(WireNameCounts::decode).collect(),
                 stages: stages.into_iter().map(WireStats::decode).collect::<Result<_, _>>()?,
-                flows: Box::new(flows.decode()?),
+                flows: Box::new((*flows).decode()?),
                 other_errors,
                 sending_stopped: Duration::from_micros(sending_stopped_us),
                 thread_busy,
@@ -240,7 +240,7 @@ pub enum WireReport {
         tail: WireStats,
         tail_named: Vec<WireNameCounts>,
         stages: Vec<WireStats>,
-        flows: WireTallies,
+        flows: Box<WireTallies>,
         other_errors: Vec<String>,
         sending_stopped_us: u64,
         thread_busy: f64,
@@ -291,7 +291,7 @@ impl WireReport {
                 tail: WireStats::from(tail.as_ref()),
                 tail_named: tail_named.iter().map(WireNameCounts::from).collect(),
                 stages: stages.iter().map(WireStats::from).collect(),
-                flows: WireTallies::from(flows.as_ref()),
+                flows: Box::new(WireTallies::from(flows.as_ref())),
                 other_errors: other_errors.clone(),
                 sending_stopped_us: sending_stopped.as_micros() as u64,
                 thread_busy: *thread_busy,
@@ -455,6 +455,9 @@ pub struct WireTallies {
     pub windows: Vec<Option<(u64, Option<u64>)>>,
     pub targets: Vec<WireStats>,
     pub exports: BTreeMap<String, Vec<String>>,
+    /// The writes by outcome (a read-back does not run over agents).
+    #[serde(default)]
+    pub write_outcomes: [u64; 4],
 }
 
 impl From<&FlowTallies> for WireTallies {
@@ -471,6 +474,7 @@ impl From<&FlowTallies> for WireTallies {
                 .collect(),
             targets: t.targets.iter().map(WireStats::from).collect(),
             exports: t.exports.clone(),
+            write_outcomes: t.writes.outcomes,
         }
     }
 }
@@ -494,6 +498,7 @@ impl WireTallies {
                 .collect(),
             targets: self.targets.into_iter().map(WireStats::decode).collect::<Result<_, _>>()?,
             exports: self.exports,
+            writes: crate::writes::judge::WriteTallies { outcomes: self.write_outcomes, ..Default::default() },
         })
     }
 }

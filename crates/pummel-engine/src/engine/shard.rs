@@ -86,6 +86,8 @@ pub(crate) struct ShardSetup {
     pub ends: Arc<crate::load::ScenarioEnds>,
     /// The request log's writer, when the plan logs requests.
     pub log: Option<crate::request_log::LogLink>,
+    /// The write log's writer, when the plan has writes (`writes::spill`).
+    pub writes: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 }
 
 /// Runs the shard to its end on the current thread.
@@ -217,7 +219,13 @@ async fn drive(setup: ShardSetup) {
         start,
         stop_sending: stop_sending.clone(),
         permits: Cell::new(plan.stop.requests.map(|n| request_budget(&plan, n, setup.shards, setup.index))),
-        meter: Rc::new(Meter::new(start, plan.warmup, plan.planned_duration(), &plan.rate_stages(), &plan.scenarios)),
+        meter: Rc::new({
+            let meter = Meter::new(start, plan.warmup, plan.planned_duration(), &plan.rate_stages(), &plan.scenarios);
+            match setup.writes {
+                Some(batches) => meter.with_write_log(batches),
+                None => meter,
+            }
+        }),
         dialer: Rc::new(Dialer::new(
             setup.index,
             plan.target.addrs.clone(),
@@ -292,6 +300,7 @@ async fn drive(setup: ShardSetup) {
     if let Some(log) = &shard.log {
         log.finish();
     }
+    shard.meter.finish_writes();
     let tail_named = shard.meter.take_named();
     let Totals { tail, stages, flows, other_errors } = shard.meter.totals();
     // Everything since the last tick belongs to the next second, however far into it we are.

@@ -223,6 +223,11 @@ impl User {
         self.vars.set_iteration(n);
         for feeder in run.scenario().feeders.iter().filter_map(|&i| run.scenarios.feeders.get(i)) {
             match feeder.next_row_in(self.rng.get_mut(), shard.plan.segment) {
+                Ok(Some(row)) if feeder.is_flat() => {
+                    for column in row.columns() {
+                        self.vars.set(column, row.get(column).unwrap_or_default().to_string());
+                    }
+                }
                 Ok(Some(row)) => self.vars.set_row(feeder.name(), row),
                 Ok(None) => return false,
                 Err(e) => {

@@ -30,12 +30,14 @@ use crate::measure::meter::{Answer, Request};
 use crate::proto::http1::{Connection, encode_head};
 use crate::proto::http2::{Capture, FlowPool, Kept};
 use crate::request_log::Record;
+use crate::writes::judge::Read;
+use crate::writes::{ReadStep, WriteValue};
 
 /// Most body bytes kept for checks and extraction.
 const CAPTURE_LIMIT: usize = 1 << 20;
 
 /// Sends one request step and judges its response. `request` is in flight since it was due.
-pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, request: Request) {
+pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, mut request: Request) {
     if let Some(pool) = user.http2.clone() {
         // Boxed, so that an HTTP/1.1 user's task stays as small as it was.
         return Box::pin(send_over_http2(shard, user, &pool, step, request)).await;
@@ -50,7 +52,51 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, req
             }
         },
     };
+    if step.write.is_some() {
+        // A request encoded once holds its body in its bytes; its step has it on its own.
+        let body = match (&rendered.path, &step.body) {
+            (None, crate::flow::Body::Fixed(bytes)) => &bytes[..],
+            (None, _) => &[][..],
+            (Some(_), _) => rendered.body.as_deref().unwrap_or_default(),
+        };
+        if let Err(detail) = make_write(user, step, &mut request, body) {
+            return fail(shard, &step.method, step.path.text(), request, &TransportError::other(detail), 0);
+        }
+    }
     send_over_http1(shard, user, step, request, &rendered).await;
+}
+
+/// Makes `request` the write of its step: its key and value rendered for `user` (the value may
+/// be the `body` sent, kept as its SHA-256). Its outcome is logged when it ends.
+fn make_write(user: &User, step: &RequestStep, request: &mut Request, body: &[u8]) -> Result<(), String> {
+    let Some(write) = &step.write else { return Ok(()) };
+    let key = user.rendering(|| write.key.render_to_string(&user.vars)).map_err(|e| format!("write key: {e}"))?;
+    let value = if write.body {
+        let sha = match &step.body {
+            crate::flow::Body::Payload(payload) => {
+                let mut d = [0u8; 32];
+                hex::decode_to_slice(&*payload.sha256_hex, &mut d).map(|()| d).ok()
+            }
+            _ => None,
+        };
+        Some(WriteValue::Sha256(sha.unwrap_or_else(|| crate::writes::digest(body))))
+    } else {
+        match &write.value {
+            None => None,
+            Some(template) => {
+                let text = user
+                    .rendering(|| template.render_to_string(&user.vars))
+                    .map_err(|e| format!("write value: {e}"))?;
+                Some(if write.hash {
+                    WriteValue::Sha256(crate::writes::digest(text.as_bytes()))
+                } else {
+                    WriteValue::Text(text)
+                })
+            }
+        }
+    };
+    request.make_write(key, value);
+    Ok(())
 }
 
 /// The request over the user's HTTP/1.1 connection (opened or replaced as needed), and the
@@ -204,7 +250,7 @@ async fn send_over_http1(
                     // Latency as everywhere: from when the request was due.
                     elapsed: done - intended,
                 };
-                let failure = judge(shard, user, step, &view, intended);
+                let failure = judge(shard, user, step, &view, intended, complete);
                 let keep = shard.plan.keepalive_of(host) && conn.io.reusable(&info);
                 let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
                 drop(headers);
@@ -350,6 +396,9 @@ async fn send_over_http2(
             return fail(shard, &step.method, step.path.text(), request, &TransportError::other(detail), 0);
         }
     };
+    if let Err(detail) = make_write(user, step, &mut request, h2.body()) {
+        return fail(shard, &step.method, step.path.text(), request, &TransportError::other(detail), 0);
+    }
     let log_body = shard.log.as_ref().map_or(0, |log| log.body_bytes());
     let follows = shard.plan.redirects > 0;
     let capture = Capture {
@@ -440,7 +489,7 @@ async fn send_over_http2(
         // Latency as everywhere: from when the request was due.
         let elapsed = answered.done - intended;
         let view = ResponseView { status: answered.status, headers: &headers, body: &body, elapsed };
-        let failure = judge(shard, user, step, &view, intended);
+        let failure = judge(shard, user, step, &view, intended, complete);
         let bytes_decoded = if matches!(body, Cow::Owned(_)) { body.len() as u64 } else { 0 };
         let answer = Answer { status: Some(answered.status), failure, done: answered.done, bytes_in: 0, bytes_decoded };
         log_answer(shard, &step.method, current.path(), &request, &answer, &body);
@@ -475,15 +524,20 @@ fn decoded<'a>(headers: &[(&[u8], &[u8])], body: &'a [u8], complete: bool) -> Re
 }
 
 /// Judges a complete response: its status, then the step's checks (tallied) and extraction
-/// (into the user's variables). Returns why it counts as failed, if it does.
+/// (into the user's variables), and a verify read against its key's writes. Returns why it
+/// counts as failed, if it does. `complete`: the whole body was kept (values are compared).
 fn judge(
     shard: &Shard,
     user: &mut User,
     step: &RequestStep,
     view: &ResponseView,
     intended: Instant,
+    complete: bool,
 ) -> Option<ErrorKind> {
     let mut failure = None;
+    if let Some(read) = &step.read {
+        judge_read(shard, user, read, view, complete);
+    }
     if !(step.checks.is_empty() && step.extract.is_empty()) {
         let json = JsonBody::new(view.body);
         for check in &step.checks {
@@ -502,8 +556,38 @@ fn judge(
             }
         }
     }
-    let ok_status = shard.plan.ok_status_of(step.target);
-    if ok_status.contains(view.status) { failure } else { Some(ErrorKind::from_status(view.status)) }
+    // A verify read that finds a key missing is an answer, not a failed request.
+    let accepted = match &step.read {
+        Some(read) => read.accepts(view.status),
+        None => shard.plan.ok_status_of(step.target).contains(view.status),
+    };
+    if accepted { failure } else { Some(ErrorKind::from_status(view.status)) }
+}
+
+/// What a verify read found of its key: there (with its value's digest when values are
+/// compared), or not; an answer that says neither, or a value too large to have been kept
+/// whole, is no verdict (the key stays unread).
+fn judge_read(shard: &Shard, user: &User, read: &ReadStep, view: &ResponseView, complete: bool) {
+    let found = if read.found.contains(view.status) {
+        if !read.compare {
+            Read::Found(None)
+        } else if !complete {
+            return;
+        } else {
+            let value = match &read.value {
+                None => Some(crate::writes::digest(view.body)),
+                Some(extractor) => extractor
+                    .extract(view, &JsonBody::new(view.body))
+                    .map(|text| crate::writes::digest(text.as_bytes())),
+            };
+            Read::Found(value)
+        }
+    } else if read.missing.contains(view.status) {
+        Read::Missing
+    } else {
+        return;
+    };
+    shard.meter.read_judged(&user.vars, found);
 }
 
 /// The bytes of one request: its head, and its body when that is not in the head.

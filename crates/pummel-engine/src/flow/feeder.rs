@@ -151,6 +151,15 @@ pub struct Feeder {
     columns: Arc<[String]>,
     row_count: u64,
     store: Store,
+    /// Templates read its columns by their own names (`{{ key }}`), not as `{{ name.key }}`.
+    flat: bool,
+}
+
+/// Rows made by the engine rather than read from a data file (the keys a verify phase reads
+/// back: see `writes::verify`), handed out once each, in order, to whichever user asks.
+pub trait RowSource: Send + std::fmt::Debug {
+    /// The next row; `None` once there are no more.
+    fn next_row(&mut self) -> Result<Option<Row>, FeederError>;
 }
 
 /// Where the rows are.
@@ -162,6 +171,8 @@ enum Store {
     Stream(Box<Mutex<Stream>>),
     /// Row start offsets plus the end of the last row (random mode on large files).
     Indexed { file: File, offsets: Vec<u64> },
+    /// Rows the engine makes, one shared source.
+    Source(Box<Mutex<Box<dyn RowSource>>>),
 }
 
 /// A shared streaming reader with a few rows read ahead.
@@ -241,7 +252,30 @@ impl Feeder {
             columns,
             row_count,
             store,
+            flat: false,
         })
+    }
+
+    /// A feeder of `row_count` rows made by `source`, each handed out once, in order, whatever
+    /// the segment; its columns are read by their own names (`{{ key }}`).
+    pub fn from_source(name: &str, columns: &[&str], row_count: u64, source: Box<dyn RowSource>) -> Feeder {
+        Feeder {
+            name: name.to_owned(),
+            path: PathBuf::from(name),
+            format: FeederFormat::JsonLines,
+            mode: FeederMode::Sequential,
+            when_exhausted: WhenExhausted::End,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            row_count,
+            store: Store::Source(Box::new(Mutex::new(source))),
+            flat: true,
+        }
+    }
+
+    /// True when templates read its columns by their own names (`{{ key }}`) rather than as
+    /// `{{ feeder.key }}`.
+    pub fn is_flat(&self) -> bool {
+        self.flat
     }
 
     /// The feeder's name (what templates call it: `{{ name.column }}`).
@@ -299,6 +333,7 @@ impl Feeder {
                 let at = rng.random_range(0..offsets.len() - 1);
                 self.read_indexed(file, offsets[at], offsets[at + 1], at).map(Some)
             }
+            Store::Source(source) => source.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).next_row(),
             Store::Stream(stream) => {
                 let mut stream = stream.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if stream.batch.is_empty() {
@@ -530,6 +565,12 @@ fn csv_error(path: &Path, err: &csv::Error) -> FeederError {
 }
 
 impl Row {
+    /// A row of `columns` holding `values` (one per column, `None` for a missing value).
+    pub fn new(columns: Arc<[String]>, values: Vec<Option<String>>) -> Row {
+        let values = values.into_iter().map(|v| v.map(String::into_boxed_str)).collect();
+        Row { inner: Arc::new(RowData { columns, values }) }
+    }
+
     /// A row from literal values, for tests elsewhere in the crate.
     #[cfg(test)]
     pub(crate) fn for_tests(columns: Arc<[String]>, values: &[&str]) -> Row {

@@ -355,6 +355,13 @@ pub struct RequestStep {
     /// The host it goes to (`target = "NAME"`): 0 for the plan's first, see `Plan::target_of`.
     #[serde(skip_serializing_if = "is_zero")]
     pub target: usize,
+    /// `write = { key = ... }`: the request writes a key, logged with its outcome (see
+    /// `writes`).
+    #[serde(skip)]
+    pub write: Option<Arc<crate::writes::WriteStep>>,
+    /// The verify phase's read of a key, judged against the key's writes (see `writes`).
+    #[serde(skip)]
+    pub read: Option<Arc<crate::writes::ReadStep>>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -378,12 +385,16 @@ impl RequestStep {
 
     /// True when the response body must be kept (checks or extraction look at it).
     pub fn needs_body(&self) -> bool {
-        self.extract.iter().any(|e| e.needs_body()) || self.checks.iter().any(|c| c.check.condition.needs_body())
+        self.extract.iter().any(|e| e.needs_body())
+            || self.checks.iter().any(|c| c.check.condition.needs_body())
+            || self.read.as_ref().is_some_and(|r| r.needs_body())
     }
 
     /// True when the response head must be kept.
     pub fn needs_headers(&self) -> bool {
-        self.extract.iter().any(|e| e.needs_headers()) || self.checks.iter().any(|c| c.check.condition.needs_headers())
+        self.extract.iter().any(|e| e.needs_headers())
+            || self.checks.iter().any(|c| c.check.condition.needs_headers())
+            || self.read.as_ref().is_some_and(|r| r.needs_headers())
     }
 }
 
@@ -673,6 +684,8 @@ mod render_tests {
             checks: Vec::new(),
             fixed: None,
             target: 0,
+            write: None,
+            read: None,
         };
         let request = step.render(&vars(&[("word", "a b&c=d")])).expect("renders");
         assert_eq!(request.path, "/s/7?q=a+b%26c%3Dd&n=1+2");

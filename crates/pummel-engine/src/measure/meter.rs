@@ -30,6 +30,8 @@ use crate::flow::Scenarios;
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
 use crate::plan::{RateStage, stage_at};
+use crate::writes::spill::ShardWrites;
+use crate::writes::{WriteOutcome, WriteValue, outcome_of_answer, outcome_of_failure};
 
 /// [`Request::name`] of a request counted under no name.
 const NO_NAME: u32 = u32::MAX;
@@ -52,6 +54,8 @@ pub struct Meter {
     connections: Cell<u64>,
     /// Scenarios started since the last second was reported.
     started: RefCell<Vec<usize>>,
+    /// This shard's side of the write log, when the plan has writes (`writes::spill`).
+    writes: Option<ShardWrites>,
 }
 
 #[derive(Debug)]
@@ -105,6 +109,35 @@ impl Meter {
             waiting: Cell::new(0),
             connections: Cell::new(0),
             started: RefCell::new(Vec::new()),
+            writes: None,
+        }
+    }
+
+    /// This meter, logging the writes whose requests end in it through `batches` (the
+    /// write log's writer: see `writes::spill`).
+    pub(crate) fn with_write_log(mut self, batches: std::sync::mpsc::SyncSender<Vec<u8>>) -> Meter {
+        self.writes = Some(ShardWrites::new(batches));
+        self
+    }
+
+    /// A write's request ended: counted by outcome, and logged with its key and value.
+    fn write_ended(&self, write: &PendingWrite, outcome: WriteOutcome) {
+        self.figures.borrow_mut().flows.writes.wrote(outcome);
+        if let Some(log) = &self.writes {
+            log.record(&write.key, write.value.as_ref(), outcome);
+        }
+    }
+
+    /// Judges the read-back of the key a verify user holds (see `writes::verify`).
+    pub fn read_judged(&self, vars: &crate::flow::template::Vars, read: crate::writes::judge::Read) {
+        crate::writes::verify::judge_read(vars, read, &mut self.figures.borrow_mut().flows.writes);
+    }
+
+    /// Hands the write log's buffered records to its writer, at the shard's end, and lets the
+    /// writer go.
+    pub fn finish_writes(&self) {
+        if let Some(log) = &self.writes {
+            log.finish();
         }
     }
 
@@ -336,7 +369,7 @@ impl Meter {
         self.in_flight.set(self.in_flight.get() + 1);
         self.waiting.set(self.waiting.get() + 1);
         let name = name.and_then(|n| u32::try_from(n).ok()).filter(|&n| n != NO_NAME).unwrap_or(NO_NAME);
-        Request { meter: self.clone(), name, intended, sent_at: None, ended: false }
+        Request { meter: self.clone(), name, intended, sent_at: None, ended: false, write: None }
     }
 
     /// Counts an open connection for as long as the gauge lives.
@@ -359,6 +392,16 @@ pub struct Request {
     /// When its first byte was written.
     sent_at: Option<Instant>,
     ended: bool,
+    /// The write it makes, when its step is one (`write = { key = ... }`): its outcome is
+    /// decided when the request ends, whichever way (see `writes`).
+    write: Option<Box<PendingWrite>>,
+}
+
+/// A write's key and value, until its request ends.
+#[derive(Debug)]
+pub(crate) struct PendingWrite {
+    pub key: String,
+    pub value: Option<WriteValue>,
 }
 
 /// How a request was answered.
@@ -392,6 +435,18 @@ impl Request {
         self.sent_at
     }
 
+    /// Makes the request a write of `key` (and `value`): its outcome is logged when it ends.
+    pub(crate) fn make_write(&mut self, key: String, value: Option<WriteValue>) {
+        self.write = Some(Box::new(PendingWrite { key, value }));
+    }
+
+    /// Logs the write the request makes, if it makes one, with `outcome`.
+    fn end_write(&mut self, outcome: impl FnOnce(bool) -> WriteOutcome) {
+        if let Some(write) = self.write.take() {
+            self.meter.write_ended(&write, outcome(self.sent_at.is_some()));
+        }
+    }
+
     /// The request (or its first `bytes`) went out now. The first call counts it as `sent`
     /// and starts its service time; later ones (a slow request's drips, a retry on a fresh
     /// connection) count only their bytes.
@@ -415,6 +470,7 @@ impl Request {
     /// Ends the request with its answer: latency from when it was due, service time from its
     /// first byte out (from `sent` when the caller measured that itself).
     pub fn answered(mut self, answer: Answer) {
+        self.end_write(|_| outcome_of_answer(answer.status, answer.failure));
         let sent_at = self.sent_at.unwrap_or(answer.done);
         let intended = self.intended;
         self.meter.record_outcome_at(self.name(), answer.done, answer.failure.is_none());
@@ -438,6 +494,7 @@ impl Request {
     /// Ends the request with a failure that came after `bytes_in` bytes of its answer had
     /// arrived (a body cut by the timeout still moved bytes).
     pub fn failed_after(mut self, error: &TransportError, bytes_in: u64) {
+        self.end_write(|sent| outcome_of_failure(error.kind, sent));
         self.meter.note_failure(error);
         let now = Instant::now();
         self.meter.record_outcome_at(self.name(), now, false);
@@ -450,6 +507,7 @@ impl Request {
 
     /// Ends a request that was never sent because too many were in flight (`--max-inflight`).
     pub fn drop_unsent(mut self) {
+        self.end_write(|_| WriteOutcome::NotSent);
         self.finish(|s| s.dropped += 1);
     }
 
@@ -466,6 +524,8 @@ impl Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if !self.ended {
+            // Sent and never answered: the target may have it. Never sent: no attempt.
+            self.end_write(|sent| if sent { WriteOutcome::Unknown } else { WriteOutcome::NotSent });
             if self.sent_at.is_some() {
                 // Given up now: the drain time after the run ran out under it.
                 let latency = Instant::now().saturating_duration_since(self.intended);
@@ -568,6 +628,54 @@ mod tests {
         let s = meter.take_second();
         assert!((49_000..=50_100).contains(&s.latency.max()), "{}", s.latency.max());
         assert!((9_900..=10_100).contains(&s.service_time.max()), "{}", s.service_time.max());
+    }
+
+    #[test]
+    fn a_write_is_logged_once_whichever_way_its_request_ends() {
+        let (batches, received) = std::sync::mpsc::sync_channel(8);
+        let meter = Rc::new(
+            Meter::new(Instant::now(), Duration::ZERO, None, &[], &Scenarios::default()).with_write_log(batches),
+        );
+        let now = Instant::now();
+        let write = |key: &str| {
+            let mut request = meter.begin(None, now);
+            request.make_write(key.to_string(), Some(WriteValue::Text(format!("v-{key}"))));
+            request
+        };
+        let mut ok = write("ok");
+        ok.written(1);
+        ok.answered(answer(Instant::now()));
+        let mut refused = write("refused");
+        refused.written(1);
+        refused.answered(Answer { status: Some(409), failure: Some(ErrorKind::Status4xx), ..answer(Instant::now()) });
+        let mut timed_out = write("timed-out");
+        timed_out.written(1);
+        timed_out.failed(&TransportError::timeout(Duration::from_secs(1)));
+        write("refused-connection").failed(&TransportError::new(ErrorKind::ConnectRefused, "refused"));
+        let mut abandoned = write("abandoned");
+        abandoned.written(1);
+        drop(abandoned);
+        drop(write("never-sent"));
+        // A request that is not a write logs nothing.
+        meter.begin(None, now).answered(answer(Instant::now()));
+        meter.finish_writes();
+        let bytes: Vec<u8> = received.try_iter().flatten().collect();
+        let mut reader = crate::writes::spill::Reader::new(&bytes[..]);
+        let mut logged = Vec::new();
+        while let Some(record) = reader.next_record().unwrap() {
+            logged.push((record.key, record.outcome));
+        }
+        use WriteOutcome::*;
+        let expected = [
+            ("ok", Acknowledged),
+            ("refused", Failed),
+            ("timed-out", Unknown),
+            ("refused-connection", NotSent),
+            ("abandoned", Unknown),
+            ("never-sent", NotSent),
+        ];
+        assert_eq!(logged, expected.map(|(k, o)| (k.to_string(), o)));
+        assert_eq!(meter.totals().flows.writes.outcomes, [1, 1, 2, 2]);
     }
 
     #[test]

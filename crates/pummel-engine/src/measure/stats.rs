@@ -259,7 +259,13 @@ impl MetricSource for StatsOver<'_> {
             Metric::LatencyAll(stat) => histogram_stat_ms(&s.latency_all, stat),
             Metric::ErrorRate => (s.completed > 0).then(|| s.error_rate()),
             // Probes and faults are not request stats; `summary::RunMetrics` answers them.
-            Metric::ProbeOk | Metric::RecoveryTime | Metric::FaultErrors => None,
+            Metric::ProbeOk
+            | Metric::RecoveryTime
+            | Metric::FaultErrors
+            | Metric::Lost
+            | Metric::Recovered
+            | Metric::Unexpected
+            | Metric::Unread => None,
             Metric::Rate => Some(self.achieved_rate()),
             Metric::Dropped => Some(s.dropped as f64),
             Metric::Failed => Some(s.failed as f64),

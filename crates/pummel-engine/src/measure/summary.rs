@@ -123,6 +123,23 @@ pub fn tls_figures(stats: &Stats) -> Option<TlsFigures> {
     })
 }
 
+/// Adds the writes section (plans with writes) to `summary`, and judges the plan's thresholds
+/// that read it (`lost`, `recovered`, `unexpected`, `unread`): before the read-back they had no
+/// value.
+pub fn add_writes(plan: &Plan, summary: &mut Summary, writes: pummel_results::writes::WritesSummary) {
+    // The plan's own thresholds come first in the verdicts, in order; per-name ones follow.
+    for (expr, verdict) in plan.thresholds.iter().zip(summary.thresholds.iter_mut()) {
+        if expr.metric.is_of_writes() {
+            *verdict = ThresholdVerdict::evaluate(expr, &writes);
+            if verdict.value.is_none() {
+                let why = writes.not_verified.as_deref().unwrap_or("no read-back");
+                verdict.shown = Some(format!("not verified ({why})"));
+            }
+        }
+    }
+    summary.writes = Some(writes);
+}
+
 /// Builds the summary of `outcome` and evaluates the plan's thresholds on its totals.
 pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
     let total = &outcome.total;
@@ -207,6 +224,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         request_log: outcome.request_log.clone(),
         faults,
         steady_state,
+        writes: None,
     };
     summary.segment = (!plan.segment.is_whole()).then(|| plan.segment.to_string());
     add_flows(&mut summary, plan, &outcome.flows, outcome.measured);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::stats::Stats;
 use crate::flow::Scenarios;
+use crate::writes::judge::WriteTallies;
 
 /// What a shard (and, merged, the run) counted of a plan file's scenarios beyond the run-wide
 /// statistics. Indexes follow [`Scenarios`]: `named` by name, `checks` by check, `branches` by
@@ -29,6 +30,8 @@ pub struct FlowTallies {
     /// `export = [...]` values, per variable name: the value each iteration of an exporting
     /// scenario ended with, in the order the iterations ended (shard by shard).
     pub exports: BTreeMap<String, Vec<String>>,
+    /// Writes by outcome (the load) and the verdicts of their read-back (the verify phase).
+    pub writes: WriteTallies,
 }
 
 /// When a scenario ran, from the run's start.
@@ -61,6 +64,7 @@ impl FlowTallies {
             windows: vec![None; scenarios.list.len()],
             targets: Vec::new(),
             exports: BTreeMap::new(),
+            writes: WriteTallies::default(),
         }
     }
 
@@ -93,6 +97,7 @@ impl FlowTallies {
         for (name, values) in &other.exports {
             self.exports.entry(name.clone()).or_default().extend(values.iter().cloned());
         }
+        self.writes.merge(&other.writes);
     }
 }
 

@@ -118,6 +118,10 @@ pub struct Plan {
     /// Log failed (and a sample of successful) requests to a file, bounded (`--log-requests`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_log: Option<crate::request_log::RequestLogSpec>,
+    /// Log the writes (plan requests with `write = { key = ... }`) and their outcomes to a
+    /// spill file, for the read-back after the run (see `writes`).
+    #[serde(skip)]
+    pub write_log: Option<crate::writes::spill::WriteLogSpec>,
     /// Faults injected during the run, and the proxies it starts for them (`[[fault]]`,
     /// `[proxy.NAME]`, `--fault`): see the `pummel-faults` crate.
     #[serde(skip_serializing_if = "pummel_faults::FaultPlan::is_empty")]
@@ -248,6 +252,7 @@ impl Plan {
             segment: Segment::default(),
             start_at: None,
             request_log: None,
+            write_log: None,
             faults: pummel_faults::FaultPlan::default(),
         }
     }
@@ -488,6 +493,13 @@ impl Plan {
         {
             return Err(PlanError::Invalid(format!(
                 "{}: recovery_time and fault_errors are judged at the end of the run, as thresholds, not as abort rules",
+                rule.text
+            )));
+        }
+        if let Some(rule) = self.abort_when.iter().find(|e| e.metric.is_of_writes()) {
+            return Err(PlanError::Invalid(format!(
+                "{}: lost, recovered, unexpected and unread are judged after the read-back of the writes, \
+                 as thresholds, not as abort rules",
                 rule.text
             )));
         }

@@ -140,6 +140,8 @@ impl QuickRun {
             checks: Vec::new(),
             fixed,
             target: 0,
+            write: None,
+            read: None,
         })
     }
 

@@ -5,6 +5,7 @@
 mod errors;
 mod faults;
 mod format;
+mod writes;
 
 use crate::{Options, PlanSpec, Report};
 

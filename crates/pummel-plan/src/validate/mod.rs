@@ -8,6 +8,7 @@
 mod fault;
 mod request;
 mod scenario;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -67,6 +68,8 @@ pub(crate) fn validate(
     let (abort_when, abort_window) = v.abort(raw);
     let seed = raw.seed.as_ref().and_then(|s| v.seed(s));
     let faults = v.faults(raw);
+    let verify = v.verify(raw, scenarios.as_deref().unwrap_or(&[]), &target);
+    v.write_rules(raw, scenarios.as_deref(), raw.verify.is_some());
     let spec = match (v.diagnostics.is_empty(), scenarios) {
         (true, Some(scenarios)) => Some(PlanSpec {
             target,
@@ -82,6 +85,7 @@ pub(crate) fn validate(
             seed,
             faults,
             files: v.files,
+            verify,
         }),
         _ => None,
     };

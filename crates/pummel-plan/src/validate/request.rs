@@ -257,7 +257,7 @@ impl Validator<'_> {
         }
     }
 
-    fn request(&mut self, raw: &Spanned<RawRequest>, default: &TargetSpec) -> Option<RequestStepSpec> {
+    pub(super) fn request(&mut self, raw: &Spanned<RawRequest>, default: &TargetSpec) -> Option<RequestStepSpec> {
         let r = raw.get_ref();
         let host = self.host_of(r)?;
         let owned;
@@ -295,6 +295,10 @@ impl Validator<'_> {
         }
         let extract = r.extract.as_ref().map_or(Some(Vec::new()), |e| self.extracts(e));
         let checks = r.check.as_ref().map_or(Some(Vec::new()), |c| self.checks(c));
+        let write = match &r.write {
+            None => Some(None),
+            Some(w) => self.write(w).map(Some),
+        };
         let (location, written) = location?;
         let name = match &r.name {
             Some(name) => name.get_ref().clone(),
@@ -321,7 +325,18 @@ impl Validator<'_> {
                 check.name = format!("{name}: {}", check.condition.describe());
             }
         }
-        Some(RequestStepSpec { name, method, location, query, headers, body, extract: extract?, checks, target: host })
+        Some(RequestStepSpec {
+            name,
+            method,
+            location,
+            query,
+            headers,
+            body,
+            extract: extract?,
+            checks,
+            target: host,
+            write: write?,
+        })
     }
 
     /// The host a request goes to: its `target = "NAME"`, or the target whose base URL its
@@ -669,7 +684,7 @@ impl Validator<'_> {
         ok.then_some(out)
     }
 
-    fn extract(&mut self, name: &Spanned<String>, raw: &Spanned<RawExtract>) -> Option<Extractor> {
+    pub(super) fn extract(&mut self, name: &Spanned<String>, raw: &Spanned<RawExtract>) -> Option<Extractor> {
         if !self.variable_name(name) {
             return None;
         }

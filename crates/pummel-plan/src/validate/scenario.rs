@@ -152,6 +152,9 @@ impl Validator<'_> {
         let start = s.start.as_ref().and_then(|d| self.duration(d, "start")).unwrap_or(Duration::ZERO);
         let phase = self.phase(s.phase.as_ref());
         let export = self.export(s, phase);
+        if let Some(flow) = &s.flow {
+            self.writes_outside_load(flow.get_ref(), phase);
+        }
         Some(ScenarioSpec {
             name,
             load: load?,
@@ -292,7 +295,7 @@ impl Validator<'_> {
     }
 
     /// A positive rate: `200`, `0.5`, `"2000/s"`, `"120/m"`, `"{{ rate }}"`.
-    fn rate(&mut self, value: &Spanned<RateValue>) -> Option<f64> {
+    pub(super) fn rate(&mut self, value: &Spanned<RateValue>) -> Option<f64> {
         let rendered;
         let rate = match value.get_ref() {
             RateValue::Number(n) => Some(*n),

@@ -196,6 +196,7 @@ pub(super) fn summary(
         faults,
         steady_state,
         agents: Vec::new(),
+        writes: None,
     };
     if parts.iter().any(|p| p.doc.summary.request_log.is_some()) {
         notes.push("request logs stay with their segments (--log-requests wrote one file per process)".into());
@@ -541,6 +542,8 @@ impl MetricSource for Figures<'_> {
             Metric::FaultErrors => {
                 self.faults.iter().filter_map(|f| f.recovery).map(|r| r.failed as f64).reduce(|a, b| a + b)
             }
+            // Each segment read back its own writes; a merge has no read-back of its own.
+            Metric::Lost | Metric::Recovered | Metric::Unexpected | Metric::Unread => None,
         }
     }
 }

@@ -156,6 +156,7 @@ fn segment(label: &str, started_at: &str, seconds: &[Vec<u64>], plan: serde_json
         faults: Vec::new(),
         steady_state: None,
         agents: Vec::new(),
+        writes: None,
     };
     let mut plan = plan;
     plan["segment"] = json!(label);

@@ -61,6 +61,11 @@ impl H2Request {
         self.uri.path_and_query().map_or("/", |p| p.as_str())
     }
 
+    /// Its body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     /// The request in HTTP/2 form; an error names the part that does not fit. Header names
     /// are lowercased, fields HTTP/2 forbids dropped, `user-agent` added when missing and
     /// `content-length` set for a body.

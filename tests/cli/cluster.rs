@@ -440,3 +440,38 @@ fn ctrl_c_at_the_coordinator_stops_and_reaps_its_workers() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} outlived the run");
     }
 }
+
+/// The sessions example (seed 004 in small) over two workers: every user's WebSocket session is
+/// opened (the `--base-url` given on the command line is where they connect), the active users'
+/// requests are answered, and nothing fails.
+#[test]
+fn the_sessions_example_runs_over_workers() {
+    let _load = support::shared();
+    let (_sink, addr) = spawn_sink(&[]);
+    let base = format!("http://{addr}");
+    let plan = crate::support::plans::example("sessions.toml");
+    let out = support::run(
+        &[
+            "run",
+            &plan,
+            "--base-url",
+            &base,
+            "-e",
+            "users=40",
+            "-e",
+            "ramp_up=1s",
+            "-d",
+            "3s",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        Duration::from_secs(90),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/failed"), 0, "{summary:#}");
+    assert!(count(&summary, "/requests/ok") >= 40, "every session opened: {summary:#}");
+    let parts: Vec<u64> = summary["agents"].as_array().expect("agents").iter().map(|a| count(a, "/sent")).collect();
+    assert!(parts.iter().all(|&p| p >= 20), "each worker opened its 20 sessions: {parts:?}");
+}

@@ -898,7 +898,7 @@ impl Validator<'_> {
                 text.clone()
             }
             (None, Some(path)) => {
-                let Some(base) = target.base_url.as_ref().or(self.options.base_url.as_ref()) else {
+                let Some(base) = self.options.base_url.as_ref().or(target.base_url.as_ref()) else {
                     self.push(Diagnostic::new(DiagnosticKind::Missing, path.span(), "`path` needs [target].base_url"));
                     return None;
                 };

@@ -443,7 +443,8 @@ fn ctrl_c_at_the_coordinator_stops_and_reaps_its_workers() {
 
 /// The sessions example (seed 004 in small) over two workers: every user's WebSocket session is
 /// opened (the `--base-url` given on the command line is where they connect), the active users'
-/// requests are answered, and nothing fails.
+/// requests are answered (the plan's `select: p99` threshold needs some: with a fixed seed and
+/// 100 users, about 10 of them are active), and nothing fails.
 #[test]
 fn the_sessions_example_runs_over_workers() {
     let _load = support::shared();
@@ -457,13 +458,15 @@ fn the_sessions_example_runs_over_workers() {
             "--base-url",
             &base,
             "-e",
-            "users=40",
+            "users=100",
             "-e",
             "ramp_up=1s",
             "-d",
             "3s",
             "--workers",
             "2",
+            "--seed",
+            "7",
             "--json",
         ],
         Duration::from_secs(90),
@@ -471,7 +474,7 @@ fn the_sessions_example_runs_over_workers() {
     out.assert_code(0).assert_no_panic();
     let summary = out.json();
     assert_eq!(count(&summary, "/requests/failed"), 0, "{summary:#}");
-    assert!(count(&summary, "/requests/ok") >= 40, "every session opened: {summary:#}");
+    assert!(count(&summary, "/requests/ok") > 100, "every session opened, and active users asked: {summary:#}");
     let parts: Vec<u64> = summary["agents"].as_array().expect("agents").iter().map(|a| count(a, "/sent")).collect();
-    assert!(parts.iter().all(|&p| p >= 20), "each worker opened its 20 sessions: {parts:?}");
+    assert!(parts.iter().all(|&p| p >= 50), "each worker opened its 50 sessions: {parts:?}");
 }

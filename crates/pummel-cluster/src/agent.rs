@@ -175,7 +175,7 @@ impl Session {
         };
         let cpu_at_start = ProcessTime::now();
         let (queue, queued) = unbounded_channel();
-        let writing = self.runtime.spawn(write_all(writer, queued));
+        let writing = self.runtime.spawn(protocol::write_all(writer, queued));
         let heartbeat_queue = queue.clone();
         let heartbeat = self.runtime.spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
@@ -323,14 +323,4 @@ impl Session {
             }
         })
     }
-}
-
-/// Sends what is queued, in order, until every sender is gone.
-async fn write_all(mut writer: Writer, mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>) -> Option<Writer> {
-    while let Some(message) = queue.recv().await {
-        if writer.send(&message).await.is_err() {
-            return None;
-        }
-    }
-    Some(writer)
 }

@@ -305,7 +305,7 @@ impl Coordinator {
                 ..AgentFigures::default()
             });
             let (queue, queued) = unbounded_channel();
-            relay.writers.push(runtime.spawn(write_all(agent.writer, queued)));
+            relay.writers.push(runtime.spawn(protocol::write_all(agent.writer, queued)));
             relay.queues.push(queue);
             relay.who.push((agent.name.clone(), agent.address, agent.version.clone()));
             let agent_relay = AgentRelay {
@@ -504,16 +504,6 @@ async fn prepare(mut agent: Joined, job: Job) -> Result<Prepared, ClusterError> 
         offset_us,
         round_trip,
     })
-}
-
-/// Sends what the relay and the stop watch queue, in order, until every sender is gone.
-async fn write_all(mut writer: Writer, mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>) -> Option<Writer> {
-    while let Some(message) = queue.recv().await {
-        if writer.send(&message).await.is_err() {
-            return None;
-        }
-    }
-    Some(writer)
 }
 
 /// One agent's reports on their way to the collector.

@@ -213,6 +213,20 @@ impl Writer {
     }
 }
 
+/// Sends what is queued, in order, until every sender is gone; gives the writer back then
+/// (`None` once a send failed), for the next job on the same connection.
+pub(crate) async fn write_all(
+    mut writer: Writer,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Message>,
+) -> Option<Writer> {
+    while let Some(message) = queue.recv().await {
+        if writer.send(&message).await.is_err() {
+            return None;
+        }
+    }
+    Some(writer)
+}
+
 /// Microseconds since the Unix epoch, now.
 pub fn unix_us_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)

@@ -22,11 +22,13 @@
 //! Files, one job each: `request` (what to render, [`RenderRequest`]), `error`
 //! ([`RenderError`]), `files` (plan files → ConfigMap keys and mount paths), `quantity`
 //! (resource quantities), `sysctls` (which recommended settings a pod may set), `objects`
-//! (the Kubernetes object types, as serde structs), `manifests` (building them) and `yaml`
-//! (the documents with their comments).
+//! (the Kubernetes object types, as serde structs), `manifests` (building them), `yaml`
+//! (the documents with their comments) and `frame` (the results document in the
+//! coordinator's log, for `pummel k8s run`, whose API calls live in `pummel-k8s-run`).
 
 mod error;
 mod files;
+pub mod frame;
 mod manifests;
 mod objects;
 mod quantity;
@@ -35,7 +37,7 @@ mod sysctls;
 mod yaml;
 
 pub use error::RenderError;
-pub use manifests::{Document, documents};
+pub use manifests::{COMPONENT_LABEL, COORDINATOR_CONTAINER, Document, RESULTS_FILE, RUN_LABEL, documents};
 pub use request::{PlanFiles, RenderRequest};
 pub use sysctls::{SAFE_SYSCTLS, SysctlPlace, place};
 

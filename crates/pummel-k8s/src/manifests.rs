@@ -20,6 +20,14 @@ pub const PLAN_DIR: &str = "/plan";
 pub const TOKEN_DIR: &str = "/token";
 /// Where the coordinator writes the results document.
 pub const RESULTS_DIR: &str = "/results";
+/// The results document in the coordinator's pod.
+pub const RESULTS_FILE: &str = "/results/results.json";
+/// The label every object and pod of a `pummel k8s run` carries, with the run's id as value.
+pub const RUN_LABEL: &str = "pummel.dev/run";
+/// The label that tells the coordinator's pods (`coordinator`) from the agents' (`agent`).
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// The coordinator's container (its log is the run's output).
+pub const COORDINATOR_CONTAINER: &str = "coordinator";
 /// The user the image runs pummel as (the Dockerfile's `USER`), and the pod's `fsGroup`.
 const IMAGE_USER: u32 = 10001;
 /// The pummel binary in the image.
@@ -49,6 +57,12 @@ impl Document {
     pub fn yaml(&self) -> Result<String, RenderError> {
         serde_norway::to_string(&self.object).map_err(|e| RenderError::Yaml(e.to_string()))
     }
+
+    /// The object as JSON, as the API server takes it: `pummel k8s run` creates exactly what
+    /// `render` prints.
+    pub fn json(&self) -> Result<serde_json::Value, RenderError> {
+        serde_json::to_value(&self.object).map_err(|e| RenderError::Yaml(e.to_string()))
+    }
 }
 
 /// The objects of `request`, in the order to apply them: ConfigMap, Service, coordinator Job,
@@ -70,6 +84,9 @@ fn check(request: &RenderRequest) -> Result<(), RenderError> {
     dns_label("--name", &request.name, MAX_NAME)?;
     dns_label("--namespace", &request.namespace, 63)?;
     dns_subdomain("--token-secret", &request.token_secret)?;
+    if let Some(id) = &request.run_id {
+        dns_label("the run id", id, 63)?;
+    }
     if request.agents == 0 {
         return Err(RenderError::NoAgents);
     }
@@ -117,13 +134,17 @@ fn dns_subdomain(what: &'static str, value: &str) -> Result<(), RenderError> {
     })
 }
 
-/// The labels of a component's objects and pods.
+/// The labels of a component's objects and pods (with the run's id under `pummel k8s run`).
 fn labels(request: &RenderRequest, component: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "pummel".to_string()),
         ("app.kubernetes.io/instance".to_string(), request.name.clone()),
-        ("app.kubernetes.io/component".to_string(), component.to_string()),
-    ])
+        (COMPONENT_LABEL.to_string(), component.to_string()),
+    ]);
+    if let Some(id) = &request.run_id {
+        labels.insert(RUN_LABEL.to_string(), id.clone());
+    }
+    labels
 }
 
 fn metadata(request: &RenderRequest, part: &str, component: &str) -> Metadata {
@@ -211,8 +232,18 @@ fn token_mount() -> VolumeMount {
 
 /// The coordinator's command line: `pummel run /plan/<plan> --agents N --listen 0.0.0.0:PORT
 /// --token-file /token/token --agents-timeout T -o /results/results.json --json`.
+///
+/// Under `pummel k8s run` it is wrapped: `pummel k8s coordinator --run-id ID --results
+/// /results/results.json -- run ...`, which prints the results document framed in the log.
 pub(crate) fn coordinator_args(request: &RenderRequest, plan_path: &str) -> Vec<String> {
-    vec![
+    let wrapper: Vec<String> = match &request.run_id {
+        Some(id) => ["k8s", "coordinator", "--run-id", id, "--results", RESULTS_FILE, "--"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        None => Vec::new(),
+    };
+    let run = [
         "run".into(),
         format!("{PLAN_DIR}/{plan_path}"),
         "--agents".into(),
@@ -224,16 +255,17 @@ pub(crate) fn coordinator_args(request: &RenderRequest, plan_path: &str) -> Vec<
         "--agents-timeout".into(),
         request.agents_timeout.clone(),
         "-o".into(),
-        format!("{RESULTS_DIR}/results.json"),
+        RESULTS_FILE.into(),
         "--json".into(),
-    ]
+    ];
+    wrapper.into_iter().chain(run).collect()
 }
 
 fn coordinator(request: &RenderRequest, entries: &[Entry]) -> Document {
     let plan_path = entries.first().map_or("plan.toml", |e| e.path.as_str());
     let pod_labels = labels(request, "coordinator");
     let container = Container {
-        name: "coordinator",
+        name: COORDINATOR_CONTAINER,
         image: request.image.clone(),
         command: vec![PUMMEL.into()],
         args: coordinator_args(request, plan_path),
@@ -273,7 +305,7 @@ fn coordinator(request: &RenderRequest, entries: &[Entry]) -> Document {
             "Its summary (--json) is in its log; the exit code is the run's verdict (0 pass, 1 thresholds failed):"
                 .into(),
             format!("  kubectl logs -n {} -f job/{}", request.namespace, request.object("coordinator")),
-            format!("The results document is {RESULTS_DIR}/results.json in the pod (an emptyDir)."),
+            format!("The results document is {RESULTS_FILE} in the pod (an emptyDir)."),
             "backoffLimit 0: a failed run is not repeated.".into(),
         ],
         object: Object::Job(Job {
@@ -495,6 +527,33 @@ mod tests {
             .filter_map(|s| s["name"].as_str())
             .collect();
         assert!(names.contains(&"net.ipv4.tcp_tw_reuse") && !names.iter().any(|n| n.starts_with("fs.")), "{names:?}");
+    }
+
+    #[test]
+    fn a_run_labels_everything_and_wraps_the_coordinator() {
+        let docs = parsed(&RenderRequest { run_id: Some("r7".into()), ..request(2) });
+        for doc in &docs {
+            assert_eq!(doc["metadata"]["labels"][RUN_LABEL], "r7", "{doc:?}");
+        }
+        for job in [&docs[2], &docs[3]] {
+            assert_eq!(job["spec"]["template"]["metadata"]["labels"][RUN_LABEL], "r7");
+        }
+        assert_eq!(docs[1]["spec"]["selector"][RUN_LABEL], "r7", "the Service selects this run's coordinator");
+        let args: Vec<&str> = docs[2]["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        assert_eq!(args[..8], ["k8s", "coordinator", "--run-id", "r7", "--results", RESULTS_FILE, "--", "run"]);
+        assert_eq!(args.last(), Some(&"--json"));
+        // The JSON form is the same object.
+        let json = documents(&RenderRequest { run_id: Some("r7".into()), ..request(2) }).unwrap()[2].json().unwrap();
+        assert_eq!(json["spec"]["template"]["spec"]["containers"][0]["args"][3], "r7");
+        // Without a run: no label, no wrapper.
+        let plain = parsed(&request(2));
+        assert!(plain[0]["metadata"]["labels"].get(RUN_LABEL).is_none());
+        assert_eq!(plain[2]["spec"]["template"]["spec"]["containers"][0]["args"][0], "run");
     }
 
     #[test]

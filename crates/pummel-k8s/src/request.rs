@@ -59,6 +59,11 @@ pub struct RenderRequest {
     /// as `net.ipv4.tcp_tw_reuse`); only for clusters whose kubelets allow them
     /// (`--allowed-unsafe-sysctls`), else the agent pods are rejected.
     pub unsafe_sysctls: bool,
+    /// Set by `pummel k8s run` (`None` for `render`): every object and pod is labelled
+    /// [`RUN_LABEL`](crate::RUN_LABEL)`=<id>`, so that one run's objects can be found and
+    /// deleted, and the coordinator runs under `pummel k8s coordinator`, which prints the
+    /// results document framed in its log once the run ends (see [`frame`](crate::frame)).
+    pub run_id: Option<String>,
 }
 
 impl RenderRequest {
@@ -77,6 +82,7 @@ impl RenderRequest {
             memory: "1Gi".into(),
             anti_affinity: false,
             unsafe_sysctls: false,
+            run_id: None,
         }
     }
 

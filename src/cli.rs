@@ -48,7 +48,8 @@ pub enum Command {
     Convert(crate::commands::convert::ConvertArgs),
     /// Take part of a run from a coordinator (`pummel run PLAN --agents N`), on this machine.
     Agent(AgentArgs),
-    /// Run on Kubernetes: render the manifests of a distributed run (coordinator and agents).
+    /// Run on Kubernetes: render the manifests of a distributed run (coordinator and agents), or
+    /// carry it out through the Kubernetes API.
     K8s(crate::commands::k8s::K8sArgs),
 }
 

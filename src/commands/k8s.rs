@@ -1,5 +1,6 @@
 //! `pummel k8s render PLAN --agents N --image IMAGE`: the Kubernetes manifests of a
-//! distributed run, printed (or written with `-o`) for `kubectl apply -f`.
+//! distributed run, printed (or written with `-o`) for `kubectl apply -f`; `pummel k8s run`
+//! (in `k8s_run`): the same run carried out through the Kubernetes API.
 //!
 //! This command loads the plan as `pummel check` does (a plan pummel would refuse is never
 //! shipped), reads the files it names (feeders, body files, uploads) and hands them to the
@@ -42,12 +43,33 @@ pub enum K8sAction {
     /// Print the manifests of a distributed run: the plan's ConfigMap, the coordinator's Job and
     /// Service, and an Indexed Job of N agents.
     Render(RenderArgs),
+    /// Run a distributed run in a cluster through the Kubernetes API: create the objects, follow
+    /// the coordinator's log, fetch its results, delete what was created; exits with its verdict.
+    Run(super::k8s_run::RunArgs),
+    /// Inside the coordinator's pod of `pummel k8s run`: runs `pummel ARGS...`, then prints the
+    /// results document framed in the log.
+    #[command(hide = true)]
+    Coordinator(super::k8s_run::CoordinatorArgs),
 }
 
 /// Flags of `pummel k8s render`.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct RenderArgs {
+    /// What to run and how (shared with `pummel k8s run`).
+    #[command(flatten)]
+    pub run: ObjectArgs,
+    /// The Secret (created by you) whose key `token` holds the shared token.
+    #[arg(long, default_value = "pummel-token", value_name = "NAME")]
+    pub token_secret: String,
+    /// Write the manifests here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// The flags that describe the objects, shared by `render` and `run`.
+#[derive(Debug, Args)]
+pub struct ObjectArgs {
     /// The plan file to run.
     #[arg(value_name = "PLAN.toml")]
     pub plan: PathBuf,
@@ -63,9 +85,6 @@ pub struct RenderArgs {
     /// The prefix of the objects' names: NAME-plan, NAME-coordinator, NAME-agents.
     #[arg(long, default_value = "pummel", value_name = "NAME")]
     pub name: String,
-    /// The Secret (created by you) whose key `token` holds the shared token.
-    #[arg(long, default_value = "pummel-token", value_name = "NAME")]
-    pub token_secret: String,
     /// The coordinator's port for its agents.
     #[arg(long, default_value_t = 7878)]
     pub port: u16,
@@ -86,33 +105,40 @@ pub struct RenderArgs {
     /// only where the kubelets allow them (--allowed-unsafe-sysctls).
     #[arg(long)]
     pub unsafe_sysctls: bool,
-    /// Write the manifests here instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+}
+
+impl ObjectArgs {
+    /// The request these flags describe, with the plan and its files read; bad flags or a bad
+    /// plan are exit 2.
+    pub fn request(self, token_secret: String) -> Result<RenderRequest, CliError> {
+        parse_duration(&self.agents_timeout).map_err(|e| CliError::usage(anyhow!("--agents-timeout: {e}")))?;
+        let plan = plan_files(&self.plan)?;
+        Ok(RenderRequest {
+            namespace: self.namespace,
+            name: self.name,
+            token_secret,
+            port: self.port,
+            agents_timeout: self.agents_timeout,
+            cpu: self.cpu,
+            memory: self.memory,
+            anti_affinity: self.anti_affinity,
+            unsafe_sysctls: self.unsafe_sysctls,
+            ..RenderRequest::new(plan, self.agents, self.image)
+        })
+    }
 }
 
 /// Runs `pummel k8s ...`.
 pub fn run(args: K8sArgs) -> Result<ExitStatus, CliError> {
     match args.action {
         K8sAction::Render(args) => render(args),
+        K8sAction::Run(args) => super::k8s_run::run(args),
+        K8sAction::Coordinator(args) => super::k8s_run::coordinator(args),
     }
 }
 
 fn render(args: RenderArgs) -> Result<ExitStatus, CliError> {
-    parse_duration(&args.agents_timeout).map_err(|e| CliError::usage(anyhow!("--agents-timeout: {e}")))?;
-    let plan = plan_files(&args.plan)?;
-    let request = RenderRequest {
-        namespace: args.namespace,
-        name: args.name,
-        token_secret: args.token_secret,
-        port: args.port,
-        agents_timeout: args.agents_timeout,
-        cpu: args.cpu,
-        memory: args.memory,
-        anti_affinity: args.anti_affinity,
-        unsafe_sysctls: args.unsafe_sysctls,
-        ..RenderRequest::new(plan, args.agents, args.image)
-    };
+    let request = args.run.request(args.token_secret)?;
     let yaml = pummel_k8s::render(&request).map_err(|e| CliError::usage(anyhow!(e)))?;
     match &args.output {
         Some(path) => {

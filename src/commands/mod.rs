@@ -11,6 +11,7 @@ pub mod faults;
 pub mod find_limit;
 pub mod hold;
 pub mod k8s;
+pub mod k8s_run;
 pub mod merge;
 pub mod metrics;
 pub mod proxy;

@@ -300,3 +300,159 @@ fn bad_input_is_a_usage_error() {
     out.assert_code(2);
     assert!(out.stderr.contains("not inside the plan's folder"), "{}", out.stderr);
 }
+
+// ------------------------------------------------------------------------------------------
+// `pummel k8s run`: what can be tried without a cluster (the API sequence itself is tested
+// against a scripted API server in crates/pummel-k8s-run/tests/api.rs).
+// ------------------------------------------------------------------------------------------
+
+/// A kubeconfig whose API server is 127.0.0.1:1, where nothing listens: no real cluster is
+/// ever contacted.
+fn unreachable_kubeconfig(dir: &tempfile::TempDir) -> String {
+    let (path, arg) = support::path_in(dir, "kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\nclusters:\n- name: nowhere\n  cluster:\n    \
+         server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: nowhere\n  context:\n    \
+         cluster: nowhere\n    user: nobody\n    namespace: load\nusers:\n- name: nobody\n  user:\n    token: not-a-token\n",
+    )
+    .unwrap();
+    arg
+}
+
+#[test]
+fn k8s_run_refuses_bad_flags_before_asking_any_cluster() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let plan = write_plan(&dir);
+    // A kubeconfig that does not exist: were the cluster consulted, this would be exit 3.
+    let (_, kubeconfig) = support::path_in(&dir, "no-such-kubeconfig");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["k8s", "run"];
+        args.extend_from_slice(extra);
+        let out =
+            support::spawn_with_env(&args, None, &[("KUBECONFIG", Some(&kubeconfig))]).wait(Duration::from_secs(30));
+        out.assert_code(2).assert_no_panic();
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        out
+    };
+    let out = run(&[&plan, "--agents", "0", "--image", "i"]);
+    assert!(out.stderr.contains("--agents"), "{}", out.stderr);
+    let out = run(&[&plan, "--agents", "2", "--image", "i", "--agents-timeout", "soon"]);
+    assert!(out.stderr.contains("--agents-timeout"), "{}", out.stderr);
+    let out = run(&[&plan, "--agents", "2", "--image", "i", "--namespace", "Load"]);
+    assert!(out.stderr.contains("--namespace"), "{}", out.stderr);
+    run(&[&plan, "--agents", "2", "--image", "i", "--memory", "2GB"]);
+    run(&[&plan, "--agents", "2", "--image", "i", "--token-secret", "a..b"]);
+    run(&[&plan, "--agents", "2"]);
+    let (_, missing) = support::path_in(&dir, "missing.toml");
+    run(&[&missing, "--agents", "2", "--image", "i"]);
+}
+
+#[test]
+fn k8s_run_without_a_reachable_cluster_says_so_and_exits_3() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let plan = write_plan(&dir);
+    let kubeconfig = unreachable_kubeconfig(&dir);
+    let args = ["k8s", "run", &plan, "--agents", "2", "--image", "example.org/pummel:test", "--namespace", "load"];
+    // Through KUBECONFIG, as kubectl finds it...
+    let out = support::spawn_with_env(&args, None, &[("KUBECONFIG", Some(&kubeconfig))]).wait(Duration::from_secs(60));
+    out.assert_code(3).assert_no_panic();
+    assert!(out.stderr.contains("cannot create Secret load/pummel-token"), "{}", out.stderr);
+    assert!(out.stderr.contains("reachable"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // ...and through --kubeconfig; nothing was created, so nothing is deleted.
+    let mut flagged = args.to_vec();
+    flagged.extend(["--kubeconfig", &kubeconfig, "--token-secret", "mine"]);
+    let out = support::run(&flagged, Duration::from_secs(60));
+    out.assert_code(3).assert_no_panic();
+    assert!(out.stderr.contains("cannot create ConfigMap load/pummel-plan"), "{}", out.stderr);
+    assert!(!out.stderr.contains("deleted"), "{}", out.stderr);
+    // A context the kubeconfig lacks is a clear error too.
+    let mut context = args.to_vec();
+    context.extend(["--kubeconfig", &kubeconfig, "--context", "elsewhere"]);
+    let out = support::run(&context, Duration::from_secs(60));
+    out.assert_code(3).assert_no_panic();
+    assert!(out.stderr.contains("no usable Kubernetes configuration"), "{}", out.stderr);
+}
+
+/// The base64 between the markers of run `run_id` in `log`, decoded, and the begin line.
+fn framed(log: &str, run_id: &str) -> Option<(String, Vec<u8>)> {
+    let begin = format!("pummel-results-begin run={run_id} ");
+    let end = format!("pummel-results-end run={run_id}");
+    let mut lines = log.lines().skip_while(|l| !l.starts_with(&begin));
+    let header = lines.next()?.to_string();
+    let text: String = lines.take_while(|l| *l != end).inspect(|l| assert!(l.len() <= 76, "{l}")).collect();
+    Some((header, base64::engine::general_purpose::STANDARD.decode(text).expect("base64")))
+}
+
+#[test]
+fn the_coordinators_wrapper_prints_the_results_document_exactly_and_keeps_the_exit_code() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let sink = support::Sink::start(&[]);
+    let (results, results_arg) = support::path_in(&dir, "results.json");
+    let url = sink.url("/");
+    let out = support::run(
+        &[
+            "k8s",
+            "coordinator",
+            "--run-id",
+            "r1",
+            "--results",
+            &results_arg,
+            "--",
+            "run",
+            &url,
+            "-n",
+            "20",
+            "--threshold",
+            "p99<10s",
+            "-o",
+            &results_arg,
+            "--quiet",
+        ],
+        Duration::from_secs(60),
+    );
+    out.assert_code(0).assert_no_panic();
+    let written = std::fs::read(&results).expect("the run wrote its results");
+    let (header, decoded) = framed(&out.stdout, "r1").unwrap_or_else(|| panic!("no frame in:\n{}", out.stdout));
+    assert_eq!(decoded, written, "the frame carries the results document byte for byte");
+    assert!(header.contains(&format!("bytes={}", written.len())), "{header}");
+
+    // A threshold that fails: the wrapper exits as the run does (1), with the document.
+    let out = support::run(
+        &[
+            "k8s",
+            "coordinator",
+            "--run-id",
+            "r2",
+            "--results",
+            &results_arg,
+            "--",
+            "run",
+            &url,
+            "-n",
+            "5",
+            "--threshold",
+            "p99<0ms",
+            "-o",
+            &results_arg,
+            "--quiet",
+        ],
+        Duration::from_secs(60),
+    );
+    out.assert_code(1);
+    assert!(framed(&out.stdout, "r2").is_some(), "{}", out.stdout);
+
+    // A plan that cannot be read: its exit code (2), and a line saying there is no document.
+    let (missing_results, missing_arg) = support::path_in(&dir, "none.json");
+    let out = support::run(
+        &["k8s", "coordinator", "--run-id", "r3", "--results", &missing_arg, "--", "check", "/nonexistent/plan.toml"],
+        Duration::from_secs(30),
+    );
+    out.assert_code(2);
+    assert!(!missing_results.exists());
+    assert!(out.stdout.lines().any(|l| l.starts_with("pummel-results-none run=r3 ")), "{}", out.stdout);
+}

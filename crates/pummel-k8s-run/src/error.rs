@@ -14,7 +14,7 @@ pub enum RunError {
     #[error(transparent)]
     Render(#[from] RenderError),
     /// Creating an object failed (no cluster, no permission, a name already taken).
-    #[error("cannot create {kind} {namespace}/{name}: {}", api_message(.source))]
+    #[error("cannot create {kind} {namespace}/{name}: {}", api_message(.error))]
     Create {
         /// The object's kind.
         kind: &'static str,
@@ -22,18 +22,18 @@ pub enum RunError {
         namespace: String,
         /// Its name.
         name: String,
-        /// What the client or the API server said.
-        #[source]
-        source: Box<kube::Error>,
+        /// What the client or the API server said (in the message, so not a `source`:
+        /// printed once).
+        error: Box<kube::Error>,
     },
     /// Another API call failed (watching the pods, following the log, reading a status).
-    #[error("cannot {what}: {}", api_message(.source))]
+    #[error("cannot {what}: {}", api_message(.error))]
     Api {
         /// What was being done.
         what: String,
-        /// What the client or the API server said.
-        #[source]
-        source: Box<kube::Error>,
+        /// What the client or the API server said (in the message, so not a `source`:
+        /// printed once).
+        error: Box<kube::Error>,
     },
     /// A pod cannot start: its image cannot be pulled, or its container cannot be created.
     #[error("pod {pod} cannot start: {reason}{}", detail(.message))]
@@ -103,8 +103,23 @@ fn api_message(error: &kube::Error) -> String {
             };
             format!("{} ({} {}){hint}", response.message, response.code, response.reason)
         }
-        other => other.to_string(),
+        other => format!("{} (is the API server of the kubeconfig reachable from here?)", chain(other)),
     }
+}
+
+/// An error and its sources, each said once (`client error (Connect): tcp connect error:
+/// Connection refused`).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
 }
 
 fn detail(message: &str) -> String {

@@ -27,7 +27,7 @@ pub(crate) async fn follow(
     let stream = pods
         .log_stream(pod, &params)
         .await
-        .map_err(|source| RunError::Api { what: format!("follow the log of pod {pod}"), source: Box::new(source) })?;
+        .map_err(|source| RunError::Api { what: format!("follow the log of pod {pod}"), error: Box::new(source) })?;
     let mut stream = std::pin::pin!(stream);
     let mut deframer = Deframer::new(run_id);
     let mut line = Vec::new();

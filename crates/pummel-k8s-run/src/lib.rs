@@ -101,7 +101,7 @@ async fn drive(
             kind,
             namespace: namespace.clone(),
             name: name.clone(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
         created.push((kind, name.clone()));
         progress(Progress::Created { kind, name });

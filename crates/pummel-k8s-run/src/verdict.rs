@@ -22,10 +22,7 @@ pub(crate) async fn exit_code(pods: &Api<Pod>, pod: &str) -> Result<(i32, String
         let current = pods
             .get_opt(pod)
             .await
-            .map_err(|source| RunError::Api {
-                what: format!("read the status of pod {pod}"),
-                source: Box::new(source),
-            })?
+            .map_err(|source| RunError::Api { what: format!("read the status of pod {pod}"), error: Box::new(source) })?
             .ok_or_else(|| RunError::NoVerdict(format!("its pod {pod} was deleted before it ended")))?;
         let status = current.status.unwrap_or_default();
         let container =

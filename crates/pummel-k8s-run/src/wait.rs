@@ -52,7 +52,7 @@ pub(crate) async fn ready(
         let stream = match timeout_at(deadline, pods.watch(&params, "0")).await {
             Err(_) => return Err(seen.timeout(wait, agents)),
             Ok(Err(source)) => {
-                return Err(RunError::Api { what: "watch the run's pods".into(), source: Box::new(source) });
+                return Err(RunError::Api { what: "watch the run's pods".into(), error: Box::new(source) });
             }
             Ok(Ok(stream)) => stream,
         };

@@ -309,12 +309,18 @@ fn bad_input_is_a_usage_error() {
 /// A kubeconfig whose API server is 127.0.0.1:1, where nothing listens: no real cluster is
 /// ever contacted.
 fn unreachable_kubeconfig(dir: &tempfile::TempDir) -> String {
+    kubeconfig_for(dir, "https://127.0.0.1:1")
+}
+
+/// A kubeconfig whose API server is `server` (on loopback), its certificate not verified.
+fn kubeconfig_for(dir: &tempfile::TempDir, server: &str) -> String {
     let (path, arg) = support::path_in(dir, "kubeconfig");
     std::fs::write(
         &path,
         "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\nclusters:\n- name: nowhere\n  cluster:\n    \
-         server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: nowhere\n  context:\n    \
-         cluster: nowhere\n    user: nobody\n    namespace: load\nusers:\n- name: nobody\n  user:\n    token: not-a-token\n",
+         server: SERVER\n    insecure-skip-tls-verify: true\ncontexts:\n- name: nowhere\n  context:\n    \
+         cluster: nowhere\n    user: nobody\n    namespace: load\nusers:\n- name: nobody\n  user:\n    token: not-a-token\n"
+            .replace("SERVER", server),
     )
     .unwrap();
     arg
@@ -375,6 +381,15 @@ fn k8s_run_without_a_reachable_cluster_says_so_and_exits_3() {
     let out = support::run(&context, Duration::from_secs(60));
     out.assert_code(3).assert_no_panic();
     assert!(out.stderr.contains("no usable Kubernetes configuration"), "{}", out.stderr);
+
+    // A TLS server that is not Kubernetes (pummel sink --tls): the client's TLS works, and the
+    // answer that is no API object is a clear error.
+    let sink = support::Sink::start(&["--tls"]);
+    let other = support::temp_dir();
+    let kubeconfig = kubeconfig_for(&other, &format!("https://{}", sink.addr));
+    let out = support::spawn_with_env(&args, None, &[("KUBECONFIG", Some(&kubeconfig))]).wait(Duration::from_secs(60));
+    out.assert_code(3).assert_no_panic();
+    assert!(out.stderr.contains("cannot create Secret load/pummel-token: Error deserializing"), "{}", out.stderr);
 }
 
 /// The base64 between the markers of run `run_id` in `log`, decoded, and the begin line.

@@ -103,7 +103,10 @@ fn api_message(error: &kube::Error) -> String {
             };
             format!("{} ({} {}){hint}", response.message, response.code, response.reason)
         }
-        other => format!("{} (is the API server of the kubeconfig reachable from here?)", chain(other)),
+        kube::Error::Service(_) | kube::Error::HyperError(_) => {
+            format!("{} (is the API server of the kubeconfig reachable from here?)", chain(error))
+        }
+        other => chain(other),
     }
 }
 

@@ -169,7 +169,7 @@ impl Cluster {
         }
         if how.segment_given {
             return Err(CliError::usage(anyhow!(
-                "--segment and --start-at are given to each agent by the coordinator: drop them"
+                "--segment, --segment-sequence and --start-at are given to each agent by the coordinator: drop them"
             )));
         }
         if plan.request_log.is_some() {

@@ -34,7 +34,7 @@ pub enum Command {
     Report(crate::commands::report::ReportArgs),
     /// Compare two results files metric by metric (a CI regression gate).
     Compare(crate::commands::compare::CompareArgs),
-    /// Join the results of a plan's segments (--segment i/N) into the results of the whole plan.
+    /// Join the results of a plan's segments (--segment i/N or FROM:TO) into the results of the whole plan.
     Merge(crate::commands::merge::MergeArgs),
     /// Check the system limits a load test hits (open files, ports, backlog) and explain fixes.
     Doctor(crate::commands::doctor::DoctorArgs),

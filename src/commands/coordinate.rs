@@ -246,7 +246,7 @@ impl Cluster {
         let job = |index: usize| Job {
             args: job_args.clone(),
             files: shipped.clone(),
-            segment: format!("{}/{count}", index + 1),
+            segment: pummel_engine::plan::Segment::part(index as u64, count as u64).to_string(),
             step_rate,
             exports: exports.clone(),
         };

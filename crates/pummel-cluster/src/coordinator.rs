@@ -298,7 +298,7 @@ impl Coordinator {
             figures.lock().expect("figures lock").push(AgentFigures {
                 name: agent.name.clone(),
                 address: agent.address.to_string(),
-                segment: format!("{}/{count}", index + 1),
+                segment: pummel_results::segment::Segment::part(index as u64, count as u64).to_string(),
                 shards: agent.shards,
                 clock_offset_ms: agent.offset_us as f64 / 1000.0,
                 round_trip_ms: agent.round_trip.as_secs_f64() * 1000.0,

@@ -147,12 +147,13 @@ impl Eq for Segment {}
 impl Segment {
     /// The whole plan (`1/1`).
     pub fn whole() -> Segment {
-        Segment::parts(0, 1)
+        Segment::part(0, 1)
     }
 
-    /// Part `index + 1` of `count` equal parts (`--segment i/N`): period `count`, offset
-    /// `index`, which is what k6's striping gives each of `count` equal segments.
-    fn parts(index: u64, count: u64) -> Segment {
+    /// Part `index + 1` (0-based `index`) of `count` equal parts (`--segment i/N`), as a
+    /// coordinator hands them out to its agents: period `count`, offset `index`, which is what
+    /// k6's striping gives each of `count` equal segments.
+    pub fn part(index: u64, count: u64) -> Segment {
         let count = count.max(1);
         let index = index.min(count - 1);
         Segment(Arc::new(Shape {
@@ -171,7 +172,7 @@ impl Segment {
     pub fn parse(text: &str, sequence: Option<&str>) -> Result<Segment, SegmentError> {
         let label = SegmentLabel::parse(text, sequence)?;
         match label.parts {
-            Some(count) => Ok(Segment::parts(label.position() as u64, count)),
+            Some(count) => Ok(Segment::part(label.position() as u64, count)),
             None => Segment::in_sequence(label.from, label.to, label.sequence),
         }
     }

@@ -101,6 +101,7 @@ fn parts_keep_their_old_striping() {
         for i in 1..=n {
             let segment = Segment::parse(&format!("{i}/{n}"), None).unwrap();
             assert_eq!(segment.to_string(), format!("{i}/{n}"));
+            assert_eq!(Segment::part(i - 1, n), segment, "as a coordinator hands it out");
             assert_eq!(segment.sequence_label(), None);
             for j in 0..50 {
                 assert_eq!(segment.item(j), j * n + i - 1);

@@ -408,7 +408,7 @@ pub(super) fn spawn_shards(
 }
 
 /// `scheme://host[:port]` of the target, which the request log puts before each path.
-fn base_url(plan: &Plan) -> String {
+pub(super) fn base_url(plan: &Plan) -> String {
     let url = &plan.target.url;
     match url.find("://").map(|at| at + 3) {
         Some(host_start) => match url[host_start..].find('/') {

@@ -289,6 +289,7 @@ impl Coordinator {
         let figures: Arc<Mutex<Vec<AgentFigures>>> = Arc::new(Mutex::new(Vec::with_capacity(count)));
         let done = CancellationToken::new();
         let mut first_shard = 0;
+        let mut shards_of = Vec::with_capacity(count);
         let mut relay = Relay {
             handle: runtime.handle().clone(),
             readers: Vec::new(),
@@ -312,6 +313,7 @@ impl Coordinator {
             relay.writers.push(runtime.spawn(protocol::write_all(agent.writer, queued)));
             relay.queues.push(queue);
             relay.who.push((agent.name.clone(), agent.address, agent.version.clone()));
+            shards_of.push((agent.name.clone(), agent.shards));
             let agent_relay = AgentRelay {
                 index,
                 name: agent.name,
@@ -368,6 +370,7 @@ impl Coordinator {
             stop,
             cpu: Box::new(move || Duration::from_micros(cpu_clock.lock().map(|c| c.iter().sum()).unwrap_or(0))),
             watch: watch.map(|w| Box::new(w) as Box<dyn Sampler>),
+            agents: shards_of,
         };
         Ok((shards, relay))
     }

@@ -121,6 +121,7 @@ fn encode_figures(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt
         "Failed requests per scenario, request name and kind (plan files; after the warmup).",
         failures,
     )?;
+    agents(f, e)?;
 
     histogram(
         e,
@@ -218,6 +219,33 @@ fn encode_figures(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt
     probes(f, e)?;
     target(f, e)?;
     faults(f, e)
+}
+
+/// A coordinator's per-agent series, labelled `agent` (none for a run on one process).
+fn agents(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    if f.agents.is_empty() {
+        return Ok(());
+    }
+    let mut sent = Vec::new();
+    let mut ended = Vec::new();
+    let mut failures = Vec::new();
+    for (agent, counts) in &f.agents {
+        let base = || vec![("agent", agent.clone())];
+        sent.push((base(), counts.sent));
+        for (outcome, n) in [("ok", counts.ok), ("failed", counts.failed)] {
+            let mut labels = base();
+            labels.push(("outcome", outcome.into()));
+            ended.push((labels, n));
+        }
+        for (kind, n) in counts.errors.non_zero() {
+            let mut labels = base();
+            labels.push(("kind", kind.name().into()));
+            failures.push((labels, n));
+        }
+    }
+    counters(e, "pummel_agent_requests_sent", "Requests written, per agent of a coordinated run.", sent)?;
+    counters(e, "pummel_agent_requests", "Requests that ended, per agent and outcome.", ended)?;
+    counters(e, "pummel_agent_request_failures", "Failed requests per agent and kind.", failures)
 }
 
 fn faults(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {

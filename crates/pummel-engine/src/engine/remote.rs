@@ -97,6 +97,9 @@ pub struct RemoteShards {
     /// The target, watched by an agent on its machine (`pummel agent --watch-only`): asked for
     /// a sample at every second, as a local watch is.
     pub watch: Option<Box<dyn crate::observe::Sampler>>,
+    /// Each agent's name and how many shards it runs, in shard order (its shards follow the
+    /// previous agent's): the live feed's per-agent counts.
+    pub agents: Vec<(String, usize)>,
 }
 
 impl RemoteShards {

@@ -34,7 +34,7 @@ pub enum Command {
     Report(crate::commands::report::ReportArgs),
     /// Compare two results files metric by metric (a CI regression gate).
     Compare(crate::commands::compare::CompareArgs),
-    /// Join the results of a plan's segments (--segment i/N) into the results of the whole plan.
+    /// Join the results of a plan's segments (--segment i/N or FROM:TO) into the results of the whole plan.
     Merge(crate::commands::merge::MergeArgs),
     /// Check the system limits a load test hits (open files, ports, backlog) and explain fixes.
     Doctor(crate::commands::doctor::DoctorArgs),
@@ -143,11 +143,17 @@ pub struct RunArgs {
     /// results]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Run part i of N of the load (1 ≤ i ≤ N), for several processes or machines that run one
-    /// plan together: arrivals, users, iterations and feeder rows are dealt out exactly, so the
-    /// N parts together are the whole plan (`pummel merge` joins their results).
-    #[arg(long, value_name = "i/N")]
+    /// Run part of the load, for several processes or machines that run one plan together:
+    /// `i/N` (part i of N equal parts, 1 ≤ i ≤ N) or, as k6, a range FROM:TO of 0..1 (`1/3:2/3`,
+    /// `0.5:1`, `50%:100%`). Arrivals, users, iterations and feeder rows are dealt out exactly,
+    /// so the parts together are the whole plan (`pummel merge` joins their results).
+    #[arg(long, value_name = "i/N|FROM:TO")]
     pub segment: Option<String>,
+    /// The cuts of 0..1 into the segments that run one plan together (`0,1/4,1/2,1`): give the
+    /// same to every process, since how items are dealt out depends on every segment
+    /// [default: 0,FROM,TO,1 for --segment FROM:TO; N equal parts for i/N]
+    #[arg(long, value_name = "0,R,...,1")]
+    pub segment_sequence: Option<String>,
     /// Start at this instant (RFC 3339, e.g. 2026-12-06T20:00:00Z, or unix milliseconds), so
     /// that every segment of one plan starts together.
     #[arg(long, value_name = "WHEN")]

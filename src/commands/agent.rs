@@ -59,7 +59,15 @@ pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
             None => say(&format!("segment {} on {shards} threads; starting at the agreed instant", job.segment)),
         }
         let this_job = control.child();
-        let (ran, next) = session.run(&this_job, &control, |forward| remote::run_shards(&plan, &this_job, forward));
+        let (ran, next) = session.run(&this_job, &control, |outbox| {
+            // A request log's lines go to the coordinator, which writes them into its file.
+            let log = plan.request_log.as_ref().map(|_| outbox.request_log());
+            let ran = remote::run_shards(&plan, &this_job, |report| outbox.report(report), log);
+            if let Ok(Some(totals)) = &ran {
+                outbox.request_log_totals(totals.clone());
+            }
+            ran
+        });
         ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
         match next {
             Next::Job(next) if !control.is_interrupted() => job = next,
@@ -137,11 +145,13 @@ fn agent_plan(job: &Job, dir: &std::path::Path) -> Result<Plan, CliError> {
     let local = |reference: &Option<PathBuf>| {
         reference.as_ref().map(|p| shipped.get(&p.display().to_string()).cloned().unwrap_or_else(|| p.clone()))
     };
-    let segment = Segment::parse(&job.segment).map_err(|e| CliError::usage(anyhow!(e)))?;
+    let segment =
+        Segment::parse(&job.segment, None).map_err(|e| CliError::usage(anyhow!("segment {:?}: {e}", job.segment)))?;
     let mut plan = match cli.command {
         Command::Run(mut args) => {
             localize(&mut args.request, &mut args.connection, local);
             args.segment = Some(job.segment.clone());
+            args.segment_sequence = None;
             args.start_at = None;
             args.cluster.agents = None;
             args.cluster.workers = None;

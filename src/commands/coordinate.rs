@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use base64::Engine as _;
-use pummel_cluster::coordinator::{AgentFigures, Coordinator, Event, Gathered, OnLoss};
+use pummel_cluster::coordinator::{AgentFigures, Coordinator, Event, Gathered, LogFile, OnLoss};
 use pummel_cluster::protocol::{Job, ShippedFile};
 use pummel_cluster::{ClusterError, Token};
 use pummel_engine::engine::{EngineError, RunControl, RunOutcome, remote};
 use pummel_engine::measure::summary::summarize;
 use pummel_engine::plan::Plan;
+use pummel_engine::request_log::RequestLogTotals;
 use pummel_results::summary::{AgentSummary, Summary};
 use pummel_results::timeline::TimelineEntry;
 
@@ -169,11 +170,8 @@ impl Cluster {
         }
         if how.segment_given {
             return Err(CliError::usage(anyhow!(
-                "--segment and --start-at are given to each agent by the coordinator: drop them"
+                "--segment, --segment-sequence and --start-at are given to each agent by the coordinator: drop them"
             )));
-        }
-        if plan.request_log.is_some() {
-            return Err(CliError::usage(anyhow!("--log-requests does not run over agents yet")));
         }
         if plan.write_log.is_some() {
             return Err(CliError::usage(anyhow!("writes and their [verify] read-back do not run over agents yet")));
@@ -246,19 +244,30 @@ impl Cluster {
         let job = |index: usize| Job {
             args: job_args.clone(),
             files: shipped.clone(),
-            segment: format!("{}/{count}", index + 1),
+            segment: pummel_engine::plan::Segment::part(index as u64, count as u64).to_string(),
             step_rate,
             exports: exports.clone(),
         };
+        // The agents' request-log lines all go into the coordinator's one file.
+        let request_log = match &plan.request_log {
+            Some(spec) => Some(
+                LogFile::create(&spec.path)
+                    .map_err(|source| EngineError::RequestLog { path: spec.path.display().to_string(), source })?,
+            ),
+            None => None,
+        };
         let (shards, relay) = self
             .coordinator
-            .start(gathered, job, self.on_loss, control.child_token())
+            .start(gathered, job, self.on_loss, control.child_token(), request_log.clone())
             .map_err(|e| EngineError::Remote(e.to_string()))?;
         if !self.quiet && step_rate.is_none() {
             eprintln!("pummel  {count} agent{} on {} threads: started", plural(count), shards.shards);
         }
-        let outcome = remote::run_remote(plan, control, shards, on_second);
+        let mut outcome = remote::run_remote(plan, control, shards, on_second);
         let (figures, agents) = relay.finish();
+        if let (Ok(outcome), Some(spec), Some(log)) = (&mut outcome, &plan.request_log, &request_log) {
+            outcome.request_log = Some(log_totals(&spec.path, &figures, LogFile::finish(log)));
+        }
         let lost = figures.iter().find_map(|f| f.lost.as_ref().map(|(_, why)| format!("agent {} lost: {why}", f.name)));
         self.add_figures(figures);
         if agents.len() == count {
@@ -355,6 +364,29 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The results' form of an agent's figures.
+/// The request log of a run over agents: what every agent's log wrote and left out, in the
+/// coordinator's file (`error`: the coordinator's own trouble writing it, or an agent's).
+fn log_totals(path: &std::path::Path, figures: &[AgentFigures], error: Option<String>) -> RequestLogTotals {
+    let mut totals = RequestLogTotals { path: path.display().to_string(), error, ..RequestLogTotals::default() };
+    for f in figures {
+        match &f.request_log {
+            Some(agent) => {
+                totals.written += agent.written;
+                for (kind, n) in &agent.left_out {
+                    *totals.left_out.entry(kind.clone()).or_default() += n;
+                }
+                if let Some(e) = &agent.error {
+                    totals.error.get_or_insert_with(|| format!("agent {}: {e}", f.name));
+                }
+            }
+            None => {
+                totals.error.get_or_insert_with(|| format!("agent {} sent no totals of its log", f.name));
+            }
+        }
+    }
+    totals
+}
+
 fn agent_summary(f: &AgentFigures) -> AgentSummary {
     AgentSummary {
         name: f.name.clone(),

@@ -1,9 +1,10 @@
-//! `pummel merge`: the results documents of a plan's segments (`--segment i/N`) joined into the
-//! results of the whole plan, exactly (see `pummel_results::merge`).
+//! `pummel merge`: the results documents of a plan's segments (`--segment i/N`, or `FROM:TO` of
+//! a `--segment-sequence`) joined into the results of the whole plan, exactly (see
+//! `pummel_results::merge`).
 //!
 //! This command reads the files (a file that is not a results document is a usage error, exit
-//! 2), hands them to the merge (a refusal — other plans, other versions, a segment twice or
-//! missing — is a usage error naming the file), prints the merged summary as `run` prints its
+//! 2), hands them to the merge (a refusal — other plans, other versions or sequences, a segment
+//! twice, overlapping or missing — is a usage error naming the file), prints the merged summary as `run` prints its
 //! own, writes the merged document and exits 1 when a threshold judged on the merged figures
 //! failed (or a segment was ended by an abort rule), 0 otherwise.
 
@@ -23,20 +24,25 @@ Examples:
   pummel run plan.toml --segment 2/3 --start-at 2026-12-06T20:00:00Z -o seg-2.json   # on B
   pummel run plan.toml --segment 3/3 --start-at 2026-12-06T20:00:00Z -o seg-3.json   # on C
   pummel merge seg-1.json seg-2.json seg-3.json -o all.json
+  # unequal parts: ranges of one sequence
+  pummel run plan.toml --segment 0:1/4 --segment-sequence 0,1/4,1/2,1 -o a.json   # and 1/4:1/2, 1/2:1
+  pummel merge a.json b.json c.json -o all.json
 
 Counts are summed and every histogram is added (same bounds everywhere), so every percentile of
 the merged document is the percentile of all the values; thresholds are judged again on the
 merged figures. Timelines are aligned by wall-clock second.
 
 Exit codes: 0 merged and every threshold held, 1 a threshold failed (or a segment was aborted),
-2 a file is not a segment of the same plan (or is missing, repeated, unreadable), 3 the output
+2 a file is not a segment of the same plan and sequence (or is missing, repeated, overlapping,
+unreadable), 3 the output
 could not be written.";
 
 /// Flags of `pummel merge`.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct MergeArgs {
-    /// The results documents of the plan's segments (`pummel run --segment i/N -o FILE`).
+    /// The results documents of the plan's segments (`pummel run --segment i/N -o FILE`, or
+    /// `--segment FROM:TO --segment-sequence ...`).
     #[arg(value_name = "SEGMENT.json", required = true)]
     pub inputs: Vec<PathBuf>,
     /// Where to write the merged results document.

@@ -14,8 +14,8 @@ use pummel_engine::measure::{results::document as results_document, summary::sum
 use pummel_engine::observe::probe::{ProbeExpect, ProbeSpec};
 use pummel_engine::observe::{Observers, WatchTarget};
 use pummel_engine::plan::{
-    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, QuickRun, RateStage, RequestSpec, Scheme, StatusSet,
-    Stop, Target,
+    Arrival, ClosedLoad, Http2Settings, Load, OpenLoad, Plan, QuickRun, RateStage, RequestSpec, Scheme, Segment,
+    StatusSet, Stop, Target,
 };
 use pummel_results::duration::parse_duration;
 use pummel_results::expr::Expr;
@@ -81,7 +81,7 @@ pub fn coordinated(args: &RunArgs, title: String) -> super::coordinate::Coordina
         output: args.output.as_deref(),
         junit: args.junit.as_deref(),
         title,
-        segment_given: args.segment.is_some() || args.start_at.is_some(),
+        segment_given: args.segment.is_some() || args.segment_sequence.is_some() || args.start_at.is_some(),
     }
 }
 
@@ -290,15 +290,33 @@ pub fn accept_encoding() -> String {
 }
 
 /// `--drain`, when given.
-/// `--segment i/N` and `--start-at WHEN`, laid over `plan`.
+/// `--segment` (with `--segment-sequence`) and `--start-at WHEN`, laid over `plan`.
 pub fn segment_flags(plan: &mut Plan, args: &RunArgs) -> Result<(), CliError> {
-    if let Some(text) = &args.segment {
-        plan.segment = pummel_engine::plan::Segment::parse(text).map_err(|e| CliError::usage(anyhow!(e)))?;
+    if let Some(segment) = segment_flag(args)? {
+        plan.segment = segment;
     }
     if let Some(text) = &args.start_at {
         plan.start_at = Some(parse_instant(text).map_err(|e| CliError::usage(anyhow!(e)))?);
     }
     Ok(())
+}
+
+/// `--segment i/N` or `--segment FROM:TO` with `--segment-sequence`, when given; a usage
+/// error (exit 2) that quotes them when they are not a segment of a sequence.
+pub fn segment_flag(args: &RunArgs) -> Result<Option<Segment>, CliError> {
+    let sequence = args.segment_sequence.as_deref();
+    let Some(text) = args.segment.as_deref() else {
+        return match sequence {
+            Some(_) => Err(CliError::usage(anyhow!(
+                "--segment-sequence needs --segment (the segment of the sequence this process runs)"
+            ))),
+            None => Ok(None),
+        };
+    };
+    Segment::parse(text, sequence).map(Some).map_err(|e| {
+        let with = sequence.map(|s| format!(" with --segment-sequence {s:?}")).unwrap_or_default();
+        CliError::usage(anyhow!("--segment {text:?}{with}: {e}"))
+    })
 }
 
 /// An instant given as RFC 3339 (`2026-12-06T20:00:00Z`) or as unix milliseconds.

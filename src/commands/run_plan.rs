@@ -244,9 +244,9 @@ fn phase_plan(spec: &PlanSpec, args: &RunArgs, phase: Phase) -> Result<Option<Pl
         return Ok(None);
     };
     connection_flags(&mut plan, args)?;
-    if let Some(text) = &args.segment {
+    if let Some(segment) = quick::segment_flag(args)? {
         // Each segment's setup does its part (its own ids for its own load), as its load does.
-        plan.segment = pummel_engine::plan::Segment::parse(text).map_err(|e| CliError::usage(anyhow!(e)))?;
+        plan.segment = segment;
     }
     if phase == Phase::Setup {
         // An agreed start starts the first phase.

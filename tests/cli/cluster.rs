@@ -53,6 +53,55 @@ fn workers_send_the_whole_plan_once_and_the_merged_figures_add_up() {
     assert!(out.stderr.contains("agent worker-3 joined"), "{}", out.stderr);
 }
 
+/// `--log-requests` over `--workers 2`: the agents' lines all reach the coordinator's one file
+/// (every failure and, with a full sample, every success, as a local run logs them), each
+/// agent redacts the secret query parameter before its lines leave it, and the summary's
+/// count of lines is the file's.
+#[test]
+fn the_request_log_of_agents_lands_in_the_coordinators_file() {
+    let _load = support::shared();
+    let dir = support::temp_dir();
+    let (log_path, log) = support::path_in(&dir, "requests.jsonl");
+    let (_sink, addr) = spawn_sink(&["--error-rate", "30%"]);
+    let url = format!("http://{addr}/items?api_key=s3cret-value-123");
+    let out = support::run(
+        &[
+            "run",
+            &url,
+            "--workers",
+            "2",
+            "-r",
+            "100",
+            "-d",
+            "2s",
+            "--log-requests",
+            &log,
+            "--log-sample",
+            "100%",
+            "--log-per-second",
+            "100000",
+            "--json",
+        ],
+        Duration::from_secs(90),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    let (ok, failed) = (count(&summary, "/requests/ok"), count(&summary, "/requests/failed"));
+    assert_eq!(ok + failed, 200, "{}", out.stdout);
+    assert!(failed > 20, "{failed} failed");
+    let text = std::fs::read_to_string(&log_path).expect("the coordinator's request log");
+    assert!(!text.contains("s3cret-value-123"), "the secret never leaves an agent");
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}"))).collect();
+    let logged_failures = lines.iter().filter(|l| l["ok"] == false).count() as u64;
+    let logged_successes = lines.iter().filter(|l| l["ok"] == true).count() as u64;
+    assert_eq!(logged_failures, failed, "every agent's failures are in the one file");
+    assert_eq!(logged_successes, ok, "and every success, with --log-sample 100%");
+    assert!(lines.iter().all(|l| l["url"].as_str().is_some_and(|u| u.ends_with("api_key=[redacted]"))));
+    assert_eq!(count(&summary, "/request_log/written"), ok + failed);
+    assert_eq!(summary["request_log"]["left_out"], serde_json::json!({}), "nothing left out");
+}
+
 /// Agents started by hand in another folder run a plan file whose feeder only the coordinator
 /// has: the coordinator ships it. A `unique` feeder of 12 rows over 4 users × 3 iterations is
 /// dealt out so that every row is used exactly once over both agents.

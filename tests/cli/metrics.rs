@@ -246,13 +246,7 @@ fn remote_write_delivers_exactly_the_summarys_count_with_a_run_id() {
     );
     out.assert_code(0).assert_no_panic();
     let completed = count(&out.json(), "/requests/completed");
-    let run_id = out
-        .stderr
-        .split("run_id=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("the run id is said:\n{}", out.stderr))
-        .to_string();
+    let run_id = run_id_of(&out.stderr);
     assert!(
         out.stderr.contains("remote write sent") && !out.stderr.contains("warning: remote write"),
         "{}",
@@ -283,6 +277,56 @@ fn remote_write_delivers_exactly_the_summarys_count_with_a_run_id() {
     );
     let out = support::run(&["run", &url, "-n", "5", "--out", "influxdb=http://127.0.0.1:1/"], Duration::from_secs(30));
     out.assert_code(2);
+}
+
+/// Under a coordinator (`--workers 2`), remote write sends the merged series and, labelled
+/// `agent`, each agent's: in a real Prometheus the agents' counts add up to the run's, and
+/// each agent's is its part of the summary's per-agent breakdown.
+#[test]
+fn remote_write_from_a_coordinator_labels_each_agents_series() {
+    let _shared = support::shared();
+    let sink = Sink::start(&[]);
+    let prometheus = Prometheus::receiving();
+    let out_flag = format!("prometheus={}", prometheus.write_url());
+    let url = sink.url("/");
+    let out = support::run(
+        &["run", &url, "--workers", "2", "-d", "2s", "-r", "100", "--json", "--out", &out_flag],
+        Duration::from_secs(90),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    let sent = count(&summary, "/requests/sent");
+    assert_eq!(sent, 200, "{}", out.stdout);
+    let run_id = run_id_of(&out.stderr);
+    let agents = summary["agents"].as_array().expect("the per-agent breakdown");
+    assert_eq!(agents.len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for agent in agents {
+        let name = agent["name"].as_str().expect("an agent's name");
+        let query =
+            format!("max_over_time(pummel_agent_requests_sent_total{{run_id=\"{run_id}\",agent=\"{name}\"}}[10m])");
+        let mut seen = None;
+        while Instant::now() < deadline {
+            seen = prometheus.scalar(&query);
+            if seen == Some(count(agent, "/sent") as f64) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(seen, Some(count(agent, "/sent") as f64), "{query} against the summary's {agent}");
+    }
+    let all = format!("sum(max_over_time(pummel_agent_requests_sent_total{{run_id=\"{run_id}\"}}[10m]))");
+    assert_eq!(prometheus.scalar(&all), Some(sent as f64), "the agents' parts add up to the run's");
+}
+
+/// The `run_id` remote write labels a run's series with, as the run says it on stderr.
+fn run_id_of(stderr: &str) -> String {
+    stderr
+        .split("run_id=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the run id is said:\n{stderr}"))
+        .to_string()
 }
 
 /// `hold` and `find-limit` serve the endpoint too: the connections a hold keeps open, and a

@@ -8,8 +8,9 @@ use cpu_time::ProcessTime;
 use pummel_engine::engine::RunControl;
 use pummel_engine::engine::remote::WireReport;
 use pummel_engine::observe::{SampleFailure, Sampler};
+use pummel_engine::request_log::{LineSink, RequestLogTotals};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::ClusterError;
 use crate::auth::{Role, Token, nonce};
@@ -158,20 +159,17 @@ impl Session {
         })
     }
 
-    /// Runs the job: `run` is handed a function that sends one report (false once the
-    /// coordinator is gone); heartbeats go out every second meanwhile. A stop from the
+    /// Runs the job: `run` is handed the [`Outbox`] its reports (and request-log lines) go
+    /// through; heartbeats go out every second meanwhile. A stop from the
     /// coordinator, or its loss (a closed connection, or no word for [`LOSS_AFTER`] while the job
     /// runs), interrupts `control` (this job's). Then waits for the
     /// coordinator's next word: another job, or the end (`process`, the agent's own control,
     /// ends the wait on Ctrl-C).
-    pub fn run<T>(
-        &mut self,
-        control: &RunControl,
-        process: &RunControl,
-        run: impl FnOnce(&mut dyn FnMut(WireReport) -> bool) -> T,
-    ) -> (T, Next) {
+    pub fn run<T>(&mut self, control: &RunControl, process: &RunControl, run: impl FnOnce(&Outbox) -> T) -> (T, Next) {
         let (Some(mut reader), Some(writer)) = (self.reader.take(), self.writer.take()) else {
-            return (run(&mut |_| false), Next::End);
+            // Gone already: an outbox whose every send fails.
+            let (queue, _) = unbounded_channel();
+            return (run(&Outbox { queue }), Next::End);
         };
         let cpu_at_start = ProcessTime::now();
         let (queue, queued) = unbounded_channel();
@@ -218,11 +216,10 @@ impl Session {
                 }
             }
         });
-        let report_queue = queue.clone();
-        let mut forward = move |report: WireReport| report_queue.send(Message::Report(Box::new(report))).is_ok();
-        let outcome = run(&mut forward);
+        let outbox = Outbox { queue: queue.clone() };
+        let outcome = run(&outbox);
         job_done.cancel();
-        drop(forward);
+        drop(outbox);
         heartbeat.abort();
         let cpu_us = cpu_at_start.elapsed().as_micros() as u64;
         let _ = queue.send(Message::Done { cpu_us });
@@ -245,6 +242,61 @@ impl Session {
             }
         });
         (outcome, next)
+    }
+}
+
+/// Where a running job's messages go to the coordinator; clones share the one connection.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    queue: UnboundedSender<Message>,
+}
+
+impl Outbox {
+    /// Sends one shard report; false once the coordinator is gone.
+    pub fn report(&self, report: WireReport) -> bool {
+        self.queue.send(Message::Report(Box::new(report))).is_ok()
+    }
+
+    /// Where the job's request log writes (`--log-requests`): its lines go to the coordinator,
+    /// which writes every agent's into its one file.
+    pub fn request_log(&self) -> Box<dyn LineSink> {
+        Box::new(RemoteLog { queue: self.queue.clone(), text: String::new() })
+    }
+
+    /// Sends what the job's request log wrote and left out, after its last lines.
+    pub fn request_log_totals(&self, totals: RequestLogTotals) {
+        let _ = self.queue.send(Message::LogTotals(Box::new(totals)));
+    }
+}
+
+/// Lines batched for the coordinator: sent at each flush (the writer flushes once a second) or
+/// when a batch grows past [`LOG_BATCH`], so a frame stays small.
+struct RemoteLog {
+    queue: UnboundedSender<Message>,
+    text: String,
+}
+
+/// The most bytes of request-log lines held before they are sent.
+const LOG_BATCH: usize = 64 * 1024;
+
+impl LineSink for RemoteLog {
+    fn line(&mut self, line: &str) -> std::io::Result<()> {
+        self.text.push_str(line);
+        self.text.push('\n');
+        if self.text.len() >= LOG_BATCH {
+            LineSink::flush(self)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.text.is_empty() {
+            return Ok(());
+        }
+        let text = std::mem::take(&mut self.text);
+        self.queue
+            .send(Message::LogLines { text })
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the coordinator is gone"))
     }
 }
 

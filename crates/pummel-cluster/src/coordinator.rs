@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pummel_engine::engine::remote::{Inbound, RemoteShards};
 use pummel_engine::observe::{SampleFailure, Sampler};
+use pummel_engine::request_log::RequestLogTotals;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -127,6 +128,8 @@ pub struct AgentFigures {
     pub thread_busy_median_percent: Option<f64>,
     /// CPU seconds it used.
     pub cpu_seconds: f64,
+    /// What its request log wrote and left out (`--log-requests`), as it said at its end.
+    pub request_log: Option<RequestLogTotals>,
     /// When it was lost (seconds from the start) and why; `None` if it finished.
     pub lost: Option<(f64, String)>,
 }
@@ -233,6 +236,7 @@ impl Coordinator {
         job: impl Fn(usize) -> Job,
         on_loss: OnLoss,
         stop: CancellationToken,
+        request_log: Option<SharedLog>,
     ) -> Result<(RemoteShards, Relay), ClusterError> {
         let runtime = &self.runtime;
         let Gathered { agents, watcher } = gathered;
@@ -285,6 +289,7 @@ impl Coordinator {
         let figures: Arc<Mutex<Vec<AgentFigures>>> = Arc::new(Mutex::new(Vec::with_capacity(count)));
         let done = CancellationToken::new();
         let mut first_shard = 0;
+        let mut shards_of = Vec::with_capacity(count);
         let mut relay = Relay {
             handle: runtime.handle().clone(),
             readers: Vec::new(),
@@ -298,7 +303,7 @@ impl Coordinator {
             figures.lock().expect("figures lock").push(AgentFigures {
                 name: agent.name.clone(),
                 address: agent.address.to_string(),
-                segment: format!("{}/{count}", index + 1),
+                segment: pummel_results::segment::Segment::part(index as u64, count as u64).to_string(),
                 shards: agent.shards,
                 clock_offset_ms: agent.offset_us as f64 / 1000.0,
                 round_trip_ms: agent.round_trip.as_secs_f64() * 1000.0,
@@ -308,6 +313,7 @@ impl Coordinator {
             relay.writers.push(runtime.spawn(protocol::write_all(agent.writer, queued)));
             relay.queues.push(queue);
             relay.who.push((agent.name.clone(), agent.address, agent.version.clone()));
+            shards_of.push((agent.name.clone(), agent.shards));
             let agent_relay = AgentRelay {
                 index,
                 name: agent.name,
@@ -318,6 +324,7 @@ impl Coordinator {
                 figures: figures.clone(),
                 on_loss,
                 start,
+                request_log: request_log.clone(),
             };
             first_shard += agent.shards;
             relay.readers.push(runtime.spawn(agent_relay.run(agent.reader)));
@@ -363,6 +370,7 @@ impl Coordinator {
             stop,
             cpu: Box::new(move || Duration::from_micros(cpu_clock.lock().map(|c| c.iter().sum()).unwrap_or(0))),
             watch: watch.map(|w| Box::new(w) as Box<dyn Sampler>),
+            agents: shards_of,
         };
         Ok((shards, relay))
     }
@@ -517,6 +525,47 @@ struct AgentRelay {
     figures: Arc<Mutex<Vec<AgentFigures>>>,
     on_loss: OnLoss,
     start: Instant,
+    request_log: Option<SharedLog>,
+}
+
+/// The coordinator's request log (`--log-requests`), shared by the agents' relays.
+pub type SharedLog = Arc<Mutex<LogFile>>;
+
+/// The one file every agent's request-log lines go into, whole lines at a time (an agent
+/// sends only whole lines), in the order they arrive.
+#[derive(Debug)]
+pub struct LogFile {
+    out: std::io::BufWriter<std::fs::File>,
+    error: Option<String>,
+}
+
+impl LogFile {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &std::path::Path) -> std::io::Result<SharedLog> {
+        let out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        Ok(Arc::new(Mutex::new(LogFile { out, error: None })))
+    }
+
+    /// Appends lines; after a failed write, nothing more is written.
+    fn append(&mut self, text: &str) {
+        use std::io::Write as _;
+        if self.error.is_none()
+            && let Err(e) = self.out.write_all(text.as_bytes())
+        {
+            self.error = Some(e.to_string());
+        }
+    }
+
+    /// Flushes the file: why it could not be written in full, if it could not.
+    pub fn finish(log: &SharedLog) -> Option<String> {
+        use std::io::Write as _;
+        let mut file = log.lock().ok()?;
+        let flushed = file.out.flush();
+        if let (None, Err(e)) = (&file.error, flushed) {
+            file.error = Some(e.to_string());
+        }
+        file.error.clone()
+    }
 }
 
 impl AgentRelay {
@@ -525,6 +574,7 @@ impl AgentRelay {
         let mut lag = pummel_results::histogram::new_histogram();
         let mut busy = Vec::new();
         let (mut sent, mut ok, mut failed) = (0, 0, 0);
+        let mut log_totals = None;
         let lost = loop {
             let message = match tokio::time::timeout(LOSS_AFTER, reader.next()).await {
                 Err(_) => break Some(format!("no word from it for {}s", LOSS_AFTER.as_secs())),
@@ -558,6 +608,8 @@ impl AgentRelay {
                     }
                 }
                 Message::Heartbeat { cpu_us } => self.record_cpu(cpu_us),
+                Message::LogLines { text } => self.write_log(&text),
+                Message::LogTotals(totals) => log_totals = Some(*totals),
                 Message::Done { cpu_us } => {
                     self.record_cpu(cpu_us);
                     break finished.iter().any(|f| !f).then(|| "it ended before every shard finished".to_string());
@@ -587,8 +639,19 @@ impl AgentRelay {
             f.thread_busy_median_percent = busy.get(busy.len() / 2).map(|b| b * 100.0);
             f.cpu_seconds = self.cpu.lock().map(|c| c[self.index]).unwrap_or(0) as f64 / 1e6;
             f.lost = lost.clone();
+            f.request_log = log_totals;
         }
         lost.is_none().then_some(reader)
+    }
+
+    /// Appends an agent's lines to the coordinator's log; a write that fails is the
+    /// coordinator's own error, said with the totals (see `Cluster`), and the lines are lost.
+    fn write_log(&self, text: &str) {
+        if let Some(log) = &self.request_log
+            && let Ok(mut file) = log.lock()
+        {
+            file.append(text);
+        }
     }
 
     fn record_cpu(&self, cpu_us: u64) {

@@ -5,7 +5,8 @@
 //! agents are in, each gets a [`Message::Job`], answers [`Message::Ready`] (or
 //! [`Message::Refused`]), a few [`Message::Ping`]/[`Message::Pong`] rounds measure its clock,
 //! and [`Message::Start`] gives the instant. Then the agent sends [`Message::Report`]s and a
-//! [`Message::Heartbeat`] every second, and [`Message::Done`] at the end; the coordinator sends
+//! [`Message::Heartbeat`] every second (with a request log, [`Message::LogLines`] and at the end
+//! [`Message::LogTotals`]), and [`Message::Done`] at the end; the coordinator sends
 //! a [`Message::Heartbeat`] every second too, and may send [`Message::Stop`] at any time. Either
 //! side that hears nothing from the other for `coordinator::LOSS_AFTER` gives up on it.
 
@@ -19,8 +20,9 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use crate::ClusterError;
 
 /// The protocol's version: both sides must speak the same one. (2: the coordinator sends
-/// heartbeats during the run, and an agent stops when they cease.)
-pub const PROTOCOL_VERSION: u32 = 2;
+/// heartbeats during the run, and an agent stops when they cease. 3: agents send their
+/// request-log lines and totals.)
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest message accepted from a peer that proved it knows the token: a plan with its
 /// feeder files must fit.
@@ -128,6 +130,14 @@ pub enum Message {
         /// The target is gone: no more samples will come.
         gone: bool,
     },
+    /// Lines of the agent's request log (`--log-requests`), whole JSON lines each ending in a
+    /// newline, for the coordinator's one file; sent about once a second.
+    LogLines {
+        /// The lines.
+        text: String,
+    },
+    /// What the agent's request log wrote and left out, sent once after its last lines.
+    LogTotals(Box<pummel_engine::request_log::RequestLogTotals>),
     /// Every shard of the agent has reported its end.
     Done {
         /// The agent's CPU time since it got its job, microseconds.

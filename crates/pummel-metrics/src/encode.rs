@@ -18,6 +18,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use pummel_engine::engine::live::NameCounts;
 use pummel_results::error_kind::ErrorKind;
 use pummel_results::histogram::LatencyHistogram;
 use pummel_results::summary::LimitSide;
@@ -86,23 +87,11 @@ fn encode_figures(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt
     )?;
     let statuses = f.statuses.iter().map(|(code, n)| (vec![("status", code.to_string())], *n)).collect();
     counters(e, "pummel_responses", "Answers by HTTP status code.", statuses)?;
-    let mut sent = Vec::new();
-    let mut ended = Vec::new();
-    let mut failures = Vec::new();
-    for ((scenario, name), counts) in &f.named {
-        let base = || vec![("scenario", scenario.clone()), ("name", name.clone())];
-        sent.push((base(), counts.sent));
-        for (outcome, n) in [("ok", counts.ok), ("failed", counts.failed)] {
-            let mut labels = base();
-            labels.push(("outcome", outcome.into()));
-            ended.push((labels, n));
-        }
-        for (kind, n) in counts.errors.non_zero() {
-            let mut labels = base();
-            labels.push(("kind", kind.name().into()));
-            failures.push((labels, n));
-        }
-    }
+    let (sent, ended, failures) = count_series(
+        f.named
+            .iter()
+            .map(|((scenario, name), counts)| (vec![("scenario", scenario.clone()), ("name", name.clone())], counts)),
+    );
     counters(
         e,
         "pummel_named_requests_sent",
@@ -121,6 +110,7 @@ fn encode_figures(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt
         "Failed requests per scenario, request name and kind (plan files; after the warmup).",
         failures,
     )?;
+    agents(f, e)?;
 
     histogram(
         e,
@@ -218,6 +208,41 @@ fn encode_figures(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt
     probes(f, e)?;
     target(f, e)?;
     faults(f, e)
+}
+
+/// Labelled series of request counts.
+type Series = Vec<(Labels, u64)>;
+
+/// The three series of each labelled set of counts (a request name's, an agent's): requests
+/// sent, ended by outcome, and failed by kind, each with the set's labels first.
+fn count_series<'a>(sets: impl Iterator<Item = (Labels, &'a NameCounts)>) -> (Series, Series, Series) {
+    let (mut sent, mut ended, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    for (base, counts) in sets {
+        sent.push((base.clone(), counts.sent));
+        for (outcome, n) in [("ok", counts.ok), ("failed", counts.failed)] {
+            let mut labels = base.clone();
+            labels.push(("outcome", outcome.into()));
+            ended.push((labels, n));
+        }
+        for (kind, n) in counts.errors.non_zero() {
+            let mut labels = base.clone();
+            labels.push(("kind", kind.name().into()));
+            failures.push((labels, n));
+        }
+    }
+    (sent, ended, failures)
+}
+
+/// A coordinator's per-agent series, labelled `agent` (none for a run on one process).
+fn agents(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    if f.agents.is_empty() {
+        return Ok(());
+    }
+    let (sent, ended, failures) =
+        count_series(f.agents.iter().map(|(agent, counts)| (vec![("agent", agent.clone())], counts)));
+    counters(e, "pummel_agent_requests_sent", "Requests written, per agent of a coordinated run.", sent)?;
+    counters(e, "pummel_agent_requests", "Requests that ended, per agent and outcome.", ended)?;
+    counters(e, "pummel_agent_request_failures", "Failed requests per agent and kind.", failures)
 }
 
 fn faults(f: &Figures, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -62,6 +62,9 @@ pub struct Figures {
     pub watch_gaps: u64,
     /// Per fault name (`[[fault]]`, `--fault`): whether it is on, and how often it started.
     pub faults: BTreeMap<String, FaultFigures>,
+    /// Under a coordinator, per agent name: its requests (warmup included, as the run's own
+    /// counters), so a dashboard shows which agent sent what and which one failed.
+    pub agents: BTreeMap<String, NameCounts>,
 }
 
 /// One fault's figures.
@@ -140,6 +143,7 @@ impl Default for Figures {
             target: None,
             watch_gaps: 0,
             faults: BTreeMap::new(),
+            agents: BTreeMap::new(),
         }
     }
 }
@@ -176,6 +180,9 @@ impl Figures {
                 Some((_, total)) => total.add(counts),
                 None => self.named.push((key, *counts)),
             }
+        }
+        for (agent, counts) in second.agents {
+            self.agents.entry(agent.clone()).or_default().add(counts);
         }
         self.gauges = Gauges {
             second: e.second,
@@ -242,7 +249,7 @@ mod tests {
             .collect();
         let entry = TimelineEntry { second: n, faults, ..TimelineEntry::default() };
         let (stats, scenarios) = (Stats::default(), Scenarios::default());
-        shared.second(&LiveSecond { entry: &entry, stats: &stats, named: &[], scenarios: &scenarios });
+        shared.second(&LiveSecond { entry: &entry, stats: &stats, named: &[], scenarios: &scenarios, agents: &[] });
     }
 
     /// A fault is on from its start to its end, in the exposition too; its starts count up.
@@ -258,5 +265,35 @@ mod tests {
         assert!(text.contains("pummel_fault_active{fault=\"db down\"} 0"), "{text}");
         assert!(text.contains("pummel_fault_started_total{fault=\"db down\"} 1"), "{text}");
         shared.with_figures(|f| assert_eq!(f.faults["db down"], FaultFigures { active: false, started: 1, failed: 0 }));
+    }
+
+    /// A coordinator's agents each have their own series, added up second by second by name;
+    /// a run on one process has none.
+    #[test]
+    fn agents_count_up_by_name() {
+        let shared = std::sync::Arc::new(Shared::default());
+        let registry = crate::encode::registry(shared.clone());
+        second(&shared, 1, &[]);
+        assert!(!crate::encode::text(&registry).expect("encodes").contains("pummel_agent_"));
+        let (stats, scenarios) = (Stats::default(), Scenarios::default());
+        let counts = |sent, ok, failed| NameCounts { sent, ok, failed, ..NameCounts::default() };
+        for n in 2..4 {
+            let entry = TimelineEntry { second: n, ..TimelineEntry::default() };
+            let agents = [("a".to_string(), counts(10, 9, 1)), ("b".to_string(), counts(5, 5, 0))];
+            shared.second(&LiveSecond {
+                entry: &entry,
+                stats: &stats,
+                named: &[],
+                scenarios: &scenarios,
+                agents: &agents,
+            });
+        }
+        shared.with_figures(|f| {
+            assert_eq!(f.agents["a"], counts(20, 18, 2));
+            assert_eq!(f.agents["b"], counts(10, 10, 0));
+        });
+        let text = crate::encode::text(&registry).expect("encodes");
+        assert!(text.contains("pummel_agent_requests_sent_total{agent=\"a\"} 20"), "{text}");
+        assert!(text.contains("pummel_agent_requests_total{agent=\"b\",outcome=\"ok\"} 10"), "{text}");
     }
 }

@@ -814,7 +814,9 @@ fn render_text(method: &str, base: &str, request: &RenderedRequest) -> String {
     }
     match (&request.body, &request.payload_sha256) {
         (Some(body), Some(_)) => text.push_str(&format!("\n<{} random bytes>\n", body.len())),
-        (Some(body), None) if !body.is_empty() => text.push_str(&format!("\n{}\n", String::from_utf8_lossy(body))),
+        (Some(body), None) if !body.is_empty() => {
+            text.push_str(&format!("\n{}\n", String::from_utf8_lossy(&body.to_vec())))
+        }
         _ => {}
     }
     text

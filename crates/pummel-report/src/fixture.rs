@@ -164,6 +164,7 @@ fn summary(timeline: &[TimelineEntry], stages: Vec<StageSummary>) -> Summary {
         branches: Vec::new(),
         scenarios: Vec::new(),
         segment: None,
+        segment_sequence: None,
         merged: None,
         by_target: Vec::new(),
         phases: Vec::new(),

@@ -53,7 +53,8 @@ impl Headline {
         ];
         // One part of a plan, or several joined (`pummel merge`): the figures are not one process's.
         if let Some(segment) = &s.segment {
-            facts.push(("segment".to_string(), segment.clone()));
+            let of = s.segment_sequence.as_ref().map(|q| format!(" of {q}")).unwrap_or_default();
+            facts.push(("segment".to_string(), format!("{segment}{of}")));
         }
         if let Some(merged) = &s.merged {
             let mut text = format!("segments {}", merged.segments.join(", "));
@@ -190,6 +191,10 @@ mod tests {
         doc.summary.merged = None;
         doc.summary.segment = Some("2/3".into());
         assert!(Headline::of(&doc).facts.iter().any(|(k, v)| k == "segment" && v == "2/3"));
+        doc.summary.segment = Some("1/4:1/2".into());
+        doc.summary.segment_sequence = Some("0,1/4,1/2,1".into());
+        let facts = Headline::of(&doc).facts;
+        assert!(facts.iter().any(|(k, v)| k == "segment" && v == "1/4:1/2 of 0,1/4,1/2,1"), "{facts:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod histogram;
 pub mod merge;
 pub mod observed;
 pub mod recovery;
+pub mod segment;
 pub mod summary;
 pub mod timeline;
 pub mod writes;

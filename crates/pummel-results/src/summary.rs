@@ -89,9 +89,14 @@ pub struct Summary {
     /// Plan files: iterations started per scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioSummary>,
-    /// The part of the plan this run was (`--segment i/N`); absent for the whole plan.
+    /// The part of the plan this run was (`--segment i/N`, or `FROM:TO` such as `1/4:1/2`);
+    /// absent for the whole plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
+    /// The sequence a `FROM:TO` segment is one of (`0,1/4,1/2,1`): `pummel merge` joins only
+    /// segments of one sequence. Absent for `i/N` (its sequence is N equal parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_sequence: Option<String>,
     /// A document made by `pummel merge`: the segments it joined, and what it could not join
     /// exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,7 +258,7 @@ pub struct NamedHistograms {
 /// Where a merged document came from (`pummel merge`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MergedSegments {
-    /// The segments joined, in order (`1/3`, `2/3`, ...).
+    /// The segments joined, in order (`1/3`, `2/3`, ...; `0:1/4`, `1/4:1/2`, ... for ranges).
     pub segments: Vec<String>,
     /// The segments of the plan that were not given (a partial merge, `--partial`); empty when
     /// the merge is the whole plan.

@@ -292,7 +292,7 @@ fn failure_over(protocol: Protocol, addr: SocketAddr, tls: Option<&TlsClient>) -
                 ));
                 let dialer = std::rc::Rc::new(super::Dialer::new(0, vec![addr], vec![], STEP, tls));
                 let pool = FlowPool::new(meter, dialer, 1, 1, tls.is_some(), "127.0.0.1", STEP).unwrap();
-                let request = pool.request("GET", "/", &[], bytes::Bytes::new()).unwrap();
+                let request = pool.request("GET", "/", &[], None).unwrap();
                 let capture = Capture { headers: false, body_limit: 0 };
                 let now = tokio::time::Instant::now();
                 pool.send(None, now, &request, capture, &mut Kept::default(), &mut |_| {}).await.map(|_| ())

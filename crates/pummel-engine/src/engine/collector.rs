@@ -43,6 +43,8 @@ struct SecondInProgress {
     started: Vec<usize>,
     /// Per-name counts of the second, for the live feed.
     named: Vec<NameCounts>,
+    /// Per-agent counts of the second (a coordinator's run), for the live feed.
+    agents: Vec<NameCounts>,
 }
 
 /// Where the shards' reports come from: threads of this process, or shards in agent processes
@@ -100,6 +102,19 @@ pub(super) fn run(
     };
 
     let remote = matches!(source, Source::Remote(_));
+    // A coordinator's live feed counts per agent: which agent runs each shard, and its name.
+    let (agent_names, agent_of_shard): (Vec<String>, Vec<usize>) = match &source {
+        Source::Remote(remote) => (
+            remote.agents.iter().map(|(name, _)| name.clone()).collect(),
+            remote
+                .agents
+                .iter()
+                .enumerate()
+                .flat_map(|(index, (_, shards))| std::iter::repeat_n(index, *shards))
+                .collect(),
+        ),
+        Source::Local => (Vec::new(), Vec::new()),
+    };
     let (shards, threads, reports, cpu): (usize, Vec<_>, Box<dyn Iterator<Item = ShardReport>>, CpuClock) = match source
     {
         Source::Local => {
@@ -184,6 +199,7 @@ pub(super) fn run(
                 slot.reported += 1;
                 slot.started.extend(started);
                 live::add_all(&mut slot.named, &named);
+                add_for_agent(&mut slot.agents, agent_of_shard.get(shard), &stats);
             }
             ShardReport::Finished {
                 shard,
@@ -201,6 +217,7 @@ pub(super) fn run(
                 slot.started.extend(started);
                 slot.stats.merge(&tail);
                 live::add_all(&mut slot.named, &tail_named);
+                add_for_agent(&mut slot.agents, agent_of_shard.get(shard), &tail);
                 slot.busiest_thread = slot.busiest_thread.max(thread_busy);
                 slot.reported += 1;
                 finished[shard] = true;
@@ -271,12 +288,12 @@ pub(super) fn run(
                 if window_seconds.is_none_or(|end| entry.second <= end) {
                     entry.limit = judge.judge(&entry);
                 }
-                feed_second(control, &entry, &done, plan);
+                feed_second(control, &entry, &done, plan, &agent_names);
                 on_second(&entry);
                 timeline.push(entry);
             } else {
                 // Not a line of its own, but its drops still count.
-                feed_second(control, &entry, &done, plan);
+                feed_second(control, &entry, &done, plan, &agent_names);
             }
             window.push_back(done.stats);
             if window.len() > window_len {
@@ -408,7 +425,7 @@ pub(super) fn spawn_shards(
 }
 
 /// `scheme://host[:port]` of the target, which the request log puts before each path.
-fn base_url(plan: &Plan) -> String {
+pub(super) fn base_url(plan: &Plan) -> String {
     let url = &plan.target.url;
     match url.find("://").map(|at| at + 3) {
         Some(host_start) => match url[host_start..].find('/') {
@@ -419,10 +436,41 @@ fn base_url(plan: &Plan) -> String {
     }
 }
 
+/// Adds a shard's counts of a second to its agent's (a coordinator's run; nothing otherwise).
+fn add_for_agent(agents: &mut Vec<NameCounts>, agent: Option<&usize>, stats: &Stats) {
+    if let Some(&agent) = agent {
+        if agents.len() <= agent {
+            agents.resize(agent + 1, NameCounts::default());
+        }
+        agents[agent].add(&NameCounts::of(stats));
+    }
+}
+
 /// Hands a closed second to the control's live feeds, if it has any.
-fn feed_second(control: &RunControl, entry: &TimelineEntry, done: &SecondInProgress, plan: &Plan) {
-    for feed in control.feeds() {
-        feed.second(&LiveSecond { entry, stats: &done.stats, named: &done.named, scenarios: &plan.scenarios });
+fn feed_second(
+    control: &RunControl,
+    entry: &TimelineEntry,
+    done: &SecondInProgress,
+    plan: &Plan,
+    agent_names: &[String],
+) {
+    let feeds = control.feeds();
+    if feeds.is_empty() {
+        return;
+    }
+    let agents: Vec<(String, NameCounts)> = agent_names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| (name.clone(), done.agents.get(index).copied().unwrap_or_default()))
+        .collect();
+    for feed in feeds {
+        feed.second(&LiveSecond {
+            entry,
+            stats: &done.stats,
+            named: &done.named,
+            scenarios: &plan.scenarios,
+            agents: &agents,
+        });
     }
 }
 

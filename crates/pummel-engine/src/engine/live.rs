@@ -35,6 +35,9 @@ pub struct LiveSecond<'a> {
     pub named: &'a [NameCounts],
     /// The plan's scenarios: the names and their scenario, for labels.
     pub scenarios: &'a Scenarios,
+    /// Under a coordinator, each agent's counts of the second, by its name (in segment
+    /// order); empty for a run on this process's own shards.
+    pub agents: &'a [(String, NameCounts)],
 }
 
 /// Request counts of one statistics name (a plan file's request name or WebSocket exchange).

@@ -24,6 +24,7 @@ use super::{EngineError, RunControl, RunOutcome};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::{FlowTallies, ScenarioWindow};
 use crate::plan::Plan;
+use crate::request_log::{LineSink, RequestLogTotals, Writer as RequestLogWriter};
 
 /// How many shards this process runs `plan` on: what an agent tells its coordinator.
 pub fn shard_count(plan: &Plan) -> usize {
@@ -33,20 +34,36 @@ pub fn shard_count(plan: &Plan) -> usize {
 /// Runs `plan` (an agent's segment of it, starting at `plan.start_at`) on this process's shards
 /// and hands each report to `forward` as it comes, until every shard has finished or
 /// `forward` returns false. `control` stops the shards early (the coordinator said stop).
+///
+/// With a request log in the plan (`--log-requests`), its lines go to `log` (the way to the
+/// coordinator, which writes every agent's lines into its one file), bounded by this
+/// segment's share of the per-second bound; what it wrote and left out is returned.
 pub fn run_shards(
     plan: &Plan,
     control: &RunControl,
     mut forward: impl FnMut(WireReport) -> bool,
-) -> Result<(), EngineError> {
+    log: Option<Box<dyn LineSink>>,
+) -> Result<Option<RequestLogTotals>, EngineError> {
     plan.validate()?;
     let shards = shard_count(plan);
     let start = match plan.start_at {
         Some(at) => Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default(),
         None => Instant::now(),
     };
+    let request_log = match (&plan.request_log, log) {
+        (Some(spec), Some(sink)) => {
+            let mut share = spec.clone();
+            share.per_second = ((f64::from(spec.per_second) * plan.segment.fraction()).ceil() as u32).max(1);
+            let writer = RequestLogWriter::start_into(&share, plan.scenarios.clone(), collector::base_url(plan), sink)
+                .map_err(|source| EngineError::RequestLog { path: spec.path.display().to_string(), source })?;
+            Some(writer)
+        }
+        _ => None,
+    };
     let stop = control.token().child_token();
     let (reports_tx, reports) = channel();
-    let threads = collector::spawn_shards(plan, shards, start, &stop, &reports_tx, Default::default())?;
+    let links = collector::ShardLinks { log: request_log.as_ref().map(RequestLogWriter::link), writes: None };
+    let threads = collector::spawn_shards(plan, shards, start, &stop, &reports_tx, links)?;
     drop(reports_tx);
     for report in reports {
         let Some(wire) = WireReport::of(&report) else { continue };
@@ -58,7 +75,8 @@ pub fn run_shards(
     for thread in threads {
         let _ = thread.join();
     }
-    Ok(())
+    // Every shard's log went with its thread: the writer has all there is.
+    Ok(request_log.map(RequestLogWriter::finish))
 }
 
 /// The shards of agents, as a coordinator sees them.
@@ -79,6 +97,9 @@ pub struct RemoteShards {
     /// The target, watched by an agent on its machine (`pummel agent --watch-only`): asked for
     /// a sample at every second, as a local watch is.
     pub watch: Option<Box<dyn crate::observe::Sampler>>,
+    /// Each agent's name and how many shards it runs, in shard order (its shards follow the
+    /// previous agent's): the live feed's per-agent counts.
+    pub agents: Vec<(String, usize)>,
 }
 
 impl RemoteShards {

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dial::{Dialer, TlsClient};
 use crate::engine::live::NameCounts;
+use crate::load::stripe::Stripe;
 use crate::measure::meter::{Meter, Totals};
 use crate::measure::stats::Stats;
 use crate::measure::tallies::FlowTallies;
@@ -154,13 +155,10 @@ impl Shard {
         }
     }
 
-    /// The stride that stripes arrivals, users and connections over every shard of every
-    /// segment: shard `t` of segment `i` (of `N`) is stripe `t·N + i` of `T·N` (see
-    /// `plan::Segment`). Exact whatever thread count each segment's process runs.
-    pub fn stripes(&self) -> (usize, usize) {
-        let segment = self.plan.segment;
-        let count = segment.count.max(1) as usize;
-        (self.index * count + segment.index as usize, self.shards * count)
+    /// The arrivals, users and connections this shard takes: its thread's stripe of its
+    /// segment's (see `load::stripe`). Exact whatever thread count each segment's process runs.
+    pub fn stripe(&self) -> Stripe {
+        Stripe::new(&self.plan.segment, self.shards, self.index)
     }
 
     /// This shard's part of `total` items (iterations, requests, pool bounds): its segment's
@@ -194,13 +192,12 @@ fn request_budget(plan: &Plan, n: u64, shards: usize, index: usize) -> u64 {
         .collect();
     let Some(closed) = closed else { return plan.segment.thread_share(n, shards, index) };
     let total: u64 = closed.iter().map(|(users, _)| users).sum();
-    let count = plan.segment.count.max(1) as usize;
-    let (stripe, stripes) = (index * count + plan.segment.index as usize, shards * count);
+    let stripe = Stripe::new(&plan.segment, shards, index);
     let mut budget = 0;
     let mut first = 0;
     for (users, per_connection) in closed {
         for user in 0..users {
-            if crate::load::closed::owner(user, per_connection, stripes) == stripe {
+            if stripe.owns(crate::load::closed::connection_of(user, per_connection)) {
                 budget += crate::load::share(n, total as usize, (first + user) as usize);
             }
         }

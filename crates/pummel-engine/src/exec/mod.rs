@@ -41,6 +41,7 @@ use crate::flow::seed;
 use crate::flow::template::Vars;
 use crate::flow::{Flow, Scenario, Scenarios, Step};
 use crate::load::closed::users_on;
+use crate::load::stripe::Stripe;
 use crate::measure::meter::{ConnectionGauge, Request};
 use crate::plan::{Load, Scheme};
 use crate::proto::http1::Connection;
@@ -57,8 +58,9 @@ pub(crate) struct ScenarioRun {
     iterations_left: std::cell::Cell<Option<u64>>,
     /// Open model: arrivals so far, numbering the users of this shard.
     arrivals: std::cell::Cell<u64>,
-    shards: u64,
-    shard: u64,
+    /// The plan's arrivals this shard takes: its `n`-th arrival is user `stripe.item(n)` of
+    /// the scenario, unique over every shard of every segment.
+    stripe: Stripe,
     /// The scenario's HTTP/2 connections on this shard, shared by its users; `None`: HTTP/1.1.
     http2: Option<Rc<FlowPool>>,
     /// When the scenario started on this shard: its schedule's zero (see [`ScenarioRun::clock`]).
@@ -71,7 +73,7 @@ impl ScenarioRun {
         let scenarios = shard.plan.scenarios.clone();
         let scenario = &scenarios.list[index];
         // Users and open-model arrivals are striped over every shard of every segment.
-        let (stripe, stripes) = shard.stripes();
+        let stripe = shard.stripe();
         let iterations_left = match scenario.load {
             Load::Open(_) => scenario.iterations.map(|n| shard.share_of(n)),
             Load::Closed(_) | Load::Hold(_) => None,
@@ -82,7 +84,7 @@ impl ScenarioRun {
                 let streams = settings.streams.max(1);
                 let max_connections = match &scenario.load {
                     Load::Closed(closed) => {
-                        users_on(closed.connections as u64, streams as u64, stripes, stripe).div_ceil(streams as u64)
+                        users_on(closed.connections as u64, streams as u64, &stripe).div_ceil(streams as u64)
                     }
                     Load::Open(open) => shard.share_of(open.max_connections as u64),
                     Load::Hold(_) => 1,
@@ -105,8 +107,7 @@ impl ScenarioRun {
             stop: shard.stop_sending.child_token(),
             iterations_left: std::cell::Cell::new(iterations_left),
             arrivals: std::cell::Cell::new(0),
-            shards: stripes as u64,
-            shard: stripe as u64,
+            stripe,
             http2,
             began: Cell::new(shard.start),
         })
@@ -222,7 +223,7 @@ impl User {
     fn begin_iteration(&mut self, shard: &Shard, run: &ScenarioRun, n: u64) -> bool {
         self.vars.set_iteration(n);
         for feeder in run.scenario().feeders.iter().filter_map(|&i| run.scenarios.feeders.get(i)) {
-            match feeder.next_row_in(self.rng.get_mut(), shard.plan.segment) {
+            match feeder.next_row_in(self.rng.get_mut(), &shard.plan.segment) {
                 Ok(Some(row)) if feeder.is_flat() => {
                     for column in row.columns() {
                         self.vars.set(column, row.get(column).unwrap_or_default().to_string());
@@ -319,7 +320,7 @@ pub(crate) async fn closed_user(
 pub(crate) async fn arrival(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, user: &mut User, due: Arrival) {
     let n = run.arrivals.get();
     run.arrivals.set(n + 1);
-    user.become_user(shard, run, n * run.shards + run.shard);
+    user.become_user(shard, run, run.stripe.item(n));
     user.close_ws(false);
     user.ws = None;
     if !user.begin_iteration(shard, run, 0) {

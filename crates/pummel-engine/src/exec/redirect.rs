@@ -8,11 +8,10 @@
 //! as `redirect_off_target`, since pummel sends load only where it was pointed. Past the
 //! plan's limit (`redirects = N`) the request fails as `too_many_redirects`.
 
-use std::sync::Arc;
-
 use pummel_results::error_kind::ErrorKind;
 
 use crate::dial::TransportError;
+use crate::flow::body_bytes::BodyBytes;
 use crate::plan::Target;
 use crate::proto::http1::encode_head;
 
@@ -36,7 +35,7 @@ pub(super) struct NextRequest {
     /// Its head, encoded.
     pub head: Vec<u8>,
     /// Its body, when it keeps one.
-    pub body: Option<Arc<[u8]>>,
+    pub body: Option<BodyBytes>,
 }
 
 /// What a chain's request was: enough to build the next one.
@@ -49,7 +48,7 @@ pub(super) struct Hop<'a> {
     /// The headers sent (without `Host`, `Content-Length`, `Connection`: those are encoded).
     pub headers: &'a [(String, String)],
     /// The body sent, if any.
-    pub body: Option<&'a Arc<[u8]>>,
+    pub body: Option<&'a BodyBytes>,
 }
 
 /// The next request of a chain: `hop` answered `status` with `location`. `cookies_for` gives
@@ -148,7 +147,7 @@ mod tests {
         method: &'a str,
         path: &'a str,
         headers: &'a [(String, String)],
-        body: Option<&'a Arc<[u8]>>,
+        body: Option<&'a BodyBytes>,
     ) -> Hop<'a> {
         Hop { method, path, headers, body }
     }
@@ -184,7 +183,7 @@ mod tests {
     #[test]
     fn the_method_follows_the_status() {
         let t = target();
-        let body: Arc<[u8]> = Arc::from(&b"{\"a\":1}"[..]);
+        let body = BodyBytes::from(b"{\"a\":1}".to_vec());
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
         let post = |status| {
             follow(&[&t], 0, &[true], &hop("POST", "/p", &headers, Some(&body)), status, b"/q", &none).unwrap()
@@ -196,7 +195,11 @@ mod tests {
         }
         for status in [307, 308] {
             let next = post(status);
-            assert_eq!((next.method.as_str(), next.body.as_deref()), ("POST", Some(&b"{\"a\":1}"[..])), "{status}");
+            assert_eq!(
+                (next.method.as_str(), next.body.as_ref().map(BodyBytes::to_vec)),
+                ("POST", Some(b"{\"a\":1}".to_vec())),
+                "{status}"
+            );
             assert!(String::from_utf8_lossy(&next.head).contains("Content-Length: 7"), "{status}");
         }
         let put = follow(&[&t], 0, &[true], &hop("PUT", "/p", &headers, Some(&body)), 302, b"/q", &none).unwrap();

@@ -13,9 +13,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::Arc;
 
-use bytes::Bytes;
 use pummel_results::error_kind::ErrorKind;
 use tokio::time::Instant;
 
@@ -24,6 +22,7 @@ use super::redirect::{self, Hop, NextRequest};
 use super::{Held, User};
 use crate::dial::{Alpn, IdleState, TransportError};
 use crate::engine::shard::Shard;
+use crate::flow::body_bytes::BodyBytes;
 use crate::flow::{RenderedRequest, RequestStep};
 use crate::inspect::{JsonBody, ResponseView, encoding};
 use crate::measure::meter::{Answer, Request};
@@ -44,7 +43,9 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, mut
     }
     // A request encoded once is sent as is, unless the user has cookies to add to it.
     let rendered = match &step.fixed {
-        Some(bytes) if user.jar.is_none() => Rendered { head: Vec::new(), body: Some(bytes.clone()), path: None },
+        Some(bytes) if user.jar.is_none() => {
+            Rendered { head: Vec::new(), body: Some(BodyBytes::One(bytes.clone())), path: None }
+        }
         _ => match render(shard, user, step) {
             Ok(rendered) => rendered,
             Err(detail) => {
@@ -55,11 +56,11 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, mut
     if step.write.is_some() {
         // A request encoded once holds its body in its bytes; its step has it on its own.
         let body = match (&rendered.path, &step.body) {
-            (None, crate::flow::Body::Fixed(bytes)) => &bytes[..],
-            (None, _) => &[][..],
-            (Some(_), _) => rendered.body.as_deref().unwrap_or_default(),
+            (None, crate::flow::Body::Fixed(bytes)) => Some(BodyBytes::One(bytes.clone())),
+            (None, _) => None,
+            (Some(_), _) => rendered.body.clone(),
         };
-        if let Err(detail) = make_write(user, step, &mut request, body) {
+        if let Err(detail) = make_write(user, step, &mut request, body.as_ref()) {
             return fail(shard, &step.method, step.path.text(), request, &TransportError::other(detail), 0);
         }
     }
@@ -68,7 +69,7 @@ pub(super) async fn send(shard: &Shard, user: &mut User, step: &RequestStep, mut
 
 /// Makes `request` the write of its step: its key and value rendered for `user` (the value may
 /// be the `body` sent, kept as its SHA-256). Its outcome is logged when it ends.
-fn make_write(user: &User, step: &RequestStep, request: &mut Request, body: &[u8]) -> Result<(), String> {
+fn make_write(user: &User, step: &RequestStep, request: &mut Request, body: Option<&BodyBytes>) -> Result<(), String> {
     let Some(write) = &step.write else { return Ok(()) };
     let key = user.rendering(|| write.key.render_to_string(&user.vars)).map_err(|e| format!("write key: {e}"))?;
     let value = if write.body {
@@ -79,7 +80,9 @@ fn make_write(user: &User, step: &RequestStep, request: &mut Request, body: &[u8
             }
             _ => None,
         };
-        Some(WriteValue::Sha256(sha.unwrap_or_else(|| crate::writes::digest(body))))
+        Some(WriteValue::Sha256(
+            sha.unwrap_or_else(|| body.map_or_else(|| crate::writes::digest(&[]), BodyBytes::sha256)),
+        ))
     } else {
         match &write.value {
             None => None,
@@ -147,8 +150,9 @@ async fn send_over_http1(
             if !head.is_empty() {
                 conn.io.write_all(head).await?;
             }
-            if let Some(body) = body {
-                conn.io.write_all(body).await?;
+            // A body in pieces (a form's shared files) is written piece by piece, never joined.
+            for piece in body.map_or(&[][..], BodyBytes::pieces) {
+                conn.io.write_all(piece).await?;
             }
             request.written_at(bytes_out, sent_at);
             reading.set(true);
@@ -464,7 +468,7 @@ async fn send_over_http2(
                 Ok(n) => n,
                 Err(e) => return fail(shard, &step.method, current.path(), request, &e, 0),
             };
-            let body = request_next.body.clone().map_or_else(Bytes::new, Bytes::from_owner);
+            let body = request_next.body.clone();
             match pool.request(&request_next.method, &request_next.path, &request_next.headers, body) {
                 Ok(h2) => current = std::rc::Rc::new(h2),
                 Err(detail) => {
@@ -507,8 +511,7 @@ fn h2_request(
 ) -> Result<crate::proto::http2::H2Request, String> {
     render_parts(shard, user, step).and_then(|parts| {
         // The body's bytes are shared, not copied.
-        let body = parts.body.map_or_else(Bytes::new, Bytes::from_owner);
-        pool.request(&step.method, &parts.path, &parts.headers, body)
+        pool.request(&step.method, &parts.path, &parts.headers, parts.body)
     })
 }
 
@@ -595,14 +598,14 @@ struct Rendered {
     /// Its path and query, when it was rendered (a request encoded once has its step's).
     path: Option<String>,
     head: Vec<u8>,
-    body: Option<Arc<[u8]>>,
+    body: Option<BodyBytes>,
 }
 
 /// A request rendered for `user`, before it takes its HTTP/1.1 or HTTP/2 form.
 struct Parts {
     path: String,
     headers: Vec<(String, String)>,
-    body: Option<Arc<[u8]>>,
+    body: Option<BodyBytes>,
 }
 
 /// Renders a request for `user` in HTTP/1.1 form.
@@ -632,8 +635,10 @@ fn render_parts(shard: &Shard, user: &User, step: &RequestStep) -> Result<Parts,
         }
     }
     if let Some(signer) = shard.plan.auth_of(step.target) {
-        let body_bytes = body.as_deref().unwrap_or(&[]);
-        let hash = payload_sha256.map_or_else(|| crate::flow::sigv4::sha256_hex(body_bytes), |h| h.to_string());
+        let hash = payload_sha256.map_or_else(
+            || hex::encode(body.as_ref().map_or_else(|| BodyBytes::from(Vec::new()).sha256(), BodyBytes::sha256)),
+            |h| h.to_string(),
+        );
         let mut signed = headers.clone();
         if !signed.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
             signed.push(("host".to_string(), target.host_header.clone()));

@@ -181,7 +181,7 @@ struct Stream {
     reader: RowReader,
     batch: VecDeque<Row>,
     exhausted: bool,
-    /// Rows read since the file's start (a segment takes every `count`-th).
+    /// Rows read since the file's start (a segment takes the rows it owns).
     position: u64,
 }
 
@@ -302,20 +302,21 @@ impl Feeder {
     /// handed out its last row. A random feeder picks with `rng`, the user's own generator,
     /// so a seeded run picks the same rows for the same user.
     pub fn next_row(&self, rng: &mut dyn rand::RngCore) -> Result<Option<Row>, FeederError> {
-        self.next_row_in(rng, Segment::default())
+        self.next_row_in(rng, &Segment::whole())
     }
 
     /// The next row for a process that runs `segment` of the plan: `sequential` and `unique`
-    /// rows are dealt out over the segments (row `r` to segment `r mod count`), so no row is
-    /// used by two of them; `random` draws from every row.
-    pub fn next_row_in(&self, rng: &mut dyn rand::RngCore, segment: Segment) -> Result<Option<Row>, FeederError> {
+    /// rows are dealt out over the segments (row `r` to the segment that owns item `r`, its
+    /// `j`-th row being `segment.item(j)`), so no row is used by two of them; `random` draws
+    /// from every row.
+    pub fn next_row_in(&self, rng: &mut dyn rand::RngCore, segment: &Segment) -> Result<Option<Row>, FeederError> {
         match &self.store {
             Store::Memory { rows, cursor } => {
                 let n = rows.len() as u64;
                 let at = match self.mode {
                     FeederMode::Random => rng.random_range(0..n),
                     FeederMode::Sequential | FeederMode::Unique => {
-                        let at = cursor.fetch_add(1, Ordering::Relaxed) * segment.count.max(1) + segment.index;
+                        let at = segment.item(cursor.fetch_add(1, Ordering::Relaxed));
                         match self.when_exhausted {
                             WhenExhausted::Wrap => at % n,
                             WhenExhausted::End if at >= n => {
@@ -345,14 +346,14 @@ impl Feeder {
     }
 
     /// Reads up to [`BATCH`] rows into the stream's batch, rewinding at the end when wrapping.
-    fn refill(&self, stream: &mut Stream, segment: Segment) -> Result<(), FeederError> {
+    fn refill(&self, stream: &mut Stream, segment: &Segment) -> Result<(), FeederError> {
         let mut rewound = false;
         while stream.batch.len() < BATCH && !stream.exhausted {
             match stream.reader.next()? {
                 Some(row) => {
                     let position = stream.position;
                     stream.position += 1;
-                    if position % segment.count.max(1) == segment.index {
+                    if segment.owns(position) {
                         stream.batch.push_back(row);
                     }
                 }
@@ -633,6 +634,31 @@ mod tests {
 
     fn some(ids: &[&str]) -> Vec<Option<String>> {
         ids.iter().map(|i| Some((*i).to_owned())).collect()
+    }
+
+    /// The segments of a sequence share out the rows of a `unique` feeder: each row goes to the
+    /// segment that owns its number, in order, none twice, none lost, in memory or streamed.
+    #[test]
+    fn segments_of_a_sequence_deal_out_the_rows() {
+        let file = TempFile::new("csv", &csv_rows(23));
+        let sequence = Some("0,1/4,1/2,1");
+        for limit in LIMITS {
+            let mut all: Vec<u64> = Vec::new();
+            for text in ["0:1/4", "1/4:1/2", "1/2:1"] {
+                let segment = Segment::parse(text, sequence).unwrap();
+                let feeder = open(&file, FeederFormat::Csv, FeederMode::Unique, WhenExhausted::End, limit);
+                let mut rows = Vec::new();
+                while let Some(row) = feeder.next_row_in(&mut rand::rng(), &segment).unwrap() {
+                    rows.push(row.get("id").unwrap().parse::<u64>().unwrap());
+                }
+                let expected: Vec<u64> = (0..23).filter(|&r| segment.owns(r)).collect();
+                assert_eq!(rows, expected, "{text}, limit {limit}");
+                assert_eq!(rows.len() as u64, segment.share(23));
+                all.extend(rows);
+            }
+            all.sort_unstable();
+            assert_eq!(all, (0..23).collect::<Vec<_>>(), "limit {limit}");
+        }
     }
 
     #[test]

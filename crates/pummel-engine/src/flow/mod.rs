@@ -10,6 +10,7 @@
 //!
 //! One file over 600 lines: the types of a flow, one file so that the whole vocabulary of a plan reads in one place; the rest is render tests.
 
+pub mod body_bytes;
 pub mod feeder;
 pub mod multipart;
 pub mod payload;
@@ -518,7 +519,7 @@ pub struct RenderedRequest {
     /// Header fields.
     pub headers: Vec<(String, String)>,
     /// The body, if any.
-    pub body: Option<Arc<[u8]>>,
+    pub body: Option<body_bytes::BodyBytes>,
     /// The body's SHA-256 when it is known in advance (a shared random payload).
     pub payload_sha256: Option<Arc<str>>,
 }
@@ -544,27 +545,28 @@ impl RequestStep {
             value.render(vars, &mut text).map_err(|e| format!("header {name}: {e}"))?;
             headers.push((name.clone(), text));
         }
-        let (body, payload_sha256): (Option<Arc<[u8]>>, Option<Arc<str>>) = match &self.body {
+        let (body, payload_sha256): (Option<body_bytes::BodyBytes>, Option<Arc<str>>) = match &self.body {
             Body::Empty => (None, None),
-            Body::Fixed(bytes) => (Some(bytes.clone()), None),
+            Body::Fixed(bytes) => (Some(bytes.clone().into()), None),
             Body::Template(template) => {
                 let mut text = String::new();
                 template.render(vars, &mut text).map_err(|e| format!("body: {e}"))?;
-                (Some(Arc::from(text.into_bytes())), None)
+                (Some(text.into_bytes().into()), None)
             }
             Body::Json(json) => {
                 let value = json.render(vars).map_err(|e| format!("json body: {e}"))?;
-                (Some(Arc::from(value.to_string().into_bytes())), None)
+                (Some(value.to_string().into_bytes().into()), None)
             }
             Body::Form(pairs) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 for (key, value) in pairs {
                     form.append_pair(key, &value.render_to_string(vars).map_err(|e| format!("form {key}: {e}"))?);
                 }
-                (Some(Arc::from(form.finish().into_bytes())), None)
+                (Some(form.finish().into_bytes().into()), None)
             }
-            Body::Multipart(parts) => (Some(Arc::from(multipart::render(parts, vars)?)), None),
-            Body::Payload(payload) => (Some(payload.bytes.clone()), Some(payload.sha256_hex.clone())),
+            // Its files are pieces of the body, shared by every request: never copied.
+            Body::Multipart(parts) => (Some(multipart::render_pieces(parts, vars)?), None),
+            Body::Payload(payload) => (Some(payload.bytes.clone().into()), Some(payload.sha256_hex.clone())),
         };
         Ok(RenderedRequest { path, headers, body, payload_sha256 })
     }
@@ -690,6 +692,6 @@ mod render_tests {
         let request = step.render(&vars(&[("word", "a b&c=d")])).expect("renders");
         assert_eq!(request.path, "/s/7?q=a+b%26c%3Dd&n=1+2");
         assert_eq!(request.headers, [("X-User".to_string(), "u7".to_string())]);
-        assert_eq!(request.body.as_deref(), Some(&b"a=a+b%26c%3Dd"[..]));
+        assert_eq!(request.body.map(|b| b.to_vec()), Some(b"a=a+b%26c%3Dd".to_vec()));
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! Files are read once, when the plan is loaded, and shared by every request. A form whose
 //! fields are all fixed is encoded once too and sent as is; one with templated fields is
-//! encoded per request (its files' bytes copied into each body), which is what a field that
-//! changes per user costs.
+//! rendered per request as pieces ([`render_pieces`]): its fields and the parts' heads are
+//! encoded anew, its files' bytes are shared pieces of every body, never copied.
 
 use std::sync::Arc;
 
+use crate::flow::body_bytes::BodyBytes;
 use crate::flow::template::{Template, Vars};
 
 /// The boundary between parts: fixed, so a form can be encoded once; long and unlikely enough
@@ -50,33 +51,34 @@ impl Part {
     }
 }
 
-/// The body of `parts`, their fields rendered for `vars`.
+/// The body of `parts` in one buffer, their fields rendered for `vars`: a form encoded once.
 pub fn render(parts: &[Part], vars: &Vars) -> Result<Vec<u8>, String> {
-    let mut body = Vec::with_capacity(parts.iter().map(part_size).sum::<usize>() + 64);
+    render_pieces(parts, vars).map(|body| body.to_vec())
+}
+
+/// The body of `parts`, their fields rendered for `vars`, as pieces: what is rendered (the
+/// fields, each part's head) between the files' own bytes, which are shared, not copied.
+pub fn render_pieces(parts: &[Part], vars: &Vars) -> Result<BodyBytes, String> {
+    let mut pieces: Vec<Arc<[u8]>> = Vec::with_capacity(2 * parts.len() + 1);
+    let mut text = Vec::with_capacity(256);
     for part in parts {
         match part {
             Part::Field { name, value } => {
-                let text = value.render_to_string(vars).map_err(|e| format!("multipart field {name}: {e}"))?;
-                push_head(&mut body, name, None, None);
-                body.extend_from_slice(text.as_bytes());
+                let rendered = value.render_to_string(vars).map_err(|e| format!("multipart field {name}: {e}"))?;
+                push_head(&mut text, name, None, None);
+                text.extend_from_slice(rendered.as_bytes());
             }
             Part::File { name, filename, content_type, bytes } => {
-                push_head(&mut body, name, Some(filename), Some(content_type));
-                body.extend_from_slice(bytes);
+                push_head(&mut text, name, Some(filename), Some(content_type));
+                pieces.push(Arc::from(std::mem::take(&mut text)));
+                pieces.push(bytes.clone());
             }
         }
-        body.extend_from_slice(b"\r\n");
+        text.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    Ok(body)
-}
-
-/// About how many bytes a part takes (its head and content), to size the body once.
-fn part_size(part: &Part) -> usize {
-    match part {
-        Part::Field { value, .. } => 128 + value.text().len(),
-        Part::File { bytes, .. } => 192 + bytes.len(),
-    }
+    text.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    pieces.push(Arc::from(text));
+    Ok(BodyBytes::of_pieces(pieces))
 }
 
 /// A part's boundary line and head, up to its content.
@@ -119,7 +121,11 @@ mod tests {
                 bytes: Arc::from(&b"\xff\xd8\x00binary\r\n"[..]),
             },
         ];
+        let pieces = render_pieces(&parts, &vars()).unwrap();
+        let Part::File { bytes: file, .. } = &parts[1] else { unreachable!() };
+        assert!(pieces.pieces().iter().any(|p| Arc::ptr_eq(p, file)), "the file's bytes are shared, not copied");
         let body = render(&parts, &vars()).unwrap();
+        assert_eq!(body, pieces.to_vec());
         let expected = [
             format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nphoto of user 7\r\n").into_bytes(),
             format!(

@@ -3,9 +3,10 @@
 //! session and its variables across steps and iterations.
 //!
 //! User `k` of a scenario runs on one shard: users are taken a connection's worth at a time
-//! (one user over HTTP/1.1, `streams` users over HTTP/2), connection `c` to shard
-//! `c mod shards`, so that HTTP/2 users who share a connection share a shard and a quick
-//! `--http2 -c C` opens exactly C connections over every thread. With stages of users, a user
+//! (one user over HTTP/1.1, `streams` users over HTTP/2), connection `c` to the shard whose
+//! stripe owns item `c` (`load::stripe`: `c mod shards` for the whole plan), so that HTTP/2
+//! users who share a connection share a shard and a quick `--http2 -c C` opens exactly C
+//! connections over every thread of every segment. With stages of users, a user
 //! is active only in its windows ([`user_windows`]).
 
 use std::rc::Rc;
@@ -16,6 +17,7 @@ use tokio::task::JoinSet;
 use crate::engine::shard::Shard;
 use crate::exec::{ScenarioRun, closed_user};
 use crate::flow::UserStage;
+use crate::load::stripe::Stripe;
 use crate::plan::ClosedLoad;
 
 /// Starts this shard's users of a closed scenario and waits until they are done.
@@ -24,28 +26,29 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, closed: &Close
     let total = closed.connections as u64;
     let per_connection = scenario.users_per_connection() as u64;
     let mut users = JoinSet::new();
-    let (stripe, stripes) = shard.stripes();
-    for k in (0..total).filter(|&k| owner(k, per_connection, stripes) == stripe) {
+    let stripe = shard.stripe();
+    for k in (0..total).filter(|&k| stripe.owns(connection_of(k, per_connection))) {
         let windows = user_windows(&scenario.user_stages, scenario.ramp_up, k, total);
         users.spawn_local(closed_user(shard.clone(), run.clone(), k, windows));
     }
     while users.join_next().await.is_some() {}
 }
 
-/// The shard user `k` runs on, when `per_connection` users share a connection.
-pub(crate) fn owner(k: u64, per_connection: u64, shards: usize) -> usize {
-    ((k / per_connection.max(1)) % shards.max(1) as u64) as usize
+/// The connection user `k` shares, when `per_connection` users share one: the item whose
+/// stripe runs the user.
+pub(crate) fn connection_of(k: u64, per_connection: u64) -> u64 {
+    k / per_connection.max(1)
 }
 
-/// How many of `total` users shard `index` runs.
-pub(crate) fn users_on(total: u64, per_connection: u64, shards: usize, index: usize) -> u64 {
+/// How many of `total` users `stripe` runs.
+pub(crate) fn users_on(total: u64, per_connection: u64, stripe: &Stripe) -> u64 {
     let per_connection = per_connection.max(1);
     let connections = total.div_ceil(per_connection);
-    let mine = crate::load::share(connections, shards, index);
-    // The last connection may be partly filled; it belongs to shard (connections - 1) mod shards.
-    let last_owner = ((connections.max(1) - 1) % shards.max(1) as u64) as usize;
+    let mine = stripe.share(connections);
+    // The last connection may be partly filled.
     let partial = connections * per_connection - total;
-    if mine > 0 && index == last_owner { mine * per_connection - partial } else { mine * per_connection }
+    let has_last = connections > 0 && stripe.owns(connections - 1);
+    if has_last { mine * per_connection - partial } else { mine * per_connection }
 }
 
 /// When user `k` of a closed scenario of `total` users is active, from the run's start:
@@ -88,18 +91,37 @@ mod tests {
 
     #[test]
     fn users_sharing_a_connection_share_a_shard() {
+        let owner =
+            |k, per, shards| (0..shards).find(|&i| Stripe::of_whole(shards, i).owns(connection_of(k, per))).unwrap();
         // 12 HTTP/2 users, 4 per connection, 2 shards: connections 0 and 2 on shard 0.
         let on = |k| owner(k, 4, 2);
         assert_eq!((0..12).map(on).collect::<Vec<_>>(), [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]);
-        assert_eq!((users_on(12, 4, 2, 0), users_on(12, 4, 2, 1)), (8, 4));
+        let users_of = |total, per, shards, i| users_on(total, per, &Stripe::of_whole(shards, i));
+        assert_eq!((users_of(12, 4, 2, 0), users_of(12, 4, 2, 1)), (8, 4));
         // HTTP/1.1: every other user.
         assert_eq!((0..5).map(|k| owner(k, 1, 2)).collect::<Vec<_>>(), [0, 1, 0, 1, 0]);
         for (total, per, shards) in [(10u64, 3u64, 2usize), (7, 1, 3), (1, 100, 4), (100, 7, 3)] {
-            let counted: u64 = (0..shards).map(|i| users_on(total, per, shards, i)).sum();
+            let counted: u64 = (0..shards).map(|i| users_of(total, per, shards, i)).sum();
             assert_eq!(counted, total, "{total} users, {per} per connection, {shards} shards");
             for i in 0..shards {
                 let owned = (0..total).filter(|&k| owner(k, per, shards) == i).count() as u64;
-                assert_eq!(users_on(total, per, shards, i), owned);
+                assert_eq!(users_of(total, per, shards, i), owned);
+            }
+        }
+        // Over segments of a sequence too: 3 threads of 1/4:1/2, 2 of 1/2:1, 1 of 0:1/4.
+        let sequence = Some("0,1/4,1/2,1");
+        let stripes: Vec<Stripe> = [("0:1/4", 1), ("1/4:1/2", 3), ("1/2:1", 2)]
+            .iter()
+            .flat_map(|&(text, threads)| {
+                let segment = crate::plan::Segment::parse(text, sequence).unwrap();
+                (0..threads).map(move |t| Stripe::new(&segment, threads, t))
+            })
+            .collect();
+        for (total, per) in [(10u64, 3u64), (7, 1), (1, 100), (100, 7), (41, 4)] {
+            assert_eq!(stripes.iter().map(|s| users_on(total, per, s)).sum::<u64>(), total);
+            for s in &stripes {
+                let owned = (0..total).filter(|&k| s.owns(connection_of(k, per))).count() as u64;
+                assert_eq!(users_on(total, per, s), owned, "{total} users, {per} per connection, {s:?}");
             }
         }
     }

@@ -6,6 +6,7 @@
 //! - [`open`]: arrivals on a schedule ([`arrivals`]), each an iteration by a user of a pool,
 //!   whether or not earlier ones came back;
 //! - [`hold`]: connections opened at a paced rate and held until the run ends;
+//! - [`stripe`]: which of the plan's arrivals, users and connections a shard takes;
 //! - [`timer`]: the microsecond timer the open model's arrivals leave on.
 //!
 //! Every scenario's users and rate are spread over the shards, so a plan of several scenarios
@@ -15,6 +16,7 @@ pub mod arrivals;
 pub mod closed;
 pub mod hold;
 pub mod open;
+pub mod stripe;
 pub mod timer;
 
 use std::cell::Cell;

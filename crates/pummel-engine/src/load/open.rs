@@ -74,8 +74,7 @@ pub(crate) async fn run(shard: &Rc<Shard>, run: &Rc<ScenarioRun>, open: &OpenLoa
     let timer = ArrivalTimer::new();
     let planned = run.scenario().planned_duration().unwrap_or(Duration::MAX);
     let mut without_wait = 0u32;
-    let (stripe, stripes) = shard.stripes();
-    let mut arrivals = Arrivals::new(&open.stages, open.arrival, stripe, stripes, seed);
+    let mut arrivals = Arrivals::new(&open.stages, open.arrival, &shard.stripe(), seed);
     // The arrival the dispatcher was at when the scenario was stopped, if it was.
     let mut stopped_at = None;
     for offset in arrivals.by_ref() {

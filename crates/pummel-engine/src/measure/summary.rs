@@ -217,6 +217,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         branches: Vec::new(),
         scenarios: Vec::new(),
         segment: None,
+        segment_sequence: None,
         merged: None,
         by_target: Vec::new(),
         phases: Vec::new(),
@@ -227,6 +228,7 @@ pub fn summarize(plan: &Plan, outcome: &RunOutcome) -> Summary {
         writes: None,
     };
     summary.segment = (!plan.segment.is_whole()).then(|| plan.segment.to_string());
+    summary.segment_sequence = plan.segment.sequence_label().filter(|_| !plan.segment.is_whole());
     add_flows(&mut summary, plan, &outcome.flows, outcome.measured);
     add_targets(&mut summary, plan, &outcome.flows);
     summary

@@ -33,6 +33,9 @@ pub(crate) use self::target::UrlParts;
 pub use self::target::{MAX_SOURCE_ADDRS, Scheme, Target, parse_source_addrs};
 use crate::dial::tls_config::{TlsClient, TlsConfigError, TlsSettings};
 use crate::flow::{Scenario, Scenarios};
+/// The part of a plan a process runs (`--segment i/N`, `--segment FROM:TO` with
+/// `--segment-sequence`): shared with `pummel merge`, which checks that segments cover the plan.
+pub use pummel_results::segment::Segment;
 
 /// The longest default drain time: a run whose requests time out after 30 s need not wait that
 /// long for its last answers.
@@ -103,7 +106,11 @@ pub struct Plan {
     /// one host.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub target_name: String,
-    /// The part of the plan this process runs (`--segment i/N`): the whole plan by default.
+    /// The part of the plan this process runs (`--segment i/N`, or `FROM:TO` of a
+    /// `--segment-sequence`): the whole plan by default. Arrival `k` of an open-model scenario,
+    /// user or connection `k`, and row `k` of a `unique` or `sequential` feeder go to the
+    /// segment that owns item `k` (see [`Segment`]); iterations, request counts and pool bounds
+    /// are split so that the segments add up to the whole.
     #[serde(skip_serializing_if = "Segment::is_whole")]
     pub segment: Segment,
     /// When the run starts, agreed between the processes that run segments of one plan
@@ -126,68 +133,6 @@ pub struct Plan {
     /// `[proxy.NAME]`, `--fault`): see the `pummel-faults` crate.
     #[serde(skip_serializing_if = "pummel_faults::FaultPlan::is_empty")]
     pub faults: pummel_faults::FaultPlan,
-}
-
-/// One of `count` parts of a plan (`--segment index+1/count`): processes that run every part
-/// of one plan, on one machine or many, together run exactly the whole plan. Arrival `k` of an
-/// open-model scenario fires in part `k mod count` (parts interleave, no bursts); users and
-/// connections are striped the same way (so `{{ user }}` stays unique over the parts);
-/// iterations, request counts and pool bounds are split so that the parts add up to the
-/// whole; `unique` and `sequential` feeders hand row `r` to part `r mod count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Segment {
-    /// This part, 0-based.
-    pub index: u64,
-    /// How many parts the plan is cut into.
-    pub count: u64,
-}
-
-impl Default for Segment {
-    fn default() -> Self {
-        Segment { index: 0, count: 1 }
-    }
-}
-
-impl Segment {
-    /// True for the whole plan (one part).
-    pub fn is_whole(&self) -> bool {
-        self.count <= 1
-    }
-
-    /// Parses `i/N` (1-based, as `--segment 2/4`).
-    pub fn parse(text: &str) -> Result<Segment, String> {
-        let bad = || format!("--segment {text:?}: expected i/N, e.g. 1/4 (part i of N, 1 ≤ i ≤ N)");
-        let (i, n) = text.split_once('/').ok_or_else(bad)?;
-        let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-        if n == 0 || i == 0 || i > n {
-            return Err(bad());
-        }
-        Ok(Segment { index: i - 1, count: n })
-    }
-
-    /// The share of the plan's arrivals this part sends (arrival `k` fires in part
-    /// `k mod count`): what its offered rate is, so that its own figures (and the side that
-    /// limited it) are judged against what it was asked to send, and the parts' rates add up.
-    pub fn fraction(&self) -> f64 {
-        1.0 / self.count.max(1) as f64
-    }
-
-    /// How many of `total` items this part takes (the parts add up to `total`).
-    pub fn share(&self, total: u64) -> u64 {
-        crate::load::share(total, self.count.max(1) as usize, self.index as usize)
-    }
-
-    /// How many of `total` items thread `thread` of this part's `threads` takes: this part's
-    /// share, split over its threads (every thread of every part adds up to `total`).
-    pub fn thread_share(&self, total: u64, threads: usize, thread: usize) -> u64 {
-        crate::load::share(self.share(total), threads, thread)
-    }
-}
-
-impl std::fmt::Display for Segment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index + 1, self.count)
-    }
 }
 
 /// One more host of a plan that sends to several (`[targets.NAME]`).
@@ -802,18 +747,5 @@ mod tests {
         assert_eq!(rate_at(&stages, Duration::from_secs(1)), 10.0);
         assert_eq!(rate_at(&stages, Duration::from_secs(4)), 20.0);
         assert_eq!(rate_at(&stages, Duration::from_secs(5)), 20.0);
-    }
-
-    #[test]
-    fn segments_parse_and_their_shares_add_up() {
-        assert_eq!(Segment::parse("2/4"), Ok(Segment { index: 1, count: 4 }));
-        for bad in ["0/4", "5/4", "4", "x/4", "1/0", ""] {
-            assert!(Segment::parse(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(Segment::parse("3/5").map(|s| s.to_string()), Ok("3/5".to_string()));
-        for total in [0u64, 1, 7, 100_000] {
-            let sum: u64 = (0..3).map(|index| Segment { index, count: 3 }.share(total)).sum();
-            assert_eq!(sum, total);
-        }
     }
 }

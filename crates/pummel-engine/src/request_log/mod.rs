@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use shard::ShardLog;
+pub use writer::{LineSink, RequestLogTotals, Writer};
 pub(crate) use writer::{LogLink, Record};
-pub use writer::{RequestLogTotals, Writer};
 
 /// Default bound of lines per second, per kind.
 pub const DEFAULT_PER_SECOND: u32 = 100;

@@ -1,12 +1,14 @@
 //! The writer thread of the request log: takes the shards' lines from a bounded channel,
 //! writes them as JSON lines (redacted, see the module above), and adds up what the shards
-//! left out. It is the only one that touches the file, so a slow disk delays nobody but it.
+//! left out. It is the only one that touches the file (or, on an agent, the way to its
+//! coordinator: a [`LineSink`]), so a slow disk or network delays nobody but it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use pummel_results::error_kind::ErrorKind;
 use serde_json::json;
@@ -17,6 +19,28 @@ use crate::flow::Scenarios;
 
 /// Lines waiting for the writer, at most (beyond: left out by the shards).
 const CHANNEL_LINES: usize = 8192;
+/// How often the writer flushes what it wrote while lines keep coming (or do not): the log
+/// can be followed during a run, and an agent's lines reach its coordinator each second.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the writer's lines go: a file, or (on an agent) its coordinator, which writes
+/// every agent's lines into its one file.
+pub trait LineSink: Send {
+    /// Takes one JSON line, without its newline.
+    fn line(&mut self, line: &str) -> std::io::Result<()>;
+    /// Hands on what was taken so far.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+impl LineSink for BufWriter<File> {
+    fn line(&mut self, line: &str) -> std::io::Result<()> {
+        writeln!(self, "{line}")
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Write::flush(self)
+    }
+}
 
 /// One request to log, as a shard saw it.
 #[derive(Debug)]
@@ -88,12 +112,22 @@ impl Writer {
     /// Creates (or truncates) the file and starts the writer.
     pub fn start(spec: &RequestLogSpec, scenarios: Arc<Scenarios>, base_url: String) -> std::io::Result<Writer> {
         let file = File::create(&spec.path)?;
+        Writer::start_into(spec, scenarios, base_url, Box::new(BufWriter::new(file)))
+    }
+
+    /// Starts the writer with its lines going to `sink` (an agent's way to its coordinator).
+    pub fn start_into(
+        spec: &RequestLogSpec,
+        scenarios: Arc<Scenarios>,
+        base_url: String,
+        sink: Box<dyn LineSink>,
+    ) -> std::io::Result<Writer> {
         let spec = Arc::new(spec.clone());
         let (lines, received) = sync_channel(CHANNEL_LINES);
         let writing = spec.clone();
         let thread = std::thread::Builder::new()
             .name("pummel-request-log".into())
-            .spawn(move || write_lines(&writing, &scenarios, &base_url, file, received))?;
+            .spawn(move || write_lines(&writing, &scenarios, &base_url, sink, received))?;
         Ok(Writer { lines, thread, spec })
     }
 
@@ -135,13 +169,24 @@ fn write_lines(
     spec: &RequestLogSpec,
     scenarios: &Scenarios,
     base_url: &str,
-    file: File,
+    mut out: Box<dyn LineSink>,
     received: Receiver<Message>,
 ) -> RequestLogTotals {
-    let mut out = BufWriter::new(file);
     let mut totals = RequestLogTotals { path: spec.path.display().to_string(), ..RequestLogTotals::default() };
     let mut left_out = [0u64; SLOTS];
-    while let Ok(message) = received.recv() {
+    let mut flushed = std::time::Instant::now();
+    loop {
+        if flushed.elapsed() >= FLUSH_EVERY {
+            flushed = std::time::Instant::now();
+            if let (None, Err(e)) = (&totals.error, out.flush()) {
+                totals.error = Some(e.to_string());
+            }
+        }
+        let message = match received.recv_timeout(FLUSH_EVERY) {
+            Ok(message) => message,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match message {
             Message::Line(record) => {
                 if totals.error.is_some() {
@@ -149,7 +194,7 @@ fn write_lines(
                     continue;
                 }
                 let line = line(spec, scenarios, base_url, &record);
-                match writeln!(out, "{line}") {
+                match out.line(&line.to_string()) {
                     Ok(()) => totals.written += 1,
                     Err(e) => totals.error = Some(e.to_string()),
                 }
@@ -164,6 +209,7 @@ fn write_lines(
     if let Err(e) = out.flush() {
         totals.error.get_or_insert(e.to_string());
     }
+    drop(out);
     for (slot, n) in left_out.iter().enumerate().filter(|(_, n)| **n > 0) {
         let name = if slot == OK_SLOT { "ok" } else { ErrorKind::ALL[slot].name() };
         totals.left_out.insert(name.to_string(), *n);

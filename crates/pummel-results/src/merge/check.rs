@@ -1,5 +1,6 @@
-//! Which documents may be merged: segments of one plan, written by one shape of document,
-//! each once, all of them (or a partial merge, asked for). Every refusal names the file and
+//! Which documents may be merged: segments of one plan and of one sequence, written by one
+//! shape of document, each once, none overlapping another, together covering the plan (or a
+//! partial merge, asked for). Every refusal names the file and
 //! says what differs.
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use super::{MergeInput, MergeOptions, Part, time};
 use crate::document::SCHEMA_VERSION;
 use crate::fingerprint::plan_identity;
 use crate::histogram::HistogramDecodeError;
+use crate::segment::{Ratio, SegmentLabel};
 
 /// Why documents were not merged.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +33,10 @@ pub enum MergeError {
         expected: u32,
     },
     /// A document of a whole run, or of `find-limit`.
-    #[error("{source_name} is not a segment's results ({why}); pummel merge joins the results of `--segment i/N` runs")]
+    #[error(
+        "{source_name} is not a segment's results ({why}); pummel merge joins the results of `--segment i/N` and \
+         `--segment FROM:TO` runs"
+    )]
     NotASegment {
         /// The file.
         source_name: String,
@@ -78,6 +83,36 @@ pub enum MergeError {
         /// The first file's part count.
         first_count: u64,
     },
+    /// Segments of two different sequences: their items were dealt out differently.
+    #[error(
+        "{source_name} is segment {segment}, but {first} is segment {first_segment}: segments of one plan must be \
+         cut from one sequence (give every process the same --segment-sequence)"
+    )]
+    DifferentSequence {
+        /// The file.
+        source_name: String,
+        /// Its segment and sequence: `1/2:1 of the sequence 0,1/4,1/2,1`.
+        segment: String,
+        /// The first file.
+        first: String,
+        /// The first file's segment and sequence.
+        first_segment: String,
+    },
+    /// Two segments that share part of the plan.
+    #[error(
+        "{source_name} (segment {label}) overlaps {other} (segment {other_label}): merged, part of the plan would \
+         count twice"
+    )]
+    Overlap {
+        /// The file.
+        source_name: String,
+        /// Its segment.
+        label: String,
+        /// The file it overlaps.
+        other: String,
+        /// That file's segment.
+        other_label: String,
+    },
     /// One segment given twice.
     #[error("{source_name} and {other} are both segment {label}: each segment may be merged once")]
     Duplicate {
@@ -88,13 +123,13 @@ pub enum MergeError {
         /// The segment.
         label: String,
     },
-    /// Segments of the plan not given, and no partial merge asked for.
-    #[error("segment{} {} of {count} missing: merge every segment, or ask for a partial merge (--partial)", if .missing.len() == 1 { "" } else { "s" }, .missing.join(", "))]
+    /// Segments of the plan not given (a gap), and no partial merge asked for.
+    #[error("segment{} {} of {of} missing: merge every segment, or ask for a partial merge (--partial)", if .missing.len() == 1 { "" } else { "s" }, .missing.join(", "))]
     Missing {
-        /// The segments not given, `i/N`.
+        /// The segments not given, `i/N` or `FROM:TO`.
         missing: Vec<String>,
-        /// How many the plan has.
-        count: u64,
+        /// What they are missing from: the part count (`3`) or `the sequence 0,1/4,1/2,1`.
+        of: String,
     },
     /// A histogram that does not decode.
     #[error("{source_name}: {what}: {source}")]
@@ -131,8 +166,10 @@ pub(super) struct Checked<'a> {
 /// Checks `inputs` against the first of them, and places each on the merged clock.
 pub(super) fn check(inputs: &[MergeInput], options: MergeOptions) -> Result<Checked<'_>, MergeError> {
     let first = inputs.first().ok_or(MergeError::Empty)?;
-    let mut by_index: BTreeMap<u64, (&MergeInput, &str, u64)> = BTreeMap::new();
-    let mut first_segment: Option<(&str, u64)> = None;
+    // By where each segment starts: the merged order, and where a gap or an overlap shows.
+    let mut by_start: BTreeMap<Ratio, (&MergeInput, &str, SegmentLabel)> = BTreeMap::new();
+    let mut first_segment: Option<(&str, SegmentLabel)> = None;
+    let mut given: Vec<(&MergeInput, &str, SegmentLabel)> = Vec::with_capacity(inputs.len());
     for input in inputs {
         let doc = &input.document;
         let source_name = || input.source.clone();
@@ -150,41 +187,78 @@ pub(super) fn check(inputs: &[MergeInput], options: MergeOptions) -> Result<Chec
             source_name: source_name(),
             why: if doc.summary.merged.is_some() { "it is a merge already" } else { "it ran the whole plan" }.into(),
         })?;
-        let (index, count) = parse_segment(label).ok_or_else(|| MergeError::NotASegment {
-            source_name: source_name(),
-            why: format!("its segment {label:?} is not i/N"),
+        let segment = SegmentLabel::parse(label, doc.summary.segment_sequence.as_deref()).map_err(|e| {
+            MergeError::NotASegment { source_name: source_name(), why: format!("its segment {label:?}: {e}") }
         })?;
-        let (first_label, first_count) = *first_segment.get_or_insert((label, count));
-        if count != first_count {
-            return Err(MergeError::DifferentCount {
-                source_name: source_name(),
-                label: label.to_string(),
-                first: first.source.clone(),
-                first_label: first_label.to_string(),
-                count,
-                first_count,
-            });
+        let (first_label, first_of) = first_segment.get_or_insert_with(|| (label, segment.clone()));
+        if let (Some(count), Some(first_count)) = (segment.parts, first_of.parts) {
+            if count != first_count {
+                return Err(MergeError::DifferentCount {
+                    source_name: source_name(),
+                    label: label.to_string(),
+                    first: first.source.clone(),
+                    first_label: first_label.to_string(),
+                    count,
+                    first_count,
+                });
+            }
         }
         check_plan(input, first)?;
         check_histograms(input)?;
-        if let Some((other, _, _)) = by_index.get(&index) {
-            return Err(MergeError::Duplicate {
-                source_name: source_name(),
-                other: other.source.clone(),
-                label: label.to_string(),
-            });
-        }
-        by_index.insert(index, (input, label, count));
+        given.push((input, label, segment));
     }
-    let count = first_segment.map_or(1, |(_, n)| n);
-    let missing: Vec<String> =
-        (1..=count).filter(|i| !by_index.contains_key(i)).map(|i| format!("{i}/{count}")).collect();
+    // Then how the segments lie: none twice, none overlapping another, all of one sequence.
+    for (at, (input, label, segment)) in given.iter().enumerate() {
+        for (other, other_label, placed) in &given[..at] {
+            if placed.from == segment.from && placed.to == segment.to && placed.sequence == segment.sequence {
+                return Err(MergeError::Duplicate {
+                    source_name: input.source.clone(),
+                    other: other.source.clone(),
+                    label: label.to_string(),
+                });
+            }
+            if placed.overlaps(segment) {
+                return Err(MergeError::Overlap {
+                    source_name: input.source.clone(),
+                    label: label.to_string(),
+                    other: other.source.clone(),
+                    other_label: other_label.to_string(),
+                });
+            }
+        }
+    }
+    for (input, label, segment) in given {
+        if let Some((first_label, first_of)) = &first_segment {
+            if segment.sequence != first_of.sequence {
+                return Err(MergeError::DifferentSequence {
+                    source_name: input.source.clone(),
+                    segment: format!("{label} of the sequence {}", segment.sequence),
+                    first: first.source.clone(),
+                    first_segment: format!("{first_label} of the sequence {}", first_of.sequence),
+                });
+            }
+        }
+        by_start.insert(segment.from, (input, label, segment));
+    }
+    // One sequence, no segment twice: what is not covered is the sequence's segments not given.
+    let missing: Vec<String> = match &first_segment {
+        Some((_, like)) => (0..like.sequence.len())
+            .filter(|&k| !by_start.contains_key(&like.sequence.segment(k).0))
+            .map(|k| SegmentLabel::label_of(&like.sequence, k, like))
+            .collect(),
+        None => Vec::new(),
+    };
     if !missing.is_empty() && !options.allow_partial {
-        return Err(MergeError::Missing { missing, count });
+        let of = match first_segment.as_ref().map(|(_, like)| like) {
+            Some(SegmentLabel { parts: Some(n), .. }) => n.to_string(),
+            Some(like) => format!("the sequence {}", like.sequence),
+            None => String::new(),
+        };
+        return Err(MergeError::Missing { missing, of });
     }
 
-    let mut starts = Vec::with_capacity(by_index.len());
-    for (input, _, _) in by_index.values() {
+    let mut starts = Vec::with_capacity(by_start.len());
+    for (input, _, _) in by_start.values() {
         let at = time::parse_rfc3339_ms(&input.document.started_at).ok_or_else(|| MergeError::StartedAt {
             source_name: input.source.clone(),
             value: input.document.started_at.clone(),
@@ -193,9 +267,9 @@ pub(super) fn check(inputs: &[MergeInput], options: MergeOptions) -> Result<Chec
     }
     let earliest = starts.iter().copied().min().unwrap_or(0);
     let mut notes = Vec::new();
-    let mut parts = Vec::with_capacity(by_index.len());
+    let mut parts = Vec::with_capacity(by_start.len());
     let mut started_at = first.document.started_at.clone();
-    for ((input, label, _), at) in by_index.values().zip(&starts) {
+    for ((input, label, _), at) in by_start.values().zip(&starts) {
         let offset_ms = at.saturating_sub(earliest);
         let offset_s = (offset_ms + 500) / 1000;
         let off_by = offset_ms.abs_diff(offset_s * 1000);
@@ -213,13 +287,6 @@ pub(super) fn check(inputs: &[MergeInput], options: MergeOptions) -> Result<Chec
         parts.push(Part { source: &input.source, doc: &input.document, label, offset_ms, offset_s });
     }
     Ok(Checked { parts, started_at, missing, notes })
-}
-
-/// `i/N` (1-based) as (i, N).
-fn parse_segment(label: &str) -> Option<(u64, u64)> {
-    let (i, n) = label.split_once('/')?;
-    let (i, n): (u64, u64) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
-    (i >= 1 && i <= n).then_some((i, n))
 }
 
 /// Refuses a document whose plan is not `first`'s, saying where they differ.

@@ -189,6 +189,7 @@ pub(super) fn summary(
         branches: branches(parts),
         scenarios: scenarios(parts),
         segment: None,
+        segment_sequence: None,
         merged: None,
         by_target: by_target(parts, notes),
         phases: phases(parts),

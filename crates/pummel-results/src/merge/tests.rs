@@ -149,6 +149,7 @@ fn segment(label: &str, started_at: &str, seconds: &[Vec<u64>], plan: serde_json
         branches: Vec::new(),
         scenarios: Vec::new(),
         segment: Some(label.into()),
+        segment_sequence: None,
         merged: None,
         by_target: Vec::new(),
         phases: Vec::new(),
@@ -312,6 +313,75 @@ fn missing_segments_are_refused_unless_a_partial_merge_is_asked_for() {
     let merged = merge(&inputs, MergeOptions { allow_partial: true }).unwrap();
     assert!(merged.summary.partial);
     assert_eq!(merged.summary.merged.unwrap().missing, ["1/3", "3/3"]);
+}
+
+/// Segment `label` of `sequence` (`--segment FROM:TO --segment-sequence ...`).
+fn ranged(label: &str, sequence: &str, seconds: &[Vec<u64>]) -> ResultsDocument {
+    let mut doc = segment(label, START, seconds, plan(100.0));
+    doc.summary.segment_sequence = Some(sequence.into());
+    doc
+}
+
+#[test]
+fn ranges_of_one_sequence_that_cover_the_plan_merge() {
+    let seq = "0,1/4,1/2,1";
+    let inputs = vec![
+        input("c.json", ranged("1/2:1", seq, &[vec![1000, 2000]])),
+        input("a.json", ranged("0:1/4", seq, &[vec![3000]])),
+        input("b.json", ranged("1/4:1/2", seq, &[vec![4000]])),
+    ];
+    let merged = merge(&inputs, strict()).unwrap();
+    assert_eq!(merged.summary.requests.ok, 4);
+    assert_eq!(merged.summary.merged.unwrap().segments, ["0:1/4", "1/4:1/2", "1/2:1"], "in order of the plan");
+    assert_eq!(merged.summary.segment_sequence, None);
+    // i/N documents and ranges of the same equal sequence are segments of one sequence.
+    let mixed = vec![
+        input("a.json", segment("1/2", START, &[vec![1000]], plan(100.0))),
+        input("b.json", ranged("1/2:1", "0,1/2,1", &[vec![1000]])),
+    ];
+    assert_eq!(merge(&mixed, strict()).unwrap().summary.merged.unwrap().segments, ["1/2", "1/2:1"]);
+}
+
+#[test]
+fn gaps_overlaps_and_other_sequences_are_refused_naming_the_files() {
+    let seq = "0,1/4,1/2,1";
+    let a = || input("a.json", ranged("0:1/4", seq, &[vec![1000]]));
+    let c = || input("c.json", ranged("1/2:1", seq, &[vec![1000]]));
+    let err = merge(&[a(), c()], strict()).unwrap_err().to_string();
+    assert!(err.starts_with("segment 1/4:1/2 of the sequence 0,1/4,1/2,1 missing"), "{err}");
+    let partial = merge(&[a(), c()], MergeOptions { allow_partial: true }).unwrap();
+    assert_eq!(partial.summary.merged.unwrap().missing, ["1/4:1/2"]);
+
+    // 0:1/2 (of its own sequence 0,1/2,1) overlaps 1/4:1/2.
+    let half = input("half.json", ranged("0:1/2", "0,1/2,1", &[vec![1000]]));
+    let b = input("b.json", ranged("1/4:1/2", seq, &[vec![1000]]));
+    let err = merge(&[c(), half, b], strict()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "b.json (segment 1/4:1/2) overlaps half.json (segment 0:1/2): merged, part of the plan would count twice"
+    );
+
+    // Cover 0..1 without overlapping, but cut from two sequences: their items were dealt out apart.
+    let half = input("half.json", ranged("0:1/2", "0,1/2,1", &[vec![1000]]));
+    let b = input("b.json", ranged("1/4:1/2", seq, &[vec![1000]]));
+    let err = merge(&[half, c()], strict()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("c.json is segment 1/2:1 of the sequence 0,1/4,1/2,1, but half.json is segment 0:1/2 of the sequence 0,1/2,1"),
+        "{err}"
+    );
+    let err =
+        merge(&[a(), b, input("again.json", ranged("1/4:1/2", seq, &[vec![1000]]))], strict()).unwrap_err().to_string();
+    assert_eq!(err, "again.json and b.json are both segment 1/4:1/2: each segment may be merged once");
+
+    let mut bad = ranged("1/4:1/3", seq, &[vec![1000]]);
+    bad.summary.segment_sequence = Some(seq.into());
+    let err = merge(&[a(), input("bad.json", bad)], strict()).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "bad.json is not a segment's results (its segment \"1/4:1/3\": the segment 1/4:1/3 is not in the sequence"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

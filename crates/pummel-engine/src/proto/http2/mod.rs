@@ -34,6 +34,7 @@ pub use self::pool::FlowPool;
 use pummel_results::error_kind::ErrorKind;
 
 use crate::dial::TransportError;
+use crate::flow::body_bytes::BodyBytes;
 
 /// The receive window announced for each stream: large, so the target is never throttled.
 const STREAM_WINDOW: u32 = 16 << 20;
@@ -52,7 +53,7 @@ pub struct H2Request {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Option<BodyBytes>,
 }
 
 impl H2Request {
@@ -62,8 +63,8 @@ impl H2Request {
     }
 
     /// Its body.
-    pub fn body(&self) -> &[u8] {
-        &self.body
+    pub fn body(&self) -> Option<&BodyBytes> {
+        self.body.as_ref()
     }
 
     /// The request in HTTP/2 form; an error names the part that does not fit. Header names
@@ -73,7 +74,7 @@ impl H2Request {
         method: &str,
         uri: Uri,
         fields: impl IntoIterator<Item = (&'a str, &'a str)>,
-        body: Bytes,
+        body: Option<BodyBytes>,
     ) -> Result<H2Request, String> {
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("method {method:?}"))?;
         let mut headers = HeaderMap::new();
@@ -89,7 +90,8 @@ impl H2Request {
         if !headers.contains_key(USER_AGENT) {
             headers.insert(USER_AGENT, HeaderValue::from_static(crate::proto::http1::USER_AGENT));
         }
-        if !body.is_empty() {
+        let body = body.filter(|b| !b.is_empty());
+        if let Some(body) = &body {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         Ok(H2Request { method, uri, headers, body })
@@ -203,12 +205,16 @@ async fn exchange(
     std::future::poll_fn(|cx| sender.poll_ready(cx)).await.map_err(TransportError::h2)?;
     let sent_at = Instant::now();
     on_sent(sent_at);
-    let body = &request.body;
     let (response, mut outgoing) =
-        sender.send_request(request.request(), body.is_empty()).map_err(TransportError::h2)?;
-    if !body.is_empty() {
-        // h2 buffers what the window does not take yet and sends it as the window opens.
-        outgoing.send_data(body.clone(), true).map_err(TransportError::h2)?;
+        sender.send_request(request.request(), request.body.is_none()).map_err(TransportError::h2)?;
+    if let Some(body) = &request.body {
+        // h2 buffers what the window does not take yet and sends it as the window opens. The
+        // pieces' bytes are shared with the request, not copied.
+        let pieces = body.pieces();
+        for (index, piece) in pieces.iter().enumerate() {
+            let last = index + 1 == pieces.len();
+            outgoing.send_data(Bytes::from_owner(piece.clone()), last).map_err(TransportError::h2)?;
+        }
     }
     let (head, mut incoming) = response.await.map_err(TransportError::h2)?.into_parts();
     if capture.headers {

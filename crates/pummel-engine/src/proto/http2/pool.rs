@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::counted::{Counted, Failure};
 use super::{After, Answered, Ask, Capture, H2Request, Kept, attempt, handshake};
 use crate::dial::{Alpn, Dialer, TransportError};
+use crate::flow::body_bytes::BodyBytes;
 use crate::measure::meter::Meter;
 
 /// The HTTP/2 connections of one scenario on a shard, shared by its users.
@@ -139,7 +140,7 @@ impl FlowPool {
         method: &str,
         path: &str,
         headers: &[(String, String)],
-        body: Bytes,
+        body: Option<BodyBytes>,
     ) -> Result<H2Request, String> {
         let uri = Uri::builder()
             .scheme(self.scheme.clone())

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use base64::Engine as _;
 use clap::Parser;
-use pummel_cluster::agent::{Next, Session};
+use pummel_cluster::agent::{Ended, Next, Session};
 use pummel_cluster::protocol::Job;
 use pummel_cluster::{ClusterError, Token};
 use pummel_engine::engine::RunControl;
@@ -71,11 +71,26 @@ pub fn run(args: AgentArgs) -> Result<ExitStatus, CliError> {
         ran.map_err(|e| CliError::cannot_start(anyhow!(e)))?;
         match next {
             Next::Job(next) if !control.is_interrupted() => job = next,
-            _ => break,
+            Next::Job(_) | Next::End(Ended::Interrupted) => {
+                say("interrupted");
+                return Ok(ExitStatus::Interrupted);
+            }
+            Next::End(Ended::Finished) if control.is_interrupted() => {
+                say("interrupted; the coordinator ended the run");
+                return Ok(ExitStatus::Interrupted);
+            }
+            Next::End(Ended::Finished) => {
+                say("done: the coordinator ended the run");
+                return Ok(ExitStatus::Pass);
+            }
+            // The coordinator is gone: this agent stopped its part on its own, and says so
+            // (exit 1, as a run cut short), so that a supervisor such as a Kubernetes Job sees it.
+            Next::End(Ended::Lost(why)) => {
+                eprintln!("pummel agent {name}: stopped: lost the coordinator ({why})");
+                return Ok(ExitStatus::ThresholdsFailed);
+            }
         }
     }
-    say("done");
-    Ok(if control.is_interrupted() { ExitStatus::Interrupted } else { ExitStatus::Pass })
 }
 
 /// `--watch-only`: the target is opened first (a wrong PID or port is an error before any

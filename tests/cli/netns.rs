@@ -453,7 +453,10 @@ fn agents_cut_off_from_their_coordinator_stop_loading_the_target() {
         assert!(out.stderr.contains(&format!("agent {role} lost")), "{}", out.stderr);
     }
     for agent in agents {
-        agent.wait(Duration::from_secs(10)).assert_no_panic();
+        // An agent that stopped on its own says why, and exits 1: its part was cut short.
+        let agent = agent.wait(Duration::from_secs(10));
+        agent.assert_code(1).assert_no_panic();
+        assert!(agent.stderr.contains("stopped: lost the coordinator"), "{}", agent.stderr);
     }
     let received = received(sink);
     let last_request = recorded(&record_path, received as usize, Duration::from_secs(10))

@@ -169,7 +169,7 @@ impl Session {
         let (Some(mut reader), Some(writer)) = (self.reader.take(), self.writer.take()) else {
             // Gone already: an outbox whose every send fails.
             let (queue, _) = unbounded_channel();
-            return (run(&Outbox { queue }), Next::End);
+            return (run(&Outbox { queue }), Next::End(Ended::Lost("the connection was gone before the job".into())));
         };
         let cpu_at_start = ProcessTime::now();
         let (queue, queued) = unbounded_channel();
@@ -201,17 +201,26 @@ impl Session {
                     match tokio::time::timeout(LOSS_AFTER, reader.next()).await {
                         Ok(next) => next,
                         Err(_) if job_over.is_cancelled() => continue,
-                        Err(_) => Ok(None),
+                        Err(_) => {
+                            stopper.interrupt();
+                            let silence = format!("no word from the coordinator for {} s", LOSS_AFTER.as_secs());
+                            return (None, Next::End(Ended::Lost(silence)));
+                        }
                     }
                 };
                 match next {
                     Ok(Some(Message::Stop)) => stopper.interrupt(),
                     Ok(Some(Message::Heartbeat { .. })) => {}
                     Ok(Some(Message::Job(job))) => return (Some(reader), Next::Job(*job)),
-                    Ok(Some(Message::Finish)) => return (Some(reader), Next::End),
-                    Ok(Some(_)) | Ok(None) | Err(_) => {
+                    Ok(Some(Message::Finish)) => return (Some(reader), Next::End(Ended::Finished)),
+                    other => {
                         stopper.interrupt();
-                        return (None, Next::End);
+                        let why = match other {
+                            Ok(None) => "the coordinator closed the connection".to_string(),
+                            Err(e) => e.to_string(),
+                            Ok(Some(message)) => format!("an unexpected message from the coordinator: {message:?}"),
+                        };
+                        return (None, Next::End(Ended::Lost(why)));
                     }
                 }
             }
@@ -236,9 +245,9 @@ impl Session {
                         self.reader = reader;
                         next
                     }
-                    Err(_) => Next::End,
+                    Err(_) => Next::End(Ended::Lost("the listening task failed".into())),
                 },
-                () = ended.cancelled() => Next::End,
+                () = ended.cancelled() => Next::End(Ended::Interrupted),
             }
         });
         (outcome, next)
@@ -316,8 +325,20 @@ fn connection<'a>(
 pub enum Next {
     /// Run this job (a search's next step).
     Job(Job),
-    /// Nothing more: exit.
-    End,
+    /// Nothing more: exit, for this reason.
+    End(Ended),
+}
+
+/// Why an agent has no more work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The coordinator said the run is over.
+    Finished,
+    /// The coordinator is gone (closed, silent, or sent garbage), and why: the agent stopped
+    /// loading the target on its own.
+    Lost(String),
+    /// The agent's own Ctrl-C.
+    Interrupted,
 }
 
 impl Session {

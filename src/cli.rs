@@ -81,6 +81,11 @@ pub struct ClusterArgs {
     /// target's side from it, as --watch-pid/--watch-port do for a local target.
     #[arg(long)]
     pub watch_agent: bool,
+    /// Unequal parts for agents of unequal size: NAME=WEIGHT,... (agents named with `pummel
+    /// agent --name`; `--workers` are worker-1, worker-2, ...), e.g. big=3,small=1 gives `big`
+    /// 3/4 of the plan. Agents not named weigh 1. Equal weights are the parts i/N
+    #[arg(long, value_name = "NAME=W,...")]
+    pub agent_weights: Option<String>,
 }
 
 /// `--on-agent-loss`.

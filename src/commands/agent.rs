@@ -160,13 +160,13 @@ fn agent_plan(job: &Job, dir: &std::path::Path) -> Result<Plan, CliError> {
     let local = |reference: &Option<PathBuf>| {
         reference.as_ref().map(|p| shipped.get(&p.display().to_string()).cloned().unwrap_or_else(|| p.clone()))
     };
-    let segment =
-        Segment::parse(&job.segment, None).map_err(|e| CliError::usage(anyhow!("segment {:?}: {e}", job.segment)))?;
+    let segment = Segment::parse(&job.segment, job.segment_sequence.as_deref())
+        .map_err(|e| CliError::usage(anyhow!("segment {:?}: {e}", job.segment)))?;
     let mut plan = match cli.command {
         Command::Run(mut args) => {
             localize(&mut args.request, &mut args.connection, local);
             args.segment = Some(job.segment.clone());
-            args.segment_sequence = None;
+            args.segment_sequence = job.segment_sequence.clone();
             args.start_at = None;
             args.cluster.agents = None;
             args.cluster.workers = None;

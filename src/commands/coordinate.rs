@@ -149,6 +149,8 @@ pub struct Cluster {
     figures: Vec<AgentFigures>,
     /// What a setup phase here exported, for the agents' load.
     exports: BTreeMap<String, Vec<String>>,
+    /// `--agent-weights`: each named agent's weight (others weigh 1).
+    weights: BTreeMap<String, u64>,
 }
 
 impl Cluster {
@@ -181,6 +183,10 @@ impl Cluster {
                 "--watch-agent and --watch-pid/--watch-port: the target is watched by one or the other"
             )));
         }
+        let weights = match &cluster.agent_weights {
+            Some(text) => parse_weights(text).map_err(|e| CliError::usage(anyhow!("--agent-weights: {e}")))?,
+            None => BTreeMap::new(),
+        };
         let wait = duration_flag("--agents-timeout", &cluster.agents_timeout)?;
         let token = if workers {
             Token::random()
@@ -208,6 +214,13 @@ impl Cluster {
                 Event::Refused { address, reason } => eprintln!("warning: refused {address}: {reason}"),
             })
             .map_err(|e| interrupted_or(e, control))?;
+        if let Some(name) = weights.keys().find(|name| !gathered.agents.iter().any(|a| &a.name == *name)) {
+            let joined: Vec<&str> = gathered.agents.iter().map(|a| a.name.as_str()).collect();
+            return Err(CliError::usage(anyhow!(
+                "--agent-weights names {name:?}, which is none of the agents that joined ({})",
+                joined.join(", ")
+            )));
+        }
         let on_loss = match cluster.on_agent_loss {
             OnAgentLoss::Abort => OnLoss::Abort,
             OnAgentLoss::Continue => OnLoss::Continue,
@@ -223,6 +236,7 @@ impl Cluster {
             quiet,
             figures: Vec::new(),
             exports: BTreeMap::new(),
+            weights,
         })
     }
 
@@ -241,10 +255,13 @@ impl Cluster {
         };
         let count = self.count;
         let (job_args, shipped, exports) = (&self.job_args, &self.shipped, &self.exports);
+        let names: Vec<&str> = gathered.agents.iter().map(|a| a.name.as_str()).collect();
+        let parts = weighted_parts(&names, &self.weights);
         let job = |index: usize| Job {
             args: job_args.clone(),
             files: shipped.clone(),
-            segment: pummel_engine::plan::Segment::part(index as u64, count as u64).to_string(),
+            segment: parts[index].0.clone(),
+            segment_sequence: parts[index].1.clone(),
             step_rate,
             exports: exports.clone(),
         };
@@ -364,6 +381,58 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The results' form of an agent's figures.
+/// `NAME=WEIGHT,...` of `--agent-weights`: whole weights of at least 1.
+fn parse_weights(text: &str) -> Result<BTreeMap<String, u64>, String> {
+    let mut weights = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, weight) = item.split_once('=').ok_or_else(|| format!("{item:?}: expected NAME=WEIGHT"))?;
+        let weight: u64 = match weight.trim().parse() {
+            Ok(w) if (1..=1000).contains(&w) => w,
+            _ => return Err(format!("{item:?}: a weight is a whole number from 1 to 1000")),
+        };
+        if weights.insert(name.trim().to_string(), weight).is_some() {
+            return Err(format!("{:?} is named twice", name.trim()));
+        }
+    }
+    if weights.is_empty() {
+        return Err("expected NAME=WEIGHT,...".into());
+    }
+    Ok(weights)
+}
+
+/// Each agent's part (`--segment`, `--segment-sequence`), in segment order: `i/N` when every
+/// agent weighs the same, else consecutive ranges of one sequence, each as long as its weight's
+/// share of all (`big=3,small=1`: `0:3/4` and `3/4:1` of `0,3/4,1`).
+fn weighted_parts(names: &[&str], weights: &BTreeMap<String, u64>) -> Vec<(String, Option<String>)> {
+    let count = names.len() as u64;
+    let each: Vec<u64> = names.iter().map(|n| weights.get(*n).copied().unwrap_or(1)).collect();
+    if each.windows(2).all(|w| w[0] == w[1]) {
+        return (0..count).map(|i| (pummel_engine::plan::Segment::part(i, count).to_string(), None)).collect();
+    }
+    let total: u64 = each.iter().sum();
+    let point = |sum: u64| -> String {
+        let divisor = gcd(sum, total);
+        match (sum / divisor, total / divisor) {
+            (0, _) => "0".to_string(),
+            (n, d) if n == d => "1".to_string(),
+            (n, d) => format!("{n}/{d}"),
+        }
+    };
+    let mut points = vec![point(0)];
+    let mut sum = 0;
+    for weight in &each {
+        sum += weight;
+        points.push(point(sum));
+    }
+    let sequence = points.join(",");
+    points.windows(2).map(|p| (format!("{}:{}", p[0], p[1]), Some(sequence.clone()))).collect()
+}
+
+/// The greatest common divisor (of a numerator and a denominator above 0).
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
 /// The request log of a run over agents: what every agent's log wrote and left out, in the
 /// coordinator's file (`error`: the coordinator's own trouble writing it, or an agent's).
 fn log_totals(path: &std::path::Path, figures: &[AgentFigures], error: Option<String>) -> RequestLogTotals {
@@ -493,5 +562,35 @@ impl Workers {
 impl Drop for Workers {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_make_consecutive_ranges_of_one_sequence() {
+        let weights = parse_weights("big=3, small=1").unwrap();
+        let parts = weighted_parts(&["small", "big", "other"], &weights);
+        let sequence = Some("0,1/5,4/5,1".to_string());
+        assert_eq!(
+            parts,
+            [("0:1/5".to_string(), sequence.clone()), ("1/5:4/5".into(), sequence.clone()), ("4/5:1".into(), sequence)]
+        );
+        // Every part is a segment pummel reads, and together they cover the plan.
+        let shares: u64 = parts
+            .iter()
+            .map(|(segment, sequence)| {
+                pummel_engine::plan::Segment::parse(segment, sequence.as_deref()).expect("a segment").share(1000)
+            })
+            .sum();
+        assert_eq!(shares, 1000);
+        // Equal weights are the parts i/N, as without the flag.
+        let equal = weighted_parts(&["a", "b"], &parse_weights("a=2,b=2").unwrap());
+        assert_eq!(equal, [("1/2".to_string(), None), ("2/2".to_string(), None)]);
+        for bad in ["", "a", "a=0", "a=x", "a=1,a=2", "a=1001"] {
+            assert!(parse_weights(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -102,6 +102,47 @@ fn the_request_log_of_agents_lands_in_the_coordinators_file() {
     assert_eq!(summary["request_log"]["left_out"], serde_json::json!({}), "nothing left out");
 }
 
+/// `--agent-weights worker-1=3`: the agents get unequal parts of one sequence (`1/4:1` and
+/// `0:1/4` of `0,1/4,1`, in the order they joined), sending 3/4 and 1/4 of the 200 arrivals,
+/// which still add up to the whole; bad weights, and a name no agent has, are usage errors.
+#[test]
+fn agent_weights_give_unequal_parts_that_add_up() {
+    let _load = support::shared();
+    let (_sink, addr) = spawn_sink(&[]);
+    let url = format!("http://{addr}/");
+    let out = support::run(
+        &["run", &url, "--workers", "2", "--agent-weights", "worker-1=3", "-r", "100", "-d", "2s", "--json"],
+        Duration::from_secs(90),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    assert_eq!(count(&summary, "/requests/sent"), 200, "{}", out.stdout);
+    let agents = summary["agents"].as_array().expect("the per-agent breakdown");
+    let part = |name: &str| {
+        let agent = agents.iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{name} in {agents:?}"));
+        (text(agent, "/segment").to_string(), count(agent, "/sent"))
+    };
+    let ((big_segment, big), (small_segment, small)) = (part("worker-1"), part("worker-2"));
+    assert_eq!((big, small), (150, 50), "3/4 and 1/4 of the arrivals");
+    let segments = BTreeSet::from([big_segment.as_str(), small_segment.as_str()]);
+    assert!(
+        segments == BTreeSet::from(["0:3/4", "3/4:1"]) || segments == BTreeSet::from(["0:1/4", "1/4:1"]),
+        "consecutive ranges of one sequence: {segments:?}"
+    );
+    for bad in ["worker-1=0", "worker-1", "worker-1=2,worker-1=3"] {
+        let out =
+            support::run(&["run", &url, "--workers", "2", "--agent-weights", bad, "-n", "4"], Duration::from_secs(30));
+        out.assert_code(2).assert_no_panic();
+        assert!(out.stderr.contains("--agent-weights"), "{bad}: {}", out.stderr);
+    }
+    let out = support::run(
+        &["run", &url, "--workers", "2", "--agent-weights", "nobody=2", "-n", "4"],
+        Duration::from_secs(60),
+    );
+    out.assert_code(2).assert_no_panic();
+    assert!(out.stderr.contains("none of the agents that joined"), "{}", out.stderr);
+}
+
 /// Agents started by hand in another folder run a plan file whose feeder only the coordinator
 /// has: the coordinator ships it. A `unique` feeder of 12 rows over 4 users × 3 iterations is
 /// dealt out so that every row is used exactly once over both agents.

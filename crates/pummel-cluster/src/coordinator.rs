@@ -246,6 +246,7 @@ impl Coordinator {
         };
         let count = agents.len();
         let jobs: Vec<Job> = (0..count).map(&job).collect();
+        let segments: Vec<String> = jobs.iter().map(|j| j.segment.clone()).collect();
         // Every agent builds its plan and measures its clock at the same time.
         let prepared = runtime.block_on(async {
             let tasks: Vec<_> =
@@ -303,7 +304,7 @@ impl Coordinator {
             figures.lock().expect("figures lock").push(AgentFigures {
                 name: agent.name.clone(),
                 address: agent.address.to_string(),
-                segment: pummel_results::segment::Segment::part(index as u64, count as u64).to_string(),
+                segment: segments.get(index).cloned().unwrap_or_default(),
                 shards: agent.shards,
                 clock_offset_ms: agent.offset_us as f64 / 1000.0,
                 round_trip_ms: agent.round_trip.as_secs_f64() * 1000.0,

@@ -153,8 +153,11 @@ pub struct Job {
     pub args: Vec<String>,
     /// The files the arguments and the plan refer to.
     pub files: Vec<ShippedFile>,
-    /// This agent's part: `i/N`, 1-based.
+    /// This agent's part: `i/N`, 1-based, or `FROM:TO` of [`Job::segment_sequence`].
     pub segment: String,
+    /// The sequence a `FROM:TO` part is a segment of (unequal parts, `--agent-weights`).
+    #[serde(default)]
+    pub segment_sequence: Option<String>,
     /// A step of a capacity search (`find-limit`): run the search's step at this rate.
     #[serde(default)]
     pub step_rate: Option<f64>,
@@ -293,6 +296,7 @@ mod tests {
             args: vec!["x".repeat(200_000)],
             files: Vec::new(),
             segment: "1/1".into(),
+            segment_sequence: None,
             step_rate: None,
             exports: Default::default(),
         };

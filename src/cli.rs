@@ -83,8 +83,9 @@ pub struct ClusterArgs {
     pub watch_agent: bool,
     /// Unequal parts for agents of unequal size: NAME=WEIGHT,... (agents named with `pummel
     /// agent --name`; `--workers` are worker-1, worker-2, ...), e.g. big=3,small=1 gives `big`
-    /// 3/4 of the plan. Agents not named weigh 1. Equal weights are the parts i/N
-    #[arg(long, value_name = "NAME=W,...")]
+    /// 3/4 of the plan, agents not named weighing 1; or `cores`: each agent's CPUs. Equal
+    /// weights are the parts i/N
+    #[arg(long, value_name = "NAME=W,...|cores")]
     pub agent_weights: Option<String>,
 }
 

@@ -149,8 +149,8 @@ pub struct Cluster {
     figures: Vec<AgentFigures>,
     /// What a setup phase here exported, for the agents' load.
     exports: BTreeMap<String, Vec<String>>,
-    /// `--agent-weights`: each named agent's weight (others weigh 1).
-    weights: BTreeMap<String, u64>,
+    /// `--agent-weights`.
+    weights: Weights,
 }
 
 impl Cluster {
@@ -184,8 +184,8 @@ impl Cluster {
             )));
         }
         let weights = match &cluster.agent_weights {
-            Some(text) => parse_weights(text).map_err(|e| CliError::usage(anyhow!("--agent-weights: {e}")))?,
-            None => BTreeMap::new(),
+            Some(text) => Weights::parse(text).map_err(|e| CliError::usage(anyhow!("--agent-weights: {e}")))?,
+            None => Weights::Named(BTreeMap::new()),
         };
         let wait = duration_flag("--agents-timeout", &cluster.agents_timeout)?;
         let token = if workers {
@@ -214,7 +214,7 @@ impl Cluster {
                 Event::Refused { address, reason } => eprintln!("warning: refused {address}: {reason}"),
             })
             .map_err(|e| interrupted_or(e, control))?;
-        if let Some(name) = weights.keys().find(|name| !gathered.agents.iter().any(|a| &a.name == *name)) {
+        if let Some(name) = weights.named().find(|name| !gathered.agents.iter().any(|a| &a.name == *name)) {
             let joined: Vec<&str> = gathered.agents.iter().map(|a| a.name.as_str()).collect();
             return Err(CliError::usage(anyhow!(
                 "--agent-weights names {name:?}, which is none of the agents that joined ({})",
@@ -255,8 +255,8 @@ impl Cluster {
         };
         let count = self.count;
         let (job_args, shipped, exports) = (&self.job_args, &self.shipped, &self.exports);
-        let names: Vec<&str> = gathered.agents.iter().map(|a| a.name.as_str()).collect();
-        let parts = weighted_parts(&names, &self.weights);
+        let each: Vec<u64> = gathered.agents.iter().map(|a| self.weights.of(&a.name, a.cores)).collect();
+        let parts = weighted_parts(&each);
         let job = |index: usize| Job {
             args: job_args.clone(),
             files: shipped.clone(),
@@ -381,8 +381,45 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The results' form of an agent's figures.
-/// `NAME=WEIGHT,...` of `--agent-weights`: whole weights of at least 1.
-fn parse_weights(text: &str) -> Result<BTreeMap<String, u64>, String> {
+/// How big each agent's part is (`--agent-weights`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Weights {
+    /// Named agents' weights; the others weigh 1 (no flag: all weigh 1).
+    Named(BTreeMap<String, u64>),
+    /// Each agent's CPUs, as it said when it joined.
+    Cores,
+}
+
+impl Weights {
+    /// `cores`, or `NAME=WEIGHT,...` with whole weights from 1 to 1000.
+    fn parse(text: &str) -> Result<Weights, String> {
+        if text.trim() == "cores" {
+            return Ok(Weights::Cores);
+        }
+        parse_named_weights(text).map(Weights::Named)
+    }
+
+    /// The weight of the agent `name` with `cores` CPUs.
+    fn of(&self, name: &str, cores: usize) -> u64 {
+        match self {
+            Weights::Named(weights) => weights.get(name).copied().unwrap_or(1),
+            Weights::Cores => cores.max(1) as u64,
+        }
+    }
+
+    /// The agents named.
+    fn named(&self) -> impl Iterator<Item = &String> {
+        match self {
+            Weights::Named(weights) => Some(weights.keys()),
+            Weights::Cores => None,
+        }
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// `NAME=WEIGHT,...` of `--agent-weights`: whole weights from 1 to 1000.
+fn parse_named_weights(text: &str) -> Result<BTreeMap<String, u64>, String> {
     let mut weights = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (name, weight) = item.split_once('=').ok_or_else(|| format!("{item:?}: expected NAME=WEIGHT"))?;
@@ -395,17 +432,16 @@ fn parse_weights(text: &str) -> Result<BTreeMap<String, u64>, String> {
         }
     }
     if weights.is_empty() {
-        return Err("expected NAME=WEIGHT,...".into());
+        return Err("expected NAME=WEIGHT,... or cores".into());
     }
     Ok(weights)
 }
 
-/// Each agent's part (`--segment`, `--segment-sequence`), in segment order: `i/N` when every
-/// agent weighs the same, else consecutive ranges of one sequence, each as long as its weight's
-/// share of all (`big=3,small=1`: `0:3/4` and `3/4:1` of `0,3/4,1`).
-fn weighted_parts(names: &[&str], weights: &BTreeMap<String, u64>) -> Vec<(String, Option<String>)> {
-    let count = names.len() as u64;
-    let each: Vec<u64> = names.iter().map(|n| weights.get(*n).copied().unwrap_or(1)).collect();
+/// Each agent's part (`--segment`, `--segment-sequence`) for its weight, in segment order:
+/// `i/N` when every agent weighs the same, else consecutive ranges of one sequence, each as
+/// long as its weight's share of all (weights 3 and 1: `0:3/4` and `3/4:1` of `0,3/4,1`).
+fn weighted_parts(each: &[u64]) -> Vec<(String, Option<String>)> {
+    let count = each.len() as u64;
     if each.windows(2).all(|w| w[0] == w[1]) {
         return (0..count).map(|i| (pummel_engine::plan::Segment::part(i, count).to_string(), None)).collect();
     }
@@ -420,7 +456,7 @@ fn weighted_parts(names: &[&str], weights: &BTreeMap<String, u64>) -> Vec<(Strin
     };
     let mut points = vec![point(0)];
     let mut sum = 0;
-    for weight in &each {
+    for weight in each {
         sum += weight;
         points.push(point(sum));
     }
@@ -571,8 +607,9 @@ mod tests {
 
     #[test]
     fn weights_make_consecutive_ranges_of_one_sequence() {
-        let weights = parse_weights("big=3, small=1").unwrap();
-        let parts = weighted_parts(&["small", "big", "other"], &weights);
+        let weights = Weights::parse("big=3, small=1").unwrap();
+        let each: Vec<u64> = ["small", "big", "other"].iter().map(|n| weights.of(n, 8)).collect();
+        let parts = weighted_parts(&each);
         let sequence = Some("0,1/5,4/5,1".to_string());
         assert_eq!(
             parts,
@@ -587,10 +624,15 @@ mod tests {
             .sum();
         assert_eq!(shares, 1000);
         // Equal weights are the parts i/N, as without the flag.
-        let equal = weighted_parts(&["a", "b"], &parse_weights("a=2,b=2").unwrap());
+        let equal = weighted_parts(&[2, 2]);
         assert_eq!(equal, [("1/2".to_string(), None), ("2/2".to_string(), None)]);
+        // By cores: an agent of 6 CPUs beside one of 2 takes 3/4.
+        let cores = Weights::parse("cores").unwrap();
+        let parts = weighted_parts(&[cores.of("a", 6), cores.of("b", 2)]);
+        assert_eq!(parts[0].0, "0:3/4");
+        assert_eq!(cores.named().count(), 0);
         for bad in ["", "a", "a=0", "a=x", "a=1,a=2", "a=1001"] {
-            assert!(parse_weights(bad).is_err(), "{bad:?}");
+            assert!(Weights::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

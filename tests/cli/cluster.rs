@@ -129,6 +129,16 @@ fn agent_weights_give_unequal_parts_that_add_up() {
         segments == BTreeSet::from(["0:3/4", "3/4:1"]) || segments == BTreeSet::from(["0:1/4", "1/4:1"]),
         "consecutive ranges of one sequence: {segments:?}"
     );
+    // By cores: workers on one machine have the same, so the parts are equal, i/N.
+    let out = support::run(
+        &["run", &url, "--workers", "2", "--agent-weights", "cores", "-r", "100", "-d", "1s", "--json"],
+        Duration::from_secs(90),
+    );
+    out.assert_code(0).assert_no_panic();
+    let summary = out.json();
+    let segments: BTreeSet<&str> =
+        summary["agents"].as_array().expect("agents").iter().map(|a| text(a, "/segment")).collect();
+    assert_eq!(segments, BTreeSet::from(["1/2", "2/2"]));
     for bad in ["worker-1=0", "worker-1", "worker-1=2,worker-1=3"] {
         let out =
             support::run(&["run", &url, "--workers", "2", "--agent-weights", bad, "-n", "4"], Duration::from_secs(30));

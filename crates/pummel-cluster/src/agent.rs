@@ -81,6 +81,7 @@ impl Session {
                     name: name.to_string(),
                     nonce: our_nonce.clone(),
                     watch_only,
+                    cores: std::thread::available_parallelism().map_or(1, usize::from),
                 })
                 .await?;
             let challenge = tokio::time::timeout(Duration::from_secs(10), reader.expect("the coordinator's challenge"))

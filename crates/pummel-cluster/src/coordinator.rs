@@ -58,6 +58,8 @@ pub struct Joined {
     pub version: String,
     /// It watches the target instead of sending load (`pummel agent --watch-only`).
     pub watch_only: bool,
+    /// The CPUs it may use, as it said.
+    pub cores: usize,
     reader: Reader,
     writer: Writer,
 }
@@ -313,7 +315,7 @@ impl Coordinator {
             let (queue, queued) = unbounded_channel();
             relay.writers.push(runtime.spawn(protocol::write_all(agent.writer, queued)));
             relay.queues.push(queue);
-            relay.who.push((agent.name.clone(), agent.address, agent.version.clone()));
+            relay.who.push((agent.name.clone(), agent.address, agent.version.clone(), agent.cores));
             shards_of.push((agent.name.clone(), agent.shards));
             let agent_relay = AgentRelay {
                 index,
@@ -394,8 +396,8 @@ pub struct Relay {
     /// Each agent's writer task, giving the writer back once its queue closes.
     writers: Vec<tokio::task::JoinHandle<Option<Writer>>>,
     queues: Vec<UnboundedSender<Message>>,
-    /// Each agent's name, address and version, in segment order.
-    who: Vec<(String, SocketAddr, String)>,
+    /// Each agent's name, address, version and cores, in segment order.
+    who: Vec<(String, SocketAddr, String, usize)>,
     figures: Arc<Mutex<Vec<AgentFigures>>>,
     /// Ends the stop watch.
     done: CancellationToken,
@@ -414,9 +416,9 @@ impl Relay {
             done.cancel();
             drop(queues);
             let mut agents = Vec::new();
-            for ((reader, writer), (name, address, version)) in back.into_iter().zip(writers).zip(who) {
+            for ((reader, writer), (name, address, version, cores)) in back.into_iter().zip(writers).zip(who) {
                 if let (Some(reader), Ok(Some(writer))) = (reader, writer.await) {
-                    agents.push(Joined { name, address, version, watch_only: false, reader, writer });
+                    agents.push(Joined { name, address, version, watch_only: false, cores, reader, writer });
                 }
             }
             agents
@@ -430,7 +432,7 @@ impl Relay {
 async fn handshake(stream: tokio::net::TcpStream, token: &Token) -> Result<Joined, ClusterError> {
     let address = stream.peer_addr().map_err(ClusterError::io("cannot read the agent's address"))?;
     let (mut reader, mut writer) = protocol::split(stream);
-    let Message::Hello { protocol, version, name, nonce: agent_nonce, watch_only } =
+    let Message::Hello { protocol, version, name, nonce: agent_nonce, watch_only, cores } =
         reader.expect("the agent's hello").await?
     else {
         return Err(ClusterError::Protocol("the peer did not start with a hello".into()));
@@ -454,7 +456,7 @@ async fn handshake(stream: tokio::net::TcpStream, token: &Token) -> Result<Joine
         return Err(ClusterError::Refused(format!("agent {name}: wrong token")));
     }
     reader.trust();
-    Ok(Joined { name, address, version, watch_only, reader, writer })
+    Ok(Joined { name, address, version, watch_only, cores, reader, writer })
 }
 
 /// An agent with its job accepted and its clock measured.
@@ -462,6 +464,7 @@ struct Prepared {
     name: String,
     address: SocketAddr,
     version: String,
+    cores: usize,
     reader: Reader,
     writer: Writer,
     shards: usize,
@@ -507,6 +510,7 @@ async fn prepare(mut agent: Joined, job: Job) -> Result<Prepared, ClusterError> 
         name,
         address: agent.address,
         version: agent.version,
+        cores: agent.cores,
         reader: agent.reader,
         writer: agent.writer,
         shards,

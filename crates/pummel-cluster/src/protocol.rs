@@ -50,6 +50,9 @@ pub enum Message {
         /// (`pummel agent --watch-only`).
         #[serde(default)]
         watch_only: bool,
+        /// The CPUs the agent may use: what `--agent-weights cores` weighs it by.
+        #[serde(default)]
+        cores: usize,
     },
     /// The coordinator's nonce, and its proof that it knows the token.
     Challenge {

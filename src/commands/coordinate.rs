@@ -380,7 +380,6 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The results' form of an agent's figures.
 /// How big each agent's part is (`--agent-weights`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Weights {
@@ -492,6 +491,7 @@ fn log_totals(path: &std::path::Path, figures: &[AgentFigures], error: Option<St
     totals
 }
 
+/// The results' form of an agent's figures.
 fn agent_summary(f: &AgentFigures) -> AgentSummary {
     AgentSummary {
         name: f.name.clone(),

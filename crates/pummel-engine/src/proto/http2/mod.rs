@@ -54,6 +54,37 @@ pub struct H2Request {
     uri: Uri,
     headers: HeaderMap,
     body: Option<BodyBytes>,
+    /// The body's pieces as h2 sends them, wrapped once with the request: a request built
+    /// once is sent many times without wrapping its body again.
+    frames: Frames,
+}
+
+/// A body's pieces as `Bytes` (sharing the body's bytes, not copying them).
+enum Frames {
+    /// No body.
+    None,
+    /// One piece, the usual body.
+    One(Bytes),
+    /// Several (a multipart form's fields and shared files).
+    Pieces(Vec<Bytes>),
+}
+
+impl Frames {
+    fn of(body: Option<&BodyBytes>) -> Frames {
+        match body.map(BodyBytes::pieces) {
+            None => Frames::None,
+            Some([one]) => Frames::One(Bytes::from_owner(one.clone())),
+            Some(pieces) => Frames::Pieces(pieces.iter().map(|p| Bytes::from_owner(p.clone())).collect()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Bytes] {
+        match self {
+            Frames::None => &[],
+            Frames::One(bytes) => std::slice::from_ref(bytes),
+            Frames::Pieces(pieces) => pieces,
+        }
+    }
 }
 
 impl H2Request {
@@ -94,7 +125,8 @@ impl H2Request {
         if let Some(body) = &body {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        Ok(H2Request { method, uri, headers, body })
+        let frames = Frames::of(body.as_ref());
+        Ok(H2Request { method, uri, headers, body, frames })
     }
 
     fn request(&self) -> Request<()> {
@@ -207,14 +239,11 @@ async fn exchange(
     on_sent(sent_at);
     let (response, mut outgoing) =
         sender.send_request(request.request(), request.body.is_none()).map_err(TransportError::h2)?;
-    if let Some(body) = &request.body {
-        // h2 buffers what the window does not take yet and sends it as the window opens. The
-        // pieces' bytes are shared with the request, not copied.
-        let pieces = body.pieces();
-        for (index, piece) in pieces.iter().enumerate() {
-            let last = index + 1 == pieces.len();
-            outgoing.send_data(Bytes::from_owner(piece.clone()), last).map_err(TransportError::h2)?;
-        }
+    // h2 buffers what the window does not take yet and sends it as the window opens. The
+    // pieces' bytes are shared with the request, not copied.
+    let frames = request.frames.as_slice();
+    for (index, frame) in frames.iter().enumerate() {
+        outgoing.send_data(frame.clone(), index + 1 == frames.len()).map_err(TransportError::h2)?;
     }
     let (head, mut incoming) = response.await.map_err(TransportError::h2)?.into_parts();
     if capture.headers {
